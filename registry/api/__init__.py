@@ -1,0 +1,1 @@
+"""The HTTP layer: translates HTTP requests into domain calls and back."""

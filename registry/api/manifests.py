@@ -1,0 +1,50 @@
+"""Manifest endpoints: GET/HEAD by tag or digest, PUT, DELETE."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from registry.api.common import CONFIG, read_bounded, services
+from registry.api.routes import Route
+from registry.core.errors import TooLarge
+
+
+async def get_manifest(request: web.Request, route: Route) -> web.StreamResponse:
+    reg = services(request)
+    head = request.method == "HEAD"
+    stored = await reg.manifests.get(route.name, route.ref, with_body=not head)
+    headers = {
+        "Docker-Content-Digest": str(stored.digest),
+        "Content-Type": stored.media_type,
+        "ETag": f'"{stored.digest}"',
+    }
+    if request.headers.get("If-None-Match") == headers["ETag"]:
+        return web.Response(status=304, headers=headers)
+    if head:
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.content_length = stored.size
+        await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+    return web.Response(status=200, body=stored.data, headers=headers)
+
+
+async def put_manifest(request: web.Request, route: Route) -> web.StreamResponse:
+    reg = services(request)
+    limit = request.app[CONFIG].limits.manifest_max_bytes
+    too_large = TooLarge(f"manifest larger than {limit} bytes", {"limit": limit})
+    data = await read_bounded(request, limit, too_large)
+    digest, manifest = await reg.manifests.put(route.name, route.ref, data,
+                                               request.headers.get("Content-Type"))
+    headers = {
+        "Location": f"/v2/{route.name}/manifests/{digest}",
+        "Docker-Content-Digest": str(digest),
+    }
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return web.Response(status=201, headers=headers)
+
+
+async def delete_manifest(request: web.Request, route: Route) -> web.StreamResponse:
+    await services(request).manifests.delete(route.name, route.ref)
+    return web.Response(status=202)

@@ -1,0 +1,94 @@
+"""URL dispatch for /v2/.
+
+Repository names contain slashes, so instead of a regex per route we split
+the path once and look at its tail: the endpoint is decided by the last one
+to three segments and everything before them is the name. Names are then
+checked against the spec grammar before any handler runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from registry.core.errors import NotFound, Unsupported
+from registry.core.grammar import validate_name
+
+
+class Endpoint(Enum):
+    BASE = "base"
+    CATALOG = "catalog"
+    TAGS = "tags"
+    MANIFEST = "manifest"
+    BLOB = "blob"
+    UPLOADS = "uploads"  # POST .../blobs/uploads/
+    UPLOAD = "upload"  # .../blobs/uploads/<id>
+    REFERRERS = "referrers"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    endpoint: Endpoint
+    name: str = ""
+    ref: str = ""
+
+
+def parse(tail: str) -> Route:
+    """Route for the path after `/v2/`; NotFound if it names no endpoint."""
+    if tail == "":
+        return Route(Endpoint.BASE)
+    if tail == "_catalog":
+        return Route(Endpoint.CATALOG)
+    parts = tail.split("/")
+    n = len(parts)
+    if n >= 3 and parts[-2] == "tags" and parts[-1] == "list":
+        return Route(Endpoint.TAGS, "/".join(parts[:-2]))
+    if n >= 4 and parts[-3] == "blobs" and parts[-2] == "uploads":
+        name = "/".join(parts[:-3])
+        if parts[-1] == "":
+            return Route(Endpoint.UPLOADS, name)
+        return Route(Endpoint.UPLOAD, name, parts[-1])
+    if n >= 3 and parts[-2] == "blobs" and parts[-1] == "uploads":
+        return Route(Endpoint.UPLOADS, "/".join(parts[:-2]))
+    if n >= 3 and parts[-1] != "":
+        kind = parts[-2]
+        name = "/".join(parts[:-2])
+        if kind == "manifests":
+            return Route(Endpoint.MANIFEST, name, parts[-1])
+        if kind == "blobs":
+            return Route(Endpoint.BLOB, name, parts[-1])
+        if kind == "referrers":
+            return Route(Endpoint.REFERRERS, name, parts[-1])
+    raise NotFound(detail={"path": "/v2/" + tail[:200]})
+
+
+Handler = Callable[[web.Request, Route], Awaitable[web.StreamResponse]]
+
+
+class Dispatcher:
+    """Maps (endpoint, method) to handlers; HEAD falls back to GET handlers."""
+
+    def __init__(self) -> None:
+        self._table: dict[tuple[Endpoint, str], Handler] = {}
+
+    def add(self, endpoint: Endpoint, method: str, handler: Handler) -> None:
+        self._table[(endpoint, method)] = handler
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path.split("?", 1)[0]
+        if raw in ("/v2", "/v2/"):
+            tail = ""
+        else:
+            tail = unquote(raw[len("/v2/"):])
+        route = parse(tail)
+        handler = self._table.get((route.endpoint, request.method))
+        if handler is None:
+            raise Unsupported(f"{request.method} is not supported here",
+                              {"method": request.method})
+        if route.name:
+            validate_name(route.name)
+        return await handler(request, route)

@@ -1,0 +1,106 @@
+"""Zero-copy blob responses.
+
+uvloop does not implement `loop.sendfile` (it raises NotImplementedError, so
+aiohttp's FileResponse falls back to reading the file through Python). We
+call os.sendfile(2) ourselves on a dedicated thread pool, waiting for the
+non-blocking socket with poll(2), so the bytes never enter the process and
+memory per download stays constant. Over TLS, or when sendfile is refused,
+the file is streamed in bounded chunks instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import select
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
+
+from aiohttp import web
+
+CHUNK = 1 << 20
+# How long a stalled client may keep a sendfile thread waiting.
+IDLE_TIMEOUT_S = 120.0
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="sendfile")
+    return _pool
+
+
+def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    end = offset + count
+    while offset < end:
+        try:
+            sent = os.sendfile(sock_fd, file_fd, offset, min(end - offset, 1 << 30))
+        except BlockingIOError:
+            if not poller.poll(IDLE_TIMEOUT_S * 1000):
+                raise TimeoutError("client stopped reading") from None
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            raise
+        if sent == 0:
+            raise ConnectionResetError("sendfile wrote nothing: peer gone or file shrank")
+        offset += sent
+
+
+async def _wait_flushed(transport: asyncio.Transport) -> None:
+    """Headers must be on the wire before sendfile writes to the same socket."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + IDLE_TIMEOUT_S
+    delay = 0.0005
+    while transport.get_write_buffer_size() > 0:
+        if transport.is_closing() or loop.time() > deadline:
+            raise ConnectionResetError("connection closed")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+async def _stream_fallback(response: web.StreamResponse, fh: BinaryIO, offset: int,
+                           count: int) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, fh.seek, offset)
+    while count > 0:
+        chunk = await loop.run_in_executor(None, fh.read, min(CHUNK, count))
+        if not chunk:
+            raise ConnectionResetError("file shrank while being served")
+        await response.write(chunk)
+        count -= len(chunk)
+
+
+async def send_file(request: web.Request, response: web.StreamResponse, fh: BinaryIO,
+                    offset: int, count: int) -> web.StreamResponse:
+    """Prepare `response` (headers already set, Content-Length = count) and send
+    `count` bytes of the open file `fh` from `offset`."""
+    await response.prepare(request)
+    if count == 0 or request.method == "HEAD":
+        await response.write_eof()
+        return response
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if transport is None or sock is None or transport.get_extra_info("sslcontext") is not None:
+        await _stream_fallback(response, fh, offset, count)
+        await response.write_eof()
+        return response
+    await _wait_flushed(transport)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(_executor(), _sendfile_blocking, sock.fileno(),
+                                   fh.fileno(), offset, count)
+    except (OSError, TimeoutError):
+        # The peer went away or stalled: nothing sensible can follow on this
+        # connection, so close it rather than leave a short body pending.
+        transport.close()
+        raise ConnectionResetError("client went away during sendfile") from None
+    # The body went around aiohttp's writer: tell it the response is complete.
+    await response.write_eof()
+    return response

@@ -1,0 +1,74 @@
+"""The aiohttp application: routes, middleware and the services' lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from registry.api import blobs, discovery, manifests, uploads
+from registry.api.common import CONFIG, REGISTRY
+from registry.api.errors import API_VERSION_HEADER, error_middleware
+from registry.api.routes import Dispatcher, Endpoint
+from registry.config import Config
+from registry.core.hooks import Hooks
+from registry.core.service import Registry
+from registry.index.db import Index, IndexHooks
+from registry.storage import create_driver
+
+log = logging.getLogger("registry")
+
+INDEX = web.AppKey("index", Index)
+
+
+def build_dispatcher() -> Dispatcher:
+    d = Dispatcher()
+    d.add(Endpoint.BASE, "GET", discovery.base)
+    d.add(Endpoint.BASE, "HEAD", discovery.base)
+    d.add(Endpoint.CATALOG, "GET", discovery.catalog)
+    d.add(Endpoint.TAGS, "GET", discovery.tags_list)
+    d.add(Endpoint.REFERRERS, "GET", discovery.referrers)
+    for method in ("GET", "HEAD"):
+        d.add(Endpoint.MANIFEST, method, manifests.get_manifest)
+        d.add(Endpoint.BLOB, method, blobs.get_blob)
+    d.add(Endpoint.MANIFEST, "PUT", manifests.put_manifest)
+    d.add(Endpoint.MANIFEST, "DELETE", manifests.delete_manifest)
+    d.add(Endpoint.BLOB, "DELETE", blobs.delete_blob)
+    d.add(Endpoint.UPLOADS, "POST", uploads.start_upload)
+    d.add(Endpoint.UPLOAD, "PATCH", uploads.patch_upload)
+    d.add(Endpoint.UPLOAD, "PUT", uploads.put_upload)
+    d.add(Endpoint.UPLOAD, "GET", uploads.get_upload)
+    d.add(Endpoint.UPLOAD, "DELETE", uploads.cancel_upload)
+    return d
+
+
+async def _add_api_version(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault(*API_VERSION_HEADER)
+
+
+def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
+    """The registry as an aiohttp application (used by `serve` and by tests)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[CONFIG] = config
+    dispatcher = build_dispatcher()
+    app.router.add_route("*", "/v2", dispatcher)
+    app.router.add_route("*", "/v2/{tail:.*}", dispatcher)
+    app.on_response_prepare.append(_add_api_version)
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        driver = create_driver(config.storage)
+        index = Index(config.index.path)
+        await index.open()
+        app[INDEX] = index
+        app[REGISTRY] = Registry.create(
+            driver, hooks or IndexHooks(index),
+            auto_mount=config.storage.auto_mount,
+            manifest_max_bytes=config.limits.manifest_max_bytes,
+        )
+        yield
+        await driver.close()
+        await index.close()
+
+    app.cleanup_ctx.append(services_ctx)
+    return app

@@ -1,0 +1,194 @@
+"""Configuration: TOML file < REGISTRY_<SECTION>_<KEY> environment < command line.
+
+Every key has a typed default here; `registry config check FILE` reports every
+problem at once, each naming the exact key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class ServerConfig:
+    listen: str = "127.0.0.1:5000"
+    tls_cert: str = ""
+    tls_key: str = ""
+    workers: int = 1
+    log_level: str = "info"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass
+class StorageConfig:
+    driver: str = "filesystem"
+    root: str = "./data/storage"
+    auto_mount: bool = True
+    fsync: bool = True
+    # s3 driver
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    part_size: int = 16 << 20
+    path_style: bool = True
+    redirect: bool = False
+
+
+@dataclass
+class IndexConfig:
+    path: str = "./data/index.sqlite"
+
+
+@dataclass
+class LimitsConfig:
+    manifest_max_bytes: int = 4 << 20
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {f.name: f.type for f in fields(Config)}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _section_fields(section: str) -> dict[str, dataclasses.Field]:
+    cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
+           "limits": LimitsConfig}[section]
+    return {f.name: f for f in fields(cls)}
+
+
+def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
+    """Convert a file or environment value to the type of the default."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        problems.append(f"{where}: expected true or false, got {value!r}")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        problems.append(f"{where}: expected an integer, got {value!r}")
+    else:
+        if isinstance(value, str):
+            return value
+        problems.append(f"{where}: expected a string, got {value!r}")
+    return default
+
+
+def _apply(config: Config, section: str, values: Mapping[str, Any], origin: str,
+           problems: list[str]) -> None:
+    known = _section_fields(section)
+    target = getattr(config, section)
+    for key, value in values.items():
+        where = f"{origin} [{section}] {key}"
+        if key not in known:
+            problems.append(f"{where}: unknown key (known: {', '.join(sorted(known))})")
+            continue
+        setattr(target, key, _coerce(value, getattr(target, key), where, problems))
+
+
+def load(path: str | os.PathLike[str] | None = None,
+         env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+    """Build the effective config; ConfigError lists every problem found."""
+    problems: list[str] = []
+    config = Config()
+    if path is not None:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError([f"{path}: no such file"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        for section, values in doc.items():
+            if section not in SECTIONS:
+                problems.append(f"{path}: unknown section [{section}] "
+                                f"(known: {', '.join(SECTIONS)})")
+            elif not isinstance(values, dict):
+                problems.append(f"{path}: {section} must be a table")
+            else:
+                _apply(config, section, values, str(path), problems)
+    env = os.environ if env is None else env
+    for name, value in env.items():
+        if not name.startswith("REGISTRY_"):
+            continue
+        rest = name[len("REGISTRY_"):].lower()
+        section, _, key = rest.partition("_")
+        if section in SECTIONS and key:
+            _apply(config, section, {key: value}, f"environment {name}:", problems)
+    for section, values in (overrides or {}).items():
+        _apply(config, section, values, "command line", problems)
+    problems += validate(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def validate(config: Config) -> list[str]:
+    problems = []
+    s = config.server
+    host, sep, port = s.listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(f"[server] listen: expected HOST:PORT, got {s.listen!r}")
+    if bool(s.tls_cert) != bool(s.tls_key):
+        problems.append("[server] tls_cert and tls_key must be set together")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(s, key)
+        if value and not Path(value).is_file():
+            problems.append(f"[server] {key}: no such file {value!r}")
+    if not 1 <= s.workers <= 64:
+        problems.append(f"[server] workers: expected 1 to 64, got {s.workers}")
+    if s.log_level.lower() not in ("debug", "info", "warning", "error"):
+        problems.append(f"[server] log_level: expected debug, info, warning or error, "
+                        f"got {s.log_level!r}")
+    st = config.storage
+    if st.driver not in ("filesystem", "s3"):
+        problems.append(f"[storage] driver: expected \"filesystem\" or \"s3\", got {st.driver!r}")
+    if st.driver == "filesystem" and not st.root:
+        problems.append("[storage] root: required for the filesystem driver")
+    if st.driver == "s3":
+        if not st.bucket:
+            problems.append("[storage] bucket: required for the s3 driver")
+        if st.part_size < 5 << 20:
+            problems.append("[storage] part_size: S3 needs at least 5 MiB (5242880)")
+    if not config.index.path:
+        problems.append("[index] path: required")
+    if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
+        problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
+                        f"got {config.limits.manifest_max_bytes}")
+    return problems

@@ -1,0 +1,72 @@
+"""Blob store: content-addressed bytes stored once, linked into repositories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from registry.core.errors import BlobUnknown
+from registry.core.grammar import Digest
+from registry.core.hooks import Hooks, emit
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound
+
+
+class BlobStore:
+    def __init__(self, driver: Driver, hooks: Hooks) -> None:
+        self.driver = driver
+        self.hooks = hooks
+
+    async def size(self, digest: Digest) -> int | None:
+        """Size of the stored bytes, or None if the registry has no such blob."""
+        try:
+            return (await self.driver.stat(paths.blob(digest))).size
+        except PathNotFound:
+            return None
+
+    async def linked(self, repo: str, digest: Digest) -> bool:
+        try:
+            await self.driver.stat(paths.layer_link(repo, digest))
+            return True
+        except PathNotFound:
+            return False
+
+    async def stat_in(self, repo: str, digest: Digest) -> int:
+        """Size of a blob that `repo` may serve; BlobUnknown otherwise."""
+        if not await self.linked(repo, digest):
+            raise BlobUnknown(detail={"digest": str(digest)})
+        size = await self.size(digest)
+        if size is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return size
+
+    async def link(self, repo: str, digest: Digest, size: int) -> None:
+        await self.driver.put_content(paths.layer_link(repo, digest), str(digest).encode())
+        await emit(self.hooks.blob_linked(repo, digest, size))
+
+    async def unlink(self, repo: str, digest: Digest) -> None:
+        try:
+            await self.driver.delete(paths.layer_link(repo, digest))
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+        await emit(self.hooks.blob_unlinked(repo, digest))
+
+    async def put_small(self, data: bytes, digest: Digest) -> None:
+        """Store small content (manifests) whose digest the caller has verified."""
+        if await self.size(digest) is None:
+            await self.driver.put_content(paths.blob(digest), data)
+
+    async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes:
+        try:
+            return await self.driver.get_content(paths.blob(digest), max_bytes)
+        except PathNotFound:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
+
+    def reader(self, digest: Digest, offset: int = 0,
+               length: int | None = None) -> AsyncIterator[bytes]:
+        return self.driver.reader(paths.blob(digest), offset, length)
+
+    def local_path(self, digest: Digest) -> str | None:
+        return self.driver.local_path(paths.blob(digest))
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return await self.driver.redirect_url(paths.blob(digest))

@@ -1,0 +1,38 @@
+"""The repository catalog, derived from the storage tree."""
+
+from __future__ import annotations
+
+from registry.core.grammar import NAME_RE
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound
+
+
+class CatalogService:
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    async def exists(self, repo: str) -> bool:
+        try:
+            await self.driver.stat(paths.repo(repo))
+            return True
+        except PathNotFound:
+            return False
+
+    async def repositories(self) -> list[str]:
+        """Every repository name, sorted; a directory is a repository when it
+        holds one of the `_` marker directories."""
+        found: list[str] = []
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            base = paths.REPOSITORIES + (f"/{prefix}" if prefix else "")
+            try:
+                children = await self.driver.list(base)
+            except PathNotFound:
+                continue
+            if prefix and any(c in paths.REPO_MARKERS for c in children):
+                found.append(prefix)
+            for child in children:
+                if not child.startswith("_"):
+                    stack.append(f"{prefix}/{child}" if prefix else child)
+        return sorted(n for n in found if NAME_RE.fullmatch(n))

@@ -1,0 +1,93 @@
+"""The spec's grammars for repository names, tags, digests and media types.
+
+Every name, reference and digest that arrives over HTTP passes through here
+before it goes anywhere near storage, which is what keeps path traversal out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from registry.core.errors import DigestInvalid, NameInvalid
+
+NAME_RE = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+)
+TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+# RFC 6838 type/subtype, optionally with parameters that we keep but do not interpret.
+MEDIA_TYPE_RE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# Many clients cap "host/name" at 255 characters; we keep the name itself within that.
+NAME_MAX = 255
+
+# Registered algorithms and the exact shape of their encoded part.
+ALGORITHMS: dict[str, re.Pattern[str]] = {
+    "sha256": re.compile(r"[a-f0-9]{64}"),
+    "sha512": re.compile(r"[a-f0-9]{128}"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A validated `algorithm:encoded` content digest."""
+
+    algorithm: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @classmethod
+    def parse(cls, value: str) -> Digest:
+        """Parse and validate; raise DigestInvalid for anything else."""
+        if not isinstance(value, str) or len(value) > 256:
+            raise DigestInvalid("invalid digest", {"digest": str(value)[:256]})
+        m = DIGEST_RE.fullmatch(value)
+        if not m:
+            raise DigestInvalid("invalid digest format", {"digest": value})
+        alg, enc = m.group(1), m.group(2)
+        pattern = ALGORITHMS.get(alg)
+        if pattern is None:
+            raise DigestInvalid(f"unsupported digest algorithm {alg!r}", {"digest": value})
+        if not pattern.fullmatch(enc):
+            raise DigestInvalid("invalid digest encoding", {"digest": value})
+        return cls(alg, enc)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def hasher(self):
+        return hashlib.new(self.algorithm)
+
+
+def is_digest_like(reference: str) -> bool:
+    """A reference with a colon can only be meant as a digest (tags cannot hold one)."""
+    return ":" in reference
+
+
+def validate_name(name: str) -> str:
+    if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
+        raise NameInvalid("invalid repository name", {"name": name[:NAME_MAX]})
+    return name
+
+
+def is_valid_tag(tag: str) -> bool:
+    return TAG_RE.fullmatch(tag) is not None
+
+
+def is_valid_media_type(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    base = value.split(";", 1)[0].strip()
+    return MEDIA_TYPE_RE.fullmatch(base) is not None
+
+
+def is_valid_upload_id(value: str) -> bool:
+    return UUID_RE.fullmatch(value) is not None

@@ -1,0 +1,238 @@
+"""Manifest service: put, get and delete manifests, and the tags that name them."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from registry.core.blobs import BlobStore
+from registry.core.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+)
+from registry.core.grammar import Digest, is_digest_like, is_valid_tag
+from registry.core.hooks import Hooks, emit
+from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound, StorageError
+
+# A config blob is read (bounded) at push time so the index can record platforms.
+CONFIG_READ_MAX = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: Digest
+    media_type: str
+    size: int
+    data: bytes | None = None  # None for HEAD
+
+
+class _ByteLRU:
+    """Manifest bytes by digest. Content-addressed, so never stale: safe to share."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: str) -> bytes | None:
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes // 8 or key in self._items:
+            return
+        self._items[key] = data
+        self._bytes += len(data)
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= len(old)
+
+
+class ManifestService:
+    def __init__(self, driver: Driver, blobs: BlobStore, hooks: Hooks,
+                 max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self.hooks = hooks
+        self.max_bytes = max_bytes
+        self._cache = _ByteLRU(cache_bytes)
+
+    # -- references ----------------------------------------------------------
+
+    async def resolve(self, repo: str, reference: str) -> Digest:
+        """Digest for a tag or digest reference; MANIFEST_UNKNOWN if there is none.
+
+        An invalid tag is simply a name nothing can have, so it is unknown
+        (404); a malformed digest is a malformed request (400)."""
+        if is_digest_like(reference):
+            return Digest.parse(reference)
+        if not is_valid_tag(reference):
+            raise ManifestUnknown(detail={"reference": reference[:128]})
+        try:
+            raw = await self.driver.get_content(paths.tag_current(repo, reference), 512)
+            return Digest.parse(raw.decode().strip())
+        except (PathNotFound, DigestInvalid, UnicodeDecodeError):
+            raise ManifestUnknown(detail={"tag": reference}) from None
+
+    async def _revision(self, repo: str, digest: Digest) -> dict:
+        try:
+            raw = await self.driver.get_content(paths.revision_link(repo, digest), 4096)
+            return json.loads(raw)
+        except PathNotFound:
+            raise ManifestUnknown(detail={"digest": str(digest)}) from None
+        except ValueError:
+            raise StorageError(f"corrupt revision link for {digest}") from None
+
+    async def exists(self, repo: str, digest: Digest) -> bool:
+        try:
+            await self.driver.stat(paths.revision_link(repo, digest))
+            return True
+        except PathNotFound:
+            return False
+
+    # -- read ----------------------------------------------------------------
+
+    async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
+        digest = await self.resolve(repo, reference)
+        rev = await self._revision(repo, digest)
+        media_type, size = rev["mediaType"], rev["size"]
+        if not with_body:
+            return StoredManifest(digest, media_type, size)
+        return StoredManifest(digest, media_type, size, await self.read_bytes(digest))
+
+    async def read_bytes(self, digest: Digest) -> bytes:
+        key = str(digest)
+        data = self._cache.get(key)
+        if data is None:
+            data = await self.blobs.read(digest, self.max_bytes)
+            self._cache.put(key, data)
+        return data
+
+    async def parsed(self, digest: Digest, media_type: str) -> Manifest:
+        return parse_manifest(await self.read_bytes(digest), media_type)
+
+    # -- write ---------------------------------------------------------------
+
+    async def put(self, repo: str, reference: str, data: bytes,
+                  content_type: str | None) -> tuple[Digest, Manifest]:
+        tag: str | None = None
+        if is_digest_like(reference):
+            wanted = Digest.parse(reference)
+            digest = Digest.of(data, wanted.algorithm)
+            if digest != wanted:
+                raise DigestInvalid("manifest digest does not match its content",
+                                    {"expected": str(wanted), "actual": str(digest)})
+        else:
+            if not is_valid_tag(reference):
+                raise ManifestInvalid("invalid tag", {"tag": reference[:128]})
+            tag = reference
+            digest = Digest.of(data)
+        manifest = parse_manifest(data, content_type)
+        await self._check_references(repo, manifest)
+        config = await self.read_config(manifest)
+
+        await self.blobs.put_small(data, digest)
+        self._cache.put(str(digest), data)
+        link = json.dumps({"digest": str(digest), "mediaType": manifest.media_type,
+                           "size": len(data)}).encode()
+        await self.driver.put_content(paths.revision_link(repo, digest), link)
+        if manifest.subject is not None:
+            # The link carries the referrer's descriptor, so listing referrers
+            # never has to open the manifests themselves.
+            desc = Descriptor(manifest.media_type, digest, len(data),
+                              manifest.effective_artifact_type, manifest.annotations or None)
+            await self.driver.put_content(
+                paths.referrer_link(repo, manifest.subject.digest, digest),
+                json.dumps(desc.to_json()).encode())
+        if tag is not None:
+            await self.driver.put_content(paths.tag_current(repo, tag), str(digest).encode())
+        await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
+        return digest, manifest
+
+    async def _check_references(self, repo: str, manifest: Manifest) -> None:
+        for desc in manifest.blobs:
+            if desc.urls:
+                continue  # non-distributable layer: the bytes live elsewhere by design
+            if not await self.blobs.linked(repo, desc.digest):
+                raise ManifestBlobUnknown(detail={"digest": str(desc.digest)})
+            size = await self.blobs.size(desc.digest)
+            if size is None:
+                raise ManifestBlobUnknown(detail={"digest": str(desc.digest)})
+            if size != desc.size:
+                raise ManifestInvalid("descriptor size does not match the blob",
+                                      {"digest": str(desc.digest), "size": desc.size,
+                                       "stored": size})
+        for desc in manifest.manifests:
+            if not await self.exists(repo, desc.digest):
+                raise ManifestBlobUnknown("manifest references a manifest unknown to the "
+                                          "repository", {"digest": str(desc.digest)})
+
+    async def read_config(self, manifest: Manifest) -> bytes | None:
+        """The config blob, if small, for platform indexing by the hooks."""
+        if manifest.config is None or manifest.config.size > CONFIG_READ_MAX:
+            return None
+        try:
+            return await self.blobs.read(manifest.config.digest, CONFIG_READ_MAX)
+        except Exception:
+            return None
+
+    # -- delete --------------------------------------------------------------
+
+    async def delete(self, repo: str, reference: str) -> None:
+        if not is_digest_like(reference):
+            await self.delete_tag(repo, reference)
+            return
+        digest = Digest.parse(reference)
+        rev = await self._revision(repo, digest)
+        try:
+            manifest = await self.parsed(digest, rev["mediaType"])
+        except Exception:
+            manifest = None
+        try:
+            await self.driver.delete(paths.revision_link(repo, digest))
+        except PathNotFound:
+            raise ManifestUnknown(detail={"digest": str(digest)}) from None
+        if manifest is not None and manifest.subject is not None:
+            try:
+                await self.driver.delete(
+                    paths.referrer_link(repo, manifest.subject.digest, digest))
+            except PathNotFound:
+                pass
+        for tag in await self.tags_of(repo, digest):
+            await self.delete_tag(repo, tag)
+        await emit(self.hooks.manifest_deleted(repo, digest))
+
+    async def delete_tag(self, repo: str, tag: str) -> None:
+        if not is_valid_tag(tag):
+            raise ManifestUnknown(detail={"tag": tag[:128]})
+        try:
+            await self.driver.delete(paths.tag_dir(repo, tag))
+        except PathNotFound:
+            raise ManifestUnknown(detail={"tag": tag}) from None
+        await emit(self.hooks.tag_deleted(repo, tag))
+
+    async def tags_of(self, repo: str, digest: Digest) -> list[str]:
+        out = []
+        for tag in await self.list_tags(repo):
+            try:
+                raw = await self.driver.get_content(paths.tag_current(repo, tag), 512)
+            except PathNotFound:
+                continue
+            if raw.decode(errors="replace").strip() == str(digest):
+                out.append(tag)
+        return out
+
+    async def list_tags(self, repo: str) -> list[str]:
+        """All tags of the repository, sorted; empty if it has none."""
+        try:
+            names = await self.driver.list(paths.tags_dir(repo))
+        except PathNotFound:
+            return []
+        return sorted(n for n in names if is_valid_tag(n))

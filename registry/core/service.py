@@ -1,0 +1,37 @@
+"""The registry's domain services wired together over one storage driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry.core.blobs import BlobStore
+from registry.core.catalog import CatalogService
+from registry.core.hooks import Hooks, NullHooks
+from registry.core.manifests import ManifestService
+from registry.core.referrers import ReferrersService
+from registry.core.uploads import UploadService
+from registry.storage.driver import Driver
+
+
+@dataclass
+class Registry:
+    driver: Driver
+    blobs: BlobStore
+    uploads: UploadService
+    manifests: ManifestService
+    referrers: ReferrersService
+    catalog: CatalogService
+
+    @classmethod
+    def create(cls, driver: Driver, hooks: Hooks | None = None, *, auto_mount: bool = True,
+               manifest_max_bytes: int = 4 << 20) -> Registry:
+        hooks = hooks or NullHooks()
+        blobs = BlobStore(driver, hooks)
+        return cls(
+            driver=driver,
+            blobs=blobs,
+            uploads=UploadService(driver, blobs, auto_mount=auto_mount),
+            manifests=ManifestService(driver, blobs, hooks, max_bytes=manifest_max_bytes),
+            referrers=ReferrersService(driver),
+            catalog=CatalogService(driver),
+        )

@@ -1,0 +1,298 @@
+"""Blob upload sessions: monolithic, chunked, streamed, resumable, and mounts.
+
+An upload's bytes go straight from the request body to `_uploads/<id>/data`
+while being hashed; they become a blob only after the digest is verified, by
+a move into `blobs/`. The stored data is always a prefix of what the client
+sent, so its size is the upload's offset, and a session can be resumed on
+another process or replica after a crash. The running hash is kept in memory
+by the process that received the bytes; any other process re-reads the data
+to verify it (slower, never wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from registry.core.blobs import BlobStore
+from registry.core.errors import (
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeNotSatisfiable,
+    SizeInvalid,
+)
+from registry.core.grammar import Digest, is_valid_upload_id
+from registry.storage import paths
+from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageError
+
+# Bytes handed to a worker thread at a time: large enough that thread hops
+# are negligible, small enough that memory per request stays bounded.
+BLOCK = 4 << 20
+# Running hashes kept for uploads in progress in this process.
+MAX_HASHERS = 4096
+
+
+@dataclass(slots=True)
+class UploadStatus:
+    id: str
+    repo: str
+    size: int
+
+    @property
+    def range_header(self) -> str:
+        # The spec's Range is inclusive; an empty upload reports 0-0 as distribution does.
+        return f"0-{max(self.size - 1, 0)}"
+
+
+class _Hashers:
+    """Running sha256 per upload id, valid only at the offset it was left at."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
+
+    def take(self, upload_id: str, offset: int):
+        item = self._items.pop(upload_id, None)
+        if item is not None and item[0] == offset:
+            return item[1]
+        return hashlib.sha256() if offset == 0 else None
+
+    def put(self, upload_id: str, offset: int, hasher) -> None:
+        self._items[upload_id] = (offset, hasher)
+        while len(self._items) > MAX_HASHERS:
+            self._items.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        self._items.pop(upload_id, None)
+
+
+async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
+    """Copy chunks to the writer in BLOCK-sized pieces, hashing on a worker
+    thread while the event loop keeps reading the next piece."""
+    loop = asyncio.get_running_loop()
+    written = 0
+    pending: asyncio.Future | None = None
+    buf = bytearray()
+
+    async def flush(block: bytearray) -> None:
+        if hasher is None:
+            await writer.write(block)
+        else:
+            await asyncio.gather(loop.run_in_executor(None, hasher.update, block),
+                                 writer.write(block))
+
+    try:
+        async for chunk in chunks:
+            buf += chunk
+            written += len(chunk)
+            if len(buf) >= BLOCK:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(flush(buf))
+                buf = bytearray()
+        if pending is not None:
+            await pending
+            pending = None
+        if buf:
+            await flush(buf)
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            try:
+                await pending
+            except BaseException:
+                pass
+    return written
+
+
+class UploadService:
+    def __init__(self, driver: Driver, blobs: BlobStore, auto_mount: bool = True) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self.auto_mount = auto_mount
+        self._hashers = _Hashers()
+        # Serialises requests on one upload in this process; entries vanish with their users.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    # -- session lifecycle ---------------------------------------------------
+
+    async def start(self, repo: str) -> UploadStatus:
+        upload_id = str(uuid.uuid4())
+        state = {"id": upload_id, "repo": repo, "started": time.time()}
+        await self.driver.put_content(paths.upload_state(repo, upload_id),
+                                      json.dumps(state).encode())
+        writer = await self.driver.writer(paths.upload_data(repo, upload_id))
+        await writer.close()
+        self._hashers.put(upload_id, 0, hashlib.sha256())
+        return UploadStatus(upload_id, repo, 0)
+
+    async def _check(self, repo: str, upload_id: str) -> None:
+        if not is_valid_upload_id(upload_id):
+            raise BlobUploadUnknown(detail={"uuid": upload_id[:64]})
+        try:
+            await self.driver.stat(paths.upload_state(repo, upload_id))
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+
+    async def status(self, repo: str, upload_id: str) -> UploadStatus:
+        await self._check(repo, upload_id)
+        try:
+            size = (await self.driver.stat(paths.upload_data(repo, upload_id))).size
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+        return UploadStatus(upload_id, repo, size)
+
+    async def cancel(self, repo: str, upload_id: str) -> None:
+        await self._check(repo, upload_id)
+        self._hashers.drop(upload_id)
+        try:
+            await self.driver.delete(paths.upload_dir(repo, upload_id))
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    # -- data ----------------------------------------------------------------
+
+    async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> UploadStatus:
+        """Append a chunk. With a Content-Range it must continue the upload
+        exactly (416 otherwise); without one the body is streamed on."""
+        await self._check(repo, upload_id)
+        async with self._lock(upload_id):
+            return await self._append_locked(repo, upload_id, chunks, content_range,
+                                             content_length)
+
+    async def _append_locked(self, repo, upload_id, chunks, content_range, content_length):
+        data_path = paths.upload_data(repo, upload_id)
+        try:
+            writer = await self.driver.writer(data_path, append=True)
+        except PathNotFound:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+        offset = writer.size
+        expected: int | None = content_length
+        if content_range is not None:
+            start, end = content_range
+            if start != offset:
+                await writer.close()
+                raise RangeNotSatisfiable(
+                    detail={"expectedStart": offset, "start": start},
+                    headers={"Range": UploadStatus(upload_id, repo, offset).range_header,
+                             "Location": f"/v2/{repo}/blobs/uploads/{upload_id}"},
+                )
+            length = end - start + 1
+            if content_length is not None and content_length != length:
+                await writer.close()
+                raise SizeInvalid("Content-Length does not match Content-Range",
+                                  {"Content-Length": content_length, "Content-Range": length})
+            expected = length
+        hasher = self._hashers.take(upload_id, offset)
+        try:
+            written = await _pump(chunks, writer, hasher)
+            if expected is not None and written != expected:
+                raise SizeInvalid("body length does not match the declared length",
+                                  {"expected": expected, "received": written})
+        except BaseException:
+            # All or nothing: a failed chunk leaves the upload where it was.
+            self._hashers.drop(upload_id)
+            await self._rollback(writer, offset)
+            raise
+        await writer.close()
+        if hasher is not None:
+            self._hashers.put(upload_id, offset + written, hasher)
+        return UploadStatus(upload_id, repo, offset + written)
+
+    async def _rollback(self, writer: FileWriter, offset: int) -> None:
+        try:
+            truncate = getattr(writer, "truncate", None)
+            if truncate is not None:
+                await truncate(offset)
+            await writer.close()
+        except (StorageError, OSError):
+            pass
+
+    async def _digest_of_data(self, repo: str, upload_id: str, algorithm: str, size: int,
+                              ) -> str:
+        """Hex digest of the upload data, from the running hash when we have it."""
+        if algorithm == "sha256":
+            hasher = self._hashers.take(upload_id, size)
+            if hasher is not None:
+                return hasher.hexdigest()
+        hasher = hashlib.new(algorithm)
+        loop = asyncio.get_running_loop()
+        async for chunk in self.driver.reader(paths.upload_data(repo, upload_id),
+                                              chunk_size=BLOCK):
+            await loop.run_in_executor(None, hasher.update, chunk)
+        return hasher.hexdigest()
+
+    async def finish(self, repo: str, upload_id: str, digest: Digest,
+                     chunks: AsyncIterator[bytes] | None = None,
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> int:
+        """Complete an upload: append the last chunk, verify, publish. Returns the size."""
+        status = (
+            await self.append(repo, upload_id, chunks, content_range, content_length)
+            if chunks is not None
+            else await self.status(repo, upload_id)
+        )
+        async with self._lock(upload_id):
+            await self._check(repo, upload_id)
+            actual = await self._digest_of_data(repo, upload_id, digest.algorithm, status.size)
+            if actual != digest.hex:
+                self._hashers.drop(upload_id)
+                await self._discard(repo, upload_id)
+                raise DigestInvalid(detail={"expected": str(digest),
+                                            "actual": f"{digest.algorithm}:{actual}"})
+            data_path = paths.upload_data(repo, upload_id)
+            if await self.blobs.size(digest) is None:
+                writer = await self.driver.writer(data_path, append=True)
+                await writer.commit()
+                await self.driver.move(data_path, paths.blob(digest))
+            await self._discard(repo, upload_id)
+            await self.blobs.link(repo, digest, status.size)
+        return status.size
+
+    async def _discard(self, repo: str, upload_id: str) -> None:
+        try:
+            await self.driver.delete(paths.upload_dir(repo, upload_id))
+        except PathNotFound:
+            pass
+
+    async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
+                           content_length: int | None) -> int:
+        """Single-request upload (POST ?digest=): a session opened and finished at once."""
+        status = await self.start(repo)
+        try:
+            return await self.finish(repo, status.id, digest, chunks, None, content_length)
+        except BaseException:
+            await self._discard(repo, status.id)
+            self._hashers.drop(status.id)
+            raise
+
+    # -- mounts --------------------------------------------------------------
+
+    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
+        """Link an existing blob into repo without moving bytes. False if we can't."""
+        if source is not None:
+            if not await self.blobs.linked(source, digest):
+                if not self.auto_mount:
+                    return False
+        elif not self.auto_mount:
+            return False
+        size = await self.blobs.size(digest)
+        if size is None:
+            return False
+        await self.blobs.link(repo, digest, size)
+        return True

@@ -1,0 +1,1 @@
+"""The derived SQLite index (search, platforms, usage); rebuildable from storage."""

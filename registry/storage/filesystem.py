@@ -1,0 +1,250 @@
+"""Filesystem driver: the embedded default.
+
+Blocking file calls run in worker threads, never on the event loop. Content is
+written to a temporary file under `_tmp/` (same filesystem) and renamed into
+place, so a crash or a full disk never leaves a partial object visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from registry.storage.driver import (
+    FileInfo,
+    PathNotFound,
+    StorageError,
+    StorageUnavailable,
+    check_path,
+)
+from registry.storage.paths import TMP
+
+to_thread = asyncio.to_thread
+
+
+class FilesystemWriter:
+    """Appends to a file in place; upload data is only reachable via its own path."""
+
+    def __init__(self, driver: FilesystemDriver, path: str, fh, size: int) -> None:
+        self._driver = driver
+        self._path = path
+        self._fh = fh
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await to_thread(self._driver._guard, self._fh.write, data)
+        self._size += len(data)
+
+    def write_sync(self, data: bytes | bytearray | memoryview) -> None:
+        """For callers already on a worker thread (hash-and-write pipelines)."""
+        self._driver._guard(self._fh.write, data)
+        self._size += len(data)
+
+    async def truncate(self, size: int) -> None:
+        def _trunc() -> None:
+            self._fh.flush()
+            self._fh.truncate(size)
+            self._fh.seek(size)
+
+        await to_thread(self._driver._guard, _trunc)
+        self._size = size
+
+    async def close(self) -> None:
+        if not self._fh.closed:
+            await to_thread(self._fh.close)
+
+    async def commit(self) -> None:
+        def _commit() -> None:
+            self._fh.flush()
+            if self._driver.fsync:
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+
+        await to_thread(self._driver._guard, _commit)
+
+    async def cancel(self) -> None:
+        await self.close()
+        try:
+            await self._driver.delete(self._path)
+        except PathNotFound:
+            pass
+
+
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root: str | os.PathLike[str], fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.fsync = fsync
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / TMP).mkdir(exist_ok=True)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _full(self, path: str) -> Path:
+        return self.root / check_path(path, self.name)
+
+    def _guard(self, fn, *args):
+        """Run a blocking call, translating OS errors into storage errors."""
+        try:
+            return fn(*args)
+        except FileNotFoundError as exc:
+            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
+        except NotADirectoryError as exc:
+            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageUnavailable("no space left on device", self.name) from exc
+            raise StorageError(f"{exc.strerror or exc}", self.name) from exc
+
+    def _tmp_path(self) -> Path:
+        return self.root / TMP / uuid.uuid4().hex
+
+    # -- protocol ------------------------------------------------------------
+
+    async def get_content(self, path: str, max_bytes: int | None = None) -> bytes:
+        full = self._full(path)
+
+        def _read() -> bytes:
+            with open(full, "rb") as fh:
+                if max_bytes is None:
+                    return fh.read()
+                data = fh.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise StorageError(f"content larger than {max_bytes} bytes", self.name, path)
+                return data
+
+        return await to_thread(self._guard, _read)
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+
+        def _put() -> None:
+            tmp = self._tmp_path()
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    if self.fsync:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                full.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, full)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        await to_thread(self._guard, _put)
+
+    async def reader(self, path: str, offset: int = 0, length: int | None = None,
+                     chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        full = self._full(path)
+        fh = await to_thread(self._guard, open, full, "rb")
+        try:
+            if offset:
+                await to_thread(fh.seek, offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                n = chunk_size if remaining is None else min(chunk_size, remaining)
+                chunk = await to_thread(self._guard, fh.read, n)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await to_thread(fh.close)
+
+    async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
+        full = self._full(path)
+
+        def _open():
+            full.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(full, "ab" if append else "wb")
+            return fh, fh.tell()
+
+        fh, size = await to_thread(self._guard, _open)
+        return FilesystemWriter(self, path, fh, size)
+
+    async def stat(self, path: str) -> FileInfo:
+        full = self._full(path)
+        st = await to_thread(self._guard, os.stat, full)
+        return FileInfo(path, st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode))
+
+    async def list(self, path: str) -> list[str]:
+        full = self.root if path == "" else self._full(path)
+
+        def _list() -> list[str]:
+            if not full.is_dir():
+                raise FileNotFoundError(errno.ENOENT, "not a directory", str(full))
+            return sorted(os.listdir(full))
+
+        return await to_thread(self._guard, _list)
+
+    async def move(self, src: str, dst: str) -> None:
+        s, d = self._full(src), self._full(dst)
+
+        def _move() -> None:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(s, d)
+
+        await to_thread(self._guard, _move)
+
+    async def delete(self, path: str) -> None:
+        full = self._full(path)
+
+        def _delete() -> None:
+            if full.is_dir() and not full.is_symlink():
+                # Rename first so a concurrent reader never sees a half-deleted tree.
+                tmp = self._tmp_path()
+                os.replace(full, tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                full.unlink()
+            self._prune(full.parent)
+
+        await to_thread(self._guard, _delete)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove now-empty parent directories up to the root, best effort."""
+        while directory != self.root and directory.parent != directory:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        return None
+
+    def local_path(self, path: str) -> str | None:
+        return str(self._full(path))
+
+    async def close(self) -> None:
+        return None
+
+    def clean_tmp(self, older_than: float = 3600.0) -> int:
+        """Remove scratch files left by a crash; returns how many went."""
+        import time
+
+        cutoff = time.time() - older_than
+        removed = 0
+        for entry in os.scandir(self.root / TMP):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
