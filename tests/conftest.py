@@ -86,12 +86,14 @@ def launch(
     config: str | None = None,
     scheme: str = "http",
     verify: bool | str = True,
+    data: bool = True,
 ) -> RunningRegistry:
     """Start `python -m registry serve` on a free port with its data under `tmp`."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [sys.executable, "-m", "registry", "serve", "--listen", f"127.0.0.1:{port}"]
-    cmd += ["--data", str(tmp / "data")]
+    if data:
+        cmd += ["--data", str(tmp / "data")]
     if config is not None:
         cfg = tmp / "registry.toml"
         cfg.write_text(config)
@@ -101,7 +103,7 @@ def launch(
     full_env.update(env or {})
     log_path = tmp / "registry.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)
     reg = RunningRegistry(
         host=f"127.0.0.1:{port}",
         scheme=scheme,

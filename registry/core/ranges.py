@@ -64,9 +64,9 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
             raise Unsatisfiable
         return ByteRange(max(0, size - n), size - 1)
     start = int(first)
-    end = size - 1 if last == "" else int(last)
-    if end < start:
+    if last != "" and int(last) < start:
         return None  # invalid range-spec: ignore the header
     if start >= size:
         raise Unsatisfiable
+    end = size - 1 if last == "" else int(last)
     return ByteRange(start, min(end, size - 1))

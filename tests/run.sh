@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs on a fresh Debian machine, then runs it.
+#   bash tests/run.sh            # whole suite
+#   bash tests/run.sh tests/api  # any pytest arguments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real clients and reference servers the tests drive (Debian packages).
+APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk openssl)
+COMMANDS=(skopeo podman buildah docker-registry nginx wrk openssl)
+missing=0
+for cmd in "${COMMANDS[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 1 ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+exec "$PY" -m pytest "$@"

@@ -1,0 +1,92 @@
+"""Serving over TLS, with several worker processes, and the command line around it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import requests
+from tlsutil import make_cert
+
+
+def push_blob(url: str, repo: str, data: bytes, **kw) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data, **kw)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def test_tls_serves_https_and_blobs(start_registry, tmp_path):
+    cert, key = make_cert(tmp_path)
+    reg = start_registry(config=f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\n',
+                         scheme="https", verify=str(cert))
+    assert reg.url.startswith("https://")
+    data = b"over tls" * 100_000
+    digest = push_blob(reg.url, "tls/repo", data, verify=str(cert))
+    r = requests.get(f"{reg.url}/v2/tls/repo/blobs/{digest}", verify=str(cert))
+    assert r.status_code == 200 and r.content == data
+    r = requests.get(f"{reg.url}/v2/tls/repo/blobs/{digest}", verify=str(cert),
+                     headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == data[10:20]
+    # Plain http on the TLS port is refused rather than served in clear text.
+    plain = reg.url.replace("https://", "http://")
+    try:
+        r = requests.get(f"{plain}/v2/", timeout=5)
+        assert r.status_code == 400 or r.status_code >= 400
+    except requests.RequestException:
+        pass
+
+
+def test_workers_share_the_port_and_the_store(start_registry):
+    reg = start_registry(config="[server]\nworkers = 2\n")
+    children = subprocess.run(["pgrep", "-P", str(reg.pid)], capture_output=True, text=True)
+    assert len(children.stdout.split()) == 2
+    digests = [push_blob(reg.url, "w/repo", f"blob {i}".encode()) for i in range(20)]
+    # Every request may land on either worker: all must see every write.
+    for d in digests:
+        session = requests.Session()
+        assert session.head(f"{reg.url}/v2/w/repo/blobs/{d}").status_code == 200
+    reg.stop()
+    assert reg.process.returncode == 0
+    leftover = subprocess.run(["pgrep", "-P", str(reg.pid)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
+
+
+def test_config_check_cli(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[storage]\nauto_mount = false\n')
+    out = subprocess.run([sys.executable, "-m", "registry", "config", "check", str(good),
+                          "--show"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert json.loads(out.stdout.split("\n", 1)[1])["storage"]["auto_mount"] is False
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[limits]\nmanifest_max_bytes = "big"\n')
+    out = subprocess.run([sys.executable, "-m", "registry", "config", "check", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "[limits] manifest_max_bytes: expected an integer" in out.stderr
+
+
+def test_serve_refuses_bad_config_clearly(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "registry", "serve", "--listen", "nowhere"],
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "listen" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_env_override_storage_root(start_registry, tmp_path):
+    root, index = tmp_path / "elsewhere", tmp_path / "idx" / "index.sqlite"
+    reg = start_registry(env={"REGISTRY_STORAGE_ROOT": str(root),
+                              "REGISTRY_INDEX_PATH": str(index)}, data=False)
+    push_blob(reg.url, "env/repo", b"x")
+    assert (root / "blobs" / "sha256").is_dir() and index.is_file()
+
+
+def test_cli_data_beats_environment(start_registry, tmp_path):
+    root = tmp_path / "ignored"
+    reg = start_registry(env={"REGISTRY_STORAGE_ROOT": str(root)})
+    push_blob(reg.url, "env/repo", b"x")
+    assert not root.exists()
+    assert (reg.data_dir / "storage" / "blobs").is_dir()

@@ -1,0 +1,65 @@
+import pytest
+
+from registry.config import ConfigError, load
+
+BASE = {"PATH": "/usr/bin"}
+
+
+def test_defaults():
+    c = load(env=BASE)
+    assert c.server.listen == "127.0.0.1:5000"
+    assert c.storage.driver == "filesystem" and c.storage.auto_mount is True
+    assert c.limits.manifest_max_bytes == 4 * 1024 * 1024
+
+
+def test_precedence_cli_over_env_over_file(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text('[server]\nlisten = "127.0.0.1:1"\n[storage]\nroot = "/file"\n'
+                 "auto_mount = true\n")
+    env = {"REGISTRY_STORAGE_ROOT": "/env", "REGISTRY_SERVER_LISTEN": "127.0.0.1:2",
+           "REGISTRY_STORAGE_AUTO_MOUNT": "false", "REGISTRY_LIMITS_MANIFEST_MAX_BYTES": "2048"}
+    c = load(f, env=env, overrides={"server": {"listen": "127.0.0.1:3"}})
+    assert c.server.listen == "127.0.0.1:3"
+    assert c.storage.root == "/env"
+    assert c.storage.auto_mount is False
+    assert c.limits.manifest_max_bytes == 2048
+
+
+def test_every_problem_named(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('[server]\nlisten = "nope"\nworkers = "many"\ntls_cert = "/nonexistent"\n'
+                 '[storage]\ndriver = "tape"\nroott = "x"\n[bogus]\na = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load(f, env=BASE)
+    text = "\n".join(info.value.problems)
+    for fragment in ("listen", "workers", "tls_cert", "driver", "roott", "[bogus]"):
+        assert fragment in text
+
+
+def test_bad_toml(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(f, env=BASE)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load(tmp_path / "missing.toml", env=BASE)
+
+
+def test_env_bad_value():
+    with pytest.raises(ConfigError, match="REGISTRY_STORAGE_AUTO_MOUNT"):
+        load(env={"REGISTRY_STORAGE_AUTO_MOUNT": "maybe"})
+
+
+def test_s3_requires_bucket():
+    with pytest.raises(ConfigError, match="bucket"):
+        load(env={"REGISTRY_STORAGE_DRIVER": "s3"})
+
+
+def test_documented_default_config_is_valid():
+    from pathlib import Path
+
+    c = load(Path(__file__).parents[2] / "config" / "registry.toml", env=BASE)
+    assert c.server.listen == "127.0.0.1:5000"
