@@ -5,8 +5,9 @@ the event loop only awaits futures. Tables:
 
     manifests  (repo, digest) media type, size, artifact type, subject, annotations
     tags       (repo, tag) -> digest
-    platforms  (repo, digest, os, architecture, variant) per image manifest, from its
-               config, and per index child, from the index descriptor
+    platforms  (repo, digest, declared_by, os, architecture, variant) per image manifest,
+               from its config (declared_by = itself), and per index child, from the
+               index's descriptor (declared_by = the index)
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
     blobs      (repo, digest) size: blobs linked into a repository
 """
@@ -24,6 +25,7 @@ from typing import Any
 import sqlite_utils
 
 SCHEMA_VERSION = 1
+PLATFORM_PK = ("repo", "digest", "declared_by", "os", "architecture", "variant")
 
 
 def _platform_of_config(config: bytes | None) -> dict[str, Any] | None:
@@ -75,9 +77,9 @@ class Index:
         db["tags"].create({"repo": str, "tag": str, "digest": str, "updated_at": float},
                           pk=("repo", "tag"), if_not_exists=True)
         db["platforms"].create({
-            "repo": str, "digest": str, "os": str, "architecture": str, "variant": str,
-            "os_version": str, "source": str,
-        }, pk=("repo", "digest", "os", "architecture", "variant"), if_not_exists=True)
+            "repo": str, "digest": str, "declared_by": str, "os": str, "architecture": str,
+            "variant": str, "os_version": str, "source": str,
+        }, pk=PLATFORM_PK, if_not_exists=True)
         db["blob_refs"].create({"repo": str, "manifest": str, "blob": str, "media_type": str,
                                 "size": int}, pk=("repo", "manifest", "blob"),
                                if_not_exists=True)
@@ -121,19 +123,20 @@ class Index:
             rows = []
             platform = _platform_of_config(config)
             if platform:
-                rows.append({"repo": repo, "digest": digest, "source": "config", **platform})
+                rows.append({"repo": repo, "digest": digest, "declared_by": digest,
+                             "source": "config", **platform})
             for child in manifest.manifests:
                 p = child.platform or {}
                 if p:
                     rows.append({
-                        "repo": repo, "digest": str(child.digest), "source": "index",
+                        "repo": repo, "digest": str(child.digest), "declared_by": digest,
+                        "source": "index",
                         "os": str(p.get("os", "")), "architecture": str(p.get("architecture", "")),
                         "variant": str(p.get("variant", "") or ""),
                         "os_version": str(p.get("os.version", "") or ""),
                     })
             if rows:
-                db["platforms"].upsert_all(rows, pk=("repo", "digest", "os", "architecture",
-                                                     "variant"))
+                db["platforms"].upsert_all(rows, pk=PLATFORM_PK)
             if tag:
                 db["tags"].upsert({"repo": repo, "tag": tag, "digest": digest,
                                    "updated_at": now}, pk=("repo", "tag"))
@@ -142,7 +145,7 @@ class Index:
         db = self._conn()
         with db.conn:
             for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
-                               ("platforms", "digest"), ("tags", "digest")):
+                               ("platforms", "declared_by"), ("tags", "digest")):
                 db.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [repo, digest])
 
     def _delete_tag(self, repo: str, tag: str) -> None:

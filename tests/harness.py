@@ -1,0 +1,114 @@
+"""Starting and stopping real registry processes for the tests (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningRegistry:
+    """A registry process the tests can reach at `url`."""
+
+    host: str
+    scheme: str = "http"
+    process: subprocess.Popen | None = None
+    data_dir: Path | None = None
+    log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def repo(self, prefix: str = "test") -> str:
+        """A fresh repository name, so tests sharing a server never collide."""
+        return f"{prefix}/{uuid.uuid4().hex[:12]}"
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 30.0, **kw) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"registry exited early with code {proc.returncode}")
+        try:
+            if requests.get(f"{url}/v2/", timeout=2, **kw).status_code == 200:
+                return
+        except requests.RequestException as exc:  # not listening yet
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"registry at {url} not ready: {last}")
+
+
+def launch(
+    tmp: Path,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    config: str | None = None,
+    scheme: str = "http",
+    verify: bool | str = True,
+    data: bool = True,
+) -> RunningRegistry:
+    """Start `python -m registry serve` on a free port with its data under `tmp`."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [sys.executable, "-m", "registry", "serve", "--listen", f"127.0.0.1:{port}"]
+    if data:
+        cmd += ["--data", str(tmp / "data")]
+    if config is not None:
+        cfg = tmp / "registry.toml"
+        cfg.write_text(config)
+        cmd += ["--config", str(cfg)]
+    cmd += args or []
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    full_env.update(env or {})
+    log_path = tmp / "registry.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)
+    reg = RunningRegistry(
+        host=f"127.0.0.1:{port}",
+        scheme=scheme,
+        process=proc,
+        data_dir=tmp / "data",
+        log_path=log_path,
+        env=full_env,
+    )
+    try:
+        wait_ready(reg.url, proc, verify=verify)
+    except Exception:
+        reg.stop()
+        raise RuntimeError(f"registry failed to start:\n{reg.log()}") from None
+    return reg
+
+

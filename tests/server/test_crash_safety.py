@@ -1,0 +1,122 @@
+"""A kill -9 or a full disk mid-upload never makes a partial blob visible or corrupts another."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import requests
+from harness import free_port, wait_ready
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_kill_9_mid_upload_then_resume(start_registry, tmp_path):
+    reg = start_registry(tmp=tmp_path)
+    repo = "crash/repo"
+    data = os.urandom(6 << 20)
+    digest = sha(data)
+    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/")
+    location = r.headers["Location"]
+    r = requests.patch(f"{reg.url}{location}", data=data[: 1 << 20],
+                       headers={"Content-Range": f"0-{(1 << 20) - 1}",
+                                "Content-Type": "application/octet-stream"})
+    assert r.status_code == 202 and r.headers["Range"] == f"0-{(1 << 20) - 1}"
+
+    # The last request dies half-way: the server is killed with 2 MiB of 5 received.
+    u = urlsplit(reg.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest("PUT", f"{location}?digest={digest}")
+    conn.putheader("Content-Length", str(len(data) - (1 << 20)))
+    conn.endheaders()
+    conn.send(data[1 << 20: 3 << 20])
+    os.kill(reg.pid, signal.SIGKILL)
+    reg.process.wait(10)
+    conn.close()
+
+    reg2 = start_registry(tmp=tmp_path)
+    assert requests.head(f"{reg2.url}/v2/{repo}/blobs/{digest}").status_code == 404
+    status = requests.get(f"{reg2.url}{location}")
+    assert status.status_code == 204
+    have = int(status.headers["Range"].split("-")[1]) + 1
+    assert 1 << 20 <= have <= 3 << 20  # whatever arrived is a prefix of the data
+    r = requests.patch(f"{reg2.url}{location}", data=data[have:],
+                       headers={"Content-Range": f"{have}-{len(data) - 1}"})
+    assert r.status_code == 202
+    r = requests.put(f"{reg2.url}{location}?digest={digest}")
+    assert r.status_code == 201, r.text
+    got = requests.get(f"{reg2.url}/v2/{repo}/blobs/{digest}")
+    assert got.status_code == 200 and sha(got.content) == digest
+
+
+def _serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
+    """A registry whose storage is a small tmpfs in a private mount namespace."""
+    root = tmp_path / "small"
+    root.mkdir()
+    port = free_port()
+    script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
+              f"registry serve --listen 127.0.0.1:{port} --data {root}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    log = open(tmp_path / "small.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             script], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return proc, url
+
+
+def test_full_disk_mid_upload_loses_nothing(tmp_path):
+    proc, url = _serve_on_tmpfs(tmp_path, 24)
+    try:
+        repo = "disk/repo"
+        small = os.urandom(4 << 20)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(small)}", data=small)
+        assert r.status_code == 201
+
+        big = os.urandom(40 << 20)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(big)}", data=big)
+        assert r.status_code in (503, 507), r.text
+        assert r.json()["errors"][0]["message"]
+        assert requests.head(f"{url}/v2/{repo}/blobs/{sha(big)}").status_code == 404
+
+        # The blob pushed before is intact, and the space of the failed one is free again.
+        got = requests.get(f"{url}/v2/{repo}/blobs/{sha(small)}")
+        assert got.status_code == 200 and got.content == small
+        again = os.urandom(8 << 20)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(again)}", data=again)
+        assert r.status_code == 201, r.text
+        assert requests.get(f"{url}/v2/{repo}/blobs/{sha(again)}").content == again
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "Traceback" not in (tmp_path / "small.log").read_text()
+
+
+def test_client_disconnect_mid_chunk_leaves_upload_resumable(registry):
+    repo = registry.repo("disconnect")
+    data = os.urandom(3 << 20)
+    location = requests.post(f"{registry.url}/v2/{repo}/blobs/uploads/").headers["Location"]
+    u = urlsplit(registry.url)
+    with socket.create_connection((u.hostname, u.port)) as s:
+        s.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+                  f"Content-Range: 0-{len(data) - 1}\r\n\r\n".encode())
+        s.sendall(data[: 1 << 20])
+    # The short chunk was rolled back: the upload is where it was, and can be completed.
+    for _ in range(50):
+        status = requests.get(f"{registry.url}{location}")
+        if status.headers.get("Range") == "0-0":
+            break
+        time.sleep(0.05)
+    assert status.status_code == 204 and status.headers["Range"] == "0-0"
+    r = requests.put(f"{registry.url}{location}?digest={sha(data)}", data=data)
+    assert r.status_code == 201
+    assert requests.get(f"{registry.url}/v2/{repo}/blobs/{sha(data)}").content == data
