@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -58,6 +59,9 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         driver = create_driver(config.storage)
+        clean = getattr(driver, "clean_tmp", None)
+        if clean is not None:  # scratch files a crash left behind
+            await asyncio.to_thread(clean)
         index = Index(config.index.path)
         await index.open()
         app[INDEX] = index

@@ -69,14 +69,22 @@ def serve(config: Config) -> int:
     if workers <= 1:
         run_worker(config)
         return 0
+    from registry.index.db import Index
+
+    Index.prepare(config.index.path)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
-        if pid == 0:  # child
+        if pid == 0:  # child: never return into the parent's code
+            code = 0
             try:
                 run_worker(config, reuse_port=True)
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                code = 1
             finally:
-                os._exit(0)
+                logging.shutdown()
+                os._exit(code)
         children.append(pid)
 
     def forward(signum: int, _frame: object) -> None:

@@ -89,6 +89,15 @@ class Index:
         db["manifests"].create_index(["subject"], if_not_exists=True)
         db["tags"].create_index(["repo", "digest"], if_not_exists=True)
 
+    @classmethod
+    def prepare(cls, path: str | Path) -> None:
+        """Create the file and schema synchronously, before worker processes fork,
+        so that they never race each other creating tables and indexes."""
+        index = cls(path)
+        index._conn()
+        index._db.conn.close()
+        index._pool.shutdown()
+
     async def open(self) -> None:
         await self._run(self._conn)
 
