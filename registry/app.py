@@ -13,6 +13,7 @@ from registry.api.common import CONFIG, REGISTRY
 from registry.api.errors import API_VERSION_HEADER, error_middleware
 from registry.api.routes import Dispatcher, Endpoint
 from registry.config import Config
+from registry.core.cache import Generation
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.index.db import Index, IndexHooks
@@ -48,8 +49,10 @@ async def _add_api_version(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault(*API_VERSION_HEADER)
 
 
-def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
-    """The registry as an aiohttp application (used by `serve` and by tests)."""
+def create_app(config: Config, hooks: Hooks | None = None,
+               generation: Generation | None = None) -> web.Application:
+    """The registry as an aiohttp application. `generation` is the write counter
+    shared by worker processes (see core.cache); None for a single process."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
     dispatcher = build_dispatcher()
@@ -69,6 +72,9 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
             driver, hooks or IndexHooks(index),
             auto_mount=config.storage.auto_mount,
             manifest_max_bytes=config.limits.manifest_max_bytes,
+            generation=generation,
+            shared_store=config.storage.driver != "filesystem",
+            tag_cache_seconds=config.storage.tag_cache_ms / 1000,
         )
         yield
         await driver.close()

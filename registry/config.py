@@ -54,6 +54,8 @@ class StorageConfig:
     part_size: int = 16 << 20
     path_style: bool = True
     redirect: bool = False
+    # Replicas on a shared store (s3) cache tag lookups this long; 0 = never.
+    tag_cache_ms: int = 0
 
 
 @dataclass

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from registry.app import create_app
 from registry.config import Config
+from registry.core.cache import Generation
 
 log = logging.getLogger("registry")
 
@@ -33,11 +34,11 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-async def _serve(config: Config, reuse_port: bool) -> None:
+async def _serve(config: Config, reuse_port: bool, generation: Generation | None) -> None:
     loop = asyncio.get_running_loop()
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
-    app = create_app(config)
+    app = create_app(config, generation=generation)
     runner = web.AppRunner(app, access_log=log if config.server.log_level == "debug" else None,
                            handle_signals=False)
     await runner.setup()
@@ -55,8 +56,9 @@ async def _serve(config: Config, reuse_port: bool) -> None:
     await runner.cleanup()
 
 
-def run_worker(config: Config, reuse_port: bool = False) -> None:
-    uvloop.run(_serve(config, reuse_port))
+def run_worker(config: Config, reuse_port: bool = False,
+               generation: Generation | None = None) -> None:
+    uvloop.run(_serve(config, reuse_port, generation))
 
 
 def serve(config: Config) -> int:
@@ -72,13 +74,14 @@ def serve(config: Config) -> int:
     from registry.index.db import Index
 
     Index.prepare(config.index.path)
+    generation = Generation(shared=True)  # before the fork, so every worker maps it
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: never return into the parent's code
             code = 0
             try:
-                run_worker(config, reuse_port=True)
+                run_worker(config, reuse_port=True, generation=generation)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from registry.core.blobs import BlobStore
+from registry.core.cache import Generation, GenerationCache
 from registry.core.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -57,12 +58,20 @@ class _ByteLRU:
 
 class ManifestService:
     def __init__(self, driver: Driver, blobs: BlobStore, hooks: Hooks,
-                 max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20) -> None:
+                 max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20,
+                 generation: Generation | None = None, shared_store: bool = False,
+                 tag_ttl: float = 0.0) -> None:
         self.driver = driver
         self.blobs = blobs
         self.hooks = hooks
         self.max_bytes = max_bytes
         self._cache = _ByteLRU(cache_bytes)
+        self.generation = generation or Generation()
+        # A store shared with other machines: no exact invalidation is possible, so
+        # tags are cached only for a configured TTL and revision links not at all.
+        self._tags = GenerationCache(self.generation, enabled=not shared_store or tag_ttl > 0,
+                                     ttl=tag_ttl if shared_store else None)
+        self._revisions = GenerationCache(self.generation, enabled=not shared_store)
 
     # -- references ----------------------------------------------------------
 
@@ -75,20 +84,34 @@ class ManifestService:
             return Digest.parse(reference)
         if not is_valid_tag(reference):
             raise ManifestUnknown(detail={"reference": reference[:128]})
+        key = (repo, reference)
+        cached = self._tags.get(key)
+        if cached is not None:
+            return cached
+        gen = self.generation.value
         try:
             raw = await self.driver.get_content(paths.tag_current(repo, reference), 512)
-            return Digest.parse(raw.decode().strip())
+            digest = Digest.parse(raw.decode().strip())
         except (PathNotFound, DigestInvalid, UnicodeDecodeError):
             raise ManifestUnknown(detail={"tag": reference}) from None
+        self._tags.put(key, digest, gen)
+        return digest
 
     async def _revision(self, repo: str, digest: Digest) -> dict:
+        key = (repo, digest)
+        cached = self._revisions.get(key)
+        if cached is not None:
+            return cached
+        gen = self.generation.value
         try:
             raw = await self.driver.get_content(paths.revision_link(repo, digest), 4096)
-            return json.loads(raw)
+            rev = json.loads(raw)
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
         except ValueError:
             raise StorageError(f"corrupt revision link for {digest}") from None
+        self._revisions.put(key, rev, gen)
+        return rev
 
     async def exists(self, repo: str, digest: Digest) -> bool:
         try:
@@ -153,6 +176,7 @@ class ManifestService:
                 json.dumps(desc.to_json()).encode())
         if tag is not None:
             await self.driver.put_content(paths.tag_current(repo, tag), str(digest).encode())
+        self.generation.bump()
         await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
         return digest, manifest
 
@@ -205,6 +229,7 @@ class ManifestService:
                     paths.referrer_link(repo, manifest.subject.digest, digest))
             except PathNotFound:
                 pass
+        self.generation.bump()
         for tag in await self.tags_of(repo, digest):
             await self.delete_tag(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))
@@ -216,6 +241,7 @@ class ManifestService:
             await self.driver.delete(paths.tag_dir(repo, tag))
         except PathNotFound:
             raise ManifestUnknown(detail={"tag": tag}) from None
+        self.generation.bump()
         await emit(self.hooks.tag_deleted(repo, tag))
 
     async def tags_of(self, repo: str, digest: Digest) -> list[str]:

@@ -90,3 +90,44 @@ def test_cli_data_beats_environment(start_registry, tmp_path):
     push_blob(reg.url, "env/repo", b"x")
     assert not root.exists()
     assert (reg.data_dir / "storage" / "blobs").is_dir()
+
+
+def _put_manifest(url: str, repo: str, ref: str, config_digest: str) -> str:
+    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": config_digest, "size": 2}, "layers": []}
+    r = requests.put(f"{url}/v2/{repo}/manifests/{ref}", data=json.dumps(doc),
+                     headers={"Content-Type": doc["mediaType"]})
+    assert r.status_code == 201, r.text
+    return r.headers["Docker-Content-Digest"]
+
+
+def test_caches_in_every_worker_see_each_write(start_registry):
+    """Tags and revisions are cached per worker; a write in one worker must
+    invalidate them in all, so no request ever sees the old tag."""
+    reg = start_registry(config="[server]\nworkers = 2\n")
+    repo = "w/cache"
+    config = push_blob(reg.url, repo, b"{}")
+
+    def resolve_all(n: int = 40) -> set[str | int]:
+        seen: set[str | int] = set()
+        for _ in range(n):  # a new connection each time lands on either worker
+            r = requests.get(f"{reg.url}/v2/{repo}/manifests/t",
+                             headers={"Connection": "close"})
+            seen.add(r.headers.get("Docker-Content-Digest") if r.status_code == 200
+                     else r.status_code)
+        return seen
+
+    first = _put_manifest(reg.url, repo, "t", config)
+    assert resolve_all() == {first}
+    doc_b = push_blob(reg.url, repo, b"[]")
+    second = _put_manifest(reg.url, repo, "t", doc_b)
+    assert resolve_all() == {second}
+    assert requests.delete(f"{reg.url}/v2/{repo}/manifests/t").status_code == 202
+    assert resolve_all() == {404}
+    third = _put_manifest(reg.url, repo, "t", config)
+    assert third == first and resolve_all() == {first}
+    assert requests.delete(f"{reg.url}/v2/{repo}/manifests/{first}").status_code == 202
+    assert resolve_all() == {404}
+    r = requests.get(f"{reg.url}/v2/{repo}/manifests/{first}", headers={"Connection": "close"})
+    assert r.status_code == 404

@@ -1,0 +1,74 @@
+"""In-memory caches with exact invalidation across worker processes.
+
+Manifest bytes are content-addressed and never go stale. Tags and revision
+links do change, so their cache entries carry the *write generation* they were
+read at: every manifest/tag write or delete bumps the generation, and an entry
+is only used while the generation is unchanged. With several worker processes
+the generation lives in shared memory created before the fork, so a write in
+one worker invalidates every worker's entries at once. Readers take the
+generation *before* reading storage, so an entry can only be older than the
+generation it carries, never newer: a race costs a miss, never a stale answer.
+
+Replicas on separate machines share no memory; for them (the s3 driver) the
+tag cache is off unless a TTL is configured, which then bounds the staleness.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+
+class Generation:
+    """A counter of writes, optionally in memory shared by forked workers."""
+
+    def __init__(self, shared: bool = False) -> None:
+        self._shared = multiprocessing.Value("Q", 0) if shared else None
+        self._local = 0
+
+    @property
+    def value(self) -> int:
+        if self._shared is None:
+            return self._local
+        return self._shared.get_obj().value  # an aligned 64-bit read: no lock needed
+
+    def bump(self) -> None:
+        if self._shared is None:
+            self._local += 1
+            return
+        with self._shared.get_lock():
+            self._shared.value += 1
+
+
+class GenerationCache:
+    """key -> value, valid while the generation is unchanged (and within ttl)."""
+
+    def __init__(self, generation: Generation, enabled: bool = True,
+                 ttl: float | None = None, max_entries: int = 100_000) -> None:
+        self.generation = generation
+        self.enabled = enabled
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._items: dict[Any, tuple[Any, int, float]] = {}
+
+    def get(self, key: Any) -> Any | None:
+        if not self.enabled:
+            return None
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, gen, stamp = item
+        if gen != self.generation.value or (
+                self.ttl is not None and time.monotonic() - stamp > self.ttl):
+            self._items.pop(key, None)
+            return None
+        return value
+
+    def put(self, key: Any, value: Any, gen: int) -> None:
+        """Store a value read from storage after the generation was `gen`."""
+        if not self.enabled:
+            return
+        if len(self._items) >= self.max_entries:
+            self._items.clear()
+        self._items[key] = (value, gen, time.monotonic())
