@@ -66,7 +66,7 @@ def _serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
     script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
               f"registry serve --listen 127.0.0.1:{port} --data {root}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    log = open(tmp_path / "small.log", "wb")  # noqa: SIM115 - lives as long as the process
+    log = open(tmp_path / "small.log", "wb")
     proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                              script], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
