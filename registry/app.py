@@ -56,8 +56,8 @@ def create_app(config: Config, hooks: Hooks | None = None,
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
     dispatcher = build_dispatcher()
-    app.router.add_route("*", "/v2", dispatcher)
-    app.router.add_route("*", "/v2/{tail:.*}", dispatcher)
+    app.router.add_route("*", "/v2", dispatcher.handle)
+    app.router.add_route("*", "/v2/{tail:.*}", dispatcher.handle)
     app.on_response_prepare.append(_add_api_version)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:

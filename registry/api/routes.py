@@ -78,7 +78,7 @@ class Dispatcher:
     def add(self, endpoint: Endpoint, method: str, handler: Handler) -> None:
         self._table[(endpoint, method)] = handler
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
         if raw in ("/v2", "/v2/"):
             tail = ""
