@@ -57,7 +57,9 @@ def create_app(config: Config, hooks: Hooks | None = None,
     app[CONFIG] = config
     dispatcher = build_dispatcher()
     app.router.add_route("*", "/v2", dispatcher.handle)
-    app.router.add_route("*", "/v2/{tail:.*}", dispatcher.handle)
+    # [\s\S]: a decoded CR or LF in the path must still reach the dispatcher,
+    # which refuses it with the right error code.
+    app.router.add_route("*", r"/v2/{tail:[\s\S]*}", dispatcher.handle)
     app.on_response_prepare.append(_add_api_version)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:

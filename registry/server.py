@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import uvloop
 from aiohttp import web
 
+from registry.api import protocol
 from registry.app import create_app
 from registry.config import Config
 from registry.core.cache import Generation
@@ -38,6 +39,7 @@ async def _serve(config: Config, reuse_port: bool, generation: Generation | None
     loop = asyncio.get_running_loop()
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
+    protocol.install()
     app = create_app(config, generation=generation)
     runner = web.AppRunner(app, access_log=log if config.server.log_level == "debug" else None,
                            handle_signals=False)

@@ -22,7 +22,7 @@ def content_length(request: web.Request) -> int | None:
     raw = request.headers.get("Content-Length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise SizeInvalid("invalid Content-Length")
     return int(raw)
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from registry.core.errors import NotFound, Unsupported
+from registry.core.errors import NameInvalid, NotFound, Unsupported
 from registry.core.grammar import validate_name
 
 
@@ -38,25 +38,29 @@ class Route:
 
 
 def parse(tail: str) -> Route:
-    """Route for the path after `/v2/`; NotFound if it names no endpoint."""
+    """Route for the raw (still percent-encoded) path after `/v2/`.
+
+    The path is split before segments are decoded, so an encoded slash can never
+    become a separator: it stays inside its segment, where the name, tag, digest
+    or upload id grammar then refuses it. NotFound if it names no endpoint."""
     if tail == "":
         return Route(Endpoint.BASE)
     if tail == "_catalog":
         return Route(Endpoint.CATALOG)
-    parts = tail.split("/")
+    parts = [unquote(p) for p in tail.split("/")]
     n = len(parts)
     if n >= 3 and parts[-2] == "tags" and parts[-1] == "list":
-        return Route(Endpoint.TAGS, "/".join(parts[:-2]))
+        return Route(Endpoint.TAGS, _name(parts[:-2]))
     if n >= 4 and parts[-3] == "blobs" and parts[-2] == "uploads":
-        name = "/".join(parts[:-3])
+        name = _name(parts[:-3])
         if parts[-1] == "":
             return Route(Endpoint.UPLOADS, name)
         return Route(Endpoint.UPLOAD, name, parts[-1])
     if n >= 3 and parts[-2] == "blobs" and parts[-1] == "uploads":
-        return Route(Endpoint.UPLOADS, "/".join(parts[:-2]))
+        return Route(Endpoint.UPLOADS, _name(parts[:-2]))
     if n >= 3 and parts[-1] != "":
         kind = parts[-2]
-        name = "/".join(parts[:-2])
+        name = _name(parts[:-2])
         if kind == "manifests":
             return Route(Endpoint.MANIFEST, name, parts[-1])
         if kind == "blobs":
@@ -64,6 +68,12 @@ def parse(tail: str) -> Route:
         if kind == "referrers":
             return Route(Endpoint.REFERRERS, name, parts[-1])
     raise NotFound(detail={"path": "/v2/" + tail[:200]})
+
+
+def _name(segments: list[str]) -> str:
+    if any("/" in s for s in segments):
+        raise NameInvalid("invalid repository name", {"name": "/".join(segments)[:255]})
+    return "/".join(segments)
 
 
 Handler = Callable[[web.Request, Route], Awaitable[web.StreamResponse]]
@@ -80,11 +90,7 @@ class Dispatcher:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
-        if raw in ("/v2", "/v2/"):
-            tail = ""
-        else:
-            tail = unquote(raw[len("/v2/"):])
-        route = parse(tail)
+        route = parse("" if raw in ("/v2", "/v2/") else raw[len("/v2/"):])
         handler = self._table.get((route.endpoint, request.method))
         if handler is None:
             raise Unsupported(f"{request.method} is not supported here",

@@ -12,11 +12,13 @@ class CatalogService:
         self.driver = driver
 
     async def exists(self, repo: str) -> bool:
+        """A repository exists once something was pushed to it; a directory that
+        only holds nested repositories is not one."""
         try:
-            await self.driver.stat(paths.repo(repo))
-            return True
+            children = await self.driver.list(paths.repo(repo))
         except PathNotFound:
             return False
+        return any(c in paths.REPO_MARKERS for c in children)
 
     async def repositories(self) -> list[str]:
         """Every repository name, sorted; a directory is a repository when it

@@ -17,10 +17,11 @@ NAME_RE = re.compile(
 )
 TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
-# RFC 6838 type/subtype, optionally with parameters that we keep but do not interpret.
-MEDIA_TYPE_RE = re.compile(
-    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-)
+# RFC 6838 type/subtype, optionally with RFC 9110 parameters (kept, not interpreted).
+_RESTRICTED = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_PARAM = rf"[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[\x20\x21\x23-\x5b\x5d-\x7e]*\")"
+MEDIA_TYPE_RE = re.compile(rf"{_RESTRICTED}/{_RESTRICTED}(?:{_PARAM})*")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Many clients cap "host/name" at 255 characters; we keep the name itself within that.
@@ -83,10 +84,8 @@ def is_valid_tag(tag: str) -> bool:
 
 
 def is_valid_media_type(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    base = value.split(";", 1)[0].strip()
-    return MEDIA_TYPE_RE.fullmatch(base) is not None
+    return isinstance(value, str) and len(value) <= 1024 and \
+        MEDIA_TYPE_RE.fullmatch(value) is not None
 
 
 def is_valid_upload_id(value: str) -> bool:

@@ -155,9 +155,21 @@ def _descriptor_list(value: Any, where: str) -> list[Descriptor]:
     return [parse_descriptor(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Two parsers that pick different copies of a key would disagree about what
+    a manifest references, so a document with duplicate keys is refused."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _fail("duplicate key in manifest JSON", {"key": dup[:100]})
+    return doc
+
+
 def decode_json(data: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        # Strict UTF-8 first: json.loads(bytes) would let lone surrogates through.
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise _fail("manifest is not valid JSON", {"error": str(exc)[:200]}) from None
     if not isinstance(doc, dict):

@@ -13,7 +13,7 @@ MAX_PAGE = 10_000
 def parse_n(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise RegistryError("n must be a non-negative integer", {"n": value[:20]})
     return min(int(value), MAX_PAGE)
 

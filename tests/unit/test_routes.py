@@ -27,3 +27,15 @@ def test_parse(tail, route):
 def test_not_found(tail):
     with pytest.raises(NotFound):
         parse(tail)
+
+
+def test_encoded_slash_never_splits_the_path():
+    assert parse("a/blobs/uploads/..%2F..%2Fx") == Route(Endpoint.UPLOAD, "a", "../../x")
+    assert parse("a/manifests/..%2Fx") == Route(Endpoint.MANIFEST, "a", "../x")
+
+
+def test_encoded_slash_in_a_name_is_invalid():
+    from registry.core.errors import NameInvalid
+
+    with pytest.raises(NameInvalid):
+        parse("a%2Fb/tags/list")

@@ -1,0 +1,42 @@
+"""Errors raised by aiohttp's HTTP parser, before any handler or middleware runs.
+
+A malformed request line, an absurd Content-Length or an oversized header is
+answered by aiohttp's RequestHandler.handle_error with a text/plain body and
+logged with a traceback at ERROR level, so any client could fill the log. We
+install a handler that answers with the spec's JSON error body instead and
+logs client errors as one line at debug level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web, web_protocol
+
+from registry.api.errors import API_VERSION_HEADER
+
+log = logging.getLogger("registry.api")
+
+_original = web_protocol.RequestHandler.handle_error
+
+
+def _handle_error(self, request, status: int = 500, exc=None, message=None):
+    if status >= 500:
+        return _original(self, request, status, exc, message)
+    log.debug("malformed request from %s: %s", request.remote, exc or message)
+    if request.writer.output_size > 0:
+        raise ConnectionError("response already started")
+    code = "SIZE_INVALID" if status == 413 else "UNSUPPORTED"
+    text = getattr(exc, "message", None) or message or "malformed HTTP request"
+    body = {"errors": [{"code": code, "message": str(text)[:200], "detail": {}}]}
+    resp = web.Response(status=status, body=json.dumps(body).encode(),
+                        headers={"Content-Type": "application/json",
+                                 API_VERSION_HEADER[0]: API_VERSION_HEADER[1]})
+    resp.force_close()
+    return resp
+
+
+def install() -> None:
+    """Answer HTTP parse errors with JSON (idempotent; affects this process)."""
+    web_protocol.RequestHandler.handle_error = _handle_error

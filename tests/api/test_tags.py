@@ -1,0 +1,144 @@
+"""Tag listing with n/last pagination and Link headers."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from .helpers import assert_error, call, parse_link, push_image, push_manifest
+
+TAGS = ["1.0", "1.1", "2.0", "Latest", "a", "b_c", "b-c", "latest", "z.9"]
+
+
+@pytest.fixture(scope="module")
+def tagged(registry):
+    repo = registry.repo()
+    pushed = push_image(registry, repo)
+    for tag in TAGS:
+        push_manifest(registry, repo, pushed.body, tag)
+    return repo
+
+
+def listing(reg, repo, query=""):
+    r = call(reg, "GET", f"/v2/{repo}/tags/list{query}")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    doc = r.json()
+    assert doc["name"] == repo
+    return doc["tags"], r.headers.get("Link")
+
+
+def test_list_sorted(registry, tagged):
+    tags, link = listing(registry, tagged)
+    assert sorted(tags) == sorted(TAGS)
+    assert len(tags) == len(set(tags))
+    # lexical order; case-insensitive order is also allowed by the spec
+    assert tags in (sorted(TAGS), sorted(TAGS, key=lambda t: (t.lower(), t)))
+    assert link is None
+
+
+def test_page_with_n(registry, tagged):
+    everything, _ = listing(registry, tagged)
+    tags, link = listing(registry, tagged, "?n=3")
+    assert tags == everything[:3]
+    assert link is not None
+    target = parse_link(link)
+    parts = urlsplit(target)
+    assert parts.path == f"/v2/{tagged}/tags/list"
+    query = parse_qs(parts.query)
+    assert query["n"] == ["3"]
+    assert query["last"] == [everything[2]]
+
+
+def test_last_is_exclusive(registry, tagged):
+    everything, _ = listing(registry, tagged)
+    tags, link = listing(registry, tagged, f"?last={everything[3]}")
+    assert tags == everything[4:]
+    assert link is None
+    tags, _ = listing(registry, tagged, f"?n=2&last={everything[3]}")
+    assert tags == everything[4:6]
+
+
+def test_last_not_a_tag(registry, tagged):
+    everything, _ = listing(registry, tagged)
+    tags, _ = listing(registry, tagged, "?last=1.05")
+    assert tags == [t for t in everything if t > "1.05"]
+    tags, link = listing(registry, tagged, "?last=~~~")
+    assert tags == []
+    assert link is None
+
+
+def test_exact_last_page_has_no_link(registry, tagged):
+    everything, _ = listing(registry, tagged)
+    tags, link = listing(registry, tagged, f"?n={len(everything)}")
+    assert tags == everything
+    assert link is None
+    tags, link = listing(registry, tagged, f"?n={len(everything) + 10}")
+    assert tags == everything
+    assert link is None
+    tags, link = listing(registry, tagged, f"?n=2&last={everything[-3]}")
+    assert tags == everything[-2:]
+    assert link is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+def test_follow_links(registry, tagged, n):
+    everything, _ = listing(registry, tagged)
+    seen, query = [], f"?n={n}"
+    for _ in range(len(everything) + 2):
+        tags, link = listing(registry, tagged, query)
+        assert 0 < len(tags) <= n
+        seen += tags
+        if link is None:
+            break
+        target = parse_link(link)
+        assert target.startswith(f"/v2/{tagged}/tags/list?")
+        query = "?" + target.split("?", 1)[1]
+    assert seen == everything
+
+
+def test_n_zero(registry, tagged):
+    tags, link = listing(registry, tagged, "?n=0")
+    assert tags == []
+    assert link is None
+
+
+def test_unknown_repository(registry):
+    r = call(registry, "GET", f"/v2/{registry.repo()}/tags/list")
+    assert_error(r, 404, "NAME_UNKNOWN")
+    r = call(registry, "GET", f"/v2/{registry.repo()}/tags/list?n=1")
+    assert_error(r, 404, "NAME_UNKNOWN")
+
+
+def test_repository_without_tags(registry):
+    repo = registry.repo()
+    push_image(registry, repo)
+    assert listing(registry, repo) == ([], None)
+
+
+def test_invalid_name(registry):
+    assert_error(call(registry, "GET", "/v2/UPPER/tags/list"), 400, "NAME_INVALID")
+
+
+@pytest.mark.parametrize("n", ["-1", "abc", "1.5", "1e3", "99999999999999999999", "%20"])
+def test_invalid_n(registry, tagged, n):
+    r = call(registry, "GET", f"/v2/{tagged}/tags/list?n={n}")
+    assert_error(r, 400)
+
+
+def test_deleted_tag_disappears(registry):
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "x")
+    push_manifest(registry, repo, pushed.body, "y")
+    assert call(registry, "DELETE", f"/v2/{repo}/manifests/x").status_code == 202
+    assert listing(registry, repo) == (["y"], None)
+
+
+def test_parent_of_repository_is_unknown(registry):
+    repo = registry.repo("parent") + "/child/leaf"
+    push_image(registry, repo, "t")
+    assert listing(registry, repo) == (["t"], None)
+    for parent in (repo.rsplit("/", 1)[0], repo.rsplit("/", 2)[0]):
+        r = call(registry, "GET", f"/v2/{parent}/tags/list")
+        assert_error(r, 404, "NAME_UNKNOWN")
