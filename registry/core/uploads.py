@@ -78,24 +78,36 @@ async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int
     loop = asyncio.get_running_loop()
     written = 0
     pending: asyncio.Future | None = None
-    buf = bytearray()
+    buf: list[bytes] = []
+    buffered = 0
+    writev = getattr(writer, "writev", None)
 
-    async def flush(block: bytearray) -> None:
-        if hasher is None:
-            await writer.write(block)
+    def hash_all(block: list[bytes]) -> None:
+        for piece in block:
+            hasher.update(piece)
+
+    async def write_all(block: list[bytes]) -> None:
+        if writev is not None:
+            await writev(block)
         else:
-            await asyncio.gather(loop.run_in_executor(None, hasher.update, block),
-                                 writer.write(block))
+            await writer.write(b"".join(block))
+
+    async def flush(block: list[bytes]) -> None:
+        if hasher is None:
+            await write_all(block)
+        else:
+            await asyncio.gather(loop.run_in_executor(None, hash_all, block), write_all(block))
 
     try:
         async for chunk in chunks:
-            buf += chunk
+            buf.append(chunk)
+            buffered += len(chunk)
             written += len(chunk)
-            if len(buf) >= BLOCK:
+            if buffered >= BLOCK:
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(flush(buf))
-                buf = bytearray()
+                buf, buffered = [], 0
         if pending is not None:
             await pending
             pending = None
