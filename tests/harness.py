@@ -13,6 +13,19 @@ from pathlib import Path
 
 import requests
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a child `python -m registry`: no REGISTRY_* settings leak in
+    from the caller, and this checkout's code runs whatever `pip install -e`
+    last pointed at."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra or {})
+    return env
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -91,8 +104,7 @@ def launch(
         cfg.write_text(config)
         cmd += ["--config", str(cfg)]
     cmd += args or []
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    full_env.update(env or {})
+    full_env = child_env(env)
     log_path = tmp / "registry.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)

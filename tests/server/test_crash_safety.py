@@ -13,7 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from harness import free_port, wait_ready
+from harness import child_env, free_port, wait_ready
 
 
 def sha(data: bytes) -> str:
@@ -65,7 +65,7 @@ def _serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
               f"registry serve --listen 127.0.0.1:{port} --data {root}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env = child_env()
     log = open(tmp_path / "small.log", "wb")
     proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                              script], stdout=log, stderr=subprocess.STDOUT, env=env)

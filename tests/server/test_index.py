@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import requests
+from harness import child_env
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -95,7 +96,8 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
     reg.stop()
     db.unlink()
     out = subprocess.run([sys.executable, "-m", "registry", "reindex", "--data",
-                          str(reg.data_dir)], capture_output=True, text=True, timeout=60)
+                          str(reg.data_dir)], capture_output=True, text=True, timeout=60,
+                         env=child_env())
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)
     assert stats["manifests"] == 2 and stats["tags"] == 2 and stats["repositories"] == 1

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import requests
+from harness import child_env
 from tlsutil import make_cert
 
 
@@ -58,20 +59,21 @@ def test_config_check_cli(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('[storage]\nauto_mount = false\n')
     out = subprocess.run([sys.executable, "-m", "registry", "config", "check", str(good),
-                          "--show"], capture_output=True, text=True)
+                          "--show"], capture_output=True, text=True, env=child_env())
     assert out.returncode == 0
     assert json.loads(out.stdout.split("\n", 1)[1])["storage"]["auto_mount"] is False
     bad = tmp_path / "bad.toml"
     bad.write_text('[limits]\nmanifest_max_bytes = "big"\n')
     out = subprocess.run([sys.executable, "-m", "registry", "config", "check", str(bad)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=child_env())
     assert out.returncode == 1
     assert "[limits] manifest_max_bytes: expected an integer" in out.stderr
 
 
 def test_serve_refuses_bad_config_clearly(tmp_path):
     out = subprocess.run([sys.executable, "-m", "registry", "serve", "--listen", "nowhere"],
-                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                         env=child_env())
     assert out.returncode == 2
     assert "listen" in out.stderr and "Traceback" not in out.stderr
 
