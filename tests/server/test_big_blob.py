@@ -92,5 +92,6 @@ def test_two_gib_push_and_pull_with_bounded_memory(start_registry):
     assert total == SIZE
     assert f"sha256:{pulled.hexdigest()}" == digest
     growth = peak.peak - baseline
+    print(f"server RSS: baseline {baseline / 2**20:.1f} MiB, peak growth {growth / 2**20:.1f} MiB")
     assert growth < 100 * 1024 * 1024, f"server RSS grew by {growth / 2**20:.1f} MiB"
     assert "Traceback" not in reg.log()
