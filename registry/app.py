@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -49,6 +50,19 @@ async def _add_api_version(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault(*API_VERSION_HEADER)
 
 
+async def _purge_uploads(reg: Registry, older_than: int) -> None:
+    """Delete abandoned upload sessions, checking every hour (or sooner for short ttls)."""
+    interval = max(1.0, min(3600.0, older_than / 2))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            purged = await reg.uploads.purge_stale(await reg.catalog.repositories(), older_than)
+            if purged:
+                log.info("purged %d abandoned upload(s)", purged)
+        except Exception:  # housekeeping must never stop the server
+            log.exception("upload purge failed")
+
+
 def create_app(config: Config, hooks: Hooks | None = None,
                generation: Generation | None = None) -> web.Application:
     """The registry as an aiohttp application. `generation` is the write counter
@@ -78,7 +92,15 @@ def create_app(config: Config, hooks: Hooks | None = None,
             shared_store=config.storage.driver != "filesystem",
             tag_cache_seconds=config.storage.tag_cache_ms / 1000,
         )
+        purger = None
+        if config.storage.upload_purge_after > 0:
+            purger = asyncio.create_task(_purge_uploads(app[REGISTRY],
+                                                        config.storage.upload_purge_after))
         yield
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
         await driver.close()
         await index.close()
 

@@ -44,6 +44,8 @@ class StorageConfig:
     root: str = "./data/storage"
     auto_mount: bool = True
     fsync: bool = True
+    # Upload sessions untouched this long (seconds) are deleted; 0 keeps them forever.
+    upload_purge_after: int = 7 * 24 * 3600
     # s3 driver
     bucket: str = ""
     prefix: str = ""
@@ -188,6 +190,8 @@ def validate(config: Config) -> list[str]:
             problems.append("[storage] bucket: required for the s3 driver")
         if st.part_size < 5 << 20:
             problems.append("[storage] part_size: S3 needs at least 5 MiB (5242880)")
+    if st.upload_purge_after < 0:
+        problems.append("[storage] upload_purge_after: expected seconds >= 0")
     if not config.index.path:
         problems.append("[index] path: required")
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:

@@ -293,6 +293,38 @@ class UploadService:
             self._hashers.drop(status.id)
             raise
 
+    # -- housekeeping --------------------------------------------------------
+
+    async def purge_stale(self, repositories: list[str], older_than: float) -> int:
+        """Delete upload sessions untouched for `older_than` seconds; returns how many."""
+        cutoff = time.time() - older_than
+        purged = 0
+        for repo in repositories:
+            try:
+                ids = await self.driver.list(paths.uploads_dir(repo))
+            except PathNotFound:
+                continue
+            for upload_id in ids:
+                if not is_valid_upload_id(upload_id):
+                    continue
+                try:
+                    info = await self.driver.stat(paths.upload_data(repo, upload_id))
+                except PathNotFound:
+                    info = None
+                if info is not None and info.mtime >= cutoff:
+                    continue
+                if info is None:  # no data: judge by the state file instead
+                    try:
+                        state = await self.driver.stat(paths.upload_state(repo, upload_id))
+                    except PathNotFound:
+                        continue
+                    if state.mtime >= cutoff:
+                        continue
+                self._hashers.drop(upload_id)
+                await self._discard(repo, upload_id)
+                purged += 1
+        return purged
+
     # -- mounts --------------------------------------------------------------
 
     async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:

@@ -174,7 +174,7 @@ class Multipart:
         self.count += 1
         self._pending.add(asyncio.ensure_future(run(self.count)))
 
-    async def part(self, data: bytes) -> None:
+    async def part(self, data: bytes | bytearray) -> None:
         async def upload(n: int) -> None:
             r = await self.client.call("upload_part", self.path,
                                        deadline=self.client.transfer_timeout, Key=self.key,

@@ -120,3 +120,25 @@ def test_client_disconnect_mid_chunk_leaves_upload_resumable(registry):
     r = requests.put(f"{registry.url}{location}?digest={sha(data)}", data=data)
     assert r.status_code == 201
     assert requests.get(f"{registry.url}/v2/{repo}/blobs/{sha(data)}").content == data
+
+
+def test_abandoned_uploads_are_purged(start_registry):
+    reg = start_registry(config="[storage]\nupload_purge_after = 2\n")
+    repo = "purge/repo"
+    stale = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/").headers["Location"]
+    requests.patch(f"{reg.url}{stale}", data=b"abc")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if requests.get(f"{reg.url}{stale}").status_code == 404:
+            break
+        time.sleep(0.5)
+    assert requests.get(f"{reg.url}{stale}").status_code == 404
+    # A session in active use is kept: each chunk refreshes it.
+    live = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/").headers["Location"]
+    data = b""
+    for i in range(6):
+        r = requests.patch(f"{reg.url}{live}", data=b"x")
+        assert r.status_code == 202, f"chunk {i}: {r.status_code}"
+        data += b"x"
+        time.sleep(0.5)
+    assert requests.put(f"{reg.url}{live}?digest={sha(data)}").status_code == 201
