@@ -35,6 +35,8 @@ from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageErr
 # Bytes handed to a worker thread at a time: large enough that thread hops
 # are negligible, small enough that memory per request stays bounded.
 BLOCK = 4 << 20
+# Single-request uploads up to this size are verified in memory and stored in one put.
+SMALL_BLOB = 256 << 10
 # Running hashes kept for uploads in progress in this process.
 MAX_HASHERS = 4096
 
@@ -187,7 +189,10 @@ class UploadService:
             return await self._append_locked(repo, upload_id, chunks, content_range,
                                              content_length)
 
-    async def _append_locked(self, repo, upload_id, chunks, content_range, content_length):
+    async def _append_locked(self, repo, upload_id, chunks, content_range, content_length,
+                             commit: bool = False):
+        """Append under the upload's lock; with `commit`, the writer is committed
+        (made durable) instead of just closed, saving a reopen when finishing."""
         data_path = paths.upload_data(repo, upload_id)
         try:
             writer = await self.driver.writer(data_path, append=True)
@@ -221,9 +226,9 @@ class UploadService:
             self._hashers.drop(upload_id)
             await self._rollback(writer, offset)
             raise
-        await writer.close()
         if hasher is not None:
             self._hashers.put(upload_id, offset + written, hasher)
+        await (writer.commit() if commit else writer.close())
         return UploadStatus(upload_id, repo, offset + written)
 
     async def _rollback(self, writer: FileWriter, offset: int) -> None:
@@ -254,13 +259,13 @@ class UploadService:
                      content_range: tuple[int, int] | None = None,
                      content_length: int | None = None) -> int:
         """Complete an upload: append the last chunk, verify, publish. Returns the size."""
-        status = (
-            await self.append(repo, upload_id, chunks, content_range, content_length)
-            if chunks is not None
-            else await self.status(repo, upload_id)
-        )
+        await self._check(repo, upload_id)
         async with self._lock(upload_id):
-            await self._check(repo, upload_id)
+            if chunks is not None:
+                status = await self._append_locked(repo, upload_id, chunks, content_range,
+                                                   content_length, commit=True)
+            else:
+                status = await self.status(repo, upload_id)
             actual = await self._digest_of_data(repo, upload_id, digest.algorithm, status.size)
             if actual != digest.hex:
                 self._hashers.drop(upload_id)
@@ -269,8 +274,9 @@ class UploadService:
                                             "actual": f"{digest.algorithm}:{actual}"})
             data_path = paths.upload_data(repo, upload_id)
             if await self.blobs.size(digest) is None:
-                writer = await self.driver.writer(data_path, append=True)
-                await writer.commit()
+                if chunks is None:  # nothing was committed by this request
+                    writer = await self.driver.writer(data_path, append=True)
+                    await writer.commit()
                 await self.driver.move(data_path, paths.blob(digest))
             await self._discard(repo, upload_id)
             await self.blobs.link(repo, digest, status.size)
@@ -284,7 +290,12 @@ class UploadService:
 
     async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
                            content_length: int | None) -> int:
-        """Single-request upload (POST ?digest=): a session opened and finished at once."""
+        """Single-request upload (POST ?digest=): a session opened and finished at once.
+
+        A small body of known length is verified in memory and stored with one
+        atomic put, skipping the session's files entirely."""
+        if content_length is not None and content_length <= SMALL_BLOB:
+            return await self._upload_small(repo, digest, chunks, content_length)
         status = await self.start(repo)
         try:
             return await self.finish(repo, status.id, digest, chunks, None, content_length)
@@ -292,6 +303,25 @@ class UploadService:
             await self._discard(repo, status.id)
             self._hashers.drop(status.id)
             raise
+
+    async def _upload_small(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
+                            content_length: int) -> int:
+        buf = bytearray()
+        async for chunk in chunks:
+            buf += chunk
+            if len(buf) > content_length:
+                break
+        if len(buf) != content_length:
+            raise SizeInvalid("body length does not match Content-Length",
+                              {"expected": content_length, "received": len(buf)})
+        data = bytes(buf)
+        actual = hashlib.new(digest.algorithm, data).hexdigest()
+        if actual != digest.hex:
+            raise DigestInvalid(detail={"expected": str(digest),
+                                        "actual": f"{digest.algorithm}:{actual}"})
+        await self.blobs.put_small(data, digest)
+        await self.blobs.link(repo, digest, len(data))
+        return len(data)
 
     # -- housekeeping --------------------------------------------------------
 
