@@ -72,6 +72,8 @@ class ManifestService:
         self._tags = GenerationCache(self.generation, enabled=not shared_store or tag_ttl > 0,
                                      ttl=tag_ttl if shared_store else None)
         self._revisions = GenerationCache(self.generation, enabled=not shared_store)
+        self._tag_lists = GenerationCache(self.generation, enabled=self._tags.enabled,
+                                          ttl=self._tags.ttl, max_entries=1_000)
 
     # -- references ----------------------------------------------------------
 
@@ -256,9 +258,18 @@ class ManifestService:
         return out
 
     async def list_tags(self, repo: str) -> list[str]:
-        """All tags of the repository, sorted; empty if it has none."""
+        """All tags of the repository, sorted; empty if it has none.
+
+        Cached like single tags, so paging through a large repository lists
+        its directory once rather than once per page."""
+        cached = self._tag_lists.get(repo)
+        if cached is not None:
+            return cached
+        gen = self.generation.value
         try:
             names = await self.driver.list(paths.tags_dir(repo))
         except PathNotFound:
             return []
-        return sorted(n for n in names if is_valid_tag(n))
+        tags = sorted(n for n in names if is_valid_tag(n))
+        self._tag_lists.put(repo, tags, gen)
+        return tags

@@ -125,8 +125,15 @@ def test_caches_in_every_worker_see_each_write(start_registry):
     doc_b = push_blob(reg.url, repo, b"[]")
     second = _put_manifest(reg.url, repo, "t", doc_b)
     assert resolve_all() == {second}
+    def tag_lists(n: int = 20) -> set[tuple[str, ...]]:
+        return {tuple(requests.get(f"{reg.url}/v2/{repo}/tags/list",
+                                   headers={"Connection": "close"}).json()["tags"])
+                for _ in range(n)}
+
+    assert tag_lists() == {("t",)}
     assert requests.delete(f"{reg.url}/v2/{repo}/manifests/t").status_code == 202
     assert resolve_all() == {404}
+    assert tag_lists() == {()}
     third = _put_manifest(reg.url, repo, "t", config)
     assert third == first and resolve_all() == {first}
     assert requests.delete(f"{reg.url}/v2/{repo}/manifests/{first}").status_code == 202
