@@ -18,6 +18,7 @@ from registry.core.cache import Generation
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.index.db import Index, IndexHooks
+from registry.index.sync import index_sync_ctx
 from registry.storage import create_driver
 
 log = logging.getLogger("registry")
@@ -105,4 +106,6 @@ def create_app(config: Config, hooks: Hooks | None = None,
         await index.close()
 
     app.cleanup_ctx.append(services_ctx)
+    app.cleanup_ctx.append(index_sync_ctx(REGISTRY, INDEX, config.index.sync_interval,
+                                          enabled=config.storage.driver != "filesystem"))
     return app

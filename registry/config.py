@@ -63,6 +63,9 @@ class StorageConfig:
 @dataclass
 class IndexConfig:
     path: str = "./data/index.sqlite"
+    # Seconds between passes that catch this replica's index up with writes made by
+    # other replicas on a shared S3 store (registry/index/sync.py); 0 disables.
+    sync_interval: int = 30
 
 
 @dataclass
@@ -194,6 +197,9 @@ def validate(config: Config) -> list[str]:
         problems.append("[storage] upload_purge_after: expected seconds >= 0")
     if not config.index.path:
         problems.append("[index] path: required")
+    if config.index.sync_interval < 0:
+        problems.append("[index] sync_interval: expected seconds >= 0, "
+                        f"got {config.index.sync_interval}")
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from registry.api.sendfile import send_file
 from registry.core.errors import BlobUnknown, RegistryError
 from registry.core.grammar import Digest
 from registry.core.ranges import Unsatisfiable, parse_range
+from registry.core.service import Registry
 
 
 class RangeNotSatisfiable(RegistryError):
@@ -31,10 +33,29 @@ def _headers(digest: Digest) -> dict[str, str]:
 async def get_blob(request: web.Request, route: Route) -> web.StreamResponse:
     reg = services(request)
     digest = Digest.parse(route.ref)
-    size = await reg.blobs.stat_in(route.name, digest)
+    if not await reg.blobs.linked(route.name, digest):
+        raise BlobUnknown(detail={"digest": str(digest)})
+    opened = await reg.blobs.open_local(digest) if request.method == "GET" else None
+    fd = opened[0] if opened else None
+    try:
+        size = opened[1] if opened else await reg.blobs.size(digest)
+        if size is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        response, fd_taken = await _respond(request, reg, digest, size, fd)
+        if fd_taken:
+            fd = None  # send_file closes it
+        return response
+    finally:
+        if fd is not None:
+            await asyncio.to_thread(os.close, fd)
+
+
+async def _respond(request: web.Request, reg: Registry, digest: Digest, size: int,
+                   fd: int | None) -> tuple[web.StreamResponse, bool]:
+    """The response, and whether send_file took ownership of `fd`."""
     headers = _headers(digest)
     if request.headers.get("If-None-Match") == headers["ETag"]:
-        return web.Response(status=304, headers=headers)
+        return web.Response(status=304, headers=headers), False
     try:
         rng = parse_range(request.headers.get("Range"), size)
     except Unsatisfiable:
@@ -44,30 +65,21 @@ async def get_blob(request: web.Request, route: Route) -> web.StreamResponse:
     if rng is not None:
         status, offset, count = 206, rng.start, rng.length
         headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
-    if request.method == "GET" and rng is None:
+    if request.method == "GET" and rng is None and fd is None:
         url = await reg.blobs.redirect_url(digest)
         if url:
             return web.Response(status=307, headers={"Location": url,
-                                                     "Docker-Content-Digest": str(digest)})
+                                                     "Docker-Content-Digest": str(digest)}), False
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = count
-    local = reg.blobs.local_path(digest)
-    if local is not None:
-        loop = asyncio.get_running_loop()
-        try:
-            fh = await loop.run_in_executor(None, open, local, "rb")
-        except FileNotFoundError:
-            raise BlobUnknown(detail={"digest": str(digest)}) from None
-        try:
-            return await send_file(request, response, fh, offset, count)
-        finally:
-            await loop.run_in_executor(None, fh.close)
+    if fd is not None:
+        return await send_file(request, response, fd, offset, count), True
     await response.prepare(request)
     if request.method == "GET":
         async for chunk in reg.blobs.reader(digest, offset, count):
             await response.write(chunk)
     await response.write_eof()
-    return response
+    return response, False
 
 
 async def delete_blob(request: web.Request, route: Route) -> web.StreamResponse:

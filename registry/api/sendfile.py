@@ -15,7 +15,6 @@ import errno
 import os
 import select
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
 
 from aiohttp import web
 
@@ -65,37 +64,56 @@ async def _wait_flushed(transport: asyncio.Transport) -> None:
         delay = min(delay * 2, 0.05)
 
 
-async def _stream_fallback(response: web.StreamResponse, fh: BinaryIO, offset: int,
+async def _stream_fallback(response: web.StreamResponse, fd: int, offset: int,
                            count: int) -> None:
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, fh.seek, offset)
     while count > 0:
-        chunk = await loop.run_in_executor(None, fh.read, min(CHUNK, count))
+        chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, count), offset)
         if not chunk:
             raise ConnectionResetError("file shrank while being served")
         await response.write(chunk)
         count -= len(chunk)
+        offset += len(chunk)
 
 
-async def send_file(request: web.Request, response: web.StreamResponse, fh: BinaryIO,
+def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int) -> None:
+    try:
+        _sendfile_blocking(sock_fd, fd, offset, count)
+    finally:
+        os.close(fd)
+
+
+async def send_file(request: web.Request, response: web.StreamResponse, fd: int,
                     offset: int, count: int) -> web.StreamResponse:
     """Prepare `response` (headers already set, Content-Length = count) and send
-    `count` bytes of the open file `fh` from `offset`."""
-    await response.prepare(request)
-    if count == 0 or request.method == "HEAD":
+    `count` bytes of the open file descriptor `fd` from `offset`. Takes
+    ownership of `fd`: it is closed whatever happens."""
+    try:
+        await response.prepare(request)
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        plain = sock is not None and transport.get_extra_info("sslcontext") is None
+    except BaseException:
+        await asyncio.to_thread(os.close, fd)
+        raise
+    if count == 0 or request.method == "HEAD" or not plain:
+        try:
+            if count and request.method != "HEAD":
+                await _stream_fallback(response, fd, offset, count)
+        finally:
+            await asyncio.to_thread(os.close, fd)
         await response.write_eof()
         return response
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if transport is None or sock is None or transport.get_extra_info("sslcontext") is not None:
-        await _stream_fallback(response, fh, offset, count)
-        await response.write_eof()
-        return response
-    await _wait_flushed(transport)
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(_executor(), _sendfile_blocking, sock.fileno(),
-                                   fh.fileno(), offset, count)
+        await _wait_flushed(transport)
+    except BaseException:
+        await asyncio.to_thread(os.close, fd)
+        raise
+    try:
+        # Open, send and close in one hop to the sendfile pool.
+        await loop.run_in_executor(_executor(), _sendfile_and_close, sock.fileno(), fd,
+                                   offset, count)
     except (OSError, TimeoutError):
         # The peer went away or stalled: nothing sensible can follow on this
         # connection, so close it rather than leave a short body pending.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 
+from registry.core.cache import Generation, GenerationCache
 from registry.core.errors import BlobUnknown
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks, emit
@@ -12,23 +15,60 @@ from registry.storage.driver import Driver, PathNotFound
 
 
 class BlobStore:
-    def __init__(self, driver: Driver, hooks: Hooks) -> None:
+    def __init__(self, driver: Driver, hooks: Hooks, generation: Generation | None = None,
+                 shared_store: bool = False) -> None:
         self.driver = driver
         self.hooks = hooks
+        self.generation = generation or Generation()
+        # Positive answers only: a link or blob that exists stays until an unlink
+        # (or a GC) bumps the generation. Off when other machines share the store.
+        self._links = GenerationCache(self.generation, enabled=not shared_store)
+        self._sizes = GenerationCache(self.generation, enabled=not shared_store)
 
     async def size(self, digest: Digest) -> int | None:
         """Size of the stored bytes, or None if the registry has no such blob."""
+        cached = self._sizes.get(digest)
+        if cached is not None:
+            return cached
+        gen = self.generation.value
         try:
-            return (await self.driver.stat(paths.blob(digest))).size
+            size = (await self.driver.stat(paths.blob(digest))).size
         except PathNotFound:
             return None
+        self._sizes.put(digest, size, gen)
+        return size
 
     async def linked(self, repo: str, digest: Digest) -> bool:
+        key = (repo, digest)
+        if self._links.get(key):
+            return True
+        gen = self.generation.value
         try:
             await self.driver.stat(paths.layer_link(repo, digest))
-            return True
         except PathNotFound:
             return False
+        self._links.put(key, True, gen)
+        return True
+
+    async def open_local(self, digest: Digest) -> tuple[int, int] | None:
+        """An open file descriptor and the size of a blob on local disk, with one
+        thread hop; None when the driver keeps blobs elsewhere. The caller closes it."""
+        local = self.driver.local_path(paths.blob(digest))
+        if local is None:
+            return None
+
+        def _open() -> tuple[int, int]:
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return fd, os.fstat(fd).st_size
+            except BaseException:
+                os.close(fd)
+                raise
+
+        try:
+            return await asyncio.to_thread(_open)
+        except FileNotFoundError:
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
 
     async def stat_in(self, repo: str, digest: Digest) -> int:
         """Size of a blob that `repo` may serve; BlobUnknown otherwise."""
@@ -48,6 +88,7 @@ class BlobStore:
             await self.driver.delete(paths.layer_link(repo, digest))
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
+        self.generation.bump()
         await emit(self.hooks.blob_unlinked(repo, digest))
 
     async def put_small(self, data: bytes, digest: Digest) -> None:

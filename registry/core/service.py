@@ -30,7 +30,8 @@ class Registry:
         """Wire the services. `shared_store`: other machines write to the same store
         (s3 replicas), so in-memory caches cannot be invalidated exactly."""
         hooks = hooks or NullHooks()
-        blobs = BlobStore(driver, hooks)
+        generation = generation or Generation()
+        blobs = BlobStore(driver, hooks, generation, shared_store)
         return cls(
             driver=driver,
             blobs=blobs,

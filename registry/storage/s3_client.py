@@ -11,7 +11,9 @@ Every call to the store goes through `S3Client.call`, which
 botocore's own retries are off so the total time a request can spend failing
 is known: with the defaults, a store that refuses connections fails a request
 in well under a second, and one that black-holes them in about
-`attempts * (connect_timeout + op_timeout)` seconds at worst.
+`attempts * op_timeout` (about 16 s) for metadata calls. Transfers get
+`transfer_timeout` per part or read, plus time in proportion to the bytes a
+server-side copy moves.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class S3Client:
                  secret_key: str | None = None, path_style: bool = True,
                  create_bucket: bool = True, attempts: int = 3, backoff: float = 0.1,
                  connect_timeout: float = 2.0, op_timeout: float = 5.0,
-                 transfer_timeout: float = 120.0, max_connections: int = 64) -> None:
+                 transfer_timeout: float = 30.0, max_connections: int = 64) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url or None
         self.region = region or "us-east-1"
@@ -102,7 +104,9 @@ class S3Client:
         extra: dict[str, Any] = {} if signed else {"signature_version": UNSIGNED}
         return AioConfig(
             connect_timeout=self.connect_timeout,
-            read_timeout=self.transfer_timeout,
+            # Our own per-call deadlines govern; this only bounds one silent socket read
+            # (a big server-side copy may send nothing until it is done).
+            read_timeout=max(self.transfer_timeout, 900.0),
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=self.max_connections,
             # Bodies are hashed by the registry already; signing them again (botocore
@@ -112,6 +116,8 @@ class S3Client:
             # Extra checksums are unknown to some S3-compatible stores.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            # Load botocore's JSON models on a thread, not on the event loop.
+            warm_up_loader_caches=True,
             **extra,
         )
 
@@ -170,6 +176,10 @@ class S3Client:
             await ctx.__aexit__(None, None, None)
 
     # -- calls ---------------------------------------------------------------
+
+    def copy_deadline(self, nbytes: int) -> float:
+        """Seconds a server-side copy of nbytes may take (assumes >= 8 MiB/s)."""
+        return self.transfer_timeout + nbytes / (8 << 20)
 
     async def call(self, op: str, path: str = "", *, deadline: float | None = None,
                    **kw: Any) -> dict[str, Any]:

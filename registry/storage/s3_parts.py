@@ -157,6 +157,7 @@ class Multipart:
         self.upload_id: str | None = None
         self.etags: dict[int, str] = {}
         self.count = 0
+        self.bytes = 0
         self._pending: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -175,6 +176,8 @@ class Multipart:
         self._pending.add(asyncio.ensure_future(run(self.count)))
 
     async def part(self, data: bytes | bytearray) -> None:
+        self.bytes += len(data)
+
         async def upload(n: int) -> None:
             r = await self.client.call("upload_part", self.path,
                                        deadline=self.client.transfer_timeout, Key=self.key,
@@ -184,9 +187,11 @@ class Multipart:
         await self._submit(upload)
 
     async def copy_part(self, key: str, start: int, length: int) -> None:
+        self.bytes += length
+
         async def copy(n: int) -> None:
             r = await self.client.call(
-                "upload_part_copy", self.path, deadline=self.client.transfer_timeout,
+                "upload_part_copy", self.path, deadline=self.client.copy_deadline(length),
                 Key=self.key, UploadId=self.upload_id, PartNumber=n,
                 CopySource={"Bucket": self.client.bucket, "Key": key},
                 CopySourceRange=f"bytes={start}-{start + length - 1}")
@@ -205,7 +210,7 @@ class Multipart:
         await self._drain()
         parts = [{"PartNumber": n, "ETag": self.etags[n]} for n in sorted(self.etags)]
         await self.client.call("complete_multipart_upload", self.path,
-                               deadline=self.client.transfer_timeout, Key=self.key,
+                               deadline=self.client.copy_deadline(self.bytes), Key=self.key,
                                UploadId=self.upload_id, MultipartUpload={"Parts": parts})
 
     async def abort(self) -> None:
@@ -233,7 +238,7 @@ async def compose(client: S3Client, sources: list[Source], dst: str, path: str,
     whole = [s for s in sources if s.length > 0]
     if (len(whole) == 1 and whole[0].start == 0 and whole[0].length == whole[0].size
             and whole[0].size <= MAX_COPY_OBJECT and whole[0].key != dst):
-        await client.call("copy_object", path, deadline=client.transfer_timeout, Key=dst,
+        await client.call("copy_object", path, deadline=client.copy_deadline(total), Key=dst,
                           CopySource={"Bucket": client.bucket, "Key": whole[0].key})
         return
     if total <= part_size:

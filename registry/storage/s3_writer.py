@@ -73,6 +73,11 @@ class S3Writer:
             await self._mpu.part(part)
             size = self._part_size()
 
+    async def writev(self, pieces: list[bytes]) -> None:
+        """Write several pieces without joining them first."""
+        for piece in pieces:
+            await self.write(piece)
+
     async def _drop_session(self) -> None:
         mpu, self._mpu = self._mpu, None
         self._buf = bytearray()

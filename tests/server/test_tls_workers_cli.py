@@ -140,3 +140,12 @@ def test_caches_in_every_worker_see_each_write(start_registry):
     assert resolve_all() == {404}
     r = requests.get(f"{reg.url}/v2/{repo}/manifests/{first}", headers={"Connection": "close"})
     assert r.status_code == 404
+
+    # Blob links are cached too: a deleted blob disappears from every worker.
+    def blob_status(n: int = 20) -> set[int]:
+        return {requests.get(f"{reg.url}/v2/{repo}/blobs/{doc_b}",
+                             headers={"Connection": "close"}).status_code for _ in range(n)}
+
+    assert blob_status() == {200}
+    assert requests.delete(f"{reg.url}/v2/{repo}/blobs/{doc_b}").status_code == 202
+    assert blob_status() == {404}
