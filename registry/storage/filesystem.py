@@ -221,18 +221,11 @@ class FilesystemDriver:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 full.unlink()
-            self._prune(full.parent)
+            # Empty parent directories are left in place on purpose: removing them
+            # races with a concurrent write that has just created them (mkdir, then
+            # rename into place), which then fails; an empty directory costs nothing.
 
         await to_thread(self._guard, _delete)
-
-    def _prune(self, directory: Path) -> None:
-        """Remove now-empty parent directories up to the root, best effort."""
-        while directory != self.root and directory.parent != directory:
-            try:
-                directory.rmdir()
-            except OSError:
-                return
-            directory = directory.parent
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         return None
