@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -225,13 +226,13 @@ class ManifestService:
             await self.driver.delete(paths.revision_link(repo, digest))
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
-        if manifest is not None and manifest.subject is not None:
-            try:
-                await self.driver.delete(
-                    paths.referrer_link(repo, manifest.subject.digest, digest))
-            except PathNotFound:
-                pass
-        self.generation.bump()
+        try:
+            if manifest is not None and manifest.subject is not None:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(
+                        paths.referrer_link(repo, manifest.subject.digest, digest))
+        finally:
+            self.generation.bump()  # whatever happens next, caches must not outlive this
         for tag in await self.tags_of(repo, digest):
             await self.delete_tag(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))

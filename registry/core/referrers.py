@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from registry.core.cache import Generation, GenerationCache
 from registry.core.grammar import Digest
 from registry.core.manifest_format import OCI_INDEX
 from registry.storage import paths
@@ -11,11 +12,28 @@ from registry.storage.driver import Driver, PathNotFound
 
 
 class ReferrersService:
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, generation: Generation | None = None,
+                 shared_store: bool = False) -> None:
         self.driver = driver
+        self.generation = generation or Generation()
+        # Referrer links change only with manifest pushes and deletes, which bump
+        # the generation; off when other machines write to the same store.
+        self._cache = GenerationCache(self.generation, enabled=not shared_store,
+                                      max_entries=10_000)
 
     async def list(self, repo: str, subject: Digest,
                    artifact_type: str | None = None) -> list[dict]:
+        key = (repo, subject)
+        found = self._cache.get(key)
+        if found is None:
+            gen = self.generation.value
+            found = await self._read(repo, subject)
+            self._cache.put(key, found, gen)
+        if artifact_type:
+            return [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+
+    async def _read(self, repo: str, subject: Digest) -> list[dict]:
         base = paths.referrers_dir(repo, subject)
         try:
             algorithms = await self.driver.list(base)
@@ -32,8 +50,6 @@ class ReferrersService:
                     raw = await self.driver.get_content(f"{base}/{alg}/{name}", 1 << 20)
                     desc = json.loads(raw)
                 except (PathNotFound, ValueError):
-                    continue
-                if artifact_type and desc.get("artifactType") != artifact_type:
                     continue
                 out.append(desc)
         return out

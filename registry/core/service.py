@@ -39,6 +39,6 @@ class Registry:
             manifests=ManifestService(driver, blobs, hooks, max_bytes=manifest_max_bytes,
                                       generation=generation, shared_store=shared_store,
                                       tag_ttl=tag_cache_seconds),
-            referrers=ReferrersService(driver),
+            referrers=ReferrersService(driver, generation, shared_store),
             catalog=CatalogService(driver),
         )
