@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients and reference servers the tests drive (Debian packages).
-APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk openssl)
-COMMANDS=(skopeo podman buildah docker-registry nginx wrk openssl)
+APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl)
+COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl)
 missing=0
 for cmd in "${COMMANDS[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing=1

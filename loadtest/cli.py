@@ -1,0 +1,290 @@
+"""`python -m loadtest bench|list`: compare our registry with docker-registry and nginx."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from loadtest import bench, report, sysinfo, targets
+from loadtest import scenarios as sc
+
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "registry-loadtest"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the scenarios")
+    b = sub.add_parser("bench", help="run the benchmark", description=bench.__doc__)
+    b.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="scenario to run (repeatable; default: all; see `list`)",
+    )
+    b.add_argument("--repeat", type=int, default=3, help="alternating runs per target (3)")
+    b.add_argument("--quick", action="store_true", help="small sizes and 1 s runs, for smoke tests")
+    b.add_argument("--out", type=Path, help="results dir (default loadtest/results/<time>/)")
+    b.add_argument(
+        "--ours-cmd",
+        default=os.environ.get("LOADTEST_OURS_CMD"),
+        help="command for our server, with {python} {listen} {host} {port} {data} "
+        "{config}; or `docker-registry` to stand in for it "
+        "(env LOADTEST_OURS_CMD; default: python -m registry serve ...)",
+    )
+    b.add_argument("--workers", type=int, help="our server: [server] workers = N")
+    b.add_argument("--ours-config", type=Path, help="our server: base TOML config file")
+    b.add_argument(
+        "--ours-set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="our server: set a config key (repeatable), e.g. storage.fsync=false",
+    )
+    b.add_argument("--theirs-bin", default="docker-registry", help="docker-registry binary")
+    b.add_argument("--nginx-bin", default="nginx", help="nginx binary")
+    b.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
+    b.add_argument("--wrk-bin", default="wrk")
+    b.add_argument("--curl-bin", default="curl")
+    b.add_argument(
+        "--wrk-threads", type=int, help="wrk threads (default: half the cores, at least 1)"
+    )
+    b.add_argument(
+        "--head-tool",
+        choices=["auto", "wrk", "headload"],
+        default="auto",
+        help="tool for manifest HEAD (auto: wrk if it can do HEAD, else headload)",
+    )
+    b.add_argument("--duration", type=float, help="seconds per wrk run (10; quick 1)")
+    b.add_argument("--connections", type=int, help="wrk connections (64; quick 4)")
+    b.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where generated blob files are cached ({DEFAULT_CACHE})",
+    )
+    b.add_argument("--tmp-root", type=Path, help="parent of the servers' temp dirs")
+    b.add_argument("--keep-tmp", action="store_true", help="keep the servers' temp dirs")
+    b.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
+    return p  # fmt: skip
+
+
+def _settings(items: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name:
+            raise SystemExit(f"--ours-set {item!r}: expected SECTION.KEY=VALUE")
+        try:
+            tomllib.loads(f"x = {value}")
+            literal = value
+        except tomllib.TOMLDecodeError:
+            literal = targets.toml_value(value)
+        out.setdefault(section, {})[name] = literal
+    return out
+
+
+def _missing_tools(cfg: bench.BenchConfig) -> list[str]:
+    need = [cfg.wrk_bin, cfg.curl_bin, cfg.theirs.binary]
+    if cfg.ours.flavor == "docker-registry":
+        need.append(cfg.ours.binary)
+    if cfg.nginx is not None:
+        need.append(cfg.nginx.binary)
+    return [t for t in need if shutil.which(t) is None]
+
+
+def _ours_importable() -> bool:
+    p = subprocess.run(
+        [sys.executable, "-c", "import registry.cli"],
+        cwd=targets.REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    return p.returncode == 0
+
+
+def build_config(args: argparse.Namespace) -> bench.BenchConfig:
+    try:
+        chosen = sc.select(args.scenario)
+    except KeyError as exc:
+        raise SystemExit(f"{exc.args[0]}; known: {', '.join(sc.BY_NAME)}") from None
+    if not 1 <= args.repeat <= 100:
+        raise SystemExit("--repeat must be between 1 and 100")
+    profile = sc.QUICK if args.quick else sc.FULL
+    changes = {}
+    if args.duration is not None:
+        if not 0 < args.duration <= 600:
+            raise SystemExit("--duration must be in (0, 600]")
+        changes["duration"] = args.duration
+    if args.connections is not None:
+        if not 1 <= args.connections <= 4096:
+            raise SystemExit("--connections must be in [1, 4096]")
+        changes["connections"] = args.connections
+    if changes:
+        import dataclasses
+
+        profile = dataclasses.replace(profile, **changes)
+    settings = _settings(args.ours_set)
+    ours = targets.ours_spec(args.ours_cmd, args.workers, args.ours_config, settings)
+    theirs = targets.TargetSpec(
+        "theirs", "docker-registry", binary=shutil.which(args.theirs_bin) or args.theirs_bin
+    )
+    nginx = None
+    if not args.no_nginx:
+        nginx = targets.TargetSpec(
+            "nginx", "nginx", binary=shutil.which(args.nginx_bin) or args.nginx_bin
+        )
+    cores = os.cpu_count() or 1
+    return bench.BenchConfig(
+        scenarios=chosen,
+        profile=profile,
+        repeat=args.repeat,
+        ours=ours,
+        theirs=theirs,
+        nginx=nginx,
+        cache_dir=args.cache_dir,
+        tmp_root=args.tmp_root,
+        wrk_bin=args.wrk_bin,
+        curl_bin=args.curl_bin,
+        wrk_threads=args.wrk_threads or max(1, cores // 2),
+        head_tool=args.head_tool,
+        keep_tmp=args.keep_tmp,
+        extra={"ours": ours.describe(), "theirs": theirs.describe(), "quick": args.quick},
+    )
+
+
+async def _run_with_signals(cfg: bench.BenchConfig, doc: dict) -> None:
+    """Run the bench; SIGINT/SIGTERM cancel it, and every `finally` stops its servers."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not got:
+            print(f"\n{sig.name}: stopping servers and writing partial results...", flush=True)
+        got.append(sig.name)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await bench.run(cfg, doc, log=lambda m: print(m, flush=True))
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        task.uncancel()
+        doc["interrupted"] = got[0]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _run_loop(coro) -> None:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    except ImportError:  # pragma: no cover
+        asyncio.run(coro)
+
+
+def cmd_list() -> int:
+    for s in sc.SCENARIOS:
+        kinds = "registries + nginx" if "nginx" in s.kinds else "registries"
+        print(f"{s.name:14} {s.title} [{kinds}]")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    missing = _missing_tools(cfg)
+    if missing:
+        print(
+            f"missing tools: {', '.join(missing)} "
+            "(Debian: apt-get install docker-registry wrk nginx-light curl)",
+            file=sys.stderr,
+        )
+        return 2
+    if cfg.ours.flavor == "ours" and args.ours_cmd is None and not _ours_importable():
+        print(
+            "our registry is not importable (python -c 'import registry.cli' fails); "
+            "use --ours-cmd docker-registry to validate the harness",
+            file=sys.stderr,
+        )
+        return 2
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = args.out or DEFAULT_RESULTS / stamp
+    doc: dict = {
+        "schema": "registry-loadtest/1",
+        "started_at": bench.now(),
+        "config": cfg.to_dict(),
+        "scenarios": [s.describe() for s in cfg.scenarios],
+        "machine": sysinfo.machine(),
+        "versions": sysinfo.versions(
+            cfg.theirs.binary, cfg.nginx.binary if cfg.nginx else None, cfg.wrk_bin, cfg.curl_bin
+        ),
+        "targets": {
+            s.name: {"flavor": s.flavor, "describe": s.describe()} for s in cfg.target_specs()
+        },
+        "interrupted": None,
+    }
+    names = {"ours": "ours", "theirs": "docker-registry", "nginx": "nginx"}
+    if cfg.ours.flavor == "docker-registry":
+        names["ours"] = "ours=docker-registry"
+    print(
+        f"loadtest: {len(cfg.scenarios)} scenario(s), {cfg.repeat} rep(s), "
+        f"profile {cfg.profile.name}; results in {out_dir}",
+        flush=True,
+    )
+    failed = False
+    try:
+        _run_loop(_run_with_signals(cfg, doc))
+    except Exception as exc:  # recorded, then the partial results are still written
+        doc["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"loadtest: {doc['error']}", file=sys.stderr)
+        failed = True
+    finally:
+        doc["finished_at"] = bench.now()
+        rows = report.summarize(doc, [s.name for s in cfg.scenarios])
+        doc["summary"] = rows
+        doc["complete"] = not failed and not doc["interrupted"]
+        report.write_json(out_dir / "results.json", doc)
+        table = report.format_table(rows, cfg.repeat, names)
+        (out_dir / "table.txt").write_text(table + "\n")
+        print("\n" + table, flush=True)
+        if not args.no_chart:
+            title = (
+                f"{names['ours']} vs docker-registry / nginx: {cfg.profile.name} profile, "
+                f"medians of {cfg.repeat} run(s)"
+            )
+            err = report.write_chart(out_dir / "ratios.png", rows, title)
+            if err:
+                print(f"chart: {err}", file=sys.stderr)
+        print(f"\nwrote {out_dir}/results.json", flush=True)
+    if doc["interrupted"]:
+        return 130
+    errors = any(
+        "error" in run or any(e.get("status") == "error" for e in run["scenarios"].values())
+        for run in doc.get("runs", [])
+    )
+    return 1 if failed or errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "list":
+        return cmd_list()
+    return cmd_bench(args)

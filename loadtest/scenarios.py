@@ -1,0 +1,630 @@
+"""The scenarios, the seeding they need, and the sizes for full and --quick runs.
+
+Every scenario runs against one freshly started and seeded server and returns
+`{"metrics": [...], "details": {...}}`; the first metric is the headline figure and is
+always higher-is-better. It raises `Unsupported` when the server lacks the API (e.g.
+referrers on docker-registry 2.8) and any other exception when the run is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from loadtest import client, wrk
+from loadtest.client import RegistryClient, RegistryError
+from loadtest.data import (
+    EMPTY_JSON,
+    MANIFEST_ACCEPT,
+    BlobFile,
+    artifact_manifest,
+    image_config,
+    image_manifest,
+    sha256_digest,
+    small_blobs,
+)
+from loadtest.targets import Server
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "full"
+    duration: float = 10.0  # seconds per wrk / headload run
+    connections: int = 64
+    big_blob: int = GiB
+    streams: dict = field(default_factory=lambda: {"1": 1, "16": 16, "64": 64})
+    range_slice: int = 4 * MiB
+    push_blob: int = GiB
+    push_chunk: int = 16 * MiB
+    small_count: int = 1000
+    small_size: int = 4096
+    small_clients: int = 16
+    tags: int = 10_000
+    tags_page: int = 100
+    tags_seed_clients: int = 16
+    tags_listings: int = 20  # at most this many full listings per run...
+    tags_budget: float = 10.0  # ...or this many seconds, whichever comes first
+    referrers: int = 500
+    curl_max_time: float = 900.0
+
+
+FULL = Profile()
+QUICK = Profile(
+    name="quick",
+    duration=1.0,
+    connections=4,
+    big_blob=16 * MiB,
+    streams={"1": 1, "16": 2, "64": 4},
+    range_slice=1 * MiB,
+    push_blob=16 * MiB,
+    push_chunk=4 * MiB,
+    small_count=50,
+    small_clients=4,
+    tags=250,
+    tags_page=100,
+    tags_seed_clients=8,
+    tags_listings=3,
+    tags_budget=2.0,
+    referrers=20,
+    curl_max_time=120.0,
+)
+
+
+class Unsupported(Exception):
+    """The server does not implement what the scenario measures."""
+
+
+@dataclass
+class Options:
+    profile: Profile
+    work_dir: Path  # wrk scripts live here for the whole bench
+    wrk_bin: str = "wrk"
+    curl_bin: str = "curl"
+    wrk_threads: int = 1
+    head_tool: str = "auto"  # auto | wrk | headload
+
+
+@dataclass
+class Files:
+    """Cached blob files (generated once, digests precomputed)."""
+
+    big: BlobFile | None = None
+    push_mono: BlobFile | None = None
+    push_chunked: BlobFile | None = None
+
+
+REPO_APP = "loadtest/app"
+REPO_TAGS = "loadtest/tags"
+REPO_REFS = "loadtest/refs"
+TAG = "latest"
+
+
+@dataclass
+class Seed:
+    manifest: bytes = b""
+    manifest_digest: str = ""
+    tags: int = 0
+    subject_digest: str = ""
+    referrers: int = 0
+    seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    server: Server
+    opts: Options
+    files: Files
+    seed: Seed
+    rep: int
+    shared: dict  # survives across runs (e.g. the HEAD tool decision)
+
+
+def metric(
+    key: str, label: str, value: float, unit: str, better: str = "higher", chart: bool = True
+) -> dict:
+    """One measured figure; `chart=False` keeps a derived figure out of the PNG."""
+    return {
+        "key": key,
+        "label": label,
+        "value": value,
+        "unit": unit,
+        "better": better,
+        "chart": chart,
+    }
+
+
+# -- seeding ------------------------------------------------------------------------
+
+
+def _app_blobs() -> tuple[bytes, list[bytes]]:
+    rnd = random.Random(7)
+    layers = [rnd.randbytes(n) for n in (2048, 3072, 4096)]
+    return image_config(layers), layers
+
+
+async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> Seed:
+    """Put what the scenarios in `needs` read onto a fresh server (same for every target)."""
+    s = Seed()
+    if server.kind == "nginx":
+        if "big" in needs and files.big is not None:
+            server.link_blob(REPO_APP, files.big)
+        return s
+    p = opts.profile
+    async with RegistryClient(server.url, concurrency=max(16, p.tags_seed_clients)) as c:
+        if needs & {"app", "big"}:
+            t0 = time.perf_counter()
+            config, layers = _app_blobs()
+            for blob in (config, *layers):
+                await c.ensure_blob(REPO_APP, blob, sha256_digest(blob))
+            s.manifest = image_manifest(config, layers)
+            s.manifest_digest = sha256_digest(s.manifest)
+            got = await c.put_manifest(REPO_APP, TAG, s.manifest)
+            if got and got != s.manifest_digest:
+                raise RegistryError(f"manifest digest {got} != {s.manifest_digest}")
+            s.seconds["app"] = time.perf_counter() - t0
+        if "big" in needs and files.big is not None:
+            t0 = time.perf_counter()
+            await asyncio.to_thread(client.push_file_monolithic, server.url, REPO_APP, files.big)
+            size = await c.blob_size(REPO_APP, files.big.digest)
+            if size != files.big.size:
+                raise RegistryError(f"seeded big blob has size {size}, not {files.big.size}")
+            s.seconds["big"] = time.perf_counter() - t0
+        if "tags" in needs:
+            t0 = time.perf_counter()
+            config, layers = _app_blobs()
+            for blob in (config, *layers):
+                await c.ensure_blob(REPO_TAGS, blob, sha256_digest(blob))
+            body = image_manifest(config, layers, {"org.example.loadtest": "tags"})
+            await c.put_manifest(REPO_TAGS, "t00000", body)
+
+            async def put_tag(i: int) -> None:
+                await c.put_manifest(REPO_TAGS, f"t{i:05d}", body)
+
+            await client.bounded_map(put_tag, range(1, p.tags), p.tags_seed_clients)
+            s.tags = p.tags
+            s.seconds["tags"] = time.perf_counter() - t0
+        if "refs" in needs:
+            t0 = time.perf_counter()
+            config, layers = _app_blobs()
+            for blob in (config, *layers, EMPTY_JSON):
+                await c.ensure_blob(REPO_REFS, blob, sha256_digest(blob))
+            subject = image_manifest(config, layers, {"org.example.loadtest": "subject"})
+            await c.put_manifest(REPO_REFS, "subject", subject)
+            s.subject_digest = sha256_digest(subject)
+
+            async def put_ref(i: int) -> None:
+                body = artifact_manifest(subject, i)
+                await c.put_manifest(REPO_REFS, sha256_digest(body), body)
+
+            await client.bounded_map(put_ref, range(p.referrers), p.tags_seed_clients)
+            s.referrers = p.referrers
+            s.seconds["refs"] = time.perf_counter() - t0
+    return s
+
+
+# -- scenarios -----------------------------------------------------------------------
+
+
+def _wrk_details(summary: dict) -> dict:
+    keep = ("requests", "seconds", "rps", "bytes", "errors", "latency_us", "tool")
+    return {k: summary[k] for k in keep if k in summary} | {
+        "connections": summary.get("connections"),
+        "threads": summary.get("threads"),
+    }
+
+
+async def manifest_get(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    path = f"/v2/{REPO_APP}/manifests/{TAG}"
+    async with RegistryClient(ctx.server.url, 1) as c:
+        status, _, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
+    if status != 200 or body != ctx.seed.manifest:
+        raise RegistryError(f"GET manifest by tag: {status} {body[:200]!r}")
+    summary = await wrk.run(
+        ctx.server.url + path,
+        wrk.script("manifest_get", ctx.opts.work_dir),
+        connections=p.connections,
+        duration=p.duration,
+        threads=ctx.opts.wrk_threads,
+        wrk_bin=ctx.opts.wrk_bin,
+    )
+    wrk.check(summary)
+    return {
+        "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
+        "details": _wrk_details(summary),
+    }
+
+
+async def _head_tool(ctx: Ctx, url: str) -> str:
+    """wrk if it can complete HEAD requests (Debian's 4.1 cannot), else headload."""
+    if ctx.opts.head_tool != "auto":
+        return ctx.opts.head_tool
+    if "head_tool" not in ctx.shared:
+        try:
+            probe = await wrk.run(
+                url,
+                wrk.script("manifest_head", ctx.opts.work_dir),
+                connections=1,
+                duration=1,
+                threads=1,
+                wrk_bin=ctx.opts.wrk_bin,
+                timeout_s=2,
+            )
+            ok = probe["requests"] > 0 and not probe["errors"]["timeout"]
+        except wrk.WrkError:
+            ok = False
+        ctx.shared["head_tool"] = "wrk" if ok else "headload"
+    return ctx.shared["head_tool"]
+
+
+async def manifest_head(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    path = f"/v2/{REPO_APP}/manifests/{ctx.seed.manifest_digest}"
+    async with RegistryClient(ctx.server.url, 1) as c:
+        status, headers, _ = await c.request("HEAD", path, headers={"Accept": MANIFEST_ACCEPT})
+    if status != 200 or int(headers.get("Content-Length", -1)) != len(ctx.seed.manifest):
+        raise RegistryError(f"HEAD manifest by digest: {status} {headers}")
+    url = ctx.server.url + path
+    tool = await _head_tool(ctx, url)
+    if tool == "wrk":
+        summary = await wrk.run(
+            url,
+            wrk.script("manifest_head", ctx.opts.work_dir),
+            connections=p.connections,
+            duration=p.duration,
+            threads=ctx.opts.wrk_threads,
+            wrk_bin=ctx.opts.wrk_bin,
+        )
+    else:
+        summary = await wrk.run_headload(
+            url, connections=p.connections, duration=p.duration, headers={"Accept": MANIFEST_ACCEPT}
+        )
+    wrk.check(summary)
+    return {
+        "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
+        "note": f"load tool {summary['tool']}",
+        "details": _wrk_details(summary),
+    }
+
+
+class RssSampler:
+    """Peak RSS of a server's whole process tree, sampled every `interval` seconds."""
+
+    def __init__(self, server: Server, interval: float = 0.05):
+        self.server = server
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._task: asyncio.Task | None = None
+
+    def sample(self) -> int:
+        rss = self.server.rss()
+        self.peak = max(self.peak, rss)
+        self.samples += 1
+        return rss
+
+    async def _loop(self) -> None:
+        while True:  # cancelled by stop()
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.sample()
+
+
+async def _curl_all(argv: list[str], n: int, limit_s: float) -> list[tuple[int, str, str]]:
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(n):
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
+            )
+        outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), limit_s)
+        return [
+            (p.returncode or 0, o.decode(errors="replace"), e.decode(errors="replace"))
+            for p, (o, e) in zip(procs, outs, strict=True)
+        ]
+    finally:
+        for p in procs:  # after an error or Ctrl-C: never leave a curl behind
+            if p.returncode is None:
+                try:
+                    p.kill()
+                except ProcessLookupError:
+                    pass
+                await asyncio.shield(p.wait())
+
+
+def blob_get(key: str) -> Callable[[Ctx], Awaitable[dict]]:
+    async def run(ctx: Ctx) -> dict:
+        p = ctx.opts.profile
+        streams = int(p.streams[key])
+        blob = ctx.files.big
+        assert blob is not None
+        url = f"{ctx.server.url}/v2/{REPO_APP}/blobs/{blob.digest}"
+        async with RegistryClient(ctx.server.url, 1) as c:
+            size = await c.blob_size(REPO_APP, blob.digest)
+        if size != blob.size:
+            raise RegistryError(f"HEAD blob: size {size}, expected {blob.size}")
+        argv = [ctx.opts.curl_bin, "-sS", "--fail", "-L", "-o", "/dev/null"]
+        argv += ["--max-time", f"{p.curl_max_time:g}", "-w", "%{http_code} %{size_download}", url]
+        sampler = RssSampler(ctx.server)
+        idle = sampler.sample()
+        sampler.start()
+        t0 = time.perf_counter()
+        try:
+            results = await _curl_all(argv, streams, p.curl_max_time + 30)
+        finally:
+            await sampler.stop()
+        seconds = time.perf_counter() - t0
+        for code, out, err in results:
+            if code != 0 or out.split() != ["200", str(blob.size)]:
+                raise RegistryError(f"curl exit {code}, got {out!r}: {err.strip()}")
+        total = blob.size * streams
+        return {
+            "metrics": [
+                metric("gbps", "GB/s", total / seconds / 1e9, "GB/s"),
+                metric("rss", "peak RSS MiB", sampler.peak / MiB, "MiB", "lower"),
+            ],
+            "details": {
+                "streams": streams,
+                "blob_bytes": blob.size,
+                "seconds": seconds,
+                "idle_rss_mib": idle / MiB,
+                "rss_samples": sampler.samples,
+            },
+        }
+
+    return run
+
+
+async def blob_range(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    blob = ctx.files.big
+    assert blob is not None
+    path = f"/v2/{REPO_APP}/blobs/{blob.digest}"
+    start = blob.size // 3
+    async with RegistryClient(ctx.server.url, 1) as c:
+        rng = f"bytes={start}-{start + p.range_slice - 1}"
+        status, _, body = await c.request("GET", path, headers={"Range": rng})
+    if status != 206 or len(body) != p.range_slice:
+        raise RegistryError(f"GET blob with Range: {status}, {len(body)} bytes")
+    with blob.path.open("rb") as f:
+        f.seek(start)
+        if f.read(p.range_slice) != body:
+            raise RegistryError("GET blob with Range: wrong bytes")
+    summary = await wrk.run(
+        ctx.server.url + path,
+        wrk.script("range", ctx.opts.work_dir),
+        connections=p.connections,
+        duration=p.duration,
+        threads=ctx.opts.wrk_threads,
+        wrk_bin=ctx.opts.wrk_bin,
+        args=[str(blob.size), str(p.range_slice), "42"],
+    )
+    wrk.check(summary)
+    payload = summary["requests"] * p.range_slice
+    if summary["bytes"] < payload:
+        raise RegistryError(f"wrk read {summary['bytes']} bytes for {payload} of slices")
+    return {
+        "metrics": [
+            metric("gbps", "GB/s", payload / summary["seconds"] / 1e9, "GB/s"),
+            metric("rps", "req/s", summary["rps"], "req/s", chart=False),
+        ],
+        "details": _wrk_details(summary) | {"slice_bytes": p.range_slice},
+    }
+
+
+def push_big(chunked: bool) -> Callable[[Ctx], Awaitable[dict]]:
+    async def run(ctx: Ctx) -> dict:
+        p = ctx.opts.profile
+        blob = ctx.files.push_chunked if chunked else ctx.files.push_mono
+        assert blob is not None
+        repo = "loadtest/push-chunked" if chunked else "loadtest/push-mono"
+        if chunked:
+            timing = await asyncio.to_thread(
+                client.push_file_chunked, ctx.server.url, repo, blob, p.push_chunk
+            )
+        else:
+            timing = await asyncio.to_thread(
+                client.push_file_monolithic, ctx.server.url, repo, blob
+            )
+        async with RegistryClient(ctx.server.url, 1) as c:
+            size = await c.blob_size(repo, blob.digest)
+        if size != blob.size:
+            raise RegistryError(f"pushed blob reads back with size {size}, not {blob.size}")
+        return {
+            "metrics": [metric("gbps", "GB/s", blob.size / timing["seconds"] / 1e9, "GB/s")],
+            "details": timing
+            | {"blob_bytes": blob.size, "chunk_bytes": p.push_chunk if chunked else None},
+        }
+
+    return run
+
+
+async def push_small(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    repo = "loadtest/small"
+    blobs = small_blobs(p.small_count + 1, p.small_size, seed=1000 + ctx.rep)
+    probe, blobs = blobs[0], blobs[1:]
+    async with RegistryClient(ctx.server.url, p.small_clients) as c:
+        single_post = await c.probe_single_post(repo, *probe)
+
+        async def push(item: tuple[bytes, str]) -> None:
+            await c.push_blob(repo, item[0], item[1], single_post)
+
+        t0 = time.perf_counter()
+        await client.bounded_map(push, blobs, p.small_clients)
+        seconds = time.perf_counter() - t0
+        for data, digest in random.Random(3).sample(blobs, min(10, len(blobs))):
+            if await c.blob_size(repo, digest) != len(data):
+                raise RegistryError(f"pushed blob {digest} is missing")
+    return {
+        "metrics": [metric("blobs_per_s", "blobs/s", len(blobs) / seconds, "blobs/s")],
+        "note": "1 POST per blob" if single_post else "POST + PUT per blob",
+        "details": {
+            "blobs": len(blobs),
+            "blob_bytes": p.small_size,
+            "clients": p.small_clients,
+            "seconds": seconds,
+            "mode": "POST ?digest= (201)" if single_post else "POST + PUT ?digest=",
+        },
+    }
+
+
+async def tags_list(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    max_pages = ctx.seed.tags // max(1, p.tags_page) + 10
+    async with RegistryClient(ctx.server.url, 1) as c:
+        tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
+        if len(tags) != ctx.seed.tags or len(set(tags)) != ctx.seed.tags:
+            raise RegistryError(f"listing has {len(tags)} tags ({len(set(tags))} distinct)")
+        times = []
+        deadline = time.monotonic() + p.tags_budget
+        for _ in range(p.tags_listings):  # bounded in count and time
+            t0 = time.perf_counter()
+            tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
+            times.append(time.perf_counter() - t0)
+            if len(tags) != ctx.seed.tags:
+                raise RegistryError(f"listing has {len(tags)} tags")
+            if time.monotonic() > deadline:
+                break
+    med = statistics.median(times)
+    return {
+        "metrics": [
+            metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
+            metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
+        ],
+        "note": f"{pages} page(s) per listing",
+        "details": {
+            "tags": ctx.seed.tags,
+            "page_size": p.tags_page,
+            "pages_per_listing": pages,
+            "listings": len(times),
+            "times_s": times,
+        },
+    }
+
+
+async def referrers(ctx: Ctx) -> dict:
+    p = ctx.opts.profile
+    digest = ctx.seed.subject_digest
+    path = f"/v2/{REPO_REFS}/referrers/{digest}"
+    async with RegistryClient(ctx.server.url, 1) as c:
+        status, manifests, pages = await c.list_referrers(REPO_REFS, digest, max_pages=1000)
+        if status != 200:
+            raise Unsupported(f"GET {path}: HTTP {status}")
+        if len(manifests) != ctx.seed.referrers:
+            raise RegistryError(f"{len(manifests)} referrers listed, {ctx.seed.referrers} pushed")
+        if pages > 1:  # paginated: wrk would only read page 1, so time full listings
+            times = []
+            deadline = time.monotonic() + p.duration
+            for _ in range(100_000):  # bounded in count and time
+                t0 = time.perf_counter()
+                await c.list_referrers(REPO_REFS, digest, max_pages=1000)
+                times.append(time.perf_counter() - t0)
+                if time.monotonic() > deadline:
+                    break
+            rate = len(times) / sum(times)
+            details: dict = {"tool": "client", "listings": len(times)}
+    if pages == 1:
+        summary = await wrk.run(
+            ctx.server.url + path,
+            wrk.script("referrers", ctx.opts.work_dir),
+            connections=p.connections,
+            duration=p.duration,
+            threads=ctx.opts.wrk_threads,
+            wrk_bin=ctx.opts.wrk_bin,
+        )
+        wrk.check(summary)
+        rate = summary["rps"]
+        details = _wrk_details(summary)
+    return {
+        "metrics": [metric("listings_per_s", "full listings/s", rate, "listings/s")],
+        "note": f"{pages} page(s) per listing",
+        "details": details | {"referrers": len(manifests), "pages": pages},
+    }
+
+
+# -- the catalogue ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    kinds: frozenset  # "registry" and/or "nginx"
+    needs: frozenset  # seed parts: app, big, tags, refs; files: big, push_mono, push_chunked
+    run: Callable[[Ctx], Awaitable[dict]]
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d.pop("run")
+        d["kinds"] = sorted(self.kinds)
+        d["needs"] = sorted(self.needs)
+        return d
+
+
+REG = frozenset({"registry"})
+REG_NGINX = frozenset({"registry", "nginx"})
+
+SCENARIOS: list[Scenario] = [
+    Scenario("manifest-get", "manifest GET by tag (wrk)", REG, frozenset({"app"}), manifest_get),
+    Scenario("manifest-head", "manifest HEAD by digest", REG, frozenset({"app"}), manifest_head),
+    Scenario(
+        "blob-get-1", "blob GET, 1 stream (curl)", REG_NGINX, frozenset({"big"}), blob_get("1")
+    ),
+    Scenario(
+        "blob-get-16", "blob GET, 16 streams (curl)", REG_NGINX, frozenset({"big"}), blob_get("16")
+    ),
+    Scenario(
+        "blob-get-64", "blob GET, 64 streams (curl)", REG_NGINX, frozenset({"big"}), blob_get("64")
+    ),
+    Scenario("blob-range", "blob GET with Range (wrk)", REG_NGINX, frozenset({"big"}), blob_range),
+    Scenario(
+        "push-mono", "push 1 blob, monolithic PUT", REG, frozenset({"push_mono"}), push_big(False)
+    ),
+    Scenario(
+        "push-chunked",
+        "push 1 blob, chunked PATCHes",
+        REG,
+        frozenset({"push_chunked"}),
+        push_big(True),
+    ),
+    Scenario("push-small", "push many 4 KiB blobs", REG, frozenset(), push_small),
+    Scenario("tags-list", "tags list, paginated", REG, frozenset({"tags"}), tags_list),
+    Scenario("referrers", "referrers of a manifest", REG, frozenset({"refs"}), referrers),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def select(names: list[str] | None) -> list[Scenario]:
+    """Scenarios by name (in catalogue order); `None`, [] or ["all"] means all of them."""
+    if not names or "all" in names:
+        return list(SCENARIOS)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise KeyError(f"unknown scenario(s): {', '.join(unknown)}")
+    return [s for s in SCENARIOS if s.name in names]
