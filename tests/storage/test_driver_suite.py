@@ -1,0 +1,321 @@
+"""The driver protocol, tested once and run against every driver (see conftest.py).
+
+Each test removes what it wrote: the fixture fails any test that leaves files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tracemalloc
+
+import pytest
+
+from registry.storage.driver import Driver, InvalidPath, PathNotFound, StorageError
+
+UPLOAD = "repositories/lib/app/_uploads/0b7c3c5e-2f1e-4d8a-9a55-1f0d2c3b4a59/data"
+MiB = 1 << 20
+
+
+async def read_all(driver: Driver, path: str, offset: int = 0, length: int | None = None,
+                   chunk_size: int = 1 << 20) -> bytes:
+    return b"".join([c async for c in driver.reader(path, offset, length, chunk_size)])
+
+
+# -- whole objects -----------------------------------------------------------
+
+async def test_put_get_and_atomic_replace(driver: Driver) -> None:
+    await driver.put_content("a/b/file", b"first")
+    assert await driver.get_content("a/b/file") == b"first"
+    await driver.put_content("a/b/file", b"second, longer")
+    assert await driver.get_content("a/b/file") == b"second, longer"
+    assert (await driver.stat("a/b/file")).size == len(b"second, longer")
+    await driver.put_content("a/b/file", b"")
+    assert await driver.get_content("a/b/file") == b""
+    await driver.delete("a")
+
+
+async def test_replace_is_never_partial(driver: Driver) -> None:
+    """Readers racing a writer see one whole version or the other, never a mix."""
+    old, new = b"o" * (256 << 10), b"n" * (512 << 10)
+    await driver.put_content("race/x", old)
+
+    async def reads() -> set[bytes]:
+        return {await driver.get_content("race/x") for _ in range(10)}
+
+    writes = [driver.put_content("race/x", new if i % 2 else old) for i in range(6)]
+    seen, *_ = await asyncio.gather(reads(), *writes)
+    assert seen <= {old, new}
+    await driver.delete("race")
+
+
+async def test_get_content_limits_and_missing(driver: Driver) -> None:
+    await driver.put_content("lim/x", b"0123456789")
+    assert await driver.get_content("lim/x", max_bytes=10) == b"0123456789"
+    with pytest.raises(StorageError):
+        await driver.get_content("lim/x", max_bytes=9)
+    with pytest.raises(PathNotFound):
+        await driver.get_content("lim/nothing")
+    with pytest.raises(PathNotFound):
+        await driver.get_content("nothing/at/all")
+    await driver.delete("lim/x")
+
+
+# -- reader ------------------------------------------------------------------
+
+async def test_reader_offset_length_chunking(driver: Driver) -> None:
+    data = os.urandom(3 * MiB + 12345)
+    await driver.put_content("r/blob", data)
+    chunks = [c async for c in driver.reader("r/blob", chunk_size=64 << 10)]
+    assert b"".join(chunks) == data
+    assert max(len(c) for c in chunks) <= 64 << 10
+    assert await read_all(driver, "r/blob", 1000) == data[1000:]
+    assert await read_all(driver, "r/blob", 1000, 5000) == data[1000:6000]
+    assert await read_all(driver, "r/blob", len(data) - 10, 100) == data[-10:]
+    assert await read_all(driver, "r/blob", len(data)) == b""
+    assert await read_all(driver, "r/blob", 0, 0) == b""
+    with pytest.raises(PathNotFound):
+        await read_all(driver, "r/missing")
+    await driver.delete("r/blob")
+
+
+async def test_reader_stops_early_without_leaking(driver: Driver) -> None:
+    await driver.put_content("early/b", os.urandom(2 * MiB))
+    stream = driver.reader("early/b", chunk_size=MiB // 4)
+    first = await anext(stream)
+    assert len(first) <= MiB // 4
+    await stream.aclose()
+    await driver.delete("early")
+
+
+# -- writer ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [UPLOAD, "plain/file"])
+async def test_writer_append_reopen_truncate_commit(make_driver, path: str) -> None:
+    driver = make_driver()
+    w = await driver.writer(path)
+    assert w.size == 0
+    await w.close()
+    assert (await driver.stat(path)).size == 0
+
+    a, b, c = b"a" * 1000, os.urandom(7 * MiB), b"c" * 10
+    w = await driver.writer(path, append=True)
+    assert w.size == 0
+    await w.write(a)
+    await w.close()
+    w = await driver.writer(path, append=True)
+    assert w.size == len(a)
+    await w.write(b)
+    await w.close()
+    assert (await driver.stat(path)).size == len(a) + len(b)
+
+    # A failed chunk is rolled back to where its session started.
+    w = await driver.writer(path, append=True)
+    await w.write(b"garbage" * 1000)
+    await w.truncate(len(a) + len(b))
+    assert w.size == len(a) + len(b)
+    await w.close()
+    assert (await driver.stat(path)).size == len(a) + len(b)
+
+    # Reopened elsewhere (another replica), continued and committed.
+    other = make_driver()
+    w = await other.writer(path, append=True)
+    assert w.size == len(a) + len(b)
+    await w.write(c)
+    await w.commit()
+    assert await read_all(driver, path) == a + b + c
+    assert await read_all(driver, path, len(a) - 5, 10) == a[-5:] + b[:5]
+    assert (await driver.stat(path)).size == len(a) + len(b) + len(c)
+    await driver.delete(path.split("/")[0])
+
+
+async def test_writer_truncate_into_earlier_data(driver: Driver) -> None:
+    w = await driver.writer(UPLOAD)
+    await w.write(b"0123456789")
+    await w.close()
+    w = await driver.writer(UPLOAD, append=True)
+    await w.write(b"abcdef")
+    await w.truncate(4)
+    assert w.size == 4
+    await w.write(b"XY")
+    await w.close()
+    assert await read_all(driver, UPLOAD) == b"0123XY"
+    w = await driver.writer(UPLOAD, append=True)
+    await w.truncate(0)
+    await w.close()
+    assert (await driver.stat(UPLOAD)).size == 0
+    await driver.delete("repositories")
+
+
+async def test_writer_without_append_starts_over(driver: Driver) -> None:
+    w = await driver.writer(UPLOAD)
+    await w.write(b"old data")
+    await w.close()
+    w = await driver.writer(UPLOAD)
+    assert w.size == 0
+    await w.write(b"new")
+    await w.commit()
+    assert await driver.get_content(UPLOAD) == b"new"
+    await driver.delete("repositories")
+
+
+async def test_writer_append_to_committed_file(driver: Driver) -> None:
+    await driver.put_content("app/f", b"hello ")
+    w = await driver.writer("app/f", append=True)
+    assert w.size == 6
+    await w.write(b"world")
+    await w.commit()
+    assert await driver.get_content("app/f") == b"hello world"
+    await driver.delete("app")
+
+
+async def test_writer_cancel_removes_everything(make_driver) -> None:
+    driver = make_driver()
+    w = await driver.writer(UPLOAD)
+    await w.write(b"x" * 100)
+    await w.close()
+    w = await driver.writer(UPLOAD, append=True)
+    await w.write(os.urandom(6 * MiB))  # a multipart session in flight
+    await w.cancel()
+    with pytest.raises(PathNotFound):
+        await driver.stat(UPLOAD)
+    with contextlib.suppress(PathNotFound):  # the directory may stay, empty
+        assert "data" not in await driver.list(UPLOAD.rsplit("/", 1)[0])
+
+
+async def test_commit_then_move_publishes_once(driver: Driver) -> None:
+    """What an upload does at the end: commit its data, move it into blobs/."""
+    data = os.urandom(6 * MiB + 7)
+    w = await driver.writer(UPLOAD)
+    await w.close()
+    for i in range(0, len(data), 2 * MiB):
+        w = await driver.writer(UPLOAD, append=True)
+        await w.write(data[i:i + 2 * MiB])
+        await w.close()
+    w = await driver.writer(UPLOAD, append=True)
+    await w.commit()
+    await driver.move(UPLOAD, "blobs/sha256/ab/abcdef")
+    with pytest.raises(PathNotFound):
+        await driver.stat(UPLOAD)
+    assert hashlib.sha256(await read_all(driver, "blobs/sha256/ab/abcdef")).digest() == \
+        hashlib.sha256(data).digest()
+    await driver.delete("blobs")
+    with contextlib.suppress(PathNotFound):  # a driver may prune emptied parents on move
+        await driver.delete("repositories")
+
+
+# -- metadata ----------------------------------------------------------------
+
+async def test_stat(driver: Driver) -> None:
+    await driver.put_content("s/dir/file", b"12345")
+    info = await driver.stat("s/dir/file")
+    assert (info.path, info.size, info.is_dir) == ("s/dir/file", 5, False)
+    assert info.mtime > 0
+    assert (await driver.stat("s/dir")).is_dir
+    assert (await driver.stat("s")).is_dir
+    for missing in ("s/dir/fil", "s/di", "nothing", "s/dir/file/below"):
+        with pytest.raises(PathNotFound):
+            await driver.stat(missing)
+    await driver.delete("s")
+
+
+async def test_list(driver: Driver) -> None:
+    for p in ("l/a", "l/b/c", "l/b/d/e", "l/bc", "l/_x/y"):
+        await driver.put_content(p, b"x")
+    w = await driver.writer("l/up")
+    await w.close()
+    assert await driver.list("l") == ["_x", "a", "b", "bc", "up"]
+    assert await driver.list("l/b") == ["c", "d"]
+    assert "l" in await driver.list("")
+    with pytest.raises(PathNotFound):
+        await driver.list("l/nothing")
+    await driver.delete("l")
+    with pytest.raises(PathNotFound):
+        await driver.list("l")
+
+
+async def test_move(driver: Driver) -> None:
+    await driver.put_content("m/src", b"payload")
+    await driver.put_content("m/dst/existing", b"old")
+    await driver.move("m/src", "m/dst/existing")
+    assert await driver.get_content("m/dst/existing") == b"payload"
+    with pytest.raises(PathNotFound):
+        await driver.stat("m/src")
+    await driver.move("m/dst/existing", "m/new/deep/place")
+    assert await driver.get_content("m/new/deep/place") == b"payload"
+    with pytest.raises(PathNotFound):
+        await driver.move("m/nothing", "m/else")
+    await driver.delete("m")
+
+
+async def test_delete_recursive_and_missing(driver: Driver) -> None:
+    for p in ("d/x/1", "d/x/2/3", "d/xy", "d/y"):
+        await driver.put_content(p, b"x")
+    await driver.delete("d/x")
+    assert await driver.list("d") == ["xy", "y"]
+    await driver.delete("d/xy")
+    with pytest.raises(PathNotFound):
+        await driver.delete("d/xy")
+    with pytest.raises(PathNotFound):
+        await driver.delete("d/x")
+    await driver.delete("d")
+    with pytest.raises(PathNotFound):
+        await driver.stat("d/y")
+
+
+BAD_PATHS = ["", "/abs", "a/", "a//b", "a/../b", "./a", "..", "a b", "a\\b", "a/b%2f",
+             "a/\x00", "x" * 1025]
+
+
+@pytest.mark.parametrize("bad", BAD_PATHS)
+async def test_invalid_paths_refused(driver: Driver, bad: str) -> None:
+    ops = [
+        driver.get_content(bad), driver.put_content(bad, b"x"), driver.writer(bad),
+        driver.stat(bad), driver.move(bad, "ok"), driver.move("ok", bad), driver.delete(bad),
+        read_all(driver, bad),
+    ]
+    if bad:  # "" is the root for list()
+        ops.append(driver.list(bad))
+    for op in ops:
+        with pytest.raises(InvalidPath):
+            await op
+
+
+async def test_no_redirect_by_default(driver: Driver) -> None:
+    await driver.put_content("rd/x", b"x")
+    assert await driver.redirect_url("rd/x") is None
+    local = driver.local_path("rd/x")
+    assert local is None or open(local, "rb").read() == b"x"  # noqa: ASYNC230
+    await driver.delete("rd")
+
+
+# -- large streaming ---------------------------------------------------------
+
+async def test_large_streaming_write_has_bounded_memory(driver: Driver) -> None:
+    """96 MiB through a writer and back through a reader with far less memory."""
+    block = os.urandom(MiB)
+    total = 96
+    tracemalloc.start()
+    try:
+        w = await driver.writer(UPLOAD)
+        for i in range(total):
+            await w.write(block[i:] + block[:i])
+        await w.commit()
+        _, peak_write = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        h = hashlib.sha256()
+        async for chunk in driver.reader(UPLOAD, chunk_size=MiB):
+            h.update(chunk)
+        _, peak_read = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = hashlib.sha256()
+    for i in range(total):
+        expected.update(block[i:] + block[:i])
+    assert h.hexdigest() == expected.hexdigest()
+    assert (await driver.stat(UPLOAD)).size == total * MiB
+    assert peak_write < 32 * MiB, f"writer peaked at {peak_write / MiB:.1f} MiB"
+    assert peak_read < 24 * MiB, f"reader peaked at {peak_read / MiB:.1f} MiB"
+    await driver.delete("repositories")
