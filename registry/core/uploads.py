@@ -12,12 +12,13 @@ to verify it (slower, never wrong).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
 import uuid
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageErr
 # Bytes handed to a worker thread at a time: large enough that thread hops
 # are negligible, small enough that memory per request stays bounded.
 BLOCK = 4 << 20
+# Blocks hashed or written at once per upload (the lanes may drift this far apart).
+DEPTH = 3
 # Single-request uploads up to this size are verified in memory and stored in one put.
 SMALL_BLOB = 256 << 10
 # Running hashes kept for uploads in progress in this process.
@@ -75,14 +78,17 @@ class _Hashers:
 
 
 async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
-    """Copy chunks to the writer in BLOCK-sized pieces, hashing on a worker
-    thread while the event loop keeps reading the next piece."""
+    """Copy chunks to the writer in BLOCK-sized pieces while hashing them.
+
+    Hashing and writing are two lanes, each handling its blocks in order on a
+    worker thread, so that neither waits for the other (a write stalled by the
+    disk does not idle the hash, the usual bound) while the event loop goes on
+    reading the body. At most DEPTH blocks are in flight: memory stays bounded."""
     loop = asyncio.get_running_loop()
-    written = 0
-    pending: asyncio.Future | None = None
-    buf: list[bytes] = []
-    buffered = 0
     writev = getattr(writer, "writev", None)
+    inflight: deque[tuple[asyncio.Future, asyncio.Future | None]] = deque()
+    last_hash: asyncio.Future | None = None
+    last_write: asyncio.Future | None = None
 
     def hash_all(block: list[bytes]) -> None:
         for piece in block:
@@ -94,34 +100,52 @@ async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int
         else:
             await writer.write(b"".join(block))
 
-    async def flush(block: list[bytes]) -> None:
-        if hasher is None:
-            await write_all(block)
-        else:
-            await asyncio.gather(loop.run_in_executor(None, hash_all, block), write_all(block))
+    async def after(previous: asyncio.Future | None, step) -> None:
+        if previous is not None:
+            await previous  # lanes keep block order; a failure propagates down the lane
+        await step()
 
+    def dispatch(block: list[bytes]) -> None:
+        nonlocal last_hash, last_write
+        last_write = asyncio.ensure_future(after(last_write, lambda: write_all(block)))
+        if hasher is not None:
+            last_hash = asyncio.ensure_future(after(
+                last_hash, lambda: loop.run_in_executor(None, hash_all, block)))
+        inflight.append((last_write, last_hash if hasher is not None else None))
+
+    async def settle(limit: int) -> None:
+        while len(inflight) > limit:
+            w, h = inflight.popleft()
+            await w
+            if h is not None:
+                await h
+
+    written = 0
+    buf: list[bytes] = []
+    buffered = 0
     try:
         async for chunk in chunks:
             buf.append(chunk)
             buffered += len(chunk)
             written += len(chunk)
             if buffered >= BLOCK:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(flush(buf))
+                await settle(DEPTH - 1)
+                dispatch(buf)
                 buf, buffered = [], 0
-        if pending is not None:
-            await pending
-            pending = None
         if buf:
-            await flush(buf)
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            try:
-                await pending
-            except BaseException:
-                pass
+            dispatch(buf)
+        await settle(0)
+    except BaseException:
+        for w, h in inflight:
+            for fut in (w, h):
+                if fut is not None and not fut.done():
+                    fut.cancel()
+        for w, h in inflight:
+            for fut in (w, h):
+                if fut is not None:
+                    with contextlib.suppress(BaseException):
+                        await fut
+        raise
     return written
 
 
