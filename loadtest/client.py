@@ -170,10 +170,13 @@ class RegistryClient:
             raise RegistryError(f"PUT manifest {repo}:{ref}: {status} {resp[:300]!r}")
         return headers.get("Docker-Content-Digest", "")
 
-    async def list_tags(self, repo: str, page_size: int, max_pages: int) -> tuple[list[str], int]:
-        """Full tag listing following Link rel=next; returns (tags, number of pages)."""
+    async def list_tags(
+        self, repo: str, page_size: int, max_pages: int, paginate: bool = True
+    ) -> tuple[list[str], int]:
+        """Full tag listing following Link rel=next; returns (tags, number of pages).
+        With paginate=False, one request without `n`."""
         tags: list[str] = []
-        url: str | None = f"/v2/{repo}/tags/list?n={page_size}"
+        url: str | None = f"/v2/{repo}/tags/list" + (f"?n={page_size}" if paginate else "")
         pages = 0
         while url is not None:
             if pages >= max_pages:

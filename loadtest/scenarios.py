@@ -528,6 +528,33 @@ async def tags_list(ctx: Ctx) -> dict:
     }
 
 
+async def tags_list_all(ctx: Ctx) -> dict:
+    """The same 10,000 tags in one request without `n`: what each server does to list
+    them, free of the per-page round trips (docker-registry 2.8 ignores `n` and always
+    answers this way, so its paginated listing is this one request too)."""
+    p = ctx.opts.profile
+    async with RegistryClient(ctx.server.url, 1) as c:
+        times = []
+        deadline = time.monotonic() + p.tags_budget
+        for _ in range(p.tags_listings):  # bounded in count and time
+            t0 = time.perf_counter()
+            tags, _ = await c.list_tags(REPO_TAGS, 0, 2, paginate=False)
+            times.append(time.perf_counter() - t0)
+            if len(tags) != ctx.seed.tags:
+                raise RegistryError(f"listing has {len(tags)} tags")
+            if time.monotonic() > deadline:
+                break
+    med = statistics.median(times)
+    return {
+        "metrics": [
+            metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
+            metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
+        ],
+        "note": "one request, no n",
+        "details": {"tags": ctx.seed.tags, "listings": len(times), "times_s": times},
+    }
+
+
 async def referrers(ctx: Ctx) -> dict:
     p = ctx.opts.profile
     digest = ctx.seed.subject_digest
@@ -615,6 +642,8 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario("push-small", "push many 4 KiB blobs", REG, frozenset(), push_small),
     Scenario("tags-list", "tags list, paginated", REG, frozenset({"tags"}), tags_list),
+    Scenario("tags-list-all", "tags list, one request", REG, frozenset({"tags"}),
+             tags_list_all),
     Scenario("referrers", "referrers of a manifest", REG, frozenset({"refs"}), referrers),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
