@@ -494,6 +494,30 @@ async def push_small(ctx: Ctx) -> dict:
     }
 
 
+async def _time_listings(ctx: Ctx, listing) -> list[float]:
+    """Seconds per full listing, bounded in count and time; each must be complete."""
+    p = ctx.opts.profile
+    times: list[float] = []
+    deadline = time.monotonic() + p.tags_budget
+    for _ in range(p.tags_listings):
+        t0 = time.perf_counter()
+        tags, _ = await listing()
+        times.append(time.perf_counter() - t0)
+        if len(tags) != ctx.seed.tags:
+            raise RegistryError(f"listing has {len(tags)} tags")
+        if time.monotonic() > deadline:
+            break
+    return times
+
+
+def _listing_metrics(times: list[float]) -> list:
+    med = statistics.median(times)
+    return [
+        metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
+        metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
+    ]
+
+
 async def tags_list(ctx: Ctx) -> dict:
     p = ctx.opts.profile
     max_pages = ctx.seed.tags // max(1, p.tags_page) + 10
@@ -501,22 +525,9 @@ async def tags_list(ctx: Ctx) -> dict:
         tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
         if len(tags) != ctx.seed.tags or len(set(tags)) != ctx.seed.tags:
             raise RegistryError(f"listing has {len(tags)} tags ({len(set(tags))} distinct)")
-        times = []
-        deadline = time.monotonic() + p.tags_budget
-        for _ in range(p.tags_listings):  # bounded in count and time
-            t0 = time.perf_counter()
-            tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
-            times.append(time.perf_counter() - t0)
-            if len(tags) != ctx.seed.tags:
-                raise RegistryError(f"listing has {len(tags)} tags")
-            if time.monotonic() > deadline:
-                break
-    med = statistics.median(times)
+        times = await _time_listings(ctx, lambda: c.list_tags(REPO_TAGS, p.tags_page, max_pages))
     return {
-        "metrics": [
-            metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
-            metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
-        ],
+        "metrics": _listing_metrics(times),
         "note": f"{pages} page(s) per listing",
         "details": {
             "tags": ctx.seed.tags,
@@ -532,24 +543,10 @@ async def tags_list_all(ctx: Ctx) -> dict:
     """The same 10,000 tags in one request without `n`: what each server does to list
     them, free of the per-page round trips (docker-registry 2.8 ignores `n` and always
     answers this way, so its paginated listing is this one request too)."""
-    p = ctx.opts.profile
     async with RegistryClient(ctx.server.url, 1) as c:
-        times = []
-        deadline = time.monotonic() + p.tags_budget
-        for _ in range(p.tags_listings):  # bounded in count and time
-            t0 = time.perf_counter()
-            tags, _ = await c.list_tags(REPO_TAGS, 0, 2, paginate=False)
-            times.append(time.perf_counter() - t0)
-            if len(tags) != ctx.seed.tags:
-                raise RegistryError(f"listing has {len(tags)} tags")
-            if time.monotonic() > deadline:
-                break
-    med = statistics.median(times)
+        times = await _time_listings(ctx, lambda: c.list_tags(REPO_TAGS, 0, 2, paginate=False))
     return {
-        "metrics": [
-            metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
-            metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
-        ],
+        "metrics": _listing_metrics(times),
         "note": "one request, no n",
         "details": {"tags": ctx.seed.tags, "listings": len(times), "times_s": times},
     }

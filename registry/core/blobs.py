@@ -27,28 +27,18 @@ class BlobStore:
 
     async def size(self, digest: Digest) -> int | None:
         """Size of the stored bytes, or None if the registry has no such blob."""
-        cached = self._sizes.get(digest)
-        if cached is not None:
-            return cached
-        gen = self.generation.value
-        try:
-            size = (await self.driver.stat(paths.blob(digest))).size
-        except PathNotFound:
-            return None
-        self._sizes.put(digest, size, gen)
-        return size
+        return await self._sizes.fetch(digest, lambda: self._stat(paths.blob(digest)))
 
     async def linked(self, repo: str, digest: Digest) -> bool:
-        key = (repo, digest)
-        if self._links.get(key):
-            return True
-        gen = self.generation.value
+        found = await self._links.fetch((repo, digest),
+                                        lambda: self._stat(paths.layer_link(repo, digest)))
+        return found is not None
+
+    async def _stat(self, path: str) -> int | None:
         try:
-            await self.driver.stat(paths.layer_link(repo, digest))
+            return (await self.driver.stat(path)).size
         except PathNotFound:
-            return False
-        self._links.put(key, True, gen)
-        return True
+            return None
 
     async def open_local(self, digest: Digest) -> tuple[int, int] | None:
         """An open file descriptor and the size of a blob on local disk, with one

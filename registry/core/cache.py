@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -63,6 +64,20 @@ class GenerationCache:
                 self.ttl is not None and time.monotonic() - stamp > self.ttl):
             self._items.pop(key, None)
             return None
+        return value
+
+    async def fetch(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, else `await load()`, cached unless it is None.
+
+        The generation is read before loading, as the invalidation scheme needs;
+        None (absent) is never cached, and exceptions propagate uncached."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        gen = self.generation.value
+        value = await load()
+        if value is not None:
+            self.put(key, value, gen)
         return value
 
     def put(self, key: Any, value: Any, gen: int) -> None:

@@ -87,34 +87,27 @@ class ManifestService:
             return Digest.parse(reference)
         if not is_valid_tag(reference):
             raise ManifestUnknown(detail={"reference": reference[:128]})
-        key = (repo, reference)
-        cached = self._tags.get(key)
-        if cached is not None:
-            return cached
-        gen = self.generation.value
+        return await self._tags.fetch((repo, reference), lambda: self._read_tag(repo, reference))
+
+    async def _read_tag(self, repo: str, tag: str) -> Digest:
         try:
-            raw = await self.driver.get_content(paths.tag_current(repo, reference), 512)
-            digest = Digest.parse(raw.decode().strip())
+            raw = await self.driver.get_content(paths.tag_current(repo, tag), 512)
+            return Digest.parse(raw.decode().strip())
         except (PathNotFound, DigestInvalid, UnicodeDecodeError):
-            raise ManifestUnknown(detail={"tag": reference}) from None
-        self._tags.put(key, digest, gen)
-        return digest
+            raise ManifestUnknown(detail={"tag": tag}) from None
 
     async def _revision(self, repo: str, digest: Digest) -> dict:
-        key = (repo, digest)
-        cached = self._revisions.get(key)
-        if cached is not None:
-            return cached
-        gen = self.generation.value
+        return await self._revisions.fetch((repo, digest),
+                                           lambda: self._read_revision(repo, digest))
+
+    async def _read_revision(self, repo: str, digest: Digest) -> dict:
         try:
             raw = await self.driver.get_content(paths.revision_link(repo, digest), 4096)
-            rev = json.loads(raw)
+            return json.loads(raw)
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
         except ValueError:
             raise StorageError(f"corrupt revision link for {digest}") from None
-        self._revisions.put(key, rev, gen)
-        return rev
 
     async def exists(self, repo: str, digest: Digest) -> bool:
         try:
@@ -263,14 +256,11 @@ class ManifestService:
 
         Cached like single tags, so paging through a large repository lists
         its directory once rather than once per page."""
-        cached = self._tag_lists.get(repo)
-        if cached is not None:
-            return cached
-        gen = self.generation.value
+        return await self._tag_lists.fetch(repo, lambda: self._read_tags(repo))
+
+    async def _read_tags(self, repo: str) -> list[str]:
         try:
             names = await self.driver.list(paths.tags_dir(repo))
         except PathNotFound:
             return []
-        tags = sorted(n for n in names if is_valid_tag(n))
-        self._tag_lists.put(repo, tags, gen)
-        return tags
+        return sorted(n for n in names if is_valid_tag(n))

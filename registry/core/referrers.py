@@ -23,12 +23,7 @@ class ReferrersService:
 
     async def list(self, repo: str, subject: Digest,
                    artifact_type: str | None = None) -> list[dict]:
-        key = (repo, subject)
-        found = self._cache.get(key)
-        if found is None:
-            gen = self.generation.value
-            found = await self._read(repo, subject)
-            self._cache.put(key, found, gen)
+        found = await self._cache.fetch((repo, subject), lambda: self._read(repo, subject))
         if artifact_type:
             return [d for d in found if d.get("artifactType") == artifact_type]
         return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry.core.grammar import ALGORITHMS, Digest, DigestInvalid
@@ -25,7 +26,9 @@ class RebuildStats:
     skipped: int = 0
 
 
-async def _digests_in(reg: Registry, directory_of) -> list[Digest]:
+async def digests_in(reg: Registry, directory_of: Callable[[str], str]) -> list[Digest]:
+    """Digests named by the entries of `directory_of(algorithm)` for each algorithm
+    (the layout of _layers/ and _manifests/revisions/); stray names are skipped."""
     out = []
     for alg in ALGORITHMS:
         try:
@@ -45,12 +48,12 @@ async def rebuild(reg: Registry, index: Index) -> RebuildStats:
     await index.clear()
     for repo in await reg.catalog.repositories():
         stats.repositories += 1
-        for digest in await _digests_in(reg, lambda alg, r=repo: paths.layers_dir(r, alg)):
+        for digest in await digests_in(reg, lambda alg, r=repo: paths.layers_dir(r, alg)):
             size = await reg.blobs.size(digest)
             if size is not None:
                 await index.link_blob(repo, str(digest), size)
                 stats.blobs += 1
-        for digest in await _digests_in(reg, lambda alg, r=repo: paths.revisions_dir(r, alg)):
+        for digest in await digests_in(reg, lambda alg, r=repo: paths.revisions_dir(r, alg)):
             try:
                 rev = json.loads(await reg.driver.get_content(paths.revision_link(repo, digest)))
                 data = await reg.manifests.read_bytes(digest)

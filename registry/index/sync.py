@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.core.grammar import ALGORITHMS, Digest, DigestInvalid
+from registry.core.grammar import Digest
 from registry.core.manifest_format import parse_manifest
 from registry.core.service import Registry
 from registry.index.db import Index
+from registry.index.rebuild import digests_in
 from registry.storage import paths
 from registry.storage.driver import PathNotFound
 
@@ -42,18 +43,7 @@ class SyncStats:
 
 
 async def _digests(reg: Registry, directory_of: Callable[[str], str]) -> set[str]:
-    out: set[str] = set()
-    for alg in ALGORITHMS:
-        try:
-            names = await reg.driver.list(directory_of(alg))
-        except PathNotFound:
-            continue
-        for name in names:
-            try:
-                out.add(str(Digest.parse(f"{alg}:{name}")))
-            except DigestInvalid:
-                continue
-    return out
+    return {str(d) for d in await digests_in(reg, directory_of)}
 
 
 async def _rows(index: Index, sql: str) -> dict[str, set[tuple[str, ...]]]:
