@@ -10,14 +10,10 @@ from aiohttp import web
 from registry.api.common import services
 from registry.api.routes import Route
 from registry.api.sendfile import send_file
-from registry.core.errors import BlobUnknown, RegistryError
+from registry.core.errors import BlobUnknown, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.ranges import Unsatisfiable, parse_range
 from registry.core.service import Registry
-
-
-class RangeNotSatisfiable(RegistryError):
-    code, status, message = "SIZE_INVALID", 416, "requested range not satisfiable"
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -59,7 +55,7 @@ async def _respond(request: web.Request, reg: Registry, digest: Digest, size: in
     try:
         rng = parse_range(request.headers.get("Range"), size)
     except Unsatisfiable:
-        raise RangeNotSatisfiable(detail={"size": size},
+        raise RangeUnsatisfiable(detail={"size": size},
                                   headers={"Content-Range": f"bytes */{size}"}) from None
     status, offset, count = 200, 0, size
     if rng is not None:

@@ -77,6 +77,13 @@ class SizeInvalid(RegistryError):
     code, status, message = "SIZE_INVALID", 400, "provided length did not match content length"
 
 
+class RangeUnsatisfiable(SizeInvalid):
+    """A blob GET whose Range lies outside the blob (416; the spec names no code)."""
+
+    status = 416
+    message = "requested range not satisfiable"
+
+
 class TooLarge(SizeInvalid):
     status = 413
     message = "payload too large"
