@@ -210,6 +210,8 @@ class UploadService:
         exactly (416 otherwise); without one the body is streamed on."""
         await self._check(repo, upload_id)
         async with self._lock(upload_id):
+            # Again under the lock: a PUT that finished the upload meanwhile removed it.
+            await self._check(repo, upload_id)
             return await self._append_locked(repo, upload_id, chunks, content_range,
                                              content_length)
 
@@ -285,6 +287,7 @@ class UploadService:
         """Complete an upload: append the last chunk, verify, publish. Returns the size."""
         await self._check(repo, upload_id)
         async with self._lock(upload_id):
+            await self._check(repo, upload_id)
             if chunks is not None:
                 status = await self._append_locked(repo, upload_id, chunks, content_range,
                                                    content_length, commit=True)
