@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadtest import client, wrk
+from loadtest import client, rawget, wrk
 from loadtest.client import RegistryClient, RegistryError
 from loadtest.data import (
     EMPTY_JSON,
@@ -525,7 +525,9 @@ async def tags_list(ctx: Ctx) -> dict:
         tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
         if len(tags) != ctx.seed.tags or len(set(tags)) != ctx.seed.tags:
             raise RegistryError(f"listing has {len(tags)} tags ({len(set(tags))} distinct)")
-        times = await _time_listings(ctx, lambda: c.list_tags(REPO_TAGS, p.tags_page, max_pages))
+    # Timed with a bare keep-alive client: aiohttp's per-request cost would dominate.
+    times = await _time_listings(
+        ctx, lambda: rawget.list_tags(ctx.server.url, REPO_TAGS, p.tags_page, max_pages))
     return {
         "metrics": _listing_metrics(times),
         "note": f"{pages} page(s) per listing",
@@ -543,8 +545,8 @@ async def tags_list_all(ctx: Ctx) -> dict:
     """The same 10,000 tags in one request without `n`: what each server does to list
     them, free of the per-page round trips (docker-registry 2.8 ignores `n` and always
     answers this way, so its paginated listing is this one request too)."""
-    async with RegistryClient(ctx.server.url, 1) as c:
-        times = await _time_listings(ctx, lambda: c.list_tags(REPO_TAGS, 0, 2, paginate=False))
+    times = await _time_listings(
+        ctx, lambda: rawget.list_tags(ctx.server.url, REPO_TAGS, 0, 2, paginate=False))
     return {
         "metrics": _listing_metrics(times),
         "note": "one request, no n",

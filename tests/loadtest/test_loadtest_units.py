@@ -160,3 +160,29 @@ async def test_headload_counts_head_responses(aiohttp_server) -> None:
     assert out["requests"] > 0 and out["errors"]["status"] == 0
     out = await headload.run(url, connections=2, duration=0.3, headers=[])
     assert out["errors"]["status"] == out["requests"] > 0
+
+
+async def test_rawget_lists_every_tag_across_pages(registry) -> None:
+    """The bare keep-alive client follows Link pages and returns each tag once."""
+    import hashlib
+    import json
+
+    import requests
+
+    from loadtest import rawget
+
+    repo = registry.repo("rawget")
+    config = b"{}"
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    requests.post(f"{registry.url}/v2/{repo}/blobs/uploads/?digest={digest}", data=config)
+    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": digest, "size": 2}, "layers": []}
+    for i in range(5):
+        r = requests.put(f"{registry.url}/v2/{repo}/manifests/t{i}", data=json.dumps(doc),
+                         headers={"Content-Type": doc["mediaType"]})
+        assert r.status_code == 201
+    tags, pages = await rawget.list_tags(registry.url, repo, 2, 10)
+    assert tags == [f"t{i}" for i in range(5)] and pages == 3
+    tags, pages = await rawget.list_tags(registry.url, repo, 0, 2, paginate=False)
+    assert len(tags) == 5 and pages == 1
