@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tomllib
 from pathlib import Path
@@ -162,14 +163,11 @@ async def test_headload_counts_head_responses(aiohttp_server) -> None:
     assert out["errors"]["status"] == out["requests"] > 0
 
 
-async def test_rawget_lists_every_tag_across_pages(registry) -> None:
-    """The bare keep-alive client follows Link pages and returns each tag once."""
+def _seed_tags(registry, count: int) -> str:
     import hashlib
     import json
 
     import requests
-
-    from loadtest import rawget
 
     repo = registry.repo("rawget")
     config = b"{}"
@@ -178,10 +176,18 @@ async def test_rawget_lists_every_tag_across_pages(registry) -> None:
     doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                       "digest": digest, "size": 2}, "layers": []}
-    for i in range(5):
+    for i in range(count):
         r = requests.put(f"{registry.url}/v2/{repo}/manifests/t{i}", data=json.dumps(doc),
                          headers={"Content-Type": doc["mediaType"]})
         assert r.status_code == 201
+    return repo
+
+
+async def test_rawget_lists_every_tag_across_pages(registry) -> None:
+    """The bare keep-alive client follows Link pages and returns each tag once."""
+    from loadtest import rawget
+
+    repo = await asyncio.to_thread(_seed_tags, registry, 5)
     tags, pages = await rawget.list_tags(registry.url, repo, 2, 10)
     assert tags == [f"t{i}" for i in range(5)] and pages == 3
     tags, pages = await rawget.list_tags(registry.url, repo, 0, 2, paginate=False)
