@@ -76,6 +76,9 @@ def create_app(config: Config, hooks: Hooks | None = None,
     # which refuses it with the right error code.
     app.router.add_route("*", r"/v2/{tail:[\s\S]*}", dispatcher.handle)
     app.on_response_prepare.append(_add_api_version)
+    # Other machines write to the same store: no exact cache invalidation, and the
+    # index must catch up with their writes.
+    shared_store = config.storage.driver != "filesystem"
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         driver = create_driver(config.storage)
@@ -90,7 +93,7 @@ def create_app(config: Config, hooks: Hooks | None = None,
             auto_mount=config.storage.auto_mount,
             manifest_max_bytes=config.limits.manifest_max_bytes,
             generation=generation,
-            shared_store=config.storage.driver != "filesystem",
+            shared_store=shared_store,
             tag_cache_seconds=config.storage.tag_cache_ms / 1000,
         )
         purger = None
@@ -107,5 +110,5 @@ def create_app(config: Config, hooks: Hooks | None = None,
 
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(index_sync_ctx(REGISTRY, INDEX, config.index.sync_interval,
-                                          enabled=config.storage.driver != "filesystem"))
+                                          enabled=shared_store))
     return app

@@ -88,37 +88,30 @@ async def send_file(request: web.Request, response: web.StreamResponse, fd: int,
     """Prepare `response` (headers already set, Content-Length = count) and send
     `count` bytes of the open file descriptor `fd` from `offset`. Takes
     ownership of `fd`: it is closed whatever happens."""
+    handed = False  # once the sendfile thread has the descriptor, it closes it
     try:
         await response.prepare(request)
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         plain = sock is not None and transport.get_extra_info("sslcontext") is None
-    except BaseException:
-        await asyncio.to_thread(os.close, fd)
-        raise
-    if count == 0 or request.method == "HEAD" or not plain:
-        try:
-            if count and request.method != "HEAD":
+        if count and request.method != "HEAD":
+            if not plain:
                 await _stream_fallback(response, fd, offset, count)
-        finally:
+            else:
+                await _wait_flushed(transport)
+                handed = True
+                try:
+                    # Send and close in one hop to the sendfile pool.
+                    await asyncio.get_running_loop().run_in_executor(
+                        _executor(), _sendfile_and_close, sock.fileno(), fd, offset, count)
+                except (OSError, TimeoutError):
+                    # The peer went away or stalled: nothing sensible can follow on this
+                    # connection, so close it rather than leave a short body pending.
+                    transport.close()
+                    raise ConnectionResetError("client went away during sendfile") from None
+    finally:
+        if not handed:
             await asyncio.to_thread(os.close, fd)
-        await response.write_eof()
-        return response
-    loop = asyncio.get_running_loop()
-    try:
-        await _wait_flushed(transport)
-    except BaseException:
-        await asyncio.to_thread(os.close, fd)
-        raise
-    try:
-        # Open, send and close in one hop to the sendfile pool.
-        await loop.run_in_executor(_executor(), _sendfile_and_close, sock.fileno(), fd,
-                                   offset, count)
-    except (OSError, TimeoutError):
-        # The peer went away or stalled: nothing sensible can follow on this
-        # connection, so close it rather than leave a short body pending.
-        transport.close()
-        raise ConnectionResetError("client went away during sendfile") from None
-    # The body went around aiohttp's writer: tell it the response is complete.
+    # With sendfile the body went around aiohttp's writer: this completes the response.
     await response.write_eof()
     return response

@@ -60,15 +60,6 @@ class BlobStore:
         except FileNotFoundError:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
 
-    async def stat_in(self, repo: str, digest: Digest) -> int:
-        """Size of a blob that `repo` may serve; BlobUnknown otherwise."""
-        if not await self.linked(repo, digest):
-            raise BlobUnknown(detail={"digest": str(digest)})
-        size = await self.size(digest)
-        if size is None:
-            raise BlobUnknown(detail={"digest": str(digest)})
-        return size
-
     async def link(self, repo: str, digest: Digest, size: int) -> None:
         await self.driver.put_content(paths.layer_link(repo, digest), str(digest).encode())
         await emit(self.hooks.blob_linked(repo, digest, size))
@@ -95,9 +86,6 @@ class BlobStore:
     def reader(self, digest: Digest, offset: int = 0,
                length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.reader(paths.blob(digest), offset, length)
-
-    def local_path(self, digest: Digest) -> str | None:
-        return self.driver.local_path(paths.blob(digest))
 
     async def redirect_url(self, digest: Digest) -> str | None:
         return await self.driver.redirect_url(paths.blob(digest))

@@ -149,6 +149,11 @@ async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int
     return written
 
 
+def _mismatch(digest: Digest, actual_hex: str) -> DigestInvalid:
+    return DigestInvalid(detail={"expected": str(digest),
+                                 "actual": f"{digest.algorithm}:{actual_hex}"})
+
+
 class UploadService:
     def __init__(self, driver: Driver, blobs: BlobStore, auto_mount: bool = True) -> None:
         self.driver = driver
@@ -297,8 +302,7 @@ class UploadService:
             if actual != digest.hex:
                 self._hashers.drop(upload_id)
                 await self._discard(repo, upload_id)
-                raise DigestInvalid(detail={"expected": str(digest),
-                                            "actual": f"{digest.algorithm}:{actual}"})
+                raise _mismatch(digest, actual)
             data_path = paths.upload_data(repo, upload_id)
             if await self.blobs.size(digest) is None:
                 if chunks is None:  # nothing was committed by this request
@@ -344,8 +348,7 @@ class UploadService:
         data = bytes(buf)
         actual = hashlib.new(digest.algorithm, data).hexdigest()
         if actual != digest.hex:
-            raise DigestInvalid(detail={"expected": str(digest),
-                                        "actual": f"{digest.algorithm}:{actual}"})
+            raise _mismatch(digest, actual)
         await self.blobs.put_small(data, digest)
         await self.blobs.link(repo, digest, len(data))
         return len(data)
@@ -364,23 +367,22 @@ class UploadService:
             for upload_id in ids:
                 if not is_valid_upload_id(upload_id):
                     continue
-                try:
-                    info = await self.driver.stat(paths.upload_data(repo, upload_id))
-                except PathNotFound:
-                    info = None
-                if info is not None and info.mtime >= cutoff:
+                touched = await self._last_touched(repo, upload_id)
+                if touched is None or touched >= cutoff:
                     continue
-                if info is None:  # no data: judge by the state file instead
-                    try:
-                        state = await self.driver.stat(paths.upload_state(repo, upload_id))
-                    except PathNotFound:
-                        continue
-                    if state.mtime >= cutoff:
-                        continue
                 self._hashers.drop(upload_id)
                 await self._discard(repo, upload_id)
                 purged += 1
         return purged
+
+    async def _last_touched(self, repo: str, upload_id: str) -> float | None:
+        """When the session last changed: its data if it has any, else its state."""
+        for path in (paths.upload_data(repo, upload_id), paths.upload_state(repo, upload_id)):
+            try:
+                return (await self.driver.stat(path)).mtime
+            except PathNotFound:
+                continue
+        return None
 
     # -- mounts --------------------------------------------------------------
 

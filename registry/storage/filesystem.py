@@ -28,7 +28,7 @@ from registry.storage.driver import (
 from registry.storage.paths import TMP
 
 to_thread = asyncio.to_thread
-# Upload data is fdatasync'ed every this many bytes when [storage] fsync is on.
+# With [storage] fsync on, writeback of upload data is started every this many bytes.
 SYNC_EVERY = 64 << 20
 
 
