@@ -20,7 +20,7 @@ import uvloop
 from aiohttp import web
 
 from registry.api import protocol
-from registry.app import create_app
+from registry.app import running
 from registry.config import Config
 from registry.core.cache import Generation
 
@@ -40,24 +40,27 @@ async def _serve(config: Config, reuse_port: bool, generation: Generation | None
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
     protocol.install()
-    app = create_app(config, generation=generation)
-    # A large read buffer: request bodies arrive in big chunks, with fewer pauses.
-    runner = web.AppRunner(app, access_log=log if config.server.log_level == "debug" else None,
-                           read_bufsize=1 << 21,
-                           handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port,
-                       ssl_context=ssl_context(config), reuse_port=reuse_port or None,
-                       backlog=1024)
-    await site.start()
-    scheme = "https" if config.server.tls_cert else "http"
-    log.info("registry listening on %s://%s (pid %d, storage %s)", scheme,
-             config.server.listen, os.getpid(), config.storage.driver)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    async with running(config, generation=generation) as dispatcher:
+        # aiohttp's low-level server: the dispatcher is the whole application.
+        # A large read buffer: request bodies arrive in big chunks, with fewer pauses.
+        server = web.Server(dispatcher.handle, read_bufsize=1 << 21,
+                            access_log=log if config.server.log_level == "debug" else None)
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, config.server.host, config.server.port,
+                               ssl_context=ssl_context(config), reuse_port=reuse_port or None,
+                               backlog=1024)
+            await site.start()
+            scheme = "https" if config.server.tls_cert else "http"
+            log.info("registry listening on %s://%s (pid %d, storage %s)", scheme,
+                     config.server.listen, os.getpid(), config.storage.driver)
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
 
 def run_worker(config: Config, reuse_port: bool = False,

@@ -7,7 +7,7 @@ import os
 
 from aiohttp import web
 
-from registry.api.common import services
+from registry.api.common import Context, prepare
 from registry.api.routes import Route
 from registry.api.sendfile import send_file
 from registry.core.errors import BlobUnknown, RangeUnsatisfiable
@@ -26,8 +26,8 @@ def _headers(digest: Digest) -> dict[str, str]:
     }
 
 
-async def get_blob(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def get_blob(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     digest = Digest.parse(route.ref)
     if not await reg.blobs.linked(route.name, digest):
         raise BlobUnknown(detail={"digest": str(digest)})
@@ -46,7 +46,7 @@ async def get_blob(request: web.Request, route: Route) -> web.StreamResponse:
             await asyncio.to_thread(os.close, fd)
 
 
-async def _respond(request: web.Request, reg: Registry, digest: Digest, size: int,
+async def _respond(request: web.BaseRequest, reg: Registry, digest: Digest, size: int,
                    fd: int | None) -> tuple[web.StreamResponse, bool]:
     """The response, and whether send_file took ownership of `fd`."""
     headers = _headers(digest)
@@ -70,7 +70,7 @@ async def _respond(request: web.Request, reg: Registry, digest: Digest, size: in
     response.content_length = count
     if fd is not None:
         return await send_file(request, response, fd, offset, count), True
-    await response.prepare(request)
+    await prepare(request, response)
     if request.method == "GET":
         async for chunk in reg.blobs.reader(digest, offset, count):
             await response.write(chunk)
@@ -78,8 +78,8 @@ async def _respond(request: web.Request, reg: Registry, digest: Digest, size: in
     return response, False
 
 
-async def delete_blob(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def delete_blob(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     digest = Digest.parse(route.ref)
     await reg.blobs.unlink(route.name, digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

@@ -1,8 +1,9 @@
-"""Helpers shared by the handlers: app keys, request bodies, common headers."""
+"""Helpers shared by the handlers: their context, request bodies, common headers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -10,15 +11,25 @@ from registry.config import Config
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 
-REGISTRY = web.AppKey("registry", Registry)
-CONFIG = web.AppKey("config", Config)
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 
-def services(request: web.Request) -> Registry:
-    return request.app[REGISTRY]
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every handler is given besides the request and its route."""
+
+    registry: Registry
+    config: Config
 
 
-def content_length(request: web.Request) -> int | None:
+async def prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Send the headers of a response the handler streams itself. Responses returned
+    unprepared get the API version header from the dispatcher instead."""
+    response.headers.setdefault(*API_VERSION_HEADER)
+    await response.prepare(request)
+
+
+def content_length(request: web.BaseRequest) -> int | None:
     raw = request.headers.get("Content-Length")
     if raw is None:
         return None
@@ -27,7 +38,7 @@ def content_length(request: web.Request) -> int | None:
     return int(raw)
 
 
-def has_body(request: web.Request) -> bool:
+def has_body(request: web.BaseRequest) -> bool:
     """True when the request carries body bytes (by length or chunked encoding)."""
     length = content_length(request)
     if length is not None:
@@ -35,7 +46,7 @@ def has_body(request: web.Request) -> bool:
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+async def body_chunks(request: web.BaseRequest) -> AsyncIterator[bytes]:
     """The request body as it arrives, never buffered whole."""
     content = request.content
     while True:
@@ -45,7 +56,7 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def read_bounded(request: web.Request, limit: int, too_large: Exception) -> bytes:
+async def read_bounded(request: web.BaseRequest, limit: int, too_large: Exception) -> bytes:
     """The whole body of a small request, refusing more than `limit` bytes."""
     length = content_length(request)
     if length is not None and length > limit:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
 from aiohttp import web
 
-from registry.api.common import services
+from registry.api.common import Context
 from registry.api.routes import Route
 from registry.core.errors import NameUnknown
 from registry.core.grammar import Digest
 from registry.core.manifest_format import OCI_INDEX
-from registry.core.pagination import page, parse_n
+from registry.core.pagination import RenderedPage, parse_n, render
 
 
 def _json(body: dict, headers: dict[str, str] | None = None,
@@ -22,36 +21,50 @@ def _json(body: dict, headers: dict[str, str] | None = None,
     return web.Response(body=json.dumps(body).encode(), headers=all_headers)
 
 
-def _paged(request: web.Request, items: list[str], key: str, extra: dict) -> web.Response:
-    n = parse_n(request.query.get("n"))
-    last = request.query.get("last") or None
-    chunk, more = page(items, n, last)
-    headers = {}
-    if more and chunk:
-        headers["Link"] = (f'<{request.path}?n={n}&last={quote(chunk[-1], safe="")}>; '
-                           'rel="next"')
-    return _json({**extra, key: chunk}, headers)
+def _page_args(request: web.BaseRequest) -> tuple[int | None, str | None]:
+    return parse_n(request.query.get("n")), request.query.get("last") or None
 
 
-async def base(request: web.Request, route: Route) -> web.StreamResponse:
+def _page_response(rendered: RenderedPage) -> web.Response:
+    headers = {"Content-Type": "application/json"}
+    if rendered.link is not None:
+        headers["Link"] = rendered.link
+    return web.Response(body=rendered.body, headers=headers)
+
+
+async def base(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     return _json({})
 
 
-async def tags_list(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
-    tags = await reg.manifests.list_tags(route.name)
-    if not tags and not await reg.catalog.exists(route.name):
+async def tags_list(request: web.BaseRequest, route: Route,
+                    ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
+
+    def build(tags: list[str]) -> RenderedPage:
+        n, last = _page_args(request)
+        # The path is spelled from the name (not the request), so a cached page is
+        # the same whatever percent-encoding the client used.
+        path = f"/v2/{route.name}/tags/list"
+        return render(tags, n, last, path, "tags", {"name": route.name})
+
+    # Keyed by the raw query string (still percent-encoded: decoded, `last=a%26n%3D5`
+    # and `last=a&n=5` would collide), so a repeated page skips even the query
+    # parsing. Only a valid query produces an entry: build raises otherwise.
+    query = request.raw_path.partition("?")[2]
+    rendered = await reg.manifests.tag_view(route.name, ("page", query), build)
+    if rendered.total == 0 and not await reg.catalog.exists(route.name):
         raise NameUnknown(detail={"name": route.name})
-    return _paged(request, tags, "tags", {"name": route.name})
+    return _page_response(rendered)
 
 
-async def catalog(request: web.Request, route: Route) -> web.StreamResponse:
-    repos = await services(request).catalog.repositories()
-    return _paged(request, repos, "repositories", {})
+async def catalog(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    n, last = _page_args(request)
+    repos = await ctx.registry.catalog.repositories()
+    return _page_response(render(repos, n, last, request.path, "repositories", {}))
 
 
-async def referrers(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def referrers(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     subject = Digest.parse(route.ref)
     artifact_type = request.query.get("artifactType") or None
     found = await reg.referrers.list(route.name, subject, artifact_type)

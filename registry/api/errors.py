@@ -1,4 +1,4 @@
-"""One middleware that turns every failure into the spec's JSON error body.
+"""Turns every failure into the spec's JSON error body.
 
 Handlers raise domain errors; nothing else in the HTTP layer builds error
 JSON. Anything unexpected is logged with its traceback and answered with a
@@ -12,12 +12,11 @@ import logging
 
 from aiohttp import web
 
+from registry.api.common import API_VERSION_HEADER
 from registry.core.errors import RegistryError, StoreUnavailable
 from registry.storage.driver import StorageError, StorageUnavailable
 
 log = logging.getLogger("registry.api")
-
-API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 
 def error_response(err: RegistryError, method: str = "GET") -> web.Response:
@@ -28,31 +27,24 @@ def error_response(err: RegistryError, method: str = "GET") -> web.Response:
                         headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except RegistryError as err:
-        return error_response(err, request.method)
-    except StorageUnavailable as exc:
+def response_for(exc: Exception, request: web.BaseRequest) -> web.Response:
+    """The error response for an exception a handler raised. Connection errors (the
+    client is gone) and non-error HTTP exceptions are raised again."""
+    if isinstance(exc, RegistryError):
+        return error_response(exc, request.method)
+    if isinstance(exc, StorageUnavailable):
         log.warning("storage unavailable: %s", exc)
         return error_response(StoreUnavailable(detail={"driver": exc.driver}), request.method)
-    except StorageError:
-        log.exception("storage error on %s %s", request.method, request.path)
-        err = RegistryError("internal storage error")
-        err.status, err.code = 500, "UNKNOWN"
-        return error_response(err, request.method)
-    except web.HTTPException as exc:
+    if isinstance(exc, ConnectionError) or (
+            isinstance(exc, web.HTTPException) and exc.status < 400):
+        raise exc
+    if isinstance(exc, web.HTTPException):
         # aiohttp's own refusals (e.g. oversized headers) get a spec-shaped body too.
-        if exc.status >= 400:
-            err = RegistryError(exc.reason)
-            err.status = exc.status
-            return error_response(err, request.method)
-        raise
-    except (ConnectionResetError, ConnectionError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        err = RegistryError("internal server error")
-        err.status, err.code = 500, "UNKNOWN"
+        err = RegistryError(exc.reason)
+        err.status = exc.status
         return error_response(err, request.method)
+    what = "storage" if isinstance(exc, StorageError) else "unhandled"
+    log.error("%s error on %s %s", what, request.method, request.path, exc_info=exc)
+    err = RegistryError(f"internal {'storage' if what == 'storage' else 'server'} error")
+    err.status, err.code = 500, "UNKNOWN"
+    return error_response(err, request.method)

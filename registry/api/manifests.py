@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.api.common import CONFIG, read_bounded, services
+from registry.api.common import Context, prepare, read_bounded
 from registry.api.routes import Route
 from registry.core.errors import TooLarge
 
 
-async def get_manifest(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def get_manifest(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     head = request.method == "HEAD"
     stored = await reg.manifests.get(route.name, route.ref, with_body=not head)
     headers = {
@@ -23,15 +23,15 @@ async def get_manifest(request: web.Request, route: Route) -> web.StreamResponse
     if head:
         resp = web.StreamResponse(status=200, headers=headers)
         resp.content_length = stored.size
-        await resp.prepare(request)
+        await prepare(request, resp)
         await resp.write_eof()
         return resp
     return web.Response(status=200, body=stored.data, headers=headers)
 
 
-async def put_manifest(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
-    limit = request.app[CONFIG].limits.manifest_max_bytes
+async def put_manifest(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
+    limit = ctx.config.limits.manifest_max_bytes
     too_large = TooLarge(f"manifest larger than {limit} bytes", {"limit": limit})
     data = await read_bounded(request, limit, too_large)
     digest, manifest = await reg.manifests.put(route.name, route.ref, data,
@@ -45,6 +45,7 @@ async def put_manifest(request: web.Request, route: Route) -> web.StreamResponse
     return web.Response(status=201, headers=headers)
 
 
-async def delete_manifest(request: web.Request, route: Route) -> web.StreamResponse:
-    await services(request).manifests.delete(route.name, route.ref)
+async def delete_manifest(request: web.BaseRequest, route: Route,
+                          ctx: Context) -> web.StreamResponse:
+    await ctx.registry.manifests.delete(route.name, route.ref)
     return web.Response(status=202)

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from registry.api.common import prepare
+
 CHUNK = 1 << 20
 # How long a stalled client may keep a sendfile thread waiting.
 IDLE_TIMEOUT_S = 120.0
@@ -83,14 +85,14 @@ def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int) -> None:
         os.close(fd)
 
 
-async def send_file(request: web.Request, response: web.StreamResponse, fd: int,
+async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: int,
                     offset: int, count: int) -> web.StreamResponse:
     """Prepare `response` (headers already set, Content-Length = count) and send
     `count` bytes of the open file descriptor `fd` from `offset`. Takes
     ownership of `fd`: it is closed whatever happens."""
     handed = False  # once the sendfile thread has the descriptor, it closes it
     try:
-        await response.prepare(request)
+        await prepare(request, response)
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         plain = sock is not None and transport.get_extra_info("sslcontext") is None

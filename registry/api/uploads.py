@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.api.common import body_chunks, content_length, has_body, services
+from registry.api.common import Context, body_chunks, content_length, has_body
 from registry.api.routes import Route
 from registry.core.errors import DigestInvalid
 from registry.core.grammar import Digest, validate_name
@@ -27,15 +27,15 @@ def _created(repo: str, digest: Digest) -> web.Response:
     })
 
 
-def _required_digest(request: web.Request) -> Digest:
+def _required_digest(request: web.BaseRequest) -> Digest:
     raw = request.query.get("digest")
     if not raw:
         raise DigestInvalid("the digest query parameter is required")
     return Digest.parse(raw)
 
 
-async def start_upload(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def start_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     repo = route.name
     mount = request.query.get("mount")
     if mount:
@@ -59,20 +59,20 @@ async def _empty():
     yield  # pragma: no cover - makes this an async generator
 
 
-def _content_range(request: web.Request) -> tuple[int, int] | None:
+def _content_range(request: web.BaseRequest) -> tuple[int, int] | None:
     raw = request.headers.get("Content-Range")
     return parse_content_range(raw) if raw else None
 
 
-async def patch_upload(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def patch_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     status = await reg.uploads.append(route.name, route.ref, body_chunks(request),
                                       _content_range(request), content_length(request))
     return web.Response(status=202, headers=_upload_headers(status))
 
 
-async def put_upload(request: web.Request, route: Route) -> web.StreamResponse:
-    reg = services(request)
+async def put_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    reg = ctx.registry
     digest = _required_digest(request)
     chunks = body_chunks(request) if has_body(request) else None
     await reg.uploads.finish(route.name, route.ref, digest, chunks,
@@ -81,11 +81,11 @@ async def put_upload(request: web.Request, route: Route) -> web.StreamResponse:
     return _created(route.name, digest)
 
 
-async def get_upload(request: web.Request, route: Route) -> web.StreamResponse:
-    status = await services(request).uploads.status(route.name, route.ref)
+async def get_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    status = await ctx.registry.uploads.status(route.name, route.ref)
     return web.Response(status=204, headers=_upload_headers(status))
 
 
-async def cancel_upload(request: web.Request, route: Route) -> web.StreamResponse:
-    await services(request).uploads.cancel(route.name, route.ref)
+async def cancel_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
+    await ctx.registry.uploads.cancel(route.name, route.ref)
     return web.Response(status=204)

@@ -46,11 +46,17 @@ class GenerationCache:
     """key -> value, valid while the generation is unchanged (and within ttl)."""
 
     def __init__(self, generation: Generation, enabled: bool = True,
-                 ttl: float | None = None, max_entries: int = 100_000) -> None:
+                 ttl: float | None = None, max_entries: int = 100_000,
+                 max_weight: int | None = None,
+                 weigh: Callable[[Any], int] | None = None) -> None:
         self.generation = generation
         self.enabled = enabled
         self.ttl = ttl
         self.max_entries = max_entries
+        # With `weigh`, the summed weight of the entries (e.g. bytes) stays under max_weight.
+        self.max_weight = max_weight
+        self.weigh = weigh
+        self._weight = 0
         self._items: dict[Any, tuple[Any, int, float]] = {}
 
     def get(self, key: Any) -> Any | None:
@@ -62,9 +68,14 @@ class GenerationCache:
         value, gen, stamp = item
         if gen != self.generation.value or (
                 self.ttl is not None and time.monotonic() - stamp > self.ttl):
-            self._items.pop(key, None)
+            self._drop(key)
             return None
         return value
+
+    def _drop(self, key: Any) -> None:
+        item = self._items.pop(key, None)
+        if item is not None and self.weigh is not None:
+            self._weight -= self.weigh(item[0])
 
     async def fetch(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value, else `await load()`, cached unless it is None.
@@ -84,6 +95,15 @@ class GenerationCache:
         """Store a value read from storage after the generation was `gen`."""
         if not self.enabled:
             return
-        if len(self._items) >= self.max_entries:
+        weight = self.weigh(value) if self.weigh is not None else 0
+        if self.max_weight is not None and weight > self.max_weight // 4:
+            return  # one huge value would flush everything else
+        self._drop(key)
+        if len(self._items) >= self.max_entries or (
+                self.max_weight is not None and self._weight + weight > self.max_weight):
+            # Entries of an older generation are dead anyway; a full reset is the
+            # simplest bound and costs one re-read per live key.
             self._items.clear()
+            self._weight = 0
         self._items[key] = (value, gen, time.monotonic())
+        self._weight += weight

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sized
 from dataclasses import dataclass
 
 from registry.core.blobs import BlobStore
@@ -75,6 +76,10 @@ class ManifestService:
         self._revisions = GenerationCache(self.generation, enabled=not shared_store)
         self._tag_lists = GenerationCache(self.generation, enabled=self._tags.enabled,
                                           ttl=self._tags.ttl, max_entries=1_000)
+        # Things derived from a tag list (rendered pages), invalidated with it.
+        self._tag_views = GenerationCache(self.generation, enabled=self._tags.enabled,
+                                          ttl=self._tags.ttl, max_entries=4_096,
+                                          max_weight=32 << 20, weigh=len)
 
     # -- references ----------------------------------------------------------
 
@@ -257,6 +262,19 @@ class ManifestService:
         Cached like single tags, so paging through a large repository lists
         its directory once rather than once per page."""
         return await self._tag_lists.fetch(repo, lambda: self._read_tags(repo))
+
+    async def tag_view(self, repo: str, key: Hashable,
+                       build: Callable[[list[str]], Sized]) -> Sized:
+        """`build(tags)` for the repository's sorted tags, cached under (repo, key)
+        with the same invalidation as the tag list itself. A client paging through
+        10,000 tags then costs one lookup per page, not a slice and a JSON encoding."""
+        cached = self._tag_views.get((repo, key))
+        if cached is not None:
+            return cached
+        gen = self.generation.value  # before reading, as GenerationCache requires
+        view = build(await self.list_tags(repo))
+        self._tag_views.put((repo, key), view, gen)
+        return view
 
     async def _read_tags(self, repo: str) -> list[str]:
         try:

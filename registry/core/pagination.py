@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from registry.core.errors import RegistryError
 
@@ -28,3 +31,26 @@ def page(items: list[str], n: int | None, last: str | None) -> tuple[list[str], 
         return items[start:], False
     chunk = items[start:start + n]
     return chunk, n > 0 and start + n < len(items)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    """One page as it goes on the wire: the JSON body and the Link header, if any."""
+
+    body: bytes
+    link: str | None
+    total: int  # items in the whole list, not just this page
+
+    def __len__(self) -> int:
+        return len(self.body)
+
+
+def render(items: list[str], n: int | None, last: str | None, path: str, key: str,
+           extra: dict) -> RenderedPage:
+    """The page of `items` after `last` as `{**extra, key: [...]}`, with a Link to the
+    next page at `path` when more remain."""
+    chunk, more = page(items, n, last)
+    link = None
+    if more and chunk:
+        link = f'<{path}?n={n}&last={quote(chunk[-1], safe="")}>; rel="next"'
+    return RenderedPage(json.dumps({**extra, key: chunk}).encode(), link, len(items))

@@ -16,12 +16,10 @@ A pass costs, per repository, a few LIST requests plus one small GET per tag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from registry.core.grammar import Digest
 from registry.core.manifest_format import parse_manifest
@@ -139,21 +137,3 @@ async def run(reg: Registry, index: Index, interval: float) -> None:
             raise
         except Exception as exc:
             log.warning("index sync pass failed: %s", exc)
-
-
-def index_sync_ctx(registry_key: Any, index_key: Any, interval: float, enabled: bool
-                   ) -> Callable[[Any], AsyncIterator[None]]:
-    """An aiohttp cleanup_ctx running `run` beside the services (append it after them)."""
-
-    async def ctx(app: Any) -> AsyncIterator[None]:
-        task = None
-        if enabled and interval > 0:
-            task = asyncio.get_running_loop().create_task(
-                run(app[registry_key], app[index_key], interval))
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from .helpers import assert_error, call, push_image
+from .helpers import assert_error, call, digest_of, push_image, random_bytes, raw
 
 
 def test_base_get(registry):
@@ -87,3 +89,71 @@ def test_unknown_path_is_json_404(registry, path):
 def test_outside_v2_is_404(registry):
     r = call(registry, "GET", "/v3/")
     assert r.status_code == 404
+
+
+def test_outside_v2_is_spec_json(registry):
+    r = call(registry, "GET", "/favicon.ico")
+    assert_error(r, 404)
+    assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def test_absolute_form_request_target(registry):
+    """RFC 9112 3.2.2: a server must accept an absolute URI as the request target."""
+    r = raw(registry, "GET", f"http://{registry.host}/v2/")
+    assert r.status == 200 and r.json() == {}
+    r = raw(registry, "GET", f"http://{registry.host}/v2/{registry.repo()}/tags/list")
+    assert_error(r, 404, "NAME_UNKNOWN")
+
+
+def _send_expecting(registry, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send a request's head with Expect: 100-continue and wait for the interim
+    response before sending the body, as curl and Go's client can. Returns the
+    interim answer and the final response."""
+    host, port = registry.host.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            interim += chunk
+        if not interim.startswith(b"HTTP/1.1 100"):
+            return interim, b""  # answered without the body (that is never sent)
+        sock.sendall(body)
+        final = interim.split(b"\r\n\r\n", 1)[1]
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            final += chunk
+    return interim, final
+
+
+def test_expect_100_continue_on_upload(registry):
+    repo = registry.repo()
+    data = random_bytes(3 << 20)
+    digest = digest_of(data)
+    head = (f"POST /v2/{repo}/blobs/uploads/?digest={digest} HTTP/1.1\r\n"
+            f"Host: {registry.host}\r\nContent-Length: {len(data)}\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n").encode()
+    interim, final = _send_expecting(registry, head, data)
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert final.startswith(b"HTTP/1.1 201"), final[:300]
+    r = call(registry, "GET", f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 200 and r.content == data
+
+
+def test_expect_refused_before_the_body_on_a_bad_route(registry):
+    """A request that cannot succeed is answered at once, without inviting the body."""
+    head = (f"POST /v2/{registry.repo()}/manifests/x HTTP/1.1\r\nHost: {registry.host}\r\n"
+            "Content-Length: 100000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            ).encode()
+    interim, _ = _send_expecting(registry, head, b"")
+    assert interim.startswith(b"HTTP/1.1 405"), interim[:200]
+
+
+def test_unknown_expectation_is_417(registry):
+    r = raw(registry, "POST", f"/v2/{registry.repo()}/blobs/uploads/",
+            {"Expect": "something-else"})
+    assert_error(r, 417, "UNSUPPORTED")

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .helpers import assert_error, call, parse_link, push_image, push_manifest
+from .helpers import assert_error, call, parse_link, push_image, push_manifest, raw
 
 TAGS = ["1.0", "1.1", "2.0", "Latest", "a", "b_c", "b-c", "latest", "z.9"]
 
@@ -142,3 +142,43 @@ def test_parent_of_repository_is_unknown(registry):
     for parent in (repo.rsplit("/", 1)[0], repo.rsplit("/", 2)[0]):
         r = call(registry, "GET", f"/v2/{parent}/tags/list")
         assert_error(r, 404, "NAME_UNKNOWN")
+
+
+def test_cached_pages_follow_every_tag_change(registry):
+    """Rendered pages are cached; each push or delete of a tag must show at once."""
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "m")
+    push_manifest(registry, repo, pushed.body, "p")
+    assert listing(registry, repo, "?n=1") == (["m"], f'</v2/{repo}/tags/list?n=1&last=m>; '
+                                                     'rel="next"')
+    assert listing(registry, repo, "?n=1&last=m") == (["p"], None)
+    push_manifest(registry, repo, pushed.body, "a")
+    push_manifest(registry, repo, pushed.body, "n")
+    assert listing(registry, repo, "?n=1")[0] == ["a"]
+    assert listing(registry, repo, "?n=1&last=m")[0] == ["n"]
+    assert call(registry, "DELETE", f"/v2/{repo}/manifests/a").status_code == 202
+    assert listing(registry, repo, "?n=1")[0] == ["m"]
+    assert listing(registry, repo)[0] == ["m", "n", "p"]
+
+
+def test_pages_keyed_by_the_raw_query(registry):
+    """`last=a%26n%3D1` (one parameter, last = "a&n=1") and `last=a&n=1` decode to the
+    same text but mean different pages: the cache must not confuse them."""
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "a")
+    for tag in ("b", "c"):
+        push_manifest(registry, repo, pushed.body, tag)
+    assert listing(registry, repo, "?last=a%26n%3D1") == (["b", "c"], None)
+    assert listing(registry, repo, "?last=a&n=1")[0] == ["b"]
+    assert listing(registry, repo, "?last=a%26n%3D1") == (["b", "c"], None)
+
+
+def test_percent_encoded_name_gets_the_canonical_link(registry):
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "a")
+    push_manifest(registry, repo, pushed.body, "b")
+    encoded = "%" + repo[0].encode().hex() + repo[1:]  # "test/..." -> "%74est/..."
+    for path in (f"/v2/{encoded}/tags/list?n=1", f"/v2/{repo}/tags/list?n=1"):
+        r = raw(registry, "GET", path)
+        assert r.status == 200 and r.json() == {"name": repo, "tags": ["a"]}
+        assert r.headers["Link"] == f'</v2/{repo}/tags/list?n=1&last=a>; rel="next"'

@@ -2,7 +2,7 @@
 
 blockbuster (as in aiohttp's own suite) makes any blocking file, socket or
 sleep call made from the event loop thread raise; the app runs in-process
-under aiohttp's test client so that every handler path is checked.
+under aiohttp's low-level test server so that every handler path is checked.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ import json
 import pytest
 from blockbuster import blockbuster_ctx
 
-from registry.app import create_app
+from registry.app import running
 from registry.config import load
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture
-async def client(aiohttp_client, tmp_path):
+async def client(aiohttp_client, aiohttp_raw_server, tmp_path):
     config = load(env={}, overrides={"storage": {"root": str(tmp_path / "storage")},
                                      "index": {"path": str(tmp_path / "index.sqlite")}})
-    c = await aiohttp_client(create_app(config))
-    with blockbuster_ctx(["registry"]):
-        yield c
+    async with running(config) as dispatcher:
+        c = await aiohttp_client(await aiohttp_raw_server(dispatcher.handle))
+        with blockbuster_ctx(["registry"]):
+            yield c
 
 
 def sha(data: bytes) -> str:
