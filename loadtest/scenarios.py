@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadtest import client, rawget, wrk
+from loadtest import client, wrk
 from loadtest.client import RegistryClient, RegistryError
 from loadtest.data import (
     EMPTY_JSON,
@@ -50,8 +49,6 @@ class Profile:
     tags: int = 10_000
     tags_page: int = 100
     tags_seed_clients: int = 16
-    tags_listings: int = 20  # at most this many full listings per run...
-    tags_budget: float = 10.0  # ...or this many seconds, whichever comes first
     referrers: int = 500
     curl_max_time: float = 900.0
 
@@ -71,8 +68,6 @@ QUICK = Profile(
     tags=250,
     tags_page=100,
     tags_seed_clients=8,
-    tags_listings=3,
-    tags_budget=2.0,
     referrers=20,
     curl_max_time=120.0,
 )
@@ -494,64 +489,60 @@ async def push_small(ctx: Ctx) -> dict:
     }
 
 
-async def _time_listings(ctx: Ctx, listing) -> list[float]:
-    """Seconds per full listing, bounded in count and time; each must be complete."""
+async def _wrk_listings(ctx: Ctx, first_page: str) -> dict:
+    """Full listings from `first_page` on, one after another on one connection, for
+    the run's duration: wrk's Lua follows each Link rel=next and checks that every
+    listing has every tag (lua/tags_list.lua). A C client, because a Python one
+    costs about as much per request as the server answering it, and a paginated
+    listing is 100 requests where an unpaginated one is 1."""
     p = ctx.opts.profile
-    times: list[float] = []
-    deadline = time.monotonic() + p.tags_budget
-    for _ in range(p.tags_listings):
-        t0 = time.perf_counter()
-        tags, _ = await listing()
-        times.append(time.perf_counter() - t0)
-        if len(tags) != ctx.seed.tags:
-            raise RegistryError(f"listing has {len(tags)} tags")
-        if time.monotonic() > deadline:
-            break
-    return times
-
-
-def _listing_metrics(times: list[float]) -> list:
-    med = statistics.median(times)
-    return [
-        metric("listings_per_s", "full listings/s", 1 / med, "listings/s"),
-        metric("ms", "ms per full listing", med * 1e3, "ms", "lower", chart=False),
-    ]
+    summary = await wrk.run(
+        ctx.server.url,
+        wrk.script("tags_list", ctx.opts.work_dir),
+        connections=1,
+        duration=p.duration,
+        threads=1,
+        args=[first_page, str(ctx.seed.tags)],
+        wrk_bin=ctx.opts.wrk_bin,
+    )
+    wrk.check(summary)
+    listings = summary.get("listings", 0)
+    if summary.get("bad_listings") or summary.get("bad_status") or listings <= 0:
+        raise RegistryError(f"tag listings failed: {summary}")
+    per_s = listings / summary["seconds"]
+    return {
+        "metrics": [
+            metric("listings_per_s", "full listings/s", per_s, "listings/s"),
+            metric("ms", "ms per full listing", 1e3 / per_s, "ms", "lower", chart=False),
+        ],
+        "pages": summary["pages"] / listings,
+        "details": _wrk_details(summary) | {
+            "tags": ctx.seed.tags, "listings": listings, "pages": summary["pages"],
+        },
+    }
 
 
 async def tags_list(ctx: Ctx) -> dict:
     p = ctx.opts.profile
     max_pages = ctx.seed.tags // max(1, p.tags_page) + 10
     async with RegistryClient(ctx.server.url, 1) as c:
-        tags, pages = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
+        tags, _ = await c.list_tags(REPO_TAGS, p.tags_page, max_pages)
         if len(tags) != ctx.seed.tags or len(set(tags)) != ctx.seed.tags:
             raise RegistryError(f"listing has {len(tags)} tags ({len(set(tags))} distinct)")
-    # Timed with a bare keep-alive client: aiohttp's per-request cost would dominate.
-    times = await _time_listings(
-        ctx, lambda: rawget.list_tags(ctx.server.url, REPO_TAGS, p.tags_page, max_pages))
-    return {
-        "metrics": _listing_metrics(times),
-        "note": f"{pages} page(s) per listing",
-        "details": {
-            "tags": ctx.seed.tags,
-            "page_size": p.tags_page,
-            "pages_per_listing": pages,
-            "listings": len(times),
-            "times_s": times,
-        },
-    }
+    out = await _wrk_listings(ctx, f"/v2/{REPO_TAGS}/tags/list?n={p.tags_page}")
+    out["note"] = f"{out.pop('pages'):g} page(s) per listing"
+    out["details"]["page_size"] = p.tags_page
+    return out
 
 
 async def tags_list_all(ctx: Ctx) -> dict:
-    """The same 10,000 tags in one request without `n`: what each server does to list
-    them, free of the per-page round trips (docker-registry 2.8 ignores `n` and always
+    """The same tags in one request without `n`: what each server does to list them,
+    free of the per-page round trips (docker-registry 2.8 ignores `n` and always
     answers this way, so its paginated listing is this one request too)."""
-    times = await _time_listings(
-        ctx, lambda: rawget.list_tags(ctx.server.url, REPO_TAGS, 0, 2, paginate=False))
-    return {
-        "metrics": _listing_metrics(times),
-        "note": "one request, no n",
-        "details": {"tags": ctx.seed.tags, "listings": len(times), "times_s": times},
-    }
+    out = await _wrk_listings(ctx, f"/v2/{REPO_TAGS}/tags/list")
+    out.pop("pages")
+    out["note"] = "one request, no n"
+    return out
 
 
 async def referrers(ctx: Ctx) -> dict:

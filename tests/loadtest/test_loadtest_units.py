@@ -169,7 +169,7 @@ def _seed_tags(registry, count: int) -> str:
 
     import requests
 
-    repo = registry.repo("rawget")
+    repo = registry.repo("taglist")
     config = b"{}"
     digest = "sha256:" + hashlib.sha256(config).hexdigest()
     requests.post(f"{registry.url}/v2/{repo}/blobs/uploads/?digest={digest}", data=config)
@@ -183,12 +183,18 @@ def _seed_tags(registry, count: int) -> str:
     return repo
 
 
-async def test_rawget_lists_every_tag_across_pages(registry) -> None:
-    """The bare keep-alive client follows Link pages and returns each tag once."""
-    from loadtest import rawget
-
+@pytest.mark.parametrize(("first", "pages"), [("?n=2", 3), ("", 1)])
+async def test_wrk_tag_listing_follows_links_and_counts_tags(registry, tmp_path, first,
+                                                             pages) -> None:
+    """lua/tags_list.lua follows Link pages to the end and counts every tag; a
+    listing with a different count is reported as bad, not timed."""
     repo = await asyncio.to_thread(_seed_tags, registry, 5)
-    tags, pages = await rawget.list_tags(registry.url, repo, 2, 10)
-    assert tags == [f"t{i}" for i in range(5)] and pages == 3
-    tags, pages = await rawget.list_tags(registry.url, repo, 0, 2, paginate=False)
-    assert len(tags) == 5 and pages == 1
+    script = wrk.script("tags_list", tmp_path)
+    path = f"/v2/{repo}/tags/list{first}"
+    out = await wrk.run(registry.url, script, connections=1, duration=1, threads=1,
+                        args=[path, "5"])
+    assert out["listings"] > 0 and out["bad_listings"] == 0 and out["bad_status"] == 0
+    assert out["pages"] == out["listings"] * pages
+    out = await wrk.run(registry.url, script, connections=1, duration=1, threads=1,
+                        args=[path, "4"])
+    assert out["listings"] == 0 and out["bad_listings"] > 0
