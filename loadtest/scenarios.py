@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -368,15 +369,21 @@ def blob_get(key: str) -> Callable[[Ctx], Awaitable[dict]]:
         sampler = RssSampler(ctx.server)
         idle = sampler.sample()
         sampler.start()
-        t0 = time.perf_counter()
+        # A round of downloads that takes a fraction of a second is at the mercy of
+        # one scheduling hiccup: short rounds are repeated for about the run's
+        # duration (at most 10 rounds) and the median round is reported.
+        rounds: list[float] = []
         try:
-            results = await _curl_all(argv, streams, p.curl_max_time + 30)
+            while not rounds or (sum(rounds) < p.duration and len(rounds) < 10):
+                t0 = time.perf_counter()
+                results = await _curl_all(argv, streams, p.curl_max_time + 30)
+                rounds.append(time.perf_counter() - t0)
+                for code, out, err in results:
+                    if code != 0 or out.split() != ["200", str(blob.size)]:
+                        raise RegistryError(f"curl exit {code}, got {out!r}: {err.strip()}")
         finally:
             await sampler.stop()
-        seconds = time.perf_counter() - t0
-        for code, out, err in results:
-            if code != 0 or out.split() != ["200", str(blob.size)]:
-                raise RegistryError(f"curl exit {code}, got {out!r}: {err.strip()}")
+        seconds = statistics.median(rounds)
         total = blob.size * streams
         return {
             "metrics": [
@@ -387,6 +394,7 @@ def blob_get(key: str) -> Callable[[Ctx], Awaitable[dict]]:
                 "streams": streams,
                 "blob_bytes": blob.size,
                 "seconds": seconds,
+                "rounds_s": rounds,
                 "idle_rss_mib": idle / MiB,
                 "rss_samples": sampler.samples,
             },
