@@ -3,6 +3,8 @@
 `seaweed` is the session's shared store; `s3_env()` gives the environment for
 one more registry process on a fresh prefix of the shared bucket, so tests
 never see each other's data. Tests that kill the store start their own.
+Here `registry` (the shared server every client test uses) runs on the S3
+driver, so the client suites of tests/clients can run against it unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from harness import RunningRegistry, launch
 from seaweed import Seaweed, acquire_shared, release_shared, weed_binary
 
 BUCKET = "replicas"
@@ -37,3 +40,13 @@ def s3_env(seaweed: Seaweed) -> Callable[..., dict[str, str]]:
 
     env.prefix = prefix  # type: ignore[attr-defined]
     return env
+
+
+@pytest.fixture(scope="session")
+def registry(seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[RunningRegistry]:
+    """The shared test registry, on the S3 driver (its own prefix of the bucket)."""
+    reg = launch(tmp_path_factory.mktemp("s3-registry"), data=False,
+                 env=seaweed.registry_env(BUCKET, f"shared-{uuid.uuid4().hex[:12]}"))
+    yield reg
+    reg.stop()
