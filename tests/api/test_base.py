@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -157,3 +158,23 @@ def test_unknown_expectation_is_417(registry):
     r = raw(registry, "POST", f"/v2/{registry.repo()}/blobs/uploads/",
             {"Expect": "something-else"})
     assert_error(r, 417, "UNSUPPORTED")
+
+
+def test_api_version_header_on_every_kind_of_response(registry):
+    """Streamed responses (blob bodies, manifest HEAD) send their headers inside the
+    handler, the others after it: both paths must carry the header."""
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "v1")
+    layer = json.loads(pushed.body)["layers"][0]["digest"]
+    responses = [
+        call(registry, "GET", f"/v2/{repo}/blobs/{layer}"),
+        call(registry, "GET", f"/v2/{repo}/blobs/{layer}", headers={"Range": "bytes=0-3"}),
+        call(registry, "HEAD", f"/v2/{repo}/blobs/{layer}"),
+        call(registry, "HEAD", f"/v2/{repo}/manifests/v1"),
+        call(registry, "GET", f"/v2/{repo}/manifests/v1"),
+        call(registry, "GET", f"/v2/{repo}/tags/list"),
+        call(registry, "POST", f"/v2/{repo}/blobs/uploads/"),
+    ]
+    for r in responses:
+        assert r.status_code < 300, (r.request.method, r.url, r.status_code)
+        assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0", r.url
