@@ -99,7 +99,20 @@ class FilesystemWriter:
 
     async def close(self) -> None:
         if not self._fh.closed:
-            await to_thread(self._fh.close)
+            await to_thread(self._driver._guard, self._close)
+
+    def _close(self) -> None:
+        try:
+            if self._driver.fsync and self._unsynced:
+                # A chunked upload opens a writer per PATCH, each below SYNC_EVERY:
+                # start the writeback of what this one wrote, or the fsync when the
+                # upload is finished would have the whole blob left to write.
+                self._fh.flush()
+                start_writeback(self._fh.fileno(), self._size - self._unsynced,
+                                self._unsynced)
+                self._unsynced = 0
+        finally:
+            self._fh.close()
 
     async def commit(self) -> None:
         def _commit() -> None:
