@@ -109,6 +109,15 @@ CASES = [
         "name dotdot referrers", "GET", f"/v2/../x/referrers/{UNKNOWN_DIGEST}", 400, "NAME_INVALID"
     ),
     Case("name encoded dotdot", "GET", "/v2/a/%2e%2e/b/tags/list", 400, "NAME_INVALID"),
+    # Absolute-form targets are routed by their path, with the same checks.
+    Case("absolute dotdot", "GET", "http://x/v2/a/../b/tags/list", 400, "NAME_INVALID"),
+    Case("absolute encoded dotdot", "GET", "http://x/v2/%2e%2e/b/tags/list", 400,
+         "NAME_INVALID"),
+    Case("absolute no path", "GET", "http://x", 404, None),
+    Case("asterisk target", "GET", "*", 400, None),
+    Case("absolute bad port", "GET", "http://[::1]:99999/v2/", 400, None),
+    Case("expect unknown huge", "POST", "/v2/{repo}/blobs/uploads/", 417, "UNSUPPORTED",
+         headers={"Expect": "x" * 5000}),
     Case(
         "name encoded dotdot upload",
         "POST",
