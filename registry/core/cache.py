@@ -91,8 +91,15 @@ class GenerationCache:
             self.put(key, value, gen)
         return value
 
-    def put(self, key: Any, value: Any, gen: int) -> None:
-        """Store a value read from storage after the generation was `gen`."""
+    def stamp(self, key: Any) -> float | None:
+        """When the entry for `key` was stored (time.monotonic), if there is one."""
+        item = self._items.get(key)
+        return item[2] if item is not None else None
+
+    def put(self, key: Any, value: Any, gen: int, stamp: float | None = None) -> None:
+        """Store a value read from storage after the generation was `gen`. A value
+        derived from another cached value passes that one's `stamp`, so that a TTL
+        bounds the staleness of both together rather than adding up."""
         if not self.enabled:
             return
         weight = self.weigh(value) if self.weigh is not None else 0
@@ -105,5 +112,5 @@ class GenerationCache:
             # simplest bound and costs one re-read per live key.
             self._items.clear()
             self._weight = 0
-        self._items[key] = (value, gen, time.monotonic())
+        self._items[key] = (value, gen, time.monotonic() if stamp is None else stamp)
         self._weight += weight

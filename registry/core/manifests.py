@@ -273,7 +273,9 @@ class ManifestService:
             return cached
         gen = self.generation.value  # before reading, as GenerationCache requires
         view = build(await self.list_tags(repo))
-        self._tag_views.put((repo, key), view, gen)
+        # As old as the list it was built from: with a TTL (s3 replicas) a page is
+        # never staler than `tag_cache_ms`, however late it was first rendered.
+        self._tag_views.put((repo, key), view, gen, stamp=self._tag_lists.stamp(repo))
         return view
 
     async def _read_tags(self, repo: str) -> list[str]:

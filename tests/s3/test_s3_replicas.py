@@ -97,6 +97,44 @@ def test_tag_moved_on_a_is_seen_on_b(start_registry, s3_env) -> None:
     assert r.status_code == 404
 
 
+def _tags(url: str, repo: str, query: str = "") -> list[str]:
+    r = requests.get(f"{url}/v2/{repo}/tags/list{query}", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["tags"]
+
+
+def test_tag_cache_ttl_bounds_staleness_of_tags_and_pages(start_registry, s3_env) -> None:
+    """With `tag_cache_ms`, a replica may answer from memory, but never with anything
+    older than the TTL: also a tag page rendered late from a list read early."""
+    ttl = 3.0
+    a = start_registry(env=s3_env())
+    b = start_registry(env=s3_env(storage_tag_cache_ms=str(int(ttl * 1000))))
+    repo = a.repo("ttl")
+    layer = os.urandom(1000)
+    for attempt in range(3):
+        first = push_image(a.url, repo, f"a{attempt}", [layer], note="one")
+        push_image(a.url, repo, f"c{attempt}", [layer], note="one")
+        assert pull_image(b.url, repo, f"a{attempt}")[0] == first
+        _tags(b.url, repo, "?n=1")  # B caches the list now...
+        t0 = time.monotonic()
+        time.sleep(ttl / 2)
+        # ...and renders this page from that cached list, half a TTL later.
+        page = _tags(b.url, repo, f"?n=1&last=a{attempt}")
+        if time.monotonic() - t0 > ttl * 0.9:
+            continue  # too slow to be sure the page came from the cached list: again
+        assert page == [f"c{attempt}"]
+        push_image(a.url, repo, f"b{attempt}", [layer], note="two")
+        second = push_image(a.url, repo, f"a{attempt}", [layer], note="two")
+        # Within the TTL B may still answer the old state (not asserted: timing).
+        time.sleep(max(0.0, t0 + ttl + 0.3 - time.monotonic()))
+        # A TTL after the list was read, everything derived from it is gone too.
+        assert _tags(b.url, repo, f"?n=1&last=a{attempt}") == [f"b{attempt}"]
+        assert f"b{attempt}" in _tags(b.url, repo)
+        assert pull_image(b.url, repo, f"a{attempt}")[0] == second
+        return
+    raise AssertionError("three attempts were each too slow to exercise the tag cache")
+
+
 def test_redirect_to_presigned_url(start_registry, s3_env) -> None:
     reg = start_registry(env=s3_env(storage_redirect="true"))
     repo = reg.repo("redirect")

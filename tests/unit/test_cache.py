@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from registry.core.cache import Generation, GenerationCache
 
 
@@ -60,3 +62,17 @@ def _const(value: str):
     async def load() -> str:
         return value
     return load
+
+
+def test_a_derived_entry_expires_with_its_source() -> None:
+    """With a TTL, a value built from a cached one carries the source's stamp, so the
+    TTL bounds their staleness together instead of adding up."""
+    gen = Generation()
+    source = GenerationCache(gen, ttl=10.0)
+    derived = GenerationCache(gen, ttl=10.0)
+    source.put("list", ["a"], gen.value, stamp=time.monotonic() - 9.5)
+    derived.put("page", "rendered", gen.value, stamp=source.stamp("list"))
+    assert derived.get("page") == "rendered"
+    derived.put("late", "rendered", gen.value, stamp=time.monotonic() - 10.5)
+    assert derived.get("late") is None
+    assert source.stamp("missing") is None
