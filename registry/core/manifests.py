@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections import OrderedDict
@@ -24,6 +25,14 @@ from registry.storage.driver import Driver, PathNotFound, StorageError
 
 # A config blob is read (bounded) at push time so the index can record platforms.
 CONFIG_READ_MAX = 1 << 20
+# Tag lists longer than this are sorted and rendered on a worker thread: a Spack
+# build cache can hold 100,000 tags, which take ~0.2 s to check and sort and would
+# stall every other request on the event loop meanwhile.
+BIG_LIST = 2_000
+
+
+def _valid_sorted(names: list[str]) -> list[str]:
+    return sorted(n for n in names if is_valid_tag(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +281,8 @@ class ManifestService:
         if cached is not None:
             return cached
         gen = self.generation.value  # before reading, as GenerationCache requires
-        view = build(await self.list_tags(repo))
+        tags = await self.list_tags(repo)
+        view = await asyncio.to_thread(build, tags) if len(tags) > BIG_LIST else build(tags)
         # As old as the list it was built from: with a TTL (s3 replicas) a page is
         # never staler than `tag_cache_ms`, however late it was first rendered.
         self._tag_views.put((repo, key), view, gen, stamp=self._tag_lists.stamp(repo))
@@ -283,4 +293,6 @@ class ManifestService:
             names = await self.driver.list(paths.tags_dir(repo))
         except PathNotFound:
             return []
-        return sorted(n for n in names if is_valid_tag(n))
+        if len(names) > BIG_LIST:
+            return await asyncio.to_thread(_valid_sorted, names)
+        return _valid_sorted(names)

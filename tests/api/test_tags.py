@@ -182,3 +182,28 @@ def test_percent_encoded_name_gets_the_canonical_link(registry):
         r = raw(registry, "GET", path)
         assert r.status == 200 and r.json() == {"name": repo, "tags": ["a"]}
         assert r.headers["Link"] == f'</v2/{repo}/tags/list?n=1&last=a>; rel="next"'
+
+
+def test_a_big_tag_list_is_sorted_and_paged_off_the_event_loop(registry):
+    """Past BIG_LIST tags the list is sorted and pages rendered on worker threads:
+    the answers must be exactly those of the small-list path."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.core.manifests import BIG_LIST
+
+    repo = registry.repo()
+    pushed = push_image(registry, repo, "seed")
+    count = BIG_LIST + 300
+    names = [f"v{i}.{i % 7}-r{i % 13}" for i in range(count)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda t: push_manifest(registry, repo, pushed.body, t), names))
+    expected = sorted([*names, "seed"])
+    everything, link = listing(registry, repo)
+    assert everything == expected and link is None
+    seen, query = [], "?n=1000"
+    while query is not None:
+        tags, link = listing(registry, repo, query)
+        seen += tags
+        query = None if link is None else "?" + parse_link(link).split("?", 1)[1]
+    assert seen == expected
+    assert listing(registry, repo, f"?n=3&last={expected[1500]}")[0] == expected[1501:1504]
