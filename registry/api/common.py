@@ -47,13 +47,17 @@ def has_body(request: web.BaseRequest) -> bool:
 
 
 async def body_chunks(request: web.BaseRequest) -> AsyncIterator[bytes]:
-    """The request body as it arrives, never buffered whole."""
+    """The request body as it arrives, never buffered whole, in the pieces the
+    transport delivered: readany() would join everything buffered into one new
+    bytes object, a copy of every byte on the event loop (a third of its time
+    during a large push); readchunk() hands the buffered pieces over as they are."""
     content = request.content
     while True:
-        chunk = await content.readany()
-        if not chunk:
+        chunk, _ = await content.readchunk()
+        if chunk:
+            yield chunk
+        elif content.at_eof():  # an empty piece is an HTTP chunk boundary, or the end
             return
-        yield chunk
 
 
 async def read_bounded(request: web.BaseRequest, limit: int, too_large: Exception) -> bytes:
