@@ -536,3 +536,20 @@ def test_conditional_get(registry):
     r = call(registry, "GET", f"/v2/{repo}/manifests/t", headers={"If-None-Match": '"other"'})
     assert r.status_code == 200
     assert r.content == pushed.body
+
+
+def test_large_manifests_are_validated_like_small_ones(registry, image):
+    """Past 64 KiB a manifest is parsed on a worker thread: the same errors must come
+    back, as spec JSON."""
+    repo, config, layers = image
+    too_many = [layers[0]] * 10_001
+    body = json.dumps(image_manifest(config, too_many)).encode()
+    assert len(body) > 64 << 10
+    r = put_manifest(registry, repo, "too-many", body, OCI_MANIFEST)
+    assert_error(r, 400, "MANIFEST_INVALID")
+    broken = body[:-1]
+    assert_error(put_manifest(registry, repo, "broken", broken, OCI_MANIFEST), 400,
+                 "MANIFEST_INVALID")
+    fine = json.dumps(image_manifest(config, [layers[0]] * 2_000)).encode()
+    assert len(fine) > 64 << 10
+    assert put_manifest(registry, repo, "many", fine, OCI_MANIFEST).status_code == 201
