@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from registry.core.grammar import NAME_RE
+from registry.core.listing import valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
@@ -37,4 +38,4 @@ class CatalogService:
             for child in children:
                 if not child.startswith("_"):
                     stack.append(f"{prefix}/{child}" if prefix else child)
-        return sorted(n for n in found if NAME_RE.fullmatch(n))
+        return await valid_sorted(found, NAME_RE.fullmatch)

@@ -19,16 +19,13 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.hooks import Hooks, emit
+from registry.core.listing import BIG_LIST, valid_sorted
 from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
 # A config blob is read (bounded) at push time so the index can record platforms.
 CONFIG_READ_MAX = 1 << 20
-# Tag lists longer than this are sorted and rendered on a worker thread: a Spack
-# build cache can hold 100,000 tags, which take ~0.2 s to check and sort and would
-# stall every other request on the event loop meanwhile.
-BIG_LIST = 2_000
 
 
 # Manifests larger than this are parsed and validated on a worker thread: a hostile
@@ -40,10 +37,6 @@ async def _parse(data: bytes, media_type: str | None) -> Manifest:
     if len(data) > PARSE_INLINE_MAX:
         return await asyncio.to_thread(parse_manifest, data, media_type)
     return parse_manifest(data, media_type)
-
-
-def _valid_sorted(names: list[str]) -> list[str]:
-    return sorted(n for n in names if is_valid_tag(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +297,4 @@ class ManifestService:
             names = await self.driver.list(paths.tags_dir(repo))
         except PathNotFound:
             return []
-        if len(names) > BIG_LIST:
-            return await asyncio.to_thread(_valid_sorted, names)
-        return _valid_sorted(names)
+        return await valid_sorted(names, is_valid_tag)

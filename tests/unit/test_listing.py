@@ -1,0 +1,22 @@
+"""valid_sorted gives the same answer inline and on a worker thread."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from registry.core.grammar import NAME_RE, is_valid_tag
+from registry.core.listing import BIG_LIST, valid_sorted
+
+
+@pytest.mark.parametrize("count", [0, 5, BIG_LIST, BIG_LIST + 1, 3 * BIG_LIST])
+async def test_valid_sorted_inline_and_threaded(count: int) -> None:
+    rng = random.Random(count)
+    names = [f"n{rng.randrange(10**6)}" for _ in range(count)] + ["Bad/Name", "-x", ".."]
+    rng.shuffle(names)
+    tags = await valid_sorted(names, is_valid_tag)
+    assert tags == sorted(n for n in names if is_valid_tag(n))
+    repos = await valid_sorted(set(names), NAME_RE.fullmatch)
+    assert repos == sorted(n for n in set(names) if NAME_RE.fullmatch(n))
+    assert "Bad/Name" not in repos and ".." not in tags
