@@ -11,7 +11,7 @@ from registry.api.routes import Route
 from registry.core.errors import NameUnknown
 from registry.core.grammar import Digest
 from registry.core.manifest_format import OCI_INDEX
-from registry.core.pagination import RenderedPage, parse_n, render
+from registry.core.pagination import RenderedPage, parse_n, render_page
 
 
 def _json(body: dict, headers: dict[str, str] | None = None,
@@ -40,12 +40,12 @@ async def tags_list(request: web.BaseRequest, route: Route,
                     ctx: Context) -> web.StreamResponse:
     reg = ctx.registry
 
-    def build(tags: list[str]) -> RenderedPage:
+    async def build(tags: list[str]) -> RenderedPage:
         n, last = _page_args(request)
         # The path is spelled from the name (not the request), so a cached page is
         # the same whatever percent-encoding the client used.
         path = f"/v2/{route.name}/tags/list"
-        return render(tags, n, last, path, "tags", {"name": route.name})
+        return await render_page(tags, n, last, path, "tags", {"name": route.name})
 
     # Keyed by the raw query string (still percent-encoded: decoded, `last=a%26n%3D5`
     # and `last=a&n=5` would collide), so a repeated page skips even the query
@@ -60,7 +60,7 @@ async def tags_list(request: web.BaseRequest, route: Route,
 async def catalog(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     n, last = _page_args(request)
     repos = await ctx.registry.catalog.repositories()
-    return _page_response(render(repos, n, last, request.path, "repositories", {}))
+    return _page_response(await render_page(repos, n, last, request.path, "repositories", {}))
 
 
 async def referrers(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sized
+from collections.abc import Awaitable, Callable, Hashable, Sized
 from dataclasses import dataclass
 
 from registry.core.blobs import BlobStore
@@ -19,7 +19,7 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.hooks import Hooks, emit
-from registry.core.listing import BIG_LIST, valid_sorted
+from registry.core.listing import valid_sorted
 from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
@@ -277,7 +277,7 @@ class ManifestService:
         return await self._tag_lists.fetch(repo, lambda: self._read_tags(repo))
 
     async def tag_view(self, repo: str, key: Hashable,
-                       build: Callable[[list[str]], Sized]) -> Sized:
+                       build: Callable[[list[str]], Awaitable[Sized]]) -> Sized:
         """`build(tags)` for the repository's sorted tags, cached under (repo, key)
         with the same invalidation as the tag list itself. A client paging through
         10,000 tags then costs one lookup per page, not a slice and a JSON encoding."""
@@ -286,7 +286,7 @@ class ManifestService:
             return cached
         gen = self.generation.value  # before reading, as GenerationCache requires
         tags = await self.list_tags(repo)
-        view = await asyncio.to_thread(build, tags) if len(tags) > BIG_LIST else build(tags)
+        view = await build(tags)
         # As old as the list it was built from: with a TTL (s3 replicas) a page is
         # never staler than `tag_cache_ms`, however late it was first rendered.
         self._tag_views.put((repo, key), view, gen, stamp=self._tag_lists.stamp(repo))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from registry.core.errors import RegistryError
+from registry.core.listing import BIG_LIST
 
 # Upper bound on one page, whatever the client asks for.
 MAX_PAGE = 10_000
@@ -54,3 +56,14 @@ def render(items: list[str], n: int | None, last: str | None, path: str, key: st
     if more and chunk:
         link = f'<{path}?n={n}&last={quote(chunk[-1], safe="")}>; rel="next"'
     return RenderedPage(json.dumps({**extra, key: chunk}).encode(), link, len(items))
+
+
+async def render_page(items: list[str], n: int | None, last: str | None, path: str,
+                      key: str, extra: dict) -> RenderedPage:
+    """render(), on a worker thread when the page itself is long (an unpaginated
+    listing of a 100,000-tag Spack build cache takes ~70 ms to encode); a page of
+    100 from the same list costs microseconds and stays inline."""
+    size = len(items) if n is None else min(n, len(items))
+    if size > BIG_LIST:
+        return await asyncio.to_thread(render, items, n, last, path, key, extra)
+    return render(items, n, last, path, key, extra)

@@ -1,7 +1,7 @@
 import pytest
 
 from registry.core.errors import RegistryError
-from registry.core.pagination import page, parse_n
+from registry.core.pagination import page, parse_n, render, render_page
 
 ITEMS = ["a", "b", "c", "d", "e"]
 
@@ -42,3 +42,11 @@ def test_bad_n(value):
 def test_n_capped():
     assert parse_n("999999") == 10_000
     assert parse_n(None) is None
+
+
+@pytest.mark.parametrize(("count", "n"), [(10, None), (5_000, None), (5_000, 100),
+                                          (5_000, 4_000), (5_000, 0)])
+async def test_render_page_inline_or_threaded_is_render(count, n):
+    items = [f"t{i:05d}" for i in range(count)]
+    args = (items, n, "t00007", "/v2/r/tags/list", "tags", {"name": "r"})
+    assert await render_page(*args) == render(*args)
