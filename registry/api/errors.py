@@ -19,7 +19,7 @@ from registry.storage.driver import StorageError, StorageUnavailable
 log = logging.getLogger("registry.api")
 
 
-def error_response(err: RegistryError, method: str = "GET") -> web.Response:
+def error_response(err: RegistryError) -> web.Response:
     headers = {"Content-Type": "application/json", API_VERSION_HEADER[0]: API_VERSION_HEADER[1]}
     headers.update(err.headers)
     # aiohttp drops the body of a HEAD response itself, keeping its Content-Length.
@@ -31,20 +31,16 @@ def response_for(exc: Exception, request: web.BaseRequest) -> web.Response:
     """The error response for an exception a handler raised. Connection errors (the
     client is gone) and non-error HTTP exceptions are raised again."""
     if isinstance(exc, RegistryError):
-        return error_response(exc, request.method)
+        return error_response(exc)
     if isinstance(exc, StorageUnavailable):
         log.warning("storage unavailable: %s", exc)
-        return error_response(StoreUnavailable(detail={"driver": exc.driver}), request.method)
+        return error_response(StoreUnavailable(detail={"driver": exc.driver}))
     if isinstance(exc, ConnectionError) or (
             isinstance(exc, web.HTTPException) and exc.status < 400):
         raise exc
     if isinstance(exc, web.HTTPException):
         # aiohttp's own refusals (e.g. oversized headers) get a spec-shaped body too.
-        err = RegistryError(exc.reason)
-        err.status = exc.status
-        return error_response(err, request.method)
-    what = "storage" if isinstance(exc, StorageError) else "unhandled"
-    log.error("%s error on %s %s", what, request.method, request.path, exc_info=exc)
-    err = RegistryError(f"internal {'storage' if what == 'storage' else 'server'} error")
-    err.status, err.code = 500, "UNKNOWN"
-    return error_response(err, request.method)
+        return error_response(RegistryError(exc.reason, status=exc.status))
+    what = "storage" if isinstance(exc, StorageError) else "server"
+    log.error("internal %s error on %s %s", what, request.method, request.path, exc_info=exc)
+    return error_response(RegistryError(f"internal {what} error", status=500, code="UNKNOWN"))

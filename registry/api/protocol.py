@@ -9,12 +9,12 @@ logs client errors as one line at debug level.
 
 from __future__ import annotations
 
-import json
 import logging
 
-from aiohttp import web, web_protocol
+from aiohttp import web_protocol
 
-from registry.api.errors import API_VERSION_HEADER
+from registry.api.errors import error_response
+from registry.core.errors import RegistryError
 
 log = logging.getLogger("registry.api")
 
@@ -29,10 +29,7 @@ def _handle_error(self, request, status: int = 500, exc=None, message=None):
         raise ConnectionError("response already started")
     code = "SIZE_INVALID" if status == 413 else "UNSUPPORTED"
     text = getattr(exc, "message", None) or message or "malformed HTTP request"
-    body = {"errors": [{"code": code, "message": str(text)[:200], "detail": {}}]}
-    resp = web.Response(status=status, body=json.dumps(body).encode(),
-                        headers={"Content-Type": "application/json",
-                                 API_VERSION_HEADER[0]: API_VERSION_HEADER[1]})
+    resp = error_response(RegistryError(str(text)[:200], status=status, code=code))
     resp.force_close()
     return resp
 

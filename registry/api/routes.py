@@ -138,9 +138,8 @@ async def _expect(request: web.BaseRequest) -> None:
     """Answer `Expect: 100-continue` once the request is known to be routable, so a
     client holding back a large body sends it (as aiohttp's router would)."""
     if request.headers["Expect"].lower() != "100-continue":
-        err = Unsupported("unsupported Expect header", {"expect": request.headers["Expect"][:100]})
-        err.status = 417
-        raise err
+        raise Unsupported("unsupported Expect header",
+                          {"expect": request.headers["Expect"][:100]}, status=417)
     if request.version >= (1, 1):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim response is not the response

@@ -17,10 +17,15 @@ class RegistryError(Exception):
     message = "the operation is unsupported"
 
     def __init__(self, message: str | None = None, detail: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, *, status: int | None = None,
+                 code: str | None = None) -> None:
         self.message = message or type(self).message
         self.detail = detail
         self.headers = headers or {}
+        if status is not None:  # for answers no subclass names (417, 500, aiohttp's own)
+            self.status = status
+        if code is not None:
+            self.code = code
         super().__init__(self.message)
 
     def to_json(self) -> dict[str, Any]:
