@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from registry.core.grammar import NAME_RE
-from registry.core.listing import valid_sorted
+from registry.core.offload import valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 

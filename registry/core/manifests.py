@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections import OrderedDict
@@ -19,8 +18,8 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.hooks import Hooks, emit
-from registry.core.listing import valid_sorted
 from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
+from registry.core.offload import off_loop_if, valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
@@ -34,9 +33,7 @@ PARSE_INLINE_MAX = 64 << 10
 
 
 async def _parse(data: bytes, media_type: str | None) -> Manifest:
-    if len(data) > PARSE_INLINE_MAX:
-        return await asyncio.to_thread(parse_manifest, data, media_type)
-    return parse_manifest(data, media_type)
+    return await off_loop_if(len(data) > PARSE_INLINE_MAX, parse_manifest, data, media_type)
 
 
 @dataclass(frozen=True, slots=True)

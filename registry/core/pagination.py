@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from registry.core.errors import RegistryError
-from registry.core.listing import BIG_LIST
+from registry.core.offload import BIG_LIST, off_loop_if
 
 # Upper bound on one page, whatever the client asks for.
 MAX_PAGE = 10_000
@@ -64,6 +63,4 @@ async def render_page(items: list[str], n: int | None, last: str | None, path: s
     listing of a 100,000-tag Spack build cache takes ~70 ms to encode); a page of
     100 from the same list costs microseconds and stays inline."""
     size = len(items) if n is None else min(n, len(items))
-    if size > BIG_LIST:
-        return await asyncio.to_thread(render, items, n, last, path, key, extra)
-    return render(items, n, last, path, key, extra)
+    return await off_loop_if(size > BIG_LIST, render, items, n, last, path, key, extra)

@@ -189,7 +189,7 @@ def test_a_big_tag_list_is_sorted_and_paged_off_the_event_loop(registry):
     the answers must be exactly those of the small-list path."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from registry.core.listing import BIG_LIST
+    from registry.core.offload import BIG_LIST
 
     repo = registry.repo()
     pushed = push_image(registry, repo, "seed")
