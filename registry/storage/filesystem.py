@@ -81,9 +81,14 @@ class FilesystemWriter:
         n = sum(len(c) for c in chunks)
         self._size += n
         self._unsynced += n
-        if self._driver.fsync and self._unsynced >= SYNC_EVERY:
+        if self._unsynced >= SYNC_EVERY:
             # Start writeback as we go, so the fsync at commit has little left to
             # wait for; sync_file_range does not wait, so the upload is not stalled.
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Start writing what this writer wrote since the last call (with fsync on)."""
+        if self._driver.fsync and self._unsynced:
             self._fh.flush()
             start_writeback(self._fh.fileno(), self._size - self._unsynced, self._unsynced)
             self._unsynced = 0
@@ -103,14 +108,10 @@ class FilesystemWriter:
 
     def _close(self) -> None:
         try:
-            if self._driver.fsync and self._unsynced:
-                # A chunked upload opens a writer per PATCH, each below SYNC_EVERY:
-                # start the writeback of what this one wrote, or the fsync when the
-                # upload is finished would have the whole blob left to write.
-                self._fh.flush()
-                start_writeback(self._fh.fileno(), self._size - self._unsynced,
-                                self._unsynced)
-                self._unsynced = 0
+            # A chunked upload opens a writer per PATCH, each below SYNC_EVERY: start
+            # the writeback of what this one wrote, or the fsync when the upload is
+            # finished would have the whole blob left to write.
+            self._start_writeback()
         finally:
             self._fh.close()
 
