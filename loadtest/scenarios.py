@@ -217,22 +217,31 @@ def _wrk_details(summary: dict) -> dict:
     }
 
 
-async def manifest_get(ctx: Ctx) -> dict:
+async def _wrk_load(ctx: Ctx, url: str, script: str, *, connections: int | None = None,
+                    threads: int | None = None, args: list[str] | None = None) -> dict:
+    """wrk with lua/<script>.lua against `url` for the run's duration, checked for
+    errors; connections and threads default to the profile's."""
     p = ctx.opts.profile
+    summary = await wrk.run(
+        url,
+        wrk.script(script, ctx.opts.work_dir),
+        connections=connections or p.connections,
+        duration=p.duration,
+        threads=threads or ctx.opts.wrk_threads,
+        args=args,
+        wrk_bin=ctx.opts.wrk_bin,
+    )
+    wrk.check(summary)
+    return summary
+
+
+async def manifest_get(ctx: Ctx) -> dict:
     path = f"/v2/{REPO_APP}/manifests/{TAG}"
     async with RegistryClient(ctx.server.url, 1) as c:
         status, _, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
     if status != 200 or body != ctx.seed.manifest:
         raise RegistryError(f"GET manifest by tag: {status} {body[:200]!r}")
-    summary = await wrk.run(
-        ctx.server.url + path,
-        wrk.script("manifest_get", ctx.opts.work_dir),
-        connections=p.connections,
-        duration=p.duration,
-        threads=ctx.opts.wrk_threads,
-        wrk_bin=ctx.opts.wrk_bin,
-    )
-    wrk.check(summary)
+    summary = await _wrk_load(ctx, ctx.server.url + path, "manifest_get")
     return {
         "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
         "details": _wrk_details(summary),
@@ -271,19 +280,12 @@ async def manifest_head(ctx: Ctx) -> dict:
     url = ctx.server.url + path
     tool = await _head_tool(ctx, url)
     if tool == "wrk":
-        summary = await wrk.run(
-            url,
-            wrk.script("manifest_head", ctx.opts.work_dir),
-            connections=p.connections,
-            duration=p.duration,
-            threads=ctx.opts.wrk_threads,
-            wrk_bin=ctx.opts.wrk_bin,
-        )
+        summary = await _wrk_load(ctx, url, "manifest_head")
     else:
         summary = await wrk.run_headload(
             url, connections=p.connections, duration=p.duration, headers={"Accept": MANIFEST_ACCEPT}
         )
-    wrk.check(summary)
+        wrk.check(summary)
     return {
         "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
         "note": f"load tool {summary['tool']}",
@@ -418,16 +420,8 @@ async def blob_range(ctx: Ctx) -> dict:
         f.seek(start)
         if f.read(p.range_slice) != body:
             raise RegistryError("GET blob with Range: wrong bytes")
-    summary = await wrk.run(
-        ctx.server.url + path,
-        wrk.script("range", ctx.opts.work_dir),
-        connections=p.connections,
-        duration=p.duration,
-        threads=ctx.opts.wrk_threads,
-        wrk_bin=ctx.opts.wrk_bin,
-        args=[str(blob.size), str(p.range_slice), "42"],
-    )
-    wrk.check(summary)
+    summary = await _wrk_load(ctx, ctx.server.url + path, "range",
+                              args=[str(blob.size), str(p.range_slice), "42"])
     payload = summary["requests"] * p.range_slice
     if summary["bytes"] < payload:
         raise RegistryError(f"wrk read {summary['bytes']} bytes for {payload} of slices")
@@ -503,17 +497,8 @@ async def _wrk_listings(ctx: Ctx, first_page: str) -> dict:
     listing has every tag (lua/tags_list.lua). A C client, because a Python one
     costs about as much per request as the server answering it, and a paginated
     listing is 100 requests where an unpaginated one is 1."""
-    p = ctx.opts.profile
-    summary = await wrk.run(
-        ctx.server.url,
-        wrk.script("tags_list", ctx.opts.work_dir),
-        connections=1,
-        duration=p.duration,
-        threads=1,
-        args=[first_page, str(ctx.seed.tags)],
-        wrk_bin=ctx.opts.wrk_bin,
-    )
-    wrk.check(summary)
+    summary = await _wrk_load(ctx, ctx.server.url, "tags_list", connections=1, threads=1,
+                              args=[first_page, str(ctx.seed.tags)])
     listings = summary.get("listings", 0)
     if summary.get("bad_listings") or summary.get("bad_status") or listings <= 0:
         raise RegistryError(f"tag listings failed: {summary}")
@@ -575,15 +560,7 @@ async def referrers(ctx: Ctx) -> dict:
             rate = len(times) / sum(times)
             details: dict = {"tool": "client", "listings": len(times)}
     if pages == 1:
-        summary = await wrk.run(
-            ctx.server.url + path,
-            wrk.script("referrers", ctx.opts.work_dir),
-            connections=p.connections,
-            duration=p.duration,
-            threads=ctx.opts.wrk_threads,
-            wrk_bin=ctx.opts.wrk_bin,
-        )
-        wrk.check(summary)
+        summary = await _wrk_load(ctx, ctx.server.url + path, "referrers")
         rate = summary["rps"]
         details = _wrk_details(summary)
     return {
