@@ -194,6 +194,9 @@ def test_streamed_patch(registry):
 
 
 def test_streamed_patch_chunked_encoding(registry):
+    """Docker-style streamed PATCHes (Transfer-Encoding: chunked, no Content-Range):
+    even small HTTP chunks, then chunks from 1 byte to 5 MiB, which the server takes
+    piece by piece as they arrive."""
     repo = registry.repo()
     data = random_bytes(3000)
     location = start_upload(registry, repo)
@@ -201,6 +204,13 @@ def test_streamed_patch_chunked_encoding(registry):
     r = call(registry, "PATCH", upload_url(location), data=body)
     assert r.status_code == 202, r.text
     assert r.headers["Range"] == "0-2999"
+    more = [random_bytes(1 << 20), b"x", random_bytes(5 << 20), random_bytes(3),
+            random_bytes((2 << 20) + 7)]
+    for part in (more[:2], more[2:]):
+        r = call(registry, "PATCH", upload_url(r.headers["Location"]), data=iter(part))
+        assert r.status_code == 202, r.text
+    data += b"".join(more)
+    assert call(registry, "GET", upload_url(location)).headers["Range"] == f"0-{len(data) - 1}"
     assert put_upload(registry, location, digest_of(data)).status_code == 201
     assert_blob(registry, repo, digest_of(data), data)
 
@@ -393,21 +403,3 @@ def test_longest_and_oddest_valid_names(registry, name):
     assert r.status_code == 201, r.text
     assert r.headers["Location"] == f"/v2/{name}/blobs/{digest}"
     assert_blob(registry, name, digest, data)
-
-
-def test_streamed_patches_with_chunked_transfer_encoding(registry):
-    """Docker-style streamed PATCHes (Transfer-Encoding: chunked, no Content-Range),
-    HTTP chunks of very different sizes, the body read piece by piece as it arrives."""
-    repo = registry.repo()
-    location = start_upload(registry, repo)
-    pieces = [random_bytes(1 << 20), b"x", random_bytes(5 << 20), random_bytes(3),
-              random_bytes((2 << 20) + 7)]
-    first, second = pieces[:2], pieces[2:]
-    for part in (first, second):
-        r = call(registry, "PATCH", upload_url(location), data=iter(part))
-        assert r.status_code == 202, r.text
-        location = r.headers["Location"]
-    data = b"".join(pieces)
-    assert call(registry, "GET", upload_url(location)).headers["Range"] == f"0-{len(data) - 1}"
-    assert put_upload(registry, location, digest_of(data)).status_code == 201
-    assert_blob(registry, repo, digest_of(data), data)
