@@ -87,13 +87,9 @@ def test_unknown_path_is_json_404(registry, path):
     assert_error(r, 404)
 
 
-def test_outside_v2_is_404(registry):
-    r = call(registry, "GET", "/v3/")
-    assert r.status_code == 404
-
-
-def test_outside_v2_is_spec_json(registry):
-    r = call(registry, "GET", "/favicon.ico")
+@pytest.mark.parametrize("path", ["/v3/", "/favicon.ico"])
+def test_outside_v2_is_404(registry, path):
+    r = call(registry, "GET", path)
     assert_error(r, 404)
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
 
