@@ -28,6 +28,12 @@ class Hooks(Protocol):
 
     async def blob_unlinked(self, repo: str, digest: Digest) -> None: ...
 
+    # Read events: called (not awaited) on every manifest and blob GET, so an
+    # implementation must only note them in memory and write them out later.
+    def manifest_pulled(self, repo: str, digest: Digest) -> None: ...
+
+    def blob_pulled(self, repo: str, digest: Digest) -> None: ...
+
 
 class NullHooks:
     """Hooks that do nothing (tests, tools that only read)."""
@@ -45,6 +51,12 @@ class NullHooks:
         return None
 
     async def blob_unlinked(self, repo, digest) -> None:
+        return None
+
+    def manifest_pulled(self, repo, digest) -> None:
+        return None
+
+    def blob_pulled(self, repo, digest) -> None:
         return None
 
 

@@ -256,14 +256,18 @@ class ManifestService:
         await emit(self.hooks.tag_deleted(repo, tag))
 
     async def tags_of(self, repo: str, digest: Digest) -> list[str]:
-        out = []
+        """The tags that point at `digest`."""
+        return sorted(t for t, d in (await self.tag_targets(repo)).items() if d == digest)
+
+    async def tag_targets(self, repo: str) -> dict[str, Digest]:
+        """Every tag of the repository with the digest it points at (tags that
+        vanish or are unreadable meanwhile are left out)."""
+        out: dict[str, Digest] = {}
         for tag in await self.list_tags(repo):
             try:
-                raw = await self.driver.get_content(paths.tag_current(repo, tag), 512)
-            except PathNotFound:
+                out[tag] = await self._read_tag(repo, tag)
+            except ManifestUnknown:
                 continue
-            if raw.decode(errors="replace").strip() == str(digest):
-                out.append(tag)
         return out
 
     async def list_tags(self, repo: str) -> list[str]:

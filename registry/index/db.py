@@ -235,3 +235,9 @@ class IndexHooks:
 
     async def blob_unlinked(self, repo, digest) -> None:
         await self.index.unlink_blob(repo, str(digest))
+
+    def manifest_pulled(self, repo, digest) -> None:
+        return None  # recorded once the index keeps read events
+
+    def blob_pulled(self, repo, digest) -> None:
+        return None
