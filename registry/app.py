@@ -7,9 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from registry.api import blobs, discovery, manifests, uploads
+from registry.api.access import AccessControl
 from registry.api.common import Context
-from registry.api.routes import Dispatcher, Endpoint
+from registry.api.dispatch import Dispatcher
+from registry.api.families import ApiFamily, SpackFamily, UiFamily
+from registry.api.oci import OciFamily
+from registry.api.s3 import S3Family
 from registry.config import Config
 from registry.core.cache import Generation
 from registry.core.hooks import Hooks
@@ -22,24 +25,15 @@ from registry.storage import create_driver
 log = logging.getLogger("registry")
 
 
-def build_dispatcher(ctx: Context) -> Dispatcher:
-    d = Dispatcher(ctx)
-    d.add(Endpoint.BASE, "GET", discovery.base)
-    d.add(Endpoint.BASE, "HEAD", discovery.base)
-    d.add(Endpoint.CATALOG, "GET", discovery.catalog)
-    d.add(Endpoint.TAGS, "GET", discovery.tags_list)
-    d.add(Endpoint.REFERRERS, "GET", discovery.referrers)
-    for method in ("GET", "HEAD"):
-        d.add(Endpoint.MANIFEST, method, manifests.get_manifest)
-        d.add(Endpoint.BLOB, method, blobs.get_blob)
-    d.add(Endpoint.MANIFEST, "PUT", manifests.put_manifest)
-    d.add(Endpoint.MANIFEST, "DELETE", manifests.delete_manifest)
-    d.add(Endpoint.BLOB, "DELETE", blobs.delete_blob)
-    d.add(Endpoint.UPLOADS, "POST", uploads.start_upload)
-    d.add(Endpoint.UPLOAD, "PATCH", uploads.patch_upload)
-    d.add(Endpoint.UPLOAD, "PUT", uploads.put_upload)
-    d.add(Endpoint.UPLOAD, "GET", uploads.get_upload)
-    d.add(Endpoint.UPLOAD, "DELETE", uploads.cancel_upload)
+def build_dispatcher(registry: Registry, config: Config,
+                     access: AccessControl | None = None) -> Dispatcher:
+    """Every protocol family mounted at its prefix, behind one access step."""
+    oci = OciFamily()
+    families = [oci, SpackFamily(), ApiFamily(), UiFamily(), S3Family()]
+    ctx = Context(registry, config, {f.name: f.prefix for f in families})
+    d = Dispatcher(ctx, default=oci, access=access)
+    for family in families:
+        d.mount(family)
     return d
 
 
@@ -88,7 +82,7 @@ async def running(config: Config, hooks: Hooks | None = None,
             if shared_store and config.index.sync_interval > 0:
                 await stack.enter_async_context(background(
                     sync.run(reg, index, config.index.sync_interval)))
-            yield build_dispatcher(Context(reg, config))
+            yield build_dispatcher(reg, config)
     finally:
         await driver.close()
         await index.close()

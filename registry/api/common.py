@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from registry.config import Config
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
+from registry.core.uploads import UploadStatus
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -20,6 +21,18 @@ class Context:
 
     registry: Registry
     config: Config
+    # The mounted protocol families: name -> path prefix.
+    families: dict[str, str] = field(default_factory=dict)
+
+
+def upload_headers(status: UploadStatus) -> dict[str, str]:
+    """Where an upload stands, as the spec says to tell the client: its URL and the
+    inclusive range received (an empty upload reports 0-0, as distribution does)."""
+    return {
+        "Location": f"/v2/{status.repo}/blobs/uploads/{status.id}",
+        "Range": f"0-{max(status.size - 1, 0)}",
+        "Docker-Upload-UUID": status.id,
+    }
 
 
 async def prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:

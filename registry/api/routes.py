@@ -1,4 +1,4 @@
-"""URL dispatch for /v2/.
+"""Routing of the OCI family's paths, under /v2/.
 
 Repository names contain slashes, so instead of a regex per route we split
 the path once and look at its tail: the endpoint is decided by the last one
@@ -9,16 +9,11 @@ checked against the spec grammar before any handler runs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote
 
-from aiohttp import web
-
-from registry.api.common import API_VERSION_HEADER, Context
-from registry.api.errors import response_for
-from registry.core.errors import NameInvalid, NotFound, Unsupported
+from registry.core.errors import NameInvalid, NotFound
 from registry.core.grammar import validate_name
 
 
@@ -93,53 +88,3 @@ def _name(segments: list[str]) -> str:
     if any("/" in s for s in segments):
         raise NameInvalid("invalid repository name", {"name": "/".join(segments)[:255]})
     return "/".join(segments)
-
-
-Handler = Callable[[web.BaseRequest, Route, Context], Awaitable[web.StreamResponse]]
-
-
-class Dispatcher:
-    """The whole HTTP application: aiohttp's low-level server calls `handle` for
-    every request. No router, middleware or signals run in between (a quarter of
-    the cost of a small request), so this does their work: Expect, dispatch by
-    (endpoint, method), errors as the spec's JSON, the API version header."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._table: dict[tuple[Endpoint, str], Handler] = {}
-
-    def add(self, endpoint: Endpoint, method: str, handler: Handler) -> None:
-        self._table[(endpoint, method)] = handler
-
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        try:
-            response = await self._dispatch(request)
-        except Exception as exc:
-            response = response_for(exc, request)
-        if not response.prepared:
-            response.headers.setdefault(*API_VERSION_HEADER)
-        return response
-
-    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        raw = request.raw_path
-        if not raw.startswith("/"):  # absolute-form target (RFC 9112 3.2.2)
-            raw = request.rel_url.raw_path
-        route = route_for(raw.partition("?")[0])
-        handler = self._table.get((route.endpoint, request.method))
-        if handler is None:
-            raise Unsupported(f"{request.method} is not supported here",
-                              {"method": request.method})
-        if "Expect" in request.headers:
-            await _expect(request)
-        return await handler(request, route, self.ctx)
-
-
-async def _expect(request: web.BaseRequest) -> None:
-    """Answer `Expect: 100-continue` once the request is known to be routable, so a
-    client holding back a large body sends it (as aiohttp's router would)."""
-    if request.headers["Expect"].lower() != "100-continue":
-        raise Unsupported("unsupported Expect header",
-                          {"expect": request.headers["Expect"][:100]}, status=417)
-    if request.version >= (1, 1):
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # the interim response is not the response

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.api.common import Context, body_chunks, content_length, has_body
+from registry.api.common import Context, body_chunks, content_length, has_body, upload_headers
 from registry.api.routes import Route
 from registry.core.errors import DigestInvalid
 from registry.core.grammar import Digest, validate_name
 from registry.core.ranges import parse_content_range
-from registry.core.uploads import UploadStatus
-
-
-def _upload_headers(status: UploadStatus) -> dict[str, str]:
-    return {
-        "Location": f"/v2/{status.repo}/blobs/uploads/{status.id}",
-        "Range": status.range_header,
-        "Docker-Upload-UUID": status.id,
-    }
 
 
 def _created(repo: str, digest: Digest) -> web.Response:
@@ -51,7 +42,7 @@ async def start_upload(request: web.BaseRequest, route: Route, ctx: Context) -> 
         await reg.uploads.upload_whole(repo, digest, chunks, content_length(request))
         return _created(repo, digest)
     status = await reg.uploads.start(repo)
-    return web.Response(status=202, headers=_upload_headers(status))
+    return web.Response(status=202, headers=upload_headers(status))
 
 
 async def _empty():
@@ -68,7 +59,7 @@ async def patch_upload(request: web.BaseRequest, route: Route, ctx: Context) -> 
     reg = ctx.registry
     status = await reg.uploads.append(route.name, route.ref, body_chunks(request),
                                       _content_range(request), content_length(request))
-    return web.Response(status=202, headers=_upload_headers(status))
+    return web.Response(status=202, headers=upload_headers(status))
 
 
 async def put_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
@@ -83,7 +74,7 @@ async def put_upload(request: web.BaseRequest, route: Route, ctx: Context) -> we
 
 async def get_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     status = await ctx.registry.uploads.status(route.name, route.ref)
-    return web.Response(status=204, headers=_upload_headers(status))
+    return web.Response(status=204, headers=upload_headers(status))
 
 
 async def cancel_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:

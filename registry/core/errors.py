@@ -1,12 +1,18 @@
 """Domain errors, each carrying the OCI error code and HTTP status it maps to.
 
-The HTTP layer turns any RegistryError into the spec's JSON error body in one
-middleware; handlers never build error JSON themselves.
+Each protocol family renders them in one place (OCI JSON, S3 XML, ...); handlers
+never build error bodies themselves. Storage failures are translated here too
+(`from_storage`), so the HTTP layer never needs to know the storage layer.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from registry.storage.driver import StorageError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from registry.core.uploads import UploadStatus
 
 
 class RegistryError(Exception):
@@ -43,10 +49,16 @@ class BlobUploadInvalid(RegistryError):
 
 
 class RangeNotSatisfiable(BlobUploadInvalid):
-    """Out-of-order or repeated chunk: the spec requires 416."""
+    """Out-of-order or repeated chunk: the spec requires 416, and the answer says
+    where the upload stands (`upload`), as a status request would."""
 
     status = 416
     message = "chunk does not continue the upload"
+
+    def __init__(self, message: str | None = None, detail: Any = None, *,
+                 upload: UploadStatus) -> None:
+        super().__init__(message, detail)
+        self.upload = upload
 
 
 class BlobUploadUnknown(RegistryError):
@@ -113,10 +125,33 @@ class TooManyRequests(RegistryError):
 
 
 class StoreUnavailable(RegistryError):
-    """The storage backend is down or timing out: retry later (503)."""
+    """The storage backend is down or timing out: retry after `retry_after` seconds (503)."""
 
     code, status, message = "UNAVAILABLE", 503, "storage backend unavailable, retry later"
 
     def __init__(self, message: str | None = None, detail: Any = None,
                  retry_after: int = 5) -> None:
-        super().__init__(message, detail, {"Retry-After": str(retry_after)})
+        super().__init__(message, detail)
+        self.retry_after = retry_after
+
+
+class InternalError(RegistryError):
+    """Something failed that the client cannot fix: answered 500 with nothing of the
+    server's internals. `cause` is what to log."""
+
+    code, status, message = "UNKNOWN", 500, "internal server error"
+
+    def __init__(self, message: str | None = None, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def from_storage(exc: BaseException) -> RegistryError | None:
+    """The domain error for a storage failure that escaped the services, or None
+    when `exc` is not one. A store that does not answer is worth a retry (503);
+    any other storage failure is ours (500)."""
+    if isinstance(exc, StorageUnavailable):
+        return StoreUnavailable(detail={"driver": exc.driver})
+    if isinstance(exc, StorageError):
+        return InternalError("internal storage error", exc)
+    return None

@@ -46,14 +46,11 @@ MAX_HASHERS = 4096
 
 @dataclass(slots=True)
 class UploadStatus:
+    """Where an upload session stands: its id, repository and bytes received."""
+
     id: str
     repo: str
     size: int
-
-    @property
-    def range_header(self) -> str:
-        # The spec's Range is inclusive; an empty upload reports 0-0 as distribution does.
-        return f"0-{max(self.size - 1, 0)}"
 
 
 class _Hashers:
@@ -237,8 +234,7 @@ class UploadService:
                 await writer.close()
                 raise RangeNotSatisfiable(
                     detail={"expectedStart": offset, "start": start},
-                    headers={"Range": UploadStatus(upload_id, repo, offset).range_header,
-                             "Location": f"/v2/{repo}/blobs/uploads/{upload_id}"},
+                    upload=UploadStatus(upload_id, repo, offset),
                 )
             length = end - start + 1
             if content_length is not None and content_length != length:

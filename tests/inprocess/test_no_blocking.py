@@ -1,6 +1,6 @@
 """The whole push/pull cycle runs with no blocking call on the event loop.
 
-blockbuster (as in aiohttp's own suite) makes any blocking file, socket or
+blockbuster (tests/inprocess/conftest.py) makes any blocking file, socket or
 sleep call made from the event loop thread raise; the app runs in-process
 under aiohttp's low-level test server so that every handler path is checked.
 """
@@ -11,22 +11,13 @@ import hashlib
 import json
 
 import pytest
-from blockbuster import blockbuster_ctx
-
-from registry.app import running
-from registry.config import load
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture
-async def client(aiohttp_client, aiohttp_raw_server, tmp_path):
-    config = load(env={}, overrides={"storage": {"root": str(tmp_path / "storage")},
-                                     "index": {"path": str(tmp_path / "index.sqlite")}})
-    async with running(config) as dispatcher:
-        c = await aiohttp_client(await aiohttp_raw_server(dispatcher.handle))
-        with blockbuster_ctx(["registry"]):
-            yield c
+def client(app):
+    return app[0]
 
 
 def sha(data: bytes) -> str:

@@ -1,0 +1,64 @@
+"""Protocol families mounted by prefix, each with its own errors, over a real server."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from .helpers import call, raw
+
+
+def test_spack_family_answers_plain_text_404(registry):
+    r = call(registry, "GET", "/spack/some/cache/build_cache/index.json")
+    assert r.status_code == 404
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert "Docker-Distribution-API-Version" not in r.headers
+
+def test_api_root_lists_the_families(registry):
+    r = call(registry, "GET", "/api/v1/")
+    assert r.status_code == 200
+    families = r.json()["families"]
+    assert families["oci"] == "/v2/" and families["s3"] == "/s3/"
+    assert set(families) == {"oci", "spack", "api", "ui", "s3"}
+
+def test_api_errors_are_problem_json(registry):
+    r = call(registry, "GET", "/api/v1/no/such/thing")
+    assert r.status_code == 404
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert r.json()["status"] == 404 and r.json()["title"]
+    r = call(registry, "DELETE", "/api/v1/")
+    assert r.status_code == 405 and r.json()["status"] == 405
+
+def test_ui_answers_html(registry):
+    r = call(registry, "GET", "/ui/")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    r = call(registry, "GET", "/ui/<script>")
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
+    assert "<script>" not in r.text
+
+@pytest.mark.parametrize("method,path,status,code", [
+    ("GET", "/s3/", 501, "NotImplemented"),
+    ("GET", "/s3/bucket?list-type=2", 501, "NotImplemented"),
+    ("PUT", "/s3/bucket/a/b.spack", 501, "NotImplemented"),
+    ("PATCH", "/s3/bucket/key", 405, "MethodNotAllowed"),
+    ("PUT", "/s3/bucket/key?partNumber=10001&uploadId=x", 400, "InvalidArgument"),
+    ("PUT", "/s3/bucket/key?partNumber=0&uploadId=x", 400, "InvalidArgument"),
+    ("PUT", "/s3/bucket/key?partNumber=abc&uploadId=x", 400, "InvalidArgument"),
+    ("PUT", "/s3/bucket/key?partNumber=3", 400, "InvalidArgument"),
+    ("GET", "/s3/bucket/a%00b", 400, "InvalidArgument"),
+    ("GET", "/s3/bucket/a/../b", 400, "InvalidArgument"),
+    ("GET", "/s3/bucket/a/%2e%2e/b", 400, "InvalidArgument"),
+    ("GET", "/s3/bucket/%ff", 400, "InvalidURI"),
+    ("GET", "/s3/bucket/" + "k" * 1025, 400, "KeyTooLongError"),
+])
+def test_s3_family_errors_are_s3_xml(registry, method, path, status, code):
+    r = raw(registry, method, path)
+    assert r.status == status
+    assert r.headers["Content-Type"] == "application/xml"
+    root = ET.fromstring(r.body)
+    assert root.findtext("Code") == code
+
+def test_outside_every_family_is_oci_json(registry):
+    r = call(registry, "GET", "/s4/")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"]
