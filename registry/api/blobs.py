@@ -1,19 +1,14 @@
-"""Blob endpoints: GET/HEAD with Range, DELETE."""
+"""Blob endpoints: GET/HEAD render the serving plan core decides; DELETE unlinks."""
 
 from __future__ import annotations
-
-import asyncio
-import os
 
 from aiohttp import web
 
 from registry.api.common import Context, prepare
 from registry.api.routes import Route
 from registry.api.sendfile import send_file
-from registry.core.errors import BlobUnknown, RangeUnsatisfiable
 from registry.core.grammar import Digest
-from registry.core.ranges import Unsatisfiable, parse_range
-from registry.core.service import Registry
+from registry.core.serving import BlobPlan, ByteStream, LocalFile, Redirect
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -27,59 +22,54 @@ def _headers(digest: Digest) -> dict[str, str]:
 
 
 async def get_blob(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
-    reg = ctx.registry
     digest = Digest.parse(route.ref)
-    if not await reg.blobs.linked(route.name, digest):
-        raise BlobUnknown(detail={"digest": str(digest)})
-    opened = await reg.blobs.open_local(digest) if request.method == "GET" else None
-    fd = opened[0] if opened else None
-    try:
-        size = opened[1] if opened else await reg.blobs.size(digest)
-        if size is None:
-            raise BlobUnknown(detail={"digest": str(digest)})
-        response, fd_taken = await _respond(request, reg, digest, size, fd)
-        if fd_taken:
-            fd = None  # send_file closes it
-        return response
-    finally:
-        if fd is not None:
-            await asyncio.to_thread(os.close, fd)
-
-
-async def _respond(request: web.BaseRequest, reg: Registry, digest: Digest, size: int,
-                   fd: int | None) -> tuple[web.StreamResponse, bool]:
-    """The response, and whether send_file took ownership of `fd`."""
     headers = _headers(digest)
-    if request.headers.get("If-None-Match") == headers["ETag"]:
-        return web.Response(status=304, headers=headers), False
+    # A client that has the blob gets 304 without a file being opened (blobs are
+    # immutable: the ETag is the digest), once the repository is known to hold it.
+    not_modified = request.headers.get("If-None-Match") == headers["ETag"]
+    plan = await ctx.registry.blobs.serve(route.name, digest, request.headers.get("Range"),
+                                          with_body=request.method == "GET" and not not_modified)
     try:
-        rng = parse_range(request.headers.get("Range"), size)
-    except Unsatisfiable:
-        raise RangeUnsatisfiable(detail={"size": size},
-                                  headers={"Content-Range": f"bytes */{size}"}) from None
-    status, offset, count = 200, 0, size
-    if rng is not None:
-        status, offset, count = 206, rng.start, rng.length
-        headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
-    if request.method == "GET" and rng is None and fd is None:
-        url = await reg.blobs.redirect_url(digest)
-        if url:
-            return web.Response(status=307, headers={"Location": url,
-                                                     "Docker-Content-Digest": str(digest)}), False
+        return await render(request, plan, headers, not_modified)
+    finally:
+        await plan.close()
+
+
+async def render(request: web.BaseRequest, plan: BlobPlan, headers: dict[str, str],
+                 not_modified: bool = False) -> web.StreamResponse:
+    """The response for a serving plan (shared by every family that serves blobs)."""
+    if not_modified:
+        return web.Response(status=304, headers=headers)
+    body = plan.body
+    if isinstance(body, Redirect):
+        return web.Response(status=307, headers={
+            "Location": body.url, "Docker-Content-Digest": headers["Docker-Content-Digest"]})
+    status = 200
+    if plan.range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {plan.range.start}-{plan.range.end}/{plan.size}"
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = count
-    if fd is not None:
-        return await send_file(request, response, fd, offset, count), True
+    response.content_length = plan.length
+    if isinstance(body, LocalFile):
+        progress = body.progress
+        fd = plan.take_fd()
+        assert fd is not None
+        return await send_file(request, response, fd, plan.offset, plan.length, progress)
     await prepare(request, response)
-    if request.method == "GET":
-        async for chunk in reg.blobs.reader(digest, offset, count):
-            await response.write(chunk)
+    if isinstance(body, ByteStream):
+        try:
+            if request.method == "GET":
+                async for chunk in body.chunks:
+                    await response.write(chunk)
+        finally:
+            close = getattr(body.chunks, "aclose", None)
+            if close is not None:  # a client gone mid-stream: release the store's reader now
+                await close()
     await response.write_eof()
-    return response, False
+    return response
 
 
 async def delete_blob(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
-    reg = ctx.registry
     digest = Digest.parse(route.ref)
-    await reg.blobs.unlink(route.name, digest)
+    await ctx.registry.blobs.unlink(route.name, digest)
     return web.Response(status=202, headers={"Docker-Content-Digest": str(digest)})

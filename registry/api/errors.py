@@ -18,6 +18,7 @@ from registry.api.common import API_VERSION_HEADER, upload_headers
 from registry.core.errors import (
     InternalError,
     RangeNotSatisfiable,
+    RangeUnsatisfiable,
     RegistryError,
     StoreUnavailable,
     from_storage,
@@ -57,6 +58,8 @@ def headers_for(err: RegistryError) -> dict[str, str]:
         headers["Retry-After"] = str(err.retry_after)
     if isinstance(err, RangeNotSatisfiable):
         headers.update(upload_headers(err.upload))
+    elif isinstance(err, RangeUnsatisfiable):
+        headers["Content-Range"] = f"bytes */{err.size}"
     return headers
 
 

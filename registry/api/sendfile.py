@@ -6,6 +6,10 @@ call os.sendfile(2) ourselves on a dedicated thread pool, waiting for the
 non-blocking socket with poll(2), so the bytes never enter the process and
 memory per download stays constant. Over TLS, or when sendfile is refused,
 the file is streamed in bounded chunks instead.
+
+A file may still be growing (a node cache serving a blob while it downloads
+it): then a `Progress` says how far it has got, and reaching the current end
+of the file means waiting for more, not the end of the response.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from registry.api.common import prepare
+from registry.core.serving import Progress
 
 CHUNK = 1 << 20
 # How long a stalled client may keep a sendfile thread waiting.
@@ -34,7 +39,8 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int,
+                       progress: Progress | None = None) -> None:
     poller = select.poll()
     poller.register(sock_fd, select.POLLOUT)
     end = offset + count
@@ -50,7 +56,11 @@ def _sendfile_blocking(sock_fd: int, file_fd: int, offset: int, count: int) -> N
                 continue
             raise
         if sent == 0:
-            raise ConnectionResetError("sendfile wrote nothing: peer gone or file shrank")
+            if progress is None:
+                raise ConnectionResetError("sendfile wrote nothing: peer gone or file shrank")
+            # At the end of what is written so far: wait for the writer.
+            progress.wait_beyond(offset, IDLE_TIMEOUT_S)
+            continue
         offset += sent
 
 
@@ -67,29 +77,37 @@ async def _wait_flushed(transport: asyncio.Transport) -> None:
 
 
 async def _stream_fallback(response: web.StreamResponse, fd: int, offset: int,
-                           count: int) -> None:
+                           count: int, progress: Progress | None) -> None:
     loop = asyncio.get_running_loop()
     while count > 0:
         chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, count), offset)
         if not chunk:
-            raise ConnectionResetError("file shrank while being served")
+            if progress is None:
+                raise ConnectionResetError("file shrank while being served")
+            await loop.run_in_executor(None, progress.wait_beyond, offset, IDLE_TIMEOUT_S)
+            continue
         await response.write(chunk)
         count -= len(chunk)
         offset += len(chunk)
 
 
-def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int) -> None:
+def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int,
+                        progress: Progress | None) -> None:
     try:
-        _sendfile_blocking(sock_fd, fd, offset, count)
+        _sendfile_blocking(sock_fd, fd, offset, count, progress)
     finally:
         os.close(fd)
 
 
 async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: int,
-                    offset: int, count: int) -> web.StreamResponse:
+                    offset: int, count: int,
+                    progress: Progress | None = None) -> web.StreamResponse:
     """Prepare `response` (headers already set, Content-Length = count) and send
-    `count` bytes of the open file descriptor `fd` from `offset`. Takes
-    ownership of `fd`: it is closed whatever happens."""
+    `count` bytes of the open file descriptor `fd` from `offset`, following the
+    file as it grows when `progress` is given. Takes ownership of `fd`: it is
+    closed whatever happens. If the bytes cannot all be sent (the client went
+    away, the writer of a growing file failed) the connection is closed, so a
+    client never takes a short body for a whole one."""
     handed = False  # once the sendfile thread has the descriptor, it closes it
     try:
         await prepare(request, response)
@@ -97,20 +115,23 @@ async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: 
         sock = transport.get_extra_info("socket") if transport is not None else None
         plain = sock is not None and transport.get_extra_info("sslcontext") is None
         if count and request.method != "HEAD":
-            if not plain:
-                await _stream_fallback(response, fd, offset, count)
-            else:
-                await _wait_flushed(transport)
-                handed = True
-                try:
+            try:
+                if not plain:
+                    await _stream_fallback(response, fd, offset, count, progress)
+                else:
+                    await _wait_flushed(transport)
+                    handed = True
                     # Send and close in one hop to the sendfile pool.
                     await asyncio.get_running_loop().run_in_executor(
-                        _executor(), _sendfile_and_close, sock.fileno(), fd, offset, count)
-                except (OSError, TimeoutError):
-                    # The peer went away or stalled: nothing sensible can follow on this
-                    # connection, so close it rather than leave a short body pending.
+                        _executor(), _sendfile_and_close, sock.fileno(), fd, offset, count,
+                        progress)
+            except Exception as exc:
+                # The peer went away or stalled, or the bytes will never come: nothing
+                # sensible can follow on this connection, so close it rather than
+                # leave a short body looking complete.
+                if transport is not None:
                     transport.close()
-                    raise ConnectionResetError("client went away during sendfile") from None
+                raise ConnectionResetError(f"blob body not sent whole: {exc!r}") from None
     finally:
         if not handed:
             await asyncio.to_thread(os.close, fd)

@@ -7,14 +7,26 @@ import os
 from collections.abc import AsyncIterator
 
 from registry.core.cache import Generation, GenerationCache
-from registry.core.errors import BlobUnknown
+from registry.core.errors import BlobUnknown, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks, emit
+from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
+from registry.core.serving import BlobPlan, ByteStream, LocalFile, Redirect
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
 
+def _range(header: str | None, size: int) -> ByteRange | None:
+    try:
+        return parse_range(header, size)
+    except Unsatisfiable:
+        raise RangeUnsatisfiable(size) from None
+
+
 class BlobStore:
+    """Content-addressed bytes stored once, linked into repositories, and the
+    decision of how each blob request is served."""
+
     def __init__(self, driver: Driver, hooks: Hooks, generation: Generation | None = None,
                  shared_store: bool = False) -> None:
         self.driver = driver
@@ -59,6 +71,41 @@ class BlobStore:
             return await asyncio.to_thread(_open)
         except FileNotFoundError:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
+
+    async def serve(self, repo: str, digest: Digest, range_header: str | None = None,
+                    with_body: bool = True) -> BlobPlan:
+        """What to send for a GET (`with_body`) or HEAD of a blob in a repository.
+
+        One link check (cached), then: on local disk, the open file (one thread
+        hop, which also gives the size); elsewhere the size, and a redirect for
+        a whole-blob GET when the store offers one, else a stream. BLOB_UNKNOWN
+        if the repository has no such blob; 416 for a range outside it."""
+        if not await self.linked(repo, digest):
+            raise BlobUnknown(detail={"digest": str(digest)})
+        opened = await self.open_local(digest) if with_body else None
+        if opened is not None:
+            fd, size = opened
+            try:
+                rng = _range(range_header, size)
+            except BaseException:
+                await asyncio.to_thread(os.close, fd)
+                raise
+            self.hooks.blob_pulled(repo, digest)
+            return BlobPlan(digest, size, rng, LocalFile(fd))
+        size = await self.size(digest)
+        if size is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        plan = BlobPlan(digest, size, _range(range_header, size))
+        if not with_body:
+            return plan
+        self.hooks.blob_pulled(repo, digest)
+        if plan.range is None:
+            url = await self.redirect_url(digest)
+            if url:
+                plan.body = Redirect(url)
+                return plan
+        plan.body = ByteStream(self.reader(digest, plan.offset, plan.length))
+        return plan
 
     async def link(self, repo: str, digest: Digest, size: int) -> None:
         await self.driver.put_content(paths.layer_link(repo, digest), str(digest).encode())

@@ -95,10 +95,15 @@ class SizeInvalid(RegistryError):
 
 
 class RangeUnsatisfiable(SizeInvalid):
-    """A blob GET whose Range lies outside the blob (416; the spec names no code)."""
+    """A blob GET whose Range lies outside the blob of `size` bytes (416; the spec
+    names no code)."""
 
     status = 416
     message = "requested range not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(detail={"size": size})
+        self.size = size
 
 
 class TooLarge(SizeInvalid):

@@ -1,0 +1,89 @@
+"""Serving plans: what to send for a blob GET or HEAD, decided in one core call.
+
+`BlobStore.serve` (and anything that wraps it, such as the node cache) answers
+"what do I send for this repository, digest and range" with a `BlobPlan`; the
+HTTP layer only renders it. The body is one of:
+
+* `LocalFile`: a region of an open local file, sent with sendfile. With a
+  `progress`, the file is still being written (a node cache following its own
+  download): the sender waits for bytes past what it has sent instead of
+  taking the end of the file for the end of the blob.
+* `Redirect`: a URL the client fetches the bytes from itself (a presigned S3 URL).
+* `ByteStream`: bytes read from the store in bounded chunks.
+* None: a HEAD, or a plan that only needs the size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from registry.core.grammar import Digest
+from registry.core.ranges import ByteRange
+
+
+class Progress(Protocol):
+    """How far a file that is still being written has got. Called from the
+    sendfile threads, so it blocks (with a timeout) rather than awaits."""
+
+    def wait_beyond(self, offset: int, timeout: float) -> int:
+        """Block until more than `offset` bytes are in the file, or it is complete;
+        return how many bytes it has. Raises when the writer failed (the bytes
+        will never come), TimeoutError when nothing arrived within `timeout`."""
+        ...
+
+
+@dataclass(slots=True)
+class LocalFile:
+    """An open file descriptor the renderer sends from (and closes)."""
+
+    fd: int
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ByteStream:
+    chunks: AsyncIterator[bytes]
+
+
+Body = LocalFile | Redirect | ByteStream
+
+
+@dataclass(slots=True)
+class BlobPlan:
+    """The answer to one blob request: the blob's digest and total size, the byte
+    range asked for (None: all of it), and how to send it."""
+
+    digest: Digest
+    size: int
+    range: ByteRange | None = None
+    body: Body | None = None
+
+    @property
+    def offset(self) -> int:
+        return self.range.start if self.range is not None else 0
+
+    @property
+    def length(self) -> int:
+        return self.range.length if self.range is not None else self.size
+
+    def take_fd(self) -> int | None:
+        """The local file descriptor, now owned by the caller (None if there is none)."""
+        if isinstance(self.body, LocalFile) and self.body.fd >= 0:
+            fd, self.body.fd = self.body.fd, -1
+            return fd
+        return None
+
+    async def close(self) -> None:
+        """Release a descriptor nobody took (a 304, an error before sending)."""
+        fd = self.take_fd()
+        if fd is not None:
+            await asyncio.to_thread(os.close, fd)
