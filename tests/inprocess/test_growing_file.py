@@ -68,12 +68,11 @@ async def _with_writer(app, tmp_path, data, fail_at=None):
     reg = dispatcher.ctx.registry
     following = FollowingBlobs(reg.blobs, str(tmp_path / "growing"), data, fail_at)
     reg.blobs = following
-    thread = threading.Thread(target=following.write_slowly, daemon=True)
-    return client, following, thread
+    return client, threading.Thread(target=following.write_slowly, daemon=True)
 
 
 async def test_clients_follow_a_growing_file(app, tmp_path, data):
-    client, following, thread = await _with_writer(app, tmp_path, data)
+    client, thread = await _with_writer(app, tmp_path, data)
     url = f"/v2/a/blobs/{_digest(data)}"
     requests = [client.get(url) for _ in range(4)]
     requests.append(client.get(url, headers={"Range": f"bytes={SIZE // 2}-"}))
@@ -86,7 +85,7 @@ async def test_clients_follow_a_growing_file(app, tmp_path, data):
 
 
 async def test_a_failed_writer_aborts_every_follower(app, tmp_path, data):
-    client, following, thread = await _with_writer(app, tmp_path, data, fail_at=SIZE // 2)
+    client, thread = await _with_writer(app, tmp_path, data, fail_at=SIZE // 2)
     url = f"/v2/a/blobs/{_digest(data)}"
     pending = [asyncio.ensure_future(client.get(url)) for _ in range(3)]
     await asyncio.sleep(0.05)
