@@ -191,11 +191,16 @@ class UploadService:
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self._check(repo, upload_id)
-        self._hashers.drop(upload_id)
-        try:
-            await self.driver.delete(paths.upload_dir(repo, upload_id))
-        except PathNotFound:
-            raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+        # Under the upload's lock, like every other change to it: a cancel that
+        # arrives while a chunk or the final PUT is streaming waits for it, and
+        # then finds the upload finished (404) instead of deleting data under it.
+        async with self._lock(upload_id):
+            await self._check(repo, upload_id)
+            self._hashers.drop(upload_id)
+            try:
+                await self.driver.delete(paths.upload_dir(repo, upload_id))
+            except PathNotFound:
+                raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -289,24 +294,35 @@ class UploadService:
         await self._check(repo, upload_id)
         async with self._lock(upload_id):
             await self._check(repo, upload_id)
-            if chunks is not None:
-                status = await self._append_locked(repo, upload_id, chunks, content_range,
-                                                   content_length, commit=True)
-            else:
-                status = await self.status(repo, upload_id)
-            actual = await self._digest_of_data(repo, upload_id, digest.algorithm, status.size)
-            if actual != digest.hex:
-                self._hashers.drop(upload_id)
-                await self._discard(repo, upload_id)
-                raise _mismatch(digest, actual)
-            data_path = paths.upload_data(repo, upload_id)
-            if await self.blobs.size(digest) is None:
-                if chunks is None:  # nothing was committed by this request
-                    writer = await self.driver.writer(data_path, append=True)
-                    await writer.commit()
-                await self.driver.move(data_path, paths.blob(digest))
+            try:
+                return await self._finish_locked(repo, upload_id, digest, chunks,
+                                                 content_range, content_length)
+            except PathNotFound:
+                # Cancelled by another process meanwhile (the lock is per process).
+                raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+
+    async def _finish_locked(self, repo: str, upload_id: str, digest: Digest,
+                             chunks: AsyncIterator[bytes] | None,
+                             content_range: tuple[int, int] | None,
+                             content_length: int | None) -> int:
+        if chunks is not None:
+            status = await self._append_locked(repo, upload_id, chunks, content_range,
+                                               content_length, commit=True)
+        else:
+            status = await self.status(repo, upload_id)
+        actual = await self._digest_of_data(repo, upload_id, digest.algorithm, status.size)
+        if actual != digest.hex:
+            self._hashers.drop(upload_id)
             await self._discard(repo, upload_id)
-            await self.blobs.link(repo, digest, status.size)
+            raise _mismatch(digest, actual)
+        data_path = paths.upload_data(repo, upload_id)
+        if await self.blobs.size(digest) is None:
+            if chunks is None:  # nothing was committed by this request
+                writer = await self.driver.writer(data_path, append=True)
+                await writer.commit()
+            await self.driver.move(data_path, paths.blob(digest))
+        await self._discard(repo, upload_id)
+        await self.blobs.link(repo, digest, status.size)
         return status.size
 
     async def _discard(self, repo: str, upload_id: str) -> None:

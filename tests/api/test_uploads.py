@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 
 import pytest
@@ -290,6 +292,39 @@ def test_cancel_upload(registry):
     r = put_upload(registry, location, digest_of(b"abc"))
     assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(call(registry, "DELETE", upload_url(location)), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_cancel_during_the_final_put_is_never_a_500(registry):
+    """Regression: a DELETE of an upload whose final PUT is still streaming its body
+    deleted the data under it, and the PUT answered 500. Now one of the two wins
+    cleanly: the PUT publishes the blob and the cancel finds no upload, or the
+    cancel wins and the PUT finds none."""
+    repo = registry.repo()
+    first, last = random_bytes(1 << 20), random_bytes(4 << 20)
+    location = start_upload(registry, repo)
+    assert patch(registry, location, first, start=0).status_code == 202
+    digest = digest_of(first + last)
+
+    def slow_body():
+        for i in range(0, len(last), 256 << 10):
+            yield last[i:i + (256 << 10)]
+            time.sleep(0.05)
+
+    results: dict[str, int] = {}
+
+    def final_put():
+        url = upload_url(location) + ("&" if "?" in location else "?") + f"digest={digest}"
+        results["put"] = call(registry, "PUT", url, data=slow_body()).status_code
+
+    thread = threading.Thread(target=final_put)
+    thread.start()
+    time.sleep(0.3)  # the PUT is streaming its body now
+    results["delete"] = call(registry, "DELETE", upload_url(location)).status_code
+    thread.join()
+    assert results["put"] in (201, 404) and results["delete"] in (204, 404), results
+    assert (results["put"], results["delete"]) in ((201, 404), (404, 204)), results
+    if results["put"] == 201:
+        assert_blob(registry, repo, digest, first + last)
 
 
 def test_content_length_not_matching_content_range(registry):
