@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from registry.core.blobs import BlobStore
 from registry.core.cache import Generation, GenerationCache
 from registry.core.errors import (
+    BlobUnknown,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -139,7 +140,9 @@ class ManifestService:
         media_type, size = rev["mediaType"], rev["size"]
         if not with_body:
             return StoredManifest(digest, media_type, size)
-        return StoredManifest(digest, media_type, size, await self.read_bytes(digest))
+        data = await self.read_bytes(digest)
+        self.hooks.manifest_pulled(repo, digest)
+        return StoredManifest(digest, media_type, size, data)
 
     async def read_bytes(self, digest: Digest) -> bytes:
         key = str(digest)
@@ -174,8 +177,10 @@ class ManifestService:
 
         await self.blobs.put_small(data, digest)
         self._cache.put(str(digest), data)
+        # The subject is recorded so that a delete never needs the manifest's bytes.
+        subject = str(manifest.subject.digest) if manifest.subject is not None else None
         link = json.dumps({"digest": str(digest), "mediaType": manifest.media_type,
-                           "size": len(data)}).encode()
+                           "size": len(data), "subject": subject}).encode()
         await self.driver.put_content(paths.revision_link(repo, digest), link)
         if manifest.subject is not None:
             # The link carries the referrer's descriptor, so listing referrers
@@ -226,24 +231,54 @@ class ManifestService:
             return
         digest = Digest.parse(reference)
         rev = await self._revision(repo, digest)
-        try:
-            manifest = await self.parsed(digest, rev["mediaType"])
-        except Exception:
-            manifest = None
+        # Before anything is deleted: a store that cannot answer fails the delete
+        # whole, rather than leave a referrer link behind the manifest.
+        subject = await self._subject_of(repo, digest, rev)
         try:
             await self.driver.delete(paths.revision_link(repo, digest))
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
         try:
-            if manifest is not None and manifest.subject is not None:
+            if subject is not None:
                 with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(
-                        paths.referrer_link(repo, manifest.subject.digest, digest))
+                    await self.driver.delete(paths.referrer_link(repo, subject, digest))
         finally:
             self.generation.bump()  # whatever happens next, caches must not outlive this
         for tag in await self.tags_of(repo, digest):
             await self.delete_tag(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))
+
+    async def _subject_of(self, repo: str, digest: Digest, rev: dict) -> Digest | None:
+        """The subject a manifest in `repo` refers to, if any: from its revision link,
+        or, for links written before subjects were recorded there, from its bytes,
+        or, when those cannot be read, from the referrers tree itself."""
+        if "subject" in rev:
+            return Digest.parse(rev["subject"]) if rev["subject"] else None
+        try:
+            manifest = await self.parsed(digest, rev["mediaType"])
+        except (BlobUnknown, ManifestInvalid):
+            return await self._find_subject(repo, digest)
+        return manifest.subject.digest if manifest.subject is not None else None
+
+    async def _find_subject(self, repo: str, referrer: Digest) -> Digest | None:
+        root = paths.referrers_root(repo)
+        try:
+            algorithms = await self.driver.list(root)
+        except PathNotFound:
+            return None
+        for alg in algorithms:
+            try:
+                subjects = await self.driver.list(f"{root}/{alg}")
+            except PathNotFound:
+                continue
+            for hex_ in subjects:
+                try:
+                    subject = Digest.parse(f"{alg}:{hex_}")
+                    await self.driver.stat(paths.referrer_link(repo, subject, referrer))
+                except (DigestInvalid, PathNotFound):
+                    continue
+                return subject
+        return None
 
     async def delete_tag(self, repo: str, tag: str) -> None:
         if not is_valid_tag(tag):

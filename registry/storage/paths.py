@@ -57,6 +57,10 @@ def tag_current(name: str, tag: str) -> str:
     return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/current"
 
 
+def referrers_root(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_referrers"
+
+
 def referrers_dir(name: str, subject: Digest) -> str:
     return f"{REPOSITORIES}/{name}/_referrers/{subject.algorithm}/{subject.hex}"
 
