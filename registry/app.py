@@ -14,7 +14,7 @@ from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.config import Config
-from registry.core.cache import Generation
+from registry.core.cache import Generations
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.index import sync
@@ -52,10 +52,10 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
 
 @contextlib.asynccontextmanager
 async def running(config: Config, hooks: Hooks | None = None,
-                  generation: Generation | None = None) -> AsyncIterator[Dispatcher]:
+                  generations: Generations | None = None) -> AsyncIterator[Dispatcher]:
     """The registry's services started, with the dispatcher whose `handle` serves
     requests (give it to aiohttp's low-level `web.Server`); stopped on exit.
-    `generation` is the write counter shared by worker processes (see core.cache);
+    `generations` are the write counters shared by worker processes (see core.cache);
     None for a single process."""
     # Other machines write to the same store: no exact cache invalidation, and the
     # index must catch up with their writes.
@@ -71,7 +71,7 @@ async def running(config: Config, hooks: Hooks | None = None,
             driver, hooks or IndexHooks(index),
             auto_mount=config.storage.auto_mount,
             manifest_max_bytes=config.limits.manifest_max_bytes,
-            generation=generation,
+            generations=generations,
             shared_store=shared_store,
             tag_cache_seconds=config.storage.tag_cache_ms / 1000,
         )

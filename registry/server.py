@@ -22,7 +22,7 @@ from aiohttp import web
 from registry.api import protocol
 from registry.app import running
 from registry.config import Config
-from registry.core.cache import Generation
+from registry.core.cache import Generations
 
 log = logging.getLogger("registry")
 
@@ -35,12 +35,12 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-async def _serve(config: Config, reuse_port: bool, generation: Generation | None) -> None:
+async def _serve(config: Config, reuse_port: bool, generations: Generations | None) -> None:
     loop = asyncio.get_running_loop()
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
     protocol.install()
-    async with running(config, generation=generation) as dispatcher:
+    async with running(config, generations=generations) as dispatcher:
         # aiohttp's low-level server: the dispatcher is the whole application.
         # A large read buffer: request bodies arrive in big chunks, with fewer pauses.
         server = web.Server(dispatcher.handle, read_bufsize=1 << 21,
@@ -64,8 +64,8 @@ async def _serve(config: Config, reuse_port: bool, generation: Generation | None
 
 
 def run_worker(config: Config, reuse_port: bool = False,
-               generation: Generation | None = None) -> None:
-    uvloop.run(_serve(config, reuse_port, generation))
+               generations: Generations | None = None) -> None:
+    uvloop.run(_serve(config, reuse_port, generations))
 
 
 def serve(config: Config) -> int:
@@ -81,14 +81,14 @@ def serve(config: Config) -> int:
     from registry.index.db import Index
 
     Index.prepare(config.index.path)
-    generation = Generation(shared=True)  # before the fork, so every worker maps it
+    generations = Generations(shared=True)  # before the fork, so every worker maps it
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: never return into the parent's code
             code = 0
             try:
-                run_worker(config, reuse_port=True, generation=generation)
+                run_worker(config, reuse_port=True, generations=generations)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1

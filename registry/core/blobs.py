@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 
-from registry.core.cache import Generation, GenerationCache
+from registry.core.cache import GenerationCache, Generations, global_scope
 from registry.core.errors import BlobUnknown, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks, emit
@@ -27,15 +27,17 @@ class BlobStore:
     """Content-addressed bytes stored once, linked into repositories, and the
     decision of how each blob request is served."""
 
-    def __init__(self, driver: Driver, hooks: Hooks, generation: Generation | None = None,
+    def __init__(self, driver: Driver, hooks: Hooks, generations: Generations | None = None,
                  shared_store: bool = False) -> None:
         self.driver = driver
         self.hooks = hooks
-        self.generation = generation or Generation()
-        # Positive answers only: a link or blob that exists stays until an unlink
-        # (or a GC) bumps the generation. Off when other machines share the store.
-        self._links = GenerationCache(self.generation, enabled=not shared_store)
-        self._sizes = GenerationCache(self.generation, enabled=not shared_store)
+        self.generations = generations or Generations()
+        # Positive answers only: a link stays until an unlink bumps its repository's
+        # generation, a blob until a GC bumps the global one. Off when other
+        # machines share the store.
+        self._links = GenerationCache(self.generations, enabled=not shared_store)
+        self._sizes = GenerationCache(self.generations, enabled=not shared_store,
+                                      scope_of=global_scope)
 
     async def size(self, digest: Digest) -> int | None:
         """Size of the stored bytes, or None if the registry has no such blob."""
@@ -116,7 +118,7 @@ class BlobStore:
             await self.driver.delete(paths.layer_link(repo, digest))
         except PathNotFound:
             raise BlobUnknown(detail={"digest": str(digest)}) from None
-        self.generation.bump()
+        self.generations.bump(repo)
         await emit(self.hooks.blob_unlinked(repo, digest))
 
     async def put_small(self, data: bytes, digest: Digest) -> None:

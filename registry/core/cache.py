@@ -1,83 +1,122 @@
-"""In-memory caches with exact invalidation across worker processes.
+"""In-memory caches with exact invalidation per repository, across worker processes.
 
-Manifest bytes are content-addressed and never go stale. Tags and revision
-links do change, so their cache entries carry the *write generation* they were
-read at: every manifest/tag write or delete bumps the generation, and an entry
-is only used while the generation is unchanged. With several worker processes
-the generation lives in shared memory created before the fork, so a write in
-one worker invalidates every worker's entries at once. Readers take the
-generation *before* reading storage, so an entry can only be older than the
-generation it carries, never newer: a race costs a miss, never a stale answer.
+Manifest bytes are content-addressed and never go stale. Tags, revision links,
+blob links and referrer lists do change, so their cache entries carry the
+*write generation of their repository* at the time they were read: every write
+that could change one of them bumps that repository's generation, and an entry
+is only used while it is unchanged. A push to one repository therefore leaves
+every other repository's entries alone. Generations live in a fixed table of
+slots (a repository hashes to one; two that share a slot share invalidations,
+which costs a miss, never a stale answer), in shared memory created before the
+workers fork, so a write in one worker invalidates every worker's entries at
+once. Readers take the generation *before* reading storage, so an entry can
+only be older than the generation it carries: a race costs a miss.
+
+Every cache is bounded by entries and by an estimate of its bytes.
 
 Replicas on separate machines share no memory; for them (the s3 driver) the
-tag cache is off unless a TTL is configured, which then bounds the staleness.
+tag caches are off unless a TTL is configured, which then bounds the staleness.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+# The scope of things that belong to no repository (blob sizes): bumped by
+# whatever deletes blobs from the store itself (garbage collection).
+GLOBAL = ""
+SLOTS = 4096
 
-class Generation:
-    """A counter of writes, optionally in memory shared by forked workers."""
+
+class Generations:
+    """Write counters per scope (a repository name, or GLOBAL), optionally in memory
+    shared by forked workers. Forked workers share the string hash seed, so a
+    name maps to the same slot in all of them."""
 
     def __init__(self, shared: bool = False) -> None:
-        self._shared = multiprocessing.Value("Q", 0) if shared else None
-        self._local = 0
+        if shared:
+            self._slots = multiprocessing.Array("Q", SLOTS, lock=False)
+            self._lock = multiprocessing.Lock()
+        else:
+            self._slots = [0] * SLOTS
+            self._lock = None
 
-    @property
-    def value(self) -> int:
-        if self._shared is None:
-            return self._local
-        return self._shared.get_obj().value  # an aligned 64-bit read: no lock needed
+    def value(self, scope: str) -> int:
+        # An aligned 64-bit read: no lock needed.
+        return self._slots[hash(scope) % SLOTS]
 
-    def bump(self) -> None:
-        if self._shared is None:
-            self._local += 1
+    def bump(self, scope: str) -> None:
+        slot = hash(scope) % SLOTS
+        if self._lock is None:
+            self._slots[slot] += 1
             return
-        with self._shared.get_lock():
-            self._shared.value += 1
+        with self._lock:
+            self._slots[slot] += 1
+
+
+def repo_scope(key: Hashable) -> str:
+    """The scope of a key that is a repository name or a tuple starting with one."""
+    return key[0] if isinstance(key, tuple) else key  # type: ignore[return-value]
+
+
+def global_scope(key: Hashable) -> str:
+    return GLOBAL
+
+
+def fixed_weight(n: int) -> Callable[[Any], int]:
+    """A weigher for small values of about `n` bytes each, key included."""
+    return lambda value: n
+
+
+def _small(value: Any) -> int:
+    return 256  # a digest, a short link or a size, with its key
 
 
 class GenerationCache:
-    """key -> value, valid while the generation is unchanged (and within ttl)."""
+    """key -> value, valid while the generation of the key's scope is unchanged (and
+    within ttl). At most `max_entries` entries and `max_weight` by `weigh`."""
 
-    def __init__(self, generation: Generation, enabled: bool = True,
+    def __init__(self, generations: Generations, enabled: bool = True,
                  ttl: float | None = None, max_entries: int = 100_000,
-                 max_weight: int | None = None,
-                 weigh: Callable[[Any], int] | None = None) -> None:
-        self.generation = generation
+                 max_weight: int = 16 << 20,
+                 weigh: Callable[[Any], int] | None = None,
+                 scope_of: Callable[[Hashable], str] = repo_scope) -> None:
+        self.generations = generations
         self.enabled = enabled
         self.ttl = ttl
         self.max_entries = max_entries
-        # With `weigh`, the summed weight of the entries (e.g. bytes) stays under max_weight.
         self.max_weight = max_weight
-        self.weigh = weigh
+        self.weigh = weigh or _small
+        self.scope_of = scope_of
         self._weight = 0
         self._items: dict[Any, tuple[Any, int, float]] = {}
 
-    def get(self, key: Any) -> Any | None:
+    def generation(self, key: Hashable) -> int:
+        """The generation to pass to `put` for a value about to be read for `key`."""
+        return self.generations.value(self.scope_of(key))
+
+    def get(self, key: Hashable) -> Any | None:
         if not self.enabled:
             return None
         item = self._items.get(key)
         if item is None:
             return None
         value, gen, stamp = item
-        if gen != self.generation.value or (
+        if gen != self.generation(key) or (
                 self.ttl is not None and time.monotonic() - stamp > self.ttl):
             self._drop(key)
             return None
         return value
 
-    def _drop(self, key: Any) -> None:
+    def _drop(self, key: Hashable) -> None:
         item = self._items.pop(key, None)
-        if item is not None and self.weigh is not None:
+        if item is not None:
             self._weight -= self.weigh(item[0])
 
-    async def fetch(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def fetch(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value, else `await load()`, cached unless it is None.
 
         The generation is read before loading, as the invalidation scheme needs;
@@ -85,30 +124,29 @@ class GenerationCache:
         value = self.get(key)
         if value is not None:
             return value
-        gen = self.generation.value
+        gen = self.generation(key)
         value = await load()
         if value is not None:
             self.put(key, value, gen)
         return value
 
-    def stamp(self, key: Any) -> float | None:
+    def stamp(self, key: Hashable) -> float | None:
         """When the entry for `key` was stored (time.monotonic), if there is one."""
         item = self._items.get(key)
         return item[2] if item is not None else None
 
-    def put(self, key: Any, value: Any, gen: int, stamp: float | None = None) -> None:
+    def put(self, key: Hashable, value: Any, gen: int, stamp: float | None = None) -> None:
         """Store a value read from storage after the generation was `gen`. A value
         derived from another cached value passes that one's `stamp`, so that a TTL
         bounds the staleness of both together rather than adding up."""
         if not self.enabled:
             return
-        weight = self.weigh(value) if self.weigh is not None else 0
-        if self.max_weight is not None and weight > self.max_weight // 4:
+        weight = self.weigh(value)
+        if weight > self.max_weight // 4:
             return  # one huge value would flush everything else
         self._drop(key)
-        if len(self._items) >= self.max_entries or (
-                self.max_weight is not None and self._weight + weight > self.max_weight):
-            # Entries of an older generation are dead anyway; a full reset is the
+        if len(self._items) >= self.max_entries or self._weight + weight > self.max_weight:
+            # Entries of older generations are dead anyway; a full reset is the
             # simplest bound and costs one re-read per live key.
             self._items.clear()
             self._weight = 0

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sized
 from dataclasses import dataclass
 
 from registry.core.blobs import BlobStore
-from registry.core.cache import Generation, GenerationCache
+from registry.core.cache import GenerationCache, Generations, fixed_weight
 from registry.core.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -69,26 +69,35 @@ class _ByteLRU:
             self._bytes -= len(old)
 
 
+def _weigh_tags(tags: list[str]) -> int:
+    # A short str is ~50 bytes of object header plus its characters, plus the list slot.
+    return 64 + sum(58 + len(t) for t in tags)
+
+
 class ManifestService:
     def __init__(self, driver: Driver, blobs: BlobStore, hooks: Hooks,
                  max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20,
-                 generation: Generation | None = None, shared_store: bool = False,
+                 generations: Generations | None = None, shared_store: bool = False,
                  tag_ttl: float = 0.0) -> None:
         self.driver = driver
         self.blobs = blobs
         self.hooks = hooks
         self.max_bytes = max_bytes
         self._cache = _ByteLRU(cache_bytes)
-        self.generation = generation or Generation()
+        self.generations = generations or Generations()
         # A store shared with other machines: no exact invalidation is possible, so
         # tags are cached only for a configured TTL and revision links not at all.
-        self._tags = GenerationCache(self.generation, enabled=not shared_store or tag_ttl > 0,
+        self._tags = GenerationCache(self.generations, enabled=not shared_store or tag_ttl > 0,
                                      ttl=tag_ttl if shared_store else None)
-        self._revisions = GenerationCache(self.generation, enabled=not shared_store)
-        self._tag_lists = GenerationCache(self.generation, enabled=self._tags.enabled,
-                                          ttl=self._tags.ttl, max_entries=1_000)
+        self._revisions = GenerationCache(self.generations, enabled=not shared_store,
+                                          weigh=fixed_weight(600))
+        # Whole tag lists: 100,000 tags are ~7 MB as Python strings, so the bound is
+        # in bytes, not just in lists.
+        self._tag_lists = GenerationCache(self.generations, enabled=self._tags.enabled,
+                                          ttl=self._tags.ttl, max_entries=1_000,
+                                          max_weight=64 << 20, weigh=_weigh_tags)
         # Things derived from a tag list (rendered pages), invalidated with it.
-        self._tag_views = GenerationCache(self.generation, enabled=self._tags.enabled,
+        self._tag_views = GenerationCache(self.generations, enabled=self._tags.enabled,
                                           ttl=self._tags.ttl, max_entries=4_096,
                                           max_weight=32 << 20, weigh=len)
 
@@ -192,7 +201,7 @@ class ManifestService:
                 json.dumps(desc.to_json()).encode())
         if tag is not None:
             await self.driver.put_content(paths.tag_current(repo, tag), str(digest).encode())
-        self.generation.bump()
+        self.generations.bump(repo)
         await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
         return digest, manifest
 
@@ -243,7 +252,7 @@ class ManifestService:
                 with contextlib.suppress(PathNotFound):
                     await self.driver.delete(paths.referrer_link(repo, subject, digest))
         finally:
-            self.generation.bump()  # whatever happens next, caches must not outlive this
+            self.generations.bump(repo)  # whatever happens next, caches must not outlive this
         for tag in await self.tags_of(repo, digest):
             await self.delete_tag(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))
@@ -287,7 +296,7 @@ class ManifestService:
             await self.driver.delete(paths.tag_dir(repo, tag))
         except PathNotFound:
             raise ManifestUnknown(detail={"tag": tag}) from None
-        self.generation.bump()
+        self.generations.bump(repo)
         await emit(self.hooks.tag_deleted(repo, tag))
 
     async def tags_of(self, repo: str, digest: Digest) -> list[str]:
@@ -320,7 +329,7 @@ class ManifestService:
         cached = self._tag_views.get((repo, key))
         if cached is not None:
             return cached
-        gen = self.generation.value  # before reading, as GenerationCache requires
+        gen = self._tag_views.generation(repo)  # before reading, as GenerationCache requires
         tags = await self.list_tags(repo)
         view = await build(tags)
         # As old as the list it was built from: with a TTL (s3 replicas) a page is

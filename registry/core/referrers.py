@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import json
 
-from registry.core.cache import Generation, GenerationCache
+from registry.core.cache import GenerationCache, Generations
 from registry.core.grammar import Digest
 from registry.core.manifest_format import OCI_INDEX
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
 
+def _weigh_descriptors(found: list[dict]) -> int:
+    # A descriptor with a few annotations is a few hundred bytes as Python objects.
+    return 200 + 600 * len(found)
+
+
 class ReferrersService:
-    def __init__(self, driver: Driver, generation: Generation | None = None,
+    def __init__(self, driver: Driver, generations: Generations | None = None,
                  shared_store: bool = False) -> None:
         self.driver = driver
-        self.generation = generation or Generation()
+        self.generations = generations or Generations()
         # Referrer links change only with manifest pushes and deletes, which bump
         # the generation; off when other machines write to the same store.
-        self._cache = GenerationCache(self.generation, enabled=not shared_store,
-                                      max_entries=10_000)
+        self._cache = GenerationCache(self.generations, enabled=not shared_store,
+                                      max_entries=10_000, weigh=_weigh_descriptors)
 
     async def list(self, repo: str, subject: Digest,
                    artifact_type: str | None = None) -> list[dict]:
