@@ -15,6 +15,7 @@ from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.config import Config
 from registry.core.cache import Generations
+from registry.core.factory import CoreSettings, build_registry
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.index import sync
@@ -67,14 +68,8 @@ async def running(config: Config, hooks: Hooks | None = None,
     index = Index(config.index.path)
     await index.open()
     try:
-        reg = Registry.create(
-            driver, hooks or IndexHooks(index),
-            auto_mount=config.storage.auto_mount,
-            manifest_max_bytes=config.limits.manifest_max_bytes,
-            generations=generations,
-            shared_store=shared_store,
-            tag_cache_seconds=config.storage.tag_cache_ms / 1000,
-        )
+        reg = build_registry(driver, hooks or IndexHooks(index),
+                             CoreSettings.from_config(config), generations)
         async with contextlib.AsyncExitStack() as stack:
             if config.storage.upload_purge_after > 0:
                 await stack.enter_async_context(background(

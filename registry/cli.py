@@ -47,8 +47,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    from registry.core.factory import build_registry
     from registry.core.hooks import NullHooks
-    from registry.core.service import Registry
     from registry.index.db import Index
     from registry.index.rebuild import rebuild
     from registry.storage import create_driver
@@ -60,7 +60,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         index = Index(config.index.path)
         await index.open()
         try:
-            stats = await rebuild(Registry.create(driver, NullHooks()), index)
+            stats = await rebuild(build_registry(driver, NullHooks()), index)
         finally:
             await index.close()
             await driver.close()

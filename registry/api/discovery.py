@@ -51,7 +51,7 @@ async def tags_list(request: web.BaseRequest, route: Route,
     # and `last=a&n=5` would collide), so a repeated page skips even the query
     # parsing. Only a valid query produces an entry: build raises otherwise.
     query = request.raw_path.partition("?")[2]
-    rendered = await reg.manifests.tag_view(route.name, ("page", query), build)
+    rendered = await reg.tags.view(route.name, ("page", query), build)
     if rendered.total == 0 and not await reg.catalog.exists(route.name):
         raise NameUnknown(detail={"name": route.name})
     return _page_response(rendered)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sized
 from dataclasses import dataclass
 
-from registry.core.blobs import BlobStore
 from registry.core.cache import GenerationCache, Generations, fixed_weight
 from registry.core.errors import (
     BlobUnknown,
@@ -20,7 +18,8 @@ from registry.core.errors import (
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.hooks import Hooks, emit
 from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
-from registry.core.offload import off_loop_if, valid_sorted
+from registry.core.offload import off_loop_if
+from registry.core.protocols import Blobs, Tags
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
@@ -69,57 +68,26 @@ class _ByteLRU:
             self._bytes -= len(old)
 
 
-def _weigh_tags(tags: list[str]) -> int:
-    # A short str is ~50 bytes of object header plus its characters, plus the list slot.
-    return 64 + sum(58 + len(t) for t in tags)
-
-
 class ManifestService:
-    def __init__(self, driver: Driver, blobs: BlobStore, hooks: Hooks,
+    """Manifests of every repository: validated on put, served as pushed, deleted
+    with their tags and referrer links."""
+
+    def __init__(self, driver: Driver, blobs: Blobs, tags: Tags, hooks: Hooks,
                  max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20,
-                 generations: Generations | None = None, shared_store: bool = False,
-                 tag_ttl: float = 0.0) -> None:
+                 generations: Generations | None = None, shared_store: bool = False) -> None:
         self.driver = driver
         self.blobs = blobs
+        self.tags = tags
         self.hooks = hooks
         self.max_bytes = max_bytes
         self._cache = _ByteLRU(cache_bytes)
         self.generations = generations or Generations()
         # A store shared with other machines: no exact invalidation is possible, so
-        # tags are cached only for a configured TTL and revision links not at all.
-        self._tags = GenerationCache(self.generations, enabled=not shared_store or tag_ttl > 0,
-                                     ttl=tag_ttl if shared_store else None)
+        # revision links are not cached there.
         self._revisions = GenerationCache(self.generations, enabled=not shared_store,
                                           weigh=fixed_weight(600))
-        # Whole tag lists: 100,000 tags are ~7 MB as Python strings, so the bound is
-        # in bytes, not just in lists.
-        self._tag_lists = GenerationCache(self.generations, enabled=self._tags.enabled,
-                                          ttl=self._tags.ttl, max_entries=1_000,
-                                          max_weight=64 << 20, weigh=_weigh_tags)
-        # Things derived from a tag list (rendered pages), invalidated with it.
-        self._tag_views = GenerationCache(self.generations, enabled=self._tags.enabled,
-                                          ttl=self._tags.ttl, max_entries=4_096,
-                                          max_weight=32 << 20, weigh=len)
 
     # -- references ----------------------------------------------------------
-
-    async def resolve(self, repo: str, reference: str) -> Digest:
-        """Digest for a tag or digest reference; MANIFEST_UNKNOWN if there is none.
-
-        An invalid tag is simply a name nothing can have, so it is unknown
-        (404); a malformed digest is a malformed request (400)."""
-        if is_digest_like(reference):
-            return Digest.parse(reference)
-        if not is_valid_tag(reference):
-            raise ManifestUnknown(detail={"reference": reference[:128]})
-        return await self._tags.fetch((repo, reference), lambda: self._read_tag(repo, reference))
-
-    async def _read_tag(self, repo: str, tag: str) -> Digest:
-        try:
-            raw = await self.driver.get_content(paths.tag_current(repo, tag), 512)
-            return Digest.parse(raw.decode().strip())
-        except (PathNotFound, DigestInvalid, UnicodeDecodeError):
-            raise ManifestUnknown(detail={"tag": tag}) from None
 
     async def _revision(self, repo: str, digest: Digest) -> dict:
         return await self._revisions.fetch((repo, digest),
@@ -144,7 +112,7 @@ class ManifestService:
     # -- read ----------------------------------------------------------------
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
-        digest = await self.resolve(repo, reference)
+        digest = await self.tags.resolve(repo, reference)
         rev = await self._revision(repo, digest)
         media_type, size = rev["mediaType"], rev["size"]
         if not with_body:
@@ -200,7 +168,7 @@ class ManifestService:
                 paths.referrer_link(repo, manifest.subject.digest, digest),
                 json.dumps(desc.to_json()).encode())
         if tag is not None:
-            await self.driver.put_content(paths.tag_current(repo, tag), str(digest).encode())
+            await self.tags.set(repo, tag, digest)
         self.generations.bump(repo)
         await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
         return digest, manifest
@@ -236,7 +204,7 @@ class ManifestService:
 
     async def delete(self, repo: str, reference: str) -> None:
         if not is_digest_like(reference):
-            await self.delete_tag(repo, reference)
+            await self.tags.delete(repo, reference)
             return
         digest = Digest.parse(reference)
         rev = await self._revision(repo, digest)
@@ -253,8 +221,9 @@ class ManifestService:
                     await self.driver.delete(paths.referrer_link(repo, subject, digest))
         finally:
             self.generations.bump(repo)  # whatever happens next, caches must not outlive this
-        for tag in await self.tags_of(repo, digest):
-            await self.delete_tag(repo, tag)
+        for tag in await self.tags.pointing_at(repo, digest):
+            with contextlib.suppress(ManifestUnknown):  # deleted meanwhile
+                await self.tags.delete(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))
 
     async def _subject_of(self, repo: str, digest: Digest, rev: dict) -> Digest | None:
@@ -288,58 +257,3 @@ class ManifestService:
                     continue
                 return subject
         return None
-
-    async def delete_tag(self, repo: str, tag: str) -> None:
-        if not is_valid_tag(tag):
-            raise ManifestUnknown(detail={"tag": tag[:128]})
-        try:
-            await self.driver.delete(paths.tag_dir(repo, tag))
-        except PathNotFound:
-            raise ManifestUnknown(detail={"tag": tag}) from None
-        self.generations.bump(repo)
-        await emit(self.hooks.tag_deleted(repo, tag))
-
-    async def tags_of(self, repo: str, digest: Digest) -> list[str]:
-        """The tags that point at `digest`."""
-        return sorted(t for t, d in (await self.tag_targets(repo)).items() if d == digest)
-
-    async def tag_targets(self, repo: str) -> dict[str, Digest]:
-        """Every tag of the repository with the digest it points at (tags that
-        vanish or are unreadable meanwhile are left out)."""
-        out: dict[str, Digest] = {}
-        for tag in await self.list_tags(repo):
-            try:
-                out[tag] = await self._read_tag(repo, tag)
-            except ManifestUnknown:
-                continue
-        return out
-
-    async def list_tags(self, repo: str) -> list[str]:
-        """All tags of the repository, sorted; empty if it has none.
-
-        Cached like single tags, so paging through a large repository lists
-        its directory once rather than once per page."""
-        return await self._tag_lists.fetch(repo, lambda: self._read_tags(repo))
-
-    async def tag_view(self, repo: str, key: Hashable,
-                       build: Callable[[list[str]], Awaitable[Sized]]) -> Sized:
-        """`build(tags)` for the repository's sorted tags, cached under (repo, key)
-        with the same invalidation as the tag list itself. A client paging through
-        10,000 tags then costs one lookup per page, not a slice and a JSON encoding."""
-        cached = self._tag_views.get((repo, key))
-        if cached is not None:
-            return cached
-        gen = self._tag_views.generation(repo)  # before reading, as GenerationCache requires
-        tags = await self.list_tags(repo)
-        view = await build(tags)
-        # As old as the list it was built from: with a TTL (s3 replicas) a page is
-        # never staler than `tag_cache_ms`, however late it was first rendered.
-        self._tag_views.put((repo, key), view, gen, stamp=self._tag_lists.stamp(repo))
-        return view
-
-    async def _read_tags(self, repo: str) -> list[str]:
-        try:
-            names = await self.driver.list(paths.tags_dir(repo))
-        except PathNotFound:
-            return []
-        return await valid_sorted(names, is_valid_tag)

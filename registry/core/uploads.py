@@ -22,7 +22,6 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from registry.core.blobs import BlobStore
 from registry.core.errors import (
     BlobUploadUnknown,
     DigestInvalid,
@@ -30,6 +29,7 @@ from registry.core.errors import (
     SizeInvalid,
 )
 from registry.core.grammar import Digest, is_valid_upload_id
+from registry.core.protocols import Blobs
 from registry.storage import paths
 from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageError
 
@@ -152,7 +152,7 @@ def _mismatch(digest: Digest, actual_hex: str) -> DigestInvalid:
 
 
 class UploadService:
-    def __init__(self, driver: Driver, blobs: BlobStore, auto_mount: bool = True) -> None:
+    def __init__(self, driver: Driver, blobs: Blobs, auto_mount: bool = True) -> None:
         self.driver = driver
         self.blobs = blobs
         self.auto_mount = auto_mount

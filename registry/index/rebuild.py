@@ -65,9 +65,9 @@ async def rebuild(reg: Registry, index: Index) -> RebuildStats:
             config = await reg.manifests.read_config(manifest)
             await index.record_manifest(repo, digest, manifest, len(data), None, config)
             stats.manifests += 1
-        for tag in await reg.manifests.list_tags(repo):
+        for tag in await reg.tags.list(repo):
             try:
-                digest = await reg.manifests.resolve(repo, tag)
+                digest = await reg.tags.resolve(repo, tag)
             except Exception:
                 stats.skipped += 1
                 continue

@@ -96,9 +96,9 @@ async def _sync_repo(reg: Registry, index: Index, repo: str, stats: SyncStats,
         stats.removed += 1
 
     current: dict[str, str] = {}
-    for tag in await reg.manifests.list_tags(repo):
+    for tag in await reg.tags.list(repo):
         try:
-            current[tag] = str(await reg.manifests.resolve(repo, tag))
+            current[tag] = str(await reg.tags.resolve(repo, tag))
         except Exception:  # deleted meanwhile, or unreadable: next pass
             continue
     for tag, digest in current.items():

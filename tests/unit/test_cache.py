@@ -127,7 +127,7 @@ def test_tag_list_weight_tracks_its_real_size() -> None:
     lists holds in bytes and not only in lists."""
     import sys
 
-    from registry.core.manifests import _weigh_tags
+    from registry.core.tags import _weigh_tags
 
     tags = [f"gcc-13.2.0-{i:06d}-abcdefghijklmnopqrstuvwxyz012345.spack" for i in range(100_000)]
     real = sys.getsizeof(tags) + sum(sys.getsizeof(t) for t in tags)

@@ -1,0 +1,72 @@
+"""One factory builds the core services from settings, and applies decorators.
+
+A decorator is a function `Registry -> Registry` that swaps services for wrappers
+implementing the same Protocols (a node cache around blobs and manifests, a
+policy guard, a quota). They are applied in order, so the last is outermost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from registry.config import Config
+from registry.core.blobs import BlobStore
+from registry.core.cache import Generations
+from registry.core.catalog import CatalogService
+from registry.core.hooks import Hooks, NullHooks
+from registry.core.manifests import ManifestService
+from registry.core.referrers import ReferrersService
+from registry.core.service import Registry
+from registry.core.tags import TagStore
+from registry.core.uploads import UploadService
+from registry.storage.driver import Driver
+
+Decorator = Callable[[Registry], Registry]
+# Drivers whose store no other machine writes to: caches can be exact.
+LOCAL_DRIVERS = ("filesystem", "memory")
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """What the core services need to know of the configuration."""
+
+    auto_mount: bool = True
+    manifest_max_bytes: int = 4 << 20
+    # Other machines write to the same store (s3 replicas): in-memory caches of
+    # mutable things cannot be invalidated exactly, so they are off or TTL-bound.
+    shared_store: bool = False
+    tag_cache_seconds: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> CoreSettings:
+        return cls(auto_mount=config.storage.auto_mount,
+                   manifest_max_bytes=config.limits.manifest_max_bytes,
+                   shared_store=config.storage.driver not in LOCAL_DRIVERS,
+                   tag_cache_seconds=config.storage.tag_cache_ms / 1000)
+
+
+def build_registry(driver: Driver, hooks: Hooks | None = None,
+                   settings: CoreSettings | None = None,
+                   generations: Generations | None = None,
+                   decorators: Sequence[Decorator] = ()) -> Registry:
+    """The services over `driver`, wired together, then wrapped by `decorators`.
+    `generations` are the write counters shared by forked workers (core.cache)."""
+    s = settings or CoreSettings()
+    hooks = hooks or NullHooks()
+    generations = generations or Generations()
+    blobs = BlobStore(driver, hooks, generations, s.shared_store)
+    tags = TagStore(driver, hooks, generations, s.shared_store, s.tag_cache_seconds)
+    registry = Registry(
+        driver=driver,
+        blobs=blobs,
+        uploads=UploadService(driver, blobs, auto_mount=s.auto_mount),
+        manifests=ManifestService(driver, blobs, tags, hooks, max_bytes=s.manifest_max_bytes,
+                                  generations=generations, shared_store=s.shared_store),
+        tags=tags,
+        referrers=ReferrersService(driver, generations, s.shared_store),
+        catalog=CatalogService(driver),
+    )
+    for decorate in decorators:
+        registry = decorate(registry)
+    return registry

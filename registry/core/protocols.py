@@ -1,0 +1,123 @@
+"""The core services as Protocols: the seams decorators wrap.
+
+Handlers and other services depend on these, never on the classes behind them,
+so a node cache (issue: fan-out), a policy guard or a quota can wrap a service
+(`factory.build_registry(..., decorators=[...])`) without any handler knowing.
+A decorator implements the same Protocol and usually delegates to the service
+it wraps, as CNCF distribution's `proxyblobstore` wraps its blob store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sized
+from typing import TYPE_CHECKING, Protocol
+
+from registry.core.grammar import Digest
+from registry.core.manifest_format import Manifest
+from registry.core.serving import BlobPlan
+
+if TYPE_CHECKING:
+    from registry.core.manifests import StoredManifest
+    from registry.core.uploads import UploadStatus
+
+
+class Blobs(Protocol):
+    """Content-addressed bytes, linked into repositories, and how to serve them."""
+
+    async def size(self, digest: Digest) -> int | None: ...
+
+    async def linked(self, repo: str, digest: Digest) -> bool: ...
+
+    async def serve(self, repo: str, digest: Digest, range_header: str | None = None,
+                    with_body: bool = True) -> BlobPlan: ...
+
+    async def link(self, repo: str, digest: Digest, size: int) -> None: ...
+
+    async def unlink(self, repo: str, digest: Digest) -> None: ...
+
+    async def put_small(self, data: bytes, digest: Digest) -> None: ...
+
+    async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes: ...
+
+    def reader(self, digest: Digest, offset: int = 0,
+               length: int | None = None) -> AsyncIterator[bytes]: ...
+
+
+class Uploads(Protocol):
+    """Upload sessions and cross-repository mounts."""
+
+    async def start(self, repo: str) -> UploadStatus: ...
+
+    async def status(self, repo: str, upload_id: str) -> UploadStatus: ...
+
+    async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> UploadStatus: ...
+
+    async def finish(self, repo: str, upload_id: str, digest: Digest,
+                     chunks: AsyncIterator[bytes] | None = None,
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> int: ...
+
+    async def cancel(self, repo: str, upload_id: str) -> None: ...
+
+    async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
+                           content_length: int | None) -> int: ...
+
+    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool: ...
+
+    async def purge_stale(self, repositories: list[str], older_than: float) -> int: ...
+
+
+class Manifests(Protocol):
+    """Manifests: validated on put, served as pushed, deleted with what names them."""
+
+    async def get(self, repo: str, reference: str,
+                  with_body: bool = True) -> StoredManifest: ...
+
+    async def put(self, repo: str, reference: str, data: bytes,
+                  content_type: str | None) -> tuple[Digest, Manifest]: ...
+
+    async def delete(self, repo: str, reference: str) -> None: ...
+
+    async def exists(self, repo: str, digest: Digest) -> bool: ...
+
+    async def read_bytes(self, digest: Digest) -> bytes: ...
+
+    async def read_config(self, manifest: Manifest) -> bytes | None: ...
+
+
+class Tags(Protocol):
+    """Mutable names for manifests."""
+
+    async def resolve(self, repo: str, reference: str) -> Digest: ...
+
+    async def set(self, repo: str, tag: str, digest: Digest) -> None: ...
+
+    async def delete(self, repo: str, tag: str) -> None: ...
+
+    async def list(self, repo: str) -> list[str]: ...
+
+    async def view(self, repo: str, key: Hashable,
+                   build: Callable[[list[str]], Awaitable[Sized]]) -> Sized: ...
+
+    async def targets(self, repo: str) -> dict[str, Digest]: ...
+
+    async def pointing_at(self, repo: str, digest: Digest) -> list[str]: ...
+
+
+class Referrers(Protocol):
+    """Manifests whose subject is a given digest."""
+
+    async def list(self, repo: str, subject: Digest,
+                   artifact_type: str | None = None) -> list[dict]: ...
+
+    def index(self, descriptors: list[dict]) -> dict: ...
+
+
+class Catalog(Protocol):
+    """The repositories that exist."""
+
+    async def exists(self, repo: str) -> bool: ...
+
+    async def repositories(self) -> list[str]: ...
