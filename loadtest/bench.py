@@ -128,12 +128,14 @@ async def run_target(
     doc["runs"].append(record)
     server = targets.prepare(spec, cfg.tmp_root)
     record.update(pid=None, tmp_dir=str(server.tmp_dir), cmd=server.cmd, url=server.url)
+    needs = set().union(*(s.needs for s in chosen))
     try:
+        if server.kind == "nginx":
+            sc.seed_static(server, needs, files)
         server.spawn()
         record["pid"] = server.pid
         await server.wait_ready(cfg.start_timeout)
         log(f"[rep {rep + 1}/{cfg.repeat}] {spec.name}: started pid {server.pid} at {server.url}")
-        needs = set().union(*(s.needs for s in chosen))
         t0 = time.perf_counter()
         seed = await sc.seed(server, needs, opts, files)
         record["seed_seconds"] = seed.seconds

@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--theirs-bin", default="docker-registry", help="docker-registry binary")
     b.add_argument("--nginx-bin", default="nginx", help="nginx binary")
     b.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
+    b.add_argument("--nginx-workers", type=int,
+                   help="nginx worker_processes (default: auto, one per core)")
     b.add_argument("--wrk-bin", default="wrk")
     b.add_argument("--curl-bin", default="curl")
     b.add_argument(
@@ -143,7 +145,8 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
     nginx = None
     if not args.no_nginx:
         nginx = targets.TargetSpec(
-            "nginx", "nginx", binary=shutil.which(args.nginx_bin) or args.nginx_bin
+            "nginx", "nginx", binary=shutil.which(args.nginx_bin) or args.nginx_bin,
+            workers=args.nginx_workers,
         )
     cores = os.cpu_count() or 1
     return bench.BenchConfig(

@@ -21,6 +21,7 @@ from loadtest.client import RegistryClient, RegistryError
 from loadtest.data import (
     EMPTY_JSON,
     MANIFEST_ACCEPT,
+    OCI_MANIFEST,
     BlobFile,
     artifact_manifest,
     image_config,
@@ -146,21 +147,39 @@ def _app_blobs() -> tuple[bytes, list[bytes]]:
     return image_config(layers), layers
 
 
+def _app_manifest() -> tuple[bytes, bytes, list[bytes]]:
+    config, layers = _app_blobs()
+    return image_manifest(config, layers), config, layers
+
+
+def seed_static(server: Server, needs: set[str], files: Files) -> None:
+    """nginx, before it starts: the files a registry would serve, at the same URL paths
+    (the manifest by tag and by digest, with its digest header; the big blob)."""
+    if "app" in needs:
+        manifest, _, _ = _app_manifest()
+        digest = sha256_digest(manifest)
+        for ref in (TAG, digest):
+            server.add_static(f"/v2/{REPO_APP}/manifests/{ref}", manifest, digest)
+    if "big" in needs and files.big is not None:
+        server.link_blob(REPO_APP, files.big)
+
+
 async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> Seed:
-    """Put what the scenarios in `needs` read onto a fresh server (same for every target)."""
+    """Put what the scenarios in `needs` read onto a fresh server (same for every target).
+    nginx got its files from seed_static() before it started."""
     s = Seed()
     if server.kind == "nginx":
-        if "big" in needs and files.big is not None:
-            server.link_blob(REPO_APP, files.big)
+        if "app" in needs:
+            s.manifest = _app_manifest()[0]
+            s.manifest_digest = sha256_digest(s.manifest)
         return s
     p = opts.profile
     async with RegistryClient(server.url, concurrency=max(16, p.tags_seed_clients)) as c:
         if needs & {"app", "big"}:
             t0 = time.perf_counter()
-            config, layers = _app_blobs()
+            s.manifest, config, layers = _app_manifest()
             for blob in (config, *layers):
                 await c.ensure_blob(REPO_APP, blob, sha256_digest(blob))
-            s.manifest = image_manifest(config, layers)
             s.manifest_digest = sha256_digest(s.manifest)
             got = await c.put_manifest(REPO_APP, TAG, s.manifest)
             if got and got != s.manifest_digest:
@@ -238,9 +257,13 @@ async def _wrk_load(ctx: Ctx, url: str, script: str, *, connections: int | None 
 async def manifest_get(ctx: Ctx) -> dict:
     path = f"/v2/{REPO_APP}/manifests/{TAG}"
     async with RegistryClient(ctx.server.url, 1) as c:
-        status, _, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
+        status, headers, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
     if status != 200 or body != ctx.seed.manifest:
         raise RegistryError(f"GET manifest by tag: {status} {body[:200]!r}")
+    ctype = headers.get("Content-Type", "").split(";")[0].strip()
+    digest = headers.get("Docker-Content-Digest", ctx.seed.manifest_digest)
+    if ctype != OCI_MANIFEST or digest != ctx.seed.manifest_digest:
+        raise RegistryError(f"GET manifest by tag: Content-Type {ctype!r}, digest {digest!r}")
     summary = await _wrk_load(ctx, ctx.server.url + path, "manifest_get")
     return {
         "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
@@ -593,8 +616,10 @@ REG = frozenset({"registry"})
 REG_NGINX = frozenset({"registry", "nginx"})
 
 SCENARIOS: list[Scenario] = [
-    Scenario("manifest-get", "manifest GET by tag (wrk)", REG, frozenset({"app"}), manifest_get),
-    Scenario("manifest-head", "manifest HEAD by digest", REG, frozenset({"app"}), manifest_head),
+    Scenario("manifest-get", "manifest GET by tag (wrk)", REG_NGINX, frozenset({"app"}),
+             manifest_get),
+    Scenario("manifest-head", "manifest HEAD by digest", REG_NGINX, frozenset({"app"}),
+             manifest_head),
     Scenario(
         "blob-get-1", "blob GET, 1 stream (curl)", REG_NGINX, frozenset({"big"}), blob_get("1")
     ),

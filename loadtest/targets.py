@@ -102,6 +102,8 @@ class TargetSpec:
     def describe(self) -> str:
         if self.flavor == "ours":
             return " ".join(self.argv)
+        if self.flavor == "nginx":
+            return f"{self.binary} (nginx, worker_processes {self.workers or 'auto'})"
         return f"{self.binary} ({self.flavor})"
 
 
@@ -214,7 +216,7 @@ http:
 NGINX_CONFIG = """\
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes {workers};
 {user}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log error;
@@ -235,12 +237,22 @@ http {{
     scgi_temp_path {tmp}/scgi;
     types {{ }}
     default_type application/octet-stream;
+    # Docker-Content-Digest of each manifest file, keyed by URL path (written before start).
+    map_hash_bucket_size 256;
+    map $uri $docker_content_digest {{
+        default "";
+        include {tmp}/digests.map;
+    }}
     server {{
         listen 127.0.0.1:{port};
         root {tmp}/www;
         location = /v2/ {{
             default_type application/json;
             return 200 "{{}}";
+        }}
+        location ~ ^/v2/.+/manifests/[^/]+$ {{
+            default_type application/vnd.oci.image.manifest.v1+json;
+            add_header Docker-Content-Digest $docker_content_digest;
         }}
     }}
 }}
@@ -301,6 +313,18 @@ class Server:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():
             dest.symlink_to(blob.path.resolve())
+
+    def add_static(self, path: str, data: bytes, digest: str = "") -> None:
+        """nginx only, before spawn(): serve `data` at URL `path` (e.g. a manifest at
+        /v2/<repo>/manifests/<ref>), with `Docker-Content-Digest: digest` if given."""
+        dest = self.tmp_dir / "www" / path.lstrip("/")
+        if not dest.resolve().is_relative_to((self.tmp_dir / "www").resolve()):
+            raise ValueError(f"path outside the web root: {path}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        if digest:
+            with (self.tmp_dir / "digests.map").open("a") as f:
+                f.write(f'"{path}" "{digest}";\n')
 
     def spawn(self) -> None:
         log = self.log_path.open("wb")
@@ -389,9 +413,11 @@ def prepare(spec: TargetSpec, tmp_root: Path | None) -> Server:
     elif spec.flavor == "nginx":
         for sub in ("www", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (tmp / sub).mkdir()
+        (tmp / "digests.map").write_text("")
         user = "user root root;" if os.geteuid() == 0 else ""
+        workers = spec.workers or "auto"
         cfg = tmp / "nginx.conf"
-        cfg.write_text(NGINX_CONFIG.format(tmp=tmp, port=port, user=user))
+        cfg.write_text(NGINX_CONFIG.format(tmp=tmp, port=port, user=user, workers=workers))
         cmd = [spec.binary, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(cfg)]
     else:
         cfg_path = tmp / "registry.toml"

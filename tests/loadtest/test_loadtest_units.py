@@ -96,6 +96,23 @@ def test_ours_spec_docker_registry_stand_in() -> None:
     assert not server.tmp_dir.exists()
 
 
+def test_nginx_static_files_and_digest_map() -> None:
+    spec = targets.TargetSpec("nginx", "nginx", binary="nginx", workers=1)
+    server = targets.prepare(spec, None)
+    try:
+        assert "worker_processes 1;" in (server.tmp_dir / "nginx.conf").read_text()
+        sc.seed_static(server, {"app"}, sc.Files())
+        manifest = server.tmp_dir / "www/v2" / sc.REPO_APP / "manifests" / sc.TAG
+        digest = "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()
+        assert (manifest.parent / digest).read_bytes() == manifest.read_bytes()
+        lines = (server.tmp_dir / "digests.map").read_text().splitlines()
+        assert f'"/v2/{sc.REPO_APP}/manifests/{sc.TAG}" "{digest}";' in lines
+        with pytest.raises(ValueError):
+            server.add_static("/v2/../../x", b"")
+    finally:
+        server.stop()
+
+
 def test_blob_file_cached(tmp_path: Path) -> None:
     blob = ensure_blob_file(tmp_path, "t", 3 * (1 << 20) + 5, seed=9)
     data = blob.path.read_bytes()
