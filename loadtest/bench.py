@@ -1,4 +1,4 @@
-"""Run the selected scenarios: rep 1 (ours, theirs, nginx), rep 2 (...), ...
+"""Run the selected scenarios: rep 1 (ours, baseline, theirs, nginx), rep 2 (...), ...
 
 Each run of a target starts a fresh server in a fresh temp dir, seeds it, runs every
 selected scenario that applies to it, and stops it (always, even on error or Ctrl-C).
@@ -27,9 +27,10 @@ class BenchConfig:
     profile: sc.Profile
     repeat: int
     ours: targets.TargetSpec
-    theirs: targets.TargetSpec
+    theirs: targets.TargetSpec | None
     nginx: targets.TargetSpec | None
     cache_dir: Path
+    baseline: targets.TargetSpec | None = None
     tmp_root: Path | None = None
     wrk_bin: str = "wrk"
     curl_bin: str = "curl"
@@ -40,7 +41,7 @@ class BenchConfig:
     extra: dict = field(default_factory=dict)
 
     def target_specs(self) -> list[targets.TargetSpec]:
-        specs = [self.ours, self.theirs]
+        specs = [s for s in (self.ours, self.baseline, self.theirs) if s is not None]
         if self.nginx is not None and any("nginx" in s.kinds for s in self.scenarios):
             specs.append(self.nginx)
         return specs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import os
 import shlex
 import shutil
@@ -94,6 +95,7 @@ class TargetSpec:
     workers: int | None = None
     config_file: Path | None = None  # ours: base TOML config
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # ours: TOML overrides
+    src: Path | None = None  # ours: the checkout whose `registry` runs (default: this one)
 
     @property
     def kind(self) -> str:
@@ -101,7 +103,7 @@ class TargetSpec:
 
     def describe(self) -> str:
         if self.flavor == "ours":
-            return " ".join(self.argv)
+            return " ".join(self.argv) + (f" (PYTHONPATH={self.src})" if self.src else "")
         if self.flavor == "nginx":
             return f"{self.binary} (nginx, worker_processes {self.workers or 'auto'})"
         return f"{self.binary} ({self.flavor})"
@@ -127,6 +129,13 @@ def ours_spec(
         "ours", "ours", argv=argv, workers=workers, config_file=config_file,
         settings=settings or {},
     )  # fmt: skip
+
+
+def baseline_spec(ours: TargetSpec, src: Path) -> TargetSpec:
+    """Our server as `ours` runs it (same command and config), from checkout `src`."""
+    if ours.flavor != "ours":
+        raise ValueError("a baseline needs our registry as `ours`")
+    return dataclasses.replace(ours, name="baseline", src=src.resolve())
 
 
 def toml_value(value: object) -> str:
@@ -329,13 +338,20 @@ class Server:
     def spawn(self) -> None:
         log = self.log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        cwd = self.tmp_dir
+        if self.spec.flavor == "ours":
+            # `python -m registry` imports from the working directory first, then
+            # PYTHONPATH: both name the checkout under test (a baseline's is another).
+            cwd = self.spec.src or REPO_ROOT
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(cwd)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         try:
             self.proc = subprocess.Popen(
                 self.cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT if self.spec.flavor == "ours" else self.tmp_dir,
+                cwd=cwd,
                 env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,

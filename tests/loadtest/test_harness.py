@@ -168,6 +168,31 @@ def test_bench_ours_vs_docker_registry_and_nginx(tmp_path: Path) -> None:
     assert_clean(tmp_path, doc)
 
 
+def test_baseline_checkout_alternates_with_ours(tmp_path: Path) -> None:
+    """--baseline-src: our registry from another checkout (here this one) is a target
+    of its own, run after ours in each rep, with an ours/baseline ratio."""
+    proc, doc = run_bench(tmp_path, "--scenario", "manifest-get", "--baseline-src",
+                          str(REPO_ROOT), "--no-theirs", "--no-nginx", "--repeat", "2",
+                          "--no-chart")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [r["target"] for r in doc["runs"]] == ["ours", "baseline"] * 2
+    assert doc["targets"]["baseline"]["flavor"] == "ours"
+    assert f"PYTHONPATH={REPO_ROOT}" in doc["targets"]["baseline"]["describe"]
+    assert doc["versions"]["baseline_src"] == str(REPO_ROOT)
+    (row,) = doc["summary"]
+    assert len(row["runs"]["baseline"]) == 2 and row["ratio"]["ours/baseline"] > 0
+    assert "ours/theirs" not in row["ratio"]
+    table = (tmp_path / "out" / "table.txt").read_text()
+    assert "ours/baseline" in table and "docker-registry" not in table
+    assert_clean(tmp_path, doc)
+
+
+def test_baseline_checkout_must_hold_the_registry(tmp_path: Path) -> None:
+    proc = subprocess.run(bench_argv(tmp_path, "--baseline-src", str(tmp_path)), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "no registry/__init__.py" in proc.stderr
+
+
 def test_sigint_stops_servers_and_load_tool(tmp_path: Path) -> None:
     """Ctrl-C while wrk runs: every process stops, temp dirs go, partial JSON is written."""
     argv = bench_argv(

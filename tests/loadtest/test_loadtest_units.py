@@ -113,6 +113,15 @@ def test_nginx_static_files_and_digest_map() -> None:
         server.stop()
 
 
+def test_baseline_spec_runs_from_its_checkout(tmp_path: Path) -> None:
+    ours = targets.ours_spec(None, workers=2, settings={"storage": {"fsync": "false"}})
+    base = targets.baseline_spec(ours, tmp_path)
+    assert (base.name, base.flavor, base.src) == ("baseline", "ours", tmp_path.resolve())
+    assert (base.argv, base.workers, base.settings) == (ours.argv, ours.workers, ours.settings)
+    with pytest.raises(ValueError):
+        targets.baseline_spec(targets.ours_spec("docker-registry"), tmp_path)
+
+
 def test_blob_file_cached(tmp_path: Path) -> None:
     blob = ensure_blob_file(tmp_path, "t", 3 * (1 << 20) + 5, seed=9)
     data = blob.path.read_bytes()
