@@ -44,6 +44,8 @@ def summarize(doc: dict, scenario_order: list[str]) -> list[dict]:
                 status.setdefault(target, "ok")
             elif st == "unsupported":
                 status[target] = "unsupported"
+                if entry.get("reason"):
+                    notes.setdefault(target, set()).add(f"unsupported: {entry['reason']}")
             else:
                 errors.setdefault(target, []).append(entry.get("error", "?"))
                 status.setdefault(target, "error")

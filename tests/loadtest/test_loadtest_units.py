@@ -140,6 +140,19 @@ def test_select() -> None:
     ]
     with pytest.raises(KeyError):
         sc.select(["nope"])
+    group = [s.name for s in sc.select(["big-repo"])]
+    assert group[:3] == ["big-repo-list", "big-repo-page", "big-repo-delete"]
+    assert [s.name for s in sc.select(["big-repo-page", "manifest-get"])] == [
+        "manifest-get",
+        "big-repo-page",
+    ]
+
+
+def test_big_repo_manifests_distinct_and_tags_sorted() -> None:
+    bodies = {sc.big_manifest(i) for i in range(50)}
+    assert len(bodies) == 50
+    tags = [sc.big_tag(i) for i in range(0, 50_000, 997)]
+    assert tags == sorted(tags)
 
 
 def _entry(value: float, rss: float | None = None) -> dict:
