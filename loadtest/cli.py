@@ -76,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--duration", type=float, help="seconds per wrk run (10; quick 1)")
     b.add_argument("--connections", type=int, help="wrk connections (64; quick 4)")
+    b.add_argument("--big-tags", type=int, help="big-repo-*: tags in the big repository "
+                   "(50,000; quick 2,000)")
     b.add_argument(
         "--cache-dir",
         type=Path,
@@ -164,6 +166,10 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         if not 1 <= args.connections <= 4096:
             raise SystemExit("--connections must be in [1, 4096]")
         changes["connections"] = args.connections
+    if args.big_tags is not None:
+        if not 100 <= args.big_tags <= 1_000_000:
+            raise SystemExit("--big-tags must be in [100, 1000000]")
+        changes["big_tags"] = args.big_tags
     if changes:
         import dataclasses
 

@@ -61,7 +61,7 @@ class Profile:
     big_delete_limit_s: float = 120.0  # stop deleting after this (at least one delete)
     # big-repo-sync: replica B's index catch-up, on the S3 driver (SeaweedFS)
     sync_new_tags: int = 20  # K tags pushed to replica A per round
-    sync_rounds: int = 3
+    sync_rounds: int = 2
     sync_interval: int = 1  # replica B's [index] sync_interval, seconds
     sync_timeout_s: float = 900.0  # per wait (seeding excluded)
 
@@ -743,6 +743,14 @@ async def big_repo_delete(ctx: Ctx) -> dict:
     }
 
 
+async def big_repo_sync(ctx: Ctx) -> dict:
+    """(d) Index catch-up between two replicas on S3: see loadtest/replicas.py (imported
+    here, when it runs: it starts SeaweedFS with tests/seaweed.py)."""
+    from loadtest import replicas
+
+    return await replicas.big_repo_sync(ctx)
+
+
 # -- the catalogue ----------------------------------------------------------------------
 
 
@@ -801,6 +809,8 @@ SCENARIOS: list[Scenario] = [
              frozenset({"bigrepo"}), big_repo_page),
     Scenario("big-repo-delete", "big repository: delete a manifest by digest", REG,
              frozenset({"bigrepo"}), big_repo_delete),
+    Scenario("big-repo-sync", "big repository: replica index catch-up (S3)", REG, frozenset(),
+             big_repo_sync),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 

@@ -282,6 +282,7 @@ class Server:
     cmd: list[str]
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for spawn()
 
     @property
     def name(self) -> str:
@@ -345,6 +346,7 @@ class Server:
             cwd = self.spec.src or REPO_ROOT
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(cwd)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env.update(self.env)
         try:
             self.proc = subprocess.Popen(
                 self.cmd,

@@ -193,6 +193,39 @@ def test_baseline_checkout_must_hold_the_registry(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no registry/__init__.py" in proc.stderr
 
 
+def test_big_repo_scenarios(tmp_path: Path) -> None:
+    """big-repo-list/-page/-delete/-sync end to end on ours (and docker-registry, which
+    has no tags pagination and no replica index), with a small repository."""
+    proc, doc = run_bench(tmp_path, "--scenario", "big-repo", "--big-tags", "300",
+                          "--no-nginx", "--no-chart")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = ["big-repo-list", "big-repo-page", "big-repo-delete", "big-repo-sync"]
+    assert doc["config"]["scenarios"] == names
+    assert doc["config"]["profile"]["big_tags"] == 300
+    ours, theirs = doc["runs"]
+    assert ours["seed_seconds"]["bigrepo"] > 0
+    for name in names:
+        entry = ours["scenarios"][name]
+        assert entry["status"] == "ok", entry
+        assert all(m["value"] > 0 for m in entry["metrics"]), entry
+        assert entry["metrics"][0]["better"] == "higher"
+    assert ours["scenarios"]["big-repo-list"]["details"]["tags"] == 300
+    assert ours["scenarios"]["big-repo-delete"]["details"]["tags_removed"] > 0
+    sync = ours["scenarios"]["big-repo-sync"]
+    assert {m["key"] for m in sync["metrics"]} == {"per_s", "ttv_s", "pass_s", "catch_up_pass_s"}
+    rounds = sync["details"]["rounds"]
+    assert len(rounds) == 2 and all(r["time_to_visible_s"] > 0 for r in rounds)
+    assert any(x["stats"]["retagged"] >= 10 for x in sync["details"]["passes"])
+    for name in ("big-repo-list", "big-repo-delete"):
+        assert theirs["scenarios"][name]["status"] == "ok"
+    for name in ("big-repo-page", "big-repo-sync"):
+        assert theirs["scenarios"][name]["status"] == "unsupported"
+    rows = {(r["scenario"], r["metric"]): r for r in doc["summary"]}
+    assert rows[("big-repo-list", "listings_per_s")]["ratio"]["ours/theirs"] > 0
+    assert rows[("big-repo-sync", "per_s")]["status"]["theirs"] == "unsupported"
+    assert_clean(tmp_path, doc)
+
+
 def test_sigint_stops_servers_and_load_tool(tmp_path: Path) -> None:
     """Ctrl-C while wrk runs: every process stops, temp dirs go, partial JSON is written."""
     argv = bench_argv(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 import tomllib
 from pathlib import Path
 
@@ -120,6 +121,48 @@ def test_baseline_spec_runs_from_its_checkout(tmp_path: Path) -> None:
     assert (base.argv, base.workers, base.settings) == (ours.argv, ours.workers, ours.settings)
     with pytest.raises(ValueError):
         targets.baseline_spec(targets.ours_spec("docker-registry"), tmp_path)
+
+
+def test_replica_index_reader_and_copy(tmp_path: Path) -> None:
+    from loadtest import replicas
+
+    src = tmp_path / "a.sqlite"
+    db = sqlite3.connect(src)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE tags (repo TEXT, tag TEXT, digest TEXT, PRIMARY KEY (repo, tag))")
+    rows = [("r", f"t{i}", "d") for i in range(5)] + [("r", "u0-1", "d"), ("s", "u0-2", "d")]
+    db.executemany("INSERT INTO tags VALUES (?, ?, ?)", rows)
+    db.commit()
+    dest = tmp_path / "b" / "index.sqlite"
+    replicas.copy_index(src, dest)  # while the source is open, as A's is
+    db.close()
+    reader = replicas.IndexReader(dest)
+    try:
+        assert reader.count("r") == 6 and reader.count("r", "u0-") == 1
+        assert reader.count("r", "u1-") == 0
+    finally:
+        reader.close()
+    assert replicas.IndexReader(tmp_path / "missing").count("r") == 0
+    log = tmp_path / "passes.jsonl"
+    log.write_text('{"start": 1, "end": 2, "stats": {"repositories": 1, "added": 0}}\n{"sta')
+    (rec,) = replicas.read_passes(log)
+    assert replicas._changes(rec) == 0 and replicas._changes({"stats": "?"}) == -1
+
+
+def test_replica_spec_on_s3(tmp_path: Path) -> None:
+    from loadtest import replicas
+
+    ours = targets.ours_spec(None, settings={"storage": {"fsync": "false"}})
+    spec = replicas.replica_spec(ours, "ours-B", "http://127.0.0.1:1", "p", 1)
+    server = targets.prepare(spec, tmp_path)
+    try:
+        cfg = tomllib.loads((server.tmp_dir / "registry.toml").read_text())
+        assert cfg["storage"]["driver"] == "s3" and cfg["storage"]["fsync"] is False
+        assert cfg["index"]["sync_interval"] == 1
+        assert replicas.index_path(server) == server.tmp_dir / "data" / "index.sqlite"
+    finally:
+        server.stop()
+    assert ours.settings == {"storage": {"fsync": "false"}}  # not changed in place
 
 
 def test_blob_file_cached(tmp_path: Path) -> None:
