@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
         "--scenario",
         action="append",
         metavar="NAME",
-        help="scenario to run (repeatable; default: all; see `list`)",
+        help="scenario or group to run (repeatable; default: all but big-repo-*; `all`: "
+        "every one; `big-repo`: big-repo-*; see `list`)",
     )
     b.add_argument("--repeat", type=int, default=3, help="alternating runs per target (3)")
     b.add_argument("--quick", action="store_true", help="small sizes and 1 s runs, for smoke tests")
@@ -258,7 +259,10 @@ def _run_loop(coro) -> None:
 def cmd_list() -> int:
     for s in sc.SCENARIOS:
         kinds = "registries + nginx" if "nginx" in s.kinds else "registries"
-        print(f"{s.name:14} {s.title} [{kinds}]")
+        extra = "" if s.default else ", not by default"
+        print(f"{s.name:16} {s.title} [{kinds}{extra}]")
+    for group, members in sc.GROUPS.items():
+        print(f"{group:16} = {' '.join(members)}")
     return 0
 
 

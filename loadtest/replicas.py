@@ -274,7 +274,7 @@ async def big_repo_sync(ctx: Ctx) -> dict:
             if server.proc is not None and server.proc.poll() is not None:
                 details.setdefault("replica_logs", {})[server.name] = server.log_tail(1500)
             server.stop()
-        await asyncio.to_thread(weed.stop)
+        weed.stop()  # blocking (a few seconds at most), so that it also runs when cancelled
         shutil.rmtree(root, ignore_errors=True)
 
     ttv = statistics.median(r["time_to_visible_s"] for r in rounds)

@@ -759,8 +759,9 @@ class Scenario:
     name: str
     title: str
     kinds: frozenset  # "registry" and/or "nginx"
-    needs: frozenset  # seed parts: app, big, tags, refs; files: big, push_mono, push_chunked
+    needs: frozenset  # seed parts: app, big, tags, refs, bigrepo; files: big, push_mono, ...
     run: Callable[[Ctx], Awaitable[dict]]
+    default: bool = True  # run without --scenario (the big-repo ones are long: ask for them)
 
     def describe(self) -> dict:
         d = asdict(self)
@@ -804,13 +805,13 @@ SCENARIOS: list[Scenario] = [
              tags_list_all),
     Scenario("referrers", "referrers of a manifest", REG, frozenset({"refs"}), referrers),
     Scenario("big-repo-list", "big repository: full tag listing", REG, frozenset({"bigrepo"}),
-             big_repo_list),
+             big_repo_list, default=False),
     Scenario("big-repo-page", "big repository: one page from the middle", REG,
-             frozenset({"bigrepo"}), big_repo_page),
+             frozenset({"bigrepo"}), big_repo_page, default=False),
     Scenario("big-repo-delete", "big repository: delete a manifest by digest", REG,
-             frozenset({"bigrepo"}), big_repo_delete),
+             frozenset({"bigrepo"}), big_repo_delete, default=False),
     Scenario("big-repo-sync", "big repository: replica index catch-up (S3)", REG, frozenset(),
-             big_repo_sync),
+             big_repo_sync, default=False),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -820,8 +821,11 @@ GROUPS = {"big-repo": [s.name for s in SCENARIOS if s.name.startswith("big-repo-
 
 
 def select(names: list[str] | None) -> list[Scenario]:
-    """Scenarios by name or group (in catalogue order); `None`, [] or ["all"] means all."""
-    if not names or "all" in names:
+    """Scenarios by name or group (in catalogue order); `None` or [] means the default
+    ones (all but big-repo-*), ["all"] every one."""
+    if not names:
+        return [s for s in SCENARIOS if s.default]
+    if "all" in names:
         return list(SCENARIOS)
     unknown = [n for n in names if n not in BY_NAME and n not in GROUPS]
     if unknown:

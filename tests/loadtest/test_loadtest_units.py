@@ -176,7 +176,9 @@ def test_blob_file_cached(tmp_path: Path) -> None:
 
 
 def test_select() -> None:
-    assert [s.name for s in sc.select(None)] == [s.name for s in sc.SCENARIOS]
+    assert [s.name for s in sc.select(["all"])] == [s.name for s in sc.SCENARIOS]
+    default = [s.name for s in sc.select(None)]
+    assert "manifest-get" in default and not any(n.startswith("big-repo") for n in default)
     assert [s.name for s in sc.select(["push-small", "manifest-get"])] == [
         "manifest-get",
         "push-small",
