@@ -1,4 +1,5 @@
-"""Run the selected scenarios: rep 1 (ours, baseline, theirs, nginx), rep 2 (...), ...
+"""Run the selected scenarios: rep 1 (ours, baseline, theirs, nginx), rep 2 (baseline, ours,
+theirs, nginx), ...: with a baseline, ours and the baseline swap places every other rep.
 
 Each run of a target starts a fresh server in a fresh temp dir, seeds it, runs every
 selected scenario that applies to it, and stops it (always, even on error or Ctrl-C).
@@ -99,7 +100,12 @@ async def run(cfg: BenchConfig, doc: dict, log: Callable[[str], None] = print) -
         shared: dict = {}
         specs = cfg.target_specs()
         for rep in range(cfg.repeat):  # bounded by --repeat
-            for spec in specs:
+            order = list(specs)
+            if cfg.baseline is not None and rep % 2 == 1:
+                # ours, baseline / baseline, ours / ...: a drift of the machine over the
+                # bench (warming caches, other load) does not favour either build
+                order[0], order[1] = order[1], order[0]
+            for spec in order:
                 chosen = [s for s in cfg.scenarios if spec.kind in s.kinds]
                 if chosen:
                     await run_target(cfg, spec, chosen, rep, opts, files, shared, doc, log)

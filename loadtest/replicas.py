@@ -267,6 +267,10 @@ async def big_repo_sync(ctx: Ctx) -> dict:
                 await _until(lambda: any(x["end"] >= since for x in read_passes(pass_log)),
                              p.sync_timeout_s, "the end of B's catch-up pass", b)
                 passes = read_passes(pass_log)  # before B's dir goes
+                src = (spec.src or REPO_ROOT).resolve()
+                ran = {x.get("registry") for x in passes} - {None}
+                if any(not Path(d).is_relative_to(src) for d in ran):
+                    raise RegistryError(f"replica B ran registry from {ran}, not from {src}")
     finally:
         if reader is not None:
             reader.close()

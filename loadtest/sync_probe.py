@@ -1,6 +1,7 @@
 """Run the registry CLI with every index sync pass timed: `python loadtest/sync_probe.py
 serve ...` is `python -m registry serve ...` plus one JSON line per pass of
-`registry.index.sync.sync_once` (start, end, pid, stats or error, wall-clock seconds)
+`registry.index.sync.sync_once` (start, end, pid, stats or error, wall-clock seconds,
+and the directory `registry` was imported from)
 appended to the file named by $LOADTEST_SYNC_LOG.
 
 big-repo-sync runs replica B this way to report how long a pass takes. `registry` is
@@ -35,15 +36,17 @@ def _append(path: str, line: str) -> None:
 def install(log_path: str) -> bool:
     """Wrap registry.index.sync.sync_once (looked up by sync.run at each pass)."""
     try:
+        import registry
         from registry.index import sync
     except ImportError:
         return False
     original = getattr(sync, "sync_once", None)
     if original is None:
         return False
+    package = os.path.dirname(os.path.realpath(registry.__file__))  # which checkout runs
 
     async def timed(*args, **kwargs):
-        record: dict = {"pid": os.getpid(), "start": time.time()}
+        record: dict = {"pid": os.getpid(), "registry": package, "start": time.time()}
         try:
             stats = await original(*args, **kwargs)
             record["stats"] = _stats(stats)

@@ -170,12 +170,12 @@ def test_bench_ours_vs_docker_registry_and_nginx(tmp_path: Path) -> None:
 
 def test_baseline_checkout_alternates_with_ours(tmp_path: Path) -> None:
     """--baseline-src: our registry from another checkout (here this one) is a target
-    of its own, run after ours in each rep, with an ours/baseline ratio."""
+    of its own, run beside ours in each rep (ABBA), with an ours/baseline ratio."""
     proc, doc = run_bench(tmp_path, "--scenario", "manifest-get", "--baseline-src",
                           str(REPO_ROOT), "--no-theirs", "--no-nginx", "--repeat", "2",
                           "--no-chart")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [r["target"] for r in doc["runs"]] == ["ours", "baseline"] * 2
+    assert [r["target"] for r in doc["runs"]] == ["ours", "baseline", "baseline", "ours"]
     assert doc["targets"]["baseline"]["flavor"] == "ours"
     assert f"PYTHONPATH={REPO_ROOT}" in doc["targets"]["baseline"]["describe"]
     assert doc["versions"]["baseline_src"] == str(REPO_ROOT)
