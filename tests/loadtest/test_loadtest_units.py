@@ -54,7 +54,7 @@ def test_parse_wrk_text_fallback_and_errors() -> None:
 
 
 def test_wrk_scripts_include_common_done(tmp_path: Path) -> None:
-    for name in ("manifest_get", "manifest_head", "range", "referrers"):
+    for name in ("manifest_get", "manifest_head", "range", "referrers", "get", "tags_list"):
         text = wrk.script(name, tmp_path).read_text()
         assert "function done(" in text and "WRK_JSON" in text
     assert 'wrk.method = "HEAD"' in wrk.script("manifest_head", tmp_path).read_text()
