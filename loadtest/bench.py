@@ -1,4 +1,5 @@
-"""Run the selected scenarios: rep 1 (ours, theirs, nginx), rep 2 (...), ...
+"""Run the selected scenarios: rep 1 (ours, baseline, theirs, nginx), rep 2 (baseline, ours,
+theirs, nginx), ...: with a baseline, ours and the baseline swap places every other rep.
 
 Each run of a target starts a fresh server in a fresh temp dir, seeds it, runs every
 selected scenario that applies to it, and stops it (always, even on error or Ctrl-C).
@@ -27,9 +28,10 @@ class BenchConfig:
     profile: sc.Profile
     repeat: int
     ours: targets.TargetSpec
-    theirs: targets.TargetSpec
+    theirs: targets.TargetSpec | None
     nginx: targets.TargetSpec | None
     cache_dir: Path
+    baseline: targets.TargetSpec | None = None
     tmp_root: Path | None = None
     wrk_bin: str = "wrk"
     curl_bin: str = "curl"
@@ -40,7 +42,7 @@ class BenchConfig:
     extra: dict = field(default_factory=dict)
 
     def target_specs(self) -> list[targets.TargetSpec]:
-        specs = [self.ours, self.theirs]
+        specs = [s for s in (self.ours, self.baseline, self.theirs) if s is not None]
         if self.nginx is not None and any("nginx" in s.kinds for s in self.scenarios):
             specs.append(self.nginx)
         return specs
@@ -98,7 +100,12 @@ async def run(cfg: BenchConfig, doc: dict, log: Callable[[str], None] = print) -
         shared: dict = {}
         specs = cfg.target_specs()
         for rep in range(cfg.repeat):  # bounded by --repeat
-            for spec in specs:
+            order = list(specs)
+            if cfg.baseline is not None and rep % 2 == 1:
+                # ours, baseline / baseline, ours / ...: a drift of the machine over the
+                # bench (warming caches, other load) does not favour either build
+                order[0], order[1] = order[1], order[0]
+            for spec in order:
                 chosen = [s for s in cfg.scenarios if spec.kind in s.kinds]
                 if chosen:
                     await run_target(cfg, spec, chosen, rep, opts, files, shared, doc, log)
@@ -128,12 +135,14 @@ async def run_target(
     doc["runs"].append(record)
     server = targets.prepare(spec, cfg.tmp_root)
     record.update(pid=None, tmp_dir=str(server.tmp_dir), cmd=server.cmd, url=server.url)
+    needs = set().union(*(s.needs for s in chosen))
     try:
+        if server.kind == "nginx":
+            sc.seed_static(server, needs, files)
         server.spawn()
         record["pid"] = server.pid
         await server.wait_ready(cfg.start_timeout)
         log(f"[rep {rep + 1}/{cfg.repeat}] {spec.name}: started pid {server.pid} at {server.url}")
-        needs = set().union(*(s.needs for s in chosen))
         t0 = time.perf_counter()
         seed = await sc.seed(server, needs, opts, files)
         record["seed_seconds"] = seed.seconds

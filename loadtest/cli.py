@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
         "--scenario",
         action="append",
         metavar="NAME",
-        help="scenario to run (repeatable; default: all; see `list`)",
+        help="scenario or group to run (repeatable; default: all but big-repo-*; `all`: "
+        "every one; `big-repo`: big-repo-*; see `list`)",
     )
     b.add_argument("--repeat", type=int, default=3, help="alternating runs per target (3)")
     b.add_argument("--quick", action="store_true", help="small sizes and 1 s runs, for smoke tests")
@@ -51,8 +52,18 @@ def parser() -> argparse.ArgumentParser:
         help="our server: set a config key (repeatable), e.g. storage.fsync=false",
     )
     b.add_argument("--theirs-bin", default="docker-registry", help="docker-registry binary")
+    b.add_argument("--no-theirs", action="store_true", help="skip docker-registry")
+    b.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="DIR",
+        help="add target `baseline`: our registry run from checkout DIR (PYTHONPATH=DIR, "
+        "same command and config as ours), alternated with the others",
+    )
     b.add_argument("--nginx-bin", default="nginx", help="nginx binary")
     b.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
+    b.add_argument("--nginx-workers", type=int,
+                   help="nginx worker_processes (default: auto, one per core)")
     b.add_argument("--wrk-bin", default="wrk")
     b.add_argument("--curl-bin", default="curl")
     b.add_argument(
@@ -66,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--duration", type=float, help="seconds per wrk run (10; quick 1)")
     b.add_argument("--connections", type=int, help="wrk connections (64; quick 4)")
+    b.add_argument("--big-tags", type=int, help="big-repo-*: tags in the big repository "
+                   "(50,000; quick 2,000)")
     b.add_argument(
         "--cache-dir",
         type=Path,
@@ -95,7 +108,9 @@ def _settings(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _missing_tools(cfg: bench.BenchConfig) -> list[str]:
-    need = [cfg.wrk_bin, cfg.curl_bin, cfg.theirs.binary]
+    need = [cfg.wrk_bin, cfg.curl_bin]
+    if cfg.theirs is not None:
+        need.append(cfg.theirs.binary)
     if cfg.ours.flavor == "docker-registry":
         need.append(cfg.ours.binary)
     if cfg.nginx is not None:
@@ -112,6 +127,27 @@ def _ours_importable() -> bool:
         stdin=subprocess.DEVNULL,
     )
     return p.returncode == 0
+
+
+def _check_baseline(src: Path) -> str | None:
+    """Why checkout `src` cannot run as the baseline, or None."""
+    if not (src / "registry" / "__init__.py").is_file():
+        return f"--baseline-src {src}: no registry/__init__.py there"
+    probe = "import os, registry; print(os.path.realpath(registry.__file__))"
+    p = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=src,
+        env=dict(os.environ, PYTHONPATH=str(src)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    if p.returncode != 0:
+        return f"--baseline-src {src}: import registry fails: {p.stderr.strip()[-500:]}"
+    if not Path(p.stdout.strip()).is_relative_to(src.resolve()):
+        return f"--baseline-src {src}: registry imports from {p.stdout.strip()}, not from there"
+    return None
 
 
 def build_config(args: argparse.Namespace) -> bench.BenchConfig:
@@ -131,19 +167,32 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         if not 1 <= args.connections <= 4096:
             raise SystemExit("--connections must be in [1, 4096]")
         changes["connections"] = args.connections
+    if args.big_tags is not None:
+        if not 100 <= args.big_tags <= 1_000_000:
+            raise SystemExit("--big-tags must be in [100, 1000000]")
+        changes["big_tags"] = args.big_tags
     if changes:
         import dataclasses
 
         profile = dataclasses.replace(profile, **changes)
     settings = _settings(args.ours_set)
     ours = targets.ours_spec(args.ours_cmd, args.workers, args.ours_config, settings)
-    theirs = targets.TargetSpec(
-        "theirs", "docker-registry", binary=shutil.which(args.theirs_bin) or args.theirs_bin
-    )
+    theirs = None
+    if not args.no_theirs:
+        theirs = targets.TargetSpec(
+            "theirs", "docker-registry", binary=shutil.which(args.theirs_bin) or args.theirs_bin
+        )
+    baseline = None
+    if args.baseline_src is not None:
+        if ours.flavor != "ours":
+            raise SystemExit("--baseline-src needs our registry as ours (not --ours-cmd "
+                             "docker-registry)")
+        baseline = targets.baseline_spec(ours, args.baseline_src)
     nginx = None
     if not args.no_nginx:
         nginx = targets.TargetSpec(
-            "nginx", "nginx", binary=shutil.which(args.nginx_bin) or args.nginx_bin
+            "nginx", "nginx", binary=shutil.which(args.nginx_bin) or args.nginx_bin,
+            workers=args.nginx_workers,
         )
     cores = os.cpu_count() or 1
     return bench.BenchConfig(
@@ -152,6 +201,7 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         repeat=args.repeat,
         ours=ours,
         theirs=theirs,
+        baseline=baseline,
         nginx=nginx,
         cache_dir=args.cache_dir,
         tmp_root=args.tmp_root,
@@ -160,7 +210,12 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         wrk_threads=args.wrk_threads or max(1, cores // 2),
         head_tool=args.head_tool,
         keep_tmp=args.keep_tmp,
-        extra={"ours": ours.describe(), "theirs": theirs.describe(), "quick": args.quick},
+        extra={
+            "ours": ours.describe(),
+            "theirs": theirs.describe() if theirs else None,
+            "baseline": baseline.describe() if baseline else None,
+            "quick": args.quick,
+        },
     )
 
 
@@ -204,7 +259,10 @@ def _run_loop(coro) -> None:
 def cmd_list() -> int:
     for s in sc.SCENARIOS:
         kinds = "registries + nginx" if "nginx" in s.kinds else "registries"
-        print(f"{s.name:14} {s.title} [{kinds}]")
+        extra = "" if s.default else ", not by default"
+        print(f"{s.name:16} {s.title} [{kinds}{extra}]")
+    for group, members in sc.GROUPS.items():
+        print(f"{group:16} = {' '.join(members)}")
     return 0
 
 
@@ -217,6 +275,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "(Debian: apt-get install docker-registry wrk nginx-light curl)",
             file=sys.stderr,
         )
+        return 2
+    if cfg.baseline is not None and (why := _check_baseline(cfg.baseline.src)):
+        print(why, file=sys.stderr)
         return 2
     if cfg.ours.flavor == "ours" and args.ours_cmd is None and not _ours_importable():
         print(
@@ -234,14 +295,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "scenarios": [s.describe() for s in cfg.scenarios],
         "machine": sysinfo.machine(),
         "versions": sysinfo.versions(
-            cfg.theirs.binary, cfg.nginx.binary if cfg.nginx else None, cfg.wrk_bin, cfg.curl_bin
+            cfg.theirs.binary if cfg.theirs else None,
+            cfg.nginx.binary if cfg.nginx else None,
+            cfg.wrk_bin,
+            cfg.curl_bin,
+            cfg.baseline.src if cfg.baseline else None,
         ),
         "targets": {
             s.name: {"flavor": s.flavor, "describe": s.describe()} for s in cfg.target_specs()
         },
         "interrupted": None,
     }
-    names = {"ours": "ours", "theirs": "docker-registry", "nginx": "nginx"}
+    names = {"ours": "ours", "baseline": "baseline", "theirs": "docker-registry", "nginx": "nginx"}
     if cfg.ours.flavor == "docker-registry":
         names["ours"] = "ours=docker-registry"
     print(
@@ -266,8 +331,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         (out_dir / "table.txt").write_text(table + "\n")
         print("\n" + table, flush=True)
         if not args.no_chart:
+            others = " / ".join(names[s.name] for s in cfg.target_specs()[1:])
             title = (
-                f"{names['ours']} vs docker-registry / nginx: {cfg.profile.name} profile, "
+                f"{names['ours']} vs {others}: {cfg.profile.name} profile, "
                 f"medians of {cfg.repeat} run(s)"
             )
             err = report.write_chart(out_dir / "ratios.png", rows, title)

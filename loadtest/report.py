@@ -6,13 +6,15 @@ import json
 import statistics
 from pathlib import Path
 
-TARGETS = ("ours", "theirs", "nginx")
+TARGETS = ("ours", "baseline", "theirs", "nginx")
+OTHERS = TARGETS[1:]  # each gets a column and an ours/<other> ratio
 
 
 def summarize(doc: dict, scenario_order: list[str]) -> list[dict]:
     """One row per (scenario, metric): medians over the ok runs of each target, ratios.
 
-    `ours/theirs` and `ours/nginx` are plain quotients of the medians; for metrics whose
+    `ours/baseline`, `ours/theirs` and `ours/nginx` are plain quotients of the medians
+    (baseline: our registry from another checkout, --baseline-src); for metrics whose
     `better` is "lower" (RSS, milliseconds) a ratio above 1 means ours is worse.
     """
     rows: list[dict] = []
@@ -42,6 +44,8 @@ def summarize(doc: dict, scenario_order: list[str]) -> list[dict]:
                 status.setdefault(target, "ok")
             elif st == "unsupported":
                 status[target] = "unsupported"
+                if entry.get("reason"):
+                    notes.setdefault(target, set()).add(f"unsupported: {entry['reason']}")
             else:
                 errors.setdefault(target, []).append(entry.get("error", "?"))
                 status.setdefault(target, "error")
@@ -73,7 +77,7 @@ def summarize(doc: dict, scenario_order: list[str]) -> list[dict]:
             if notes:
                 row["notes"] = {t: sorted(n) for t, n in notes.items()}
             med = row["median"]
-            for other in ("theirs", "nginx"):
+            for other in OTHERS:
                 if "ours" in med and med.get(other):
                     row["ratio"][f"ours/{other}"] = med["ours"] / med[other]
             rows.append(row)
@@ -96,39 +100,32 @@ def _cell(row: dict, target: str) -> str:
     return row["status"].get(target, "-")
 
 
+def _shown(rows: list[dict]) -> list[str]:
+    """The other targets that took part: always docker-registry (the reference) and nginx
+    unless no row mentions them, the baseline when there is one."""
+    seen = {t for r in rows for t in r["status"]}
+    return [t for t in OTHERS if t in seen or (t != "baseline" and not rows)]
+
+
 def format_table(rows: list[dict], repeat: int, names: dict[str, str] | None = None) -> str:
     names = names or {}
-    head = [
-        "scenario",
-        "metric",
-        names.get("ours", "ours"),
-        names.get("theirs", "theirs"),
-        "ours/theirs",
-        names.get("nginx", "nginx"),
-        "ours/nginx",
-    ]
+    others = _shown(rows)
+    head = ["scenario", "metric", names.get("ours", "ours")]
+    for t in others:
+        head += [names.get(t, t), f"ours/{t}"]
     body = []
     for r in rows:
         label = r["label"] + (" (lower is better)" if r["better"] == "lower" else "")
-        ratio_t = r["ratio"].get("ours/theirs")
-        ratio_n = r["ratio"].get("ours/nginx")
-        body.append(
-            [
-                r["scenario"],
-                label,
-                _cell(r, "ours"),
-                _cell(r, "theirs"),
-                f"{ratio_t:.2f}" if ratio_t is not None else "-",
-                _cell(r, "nginx"),
-                f"{ratio_n:.2f}" if ratio_n is not None else "-",
-            ]
-        )
+        cells = [r["scenario"], label, _cell(r, "ours")]
+        for t in others:
+            ratio = r["ratio"].get(f"ours/{t}")
+            cells += [_cell(r, t), f"{ratio:.2f}" if ratio is not None else "-"]
+        body.append(cells)
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    right = {2, 3, 4, 5, 6}
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
+            c.rjust(w) if i >= 2 else c.ljust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
@@ -156,7 +153,7 @@ def write_json(path: Path, doc: dict) -> None:
 
 
 def write_chart(path: Path, rows: list[dict], title: str) -> str | None:
-    """Bar chart of ours/theirs and ours/nginx for every row; returns an error or None."""
+    """Bar chart of ours/<other> for every row and other target; returns an error or None."""
     try:
         import matplotlib
 
@@ -172,23 +169,21 @@ def write_chart(path: Path, rows: list[dict], title: str) -> str | None:
         suffix = " (lower is better)" if r["better"] == "lower" else ""
         labels.append(f"{r['scenario']}: {r['label']}{suffix}")
     y = list(range(len(plotted)))
-    h = 0.38
+    labels_of = {"baseline": "ours / baseline", "theirs": "ours / docker-registry",
+                 "nginx": "ours / nginx"}
+    series = [(t, [r["ratio"].get(f"ours/{t}", 0) for r in plotted]) for t in OTHERS]
+    series = [(t, vals) for t, vals in series if any(vals)]
+    h = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(plotted)))
-    theirs = [r["ratio"].get("ours/theirs", 0) for r in plotted]
-    nginx = [r["ratio"].get("ours/nginx", 0) for r in plotted]
     # Log scale, bars drawn from 1.0 to the ratio: 0.5x and 2x look equally far from "same".
-    for offset, vals, label in (
-        (-h / 2, theirs, "ours / docker-registry"),
-        (h / 2, nginx, "ours / nginx"),
-    ):
-        pos = [i + offset for i, v in zip(y, vals, strict=True) if v]
+    for i, (t, vals) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * h
+        pos = [yy + offset for yy, v in zip(y, vals, strict=True) if v]
         got = [v for v in vals if v]
-        if not got:
-            continue
-        ax.barh(pos, [v - 1 for v in got], h, left=1, label=label)
+        ax.barh(pos, [v - 1 for v in got], h, left=1, label=labels_of[t])
         for yy, v in zip(pos, got, strict=True):
             ax.text(v, yy, f" {v:.2f} ", va="center", ha="left" if v >= 1 else "right", fontsize=8)
-    every = [v for v in theirs + nginx if v]
+    every = [v for _, vals in series for v in vals if v]
     ax.set_xscale("log")
     ax.set_xlim(min([*every, 1]) / 2, max([*every, 1]) * 2)
     ax.axvline(1.0, color="black", linewidth=0.8)

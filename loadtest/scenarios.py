@@ -21,6 +21,7 @@ from loadtest.client import RegistryClient, RegistryError
 from loadtest.data import (
     EMPTY_JSON,
     MANIFEST_ACCEPT,
+    OCI_MANIFEST,
     BlobFile,
     artifact_manifest,
     image_config,
@@ -52,6 +53,17 @@ class Profile:
     tags_seed_clients: int = 16
     referrers: int = 500
     curl_max_time: float = 900.0
+    # big-repo-*: one repository with big_tags tags, each on its own small manifest
+    big_tags: int = 50_000
+    big_page: int = 100
+    big_seed_clients: int = 32
+    big_deletes: int = 10  # deletes by digest, each of a different manifest
+    big_delete_limit_s: float = 120.0  # stop deleting after this (at least one delete)
+    # big-repo-sync: replica B's index catch-up, on the S3 driver (SeaweedFS)
+    sync_new_tags: int = 20  # K tags pushed to replica A per round
+    sync_rounds: int = 2
+    sync_interval: int = 1  # replica B's [index] sync_interval, seconds
+    sync_timeout_s: float = 900.0  # per wait (seeding excluded)
 
 
 FULL = Profile()
@@ -71,6 +83,13 @@ QUICK = Profile(
     tags_seed_clients=8,
     referrers=20,
     curl_max_time=120.0,
+    big_tags=2_000,
+    big_seed_clients=16,
+    big_deletes=5,
+    big_delete_limit_s=30.0,
+    sync_new_tags=10,
+    sync_rounds=2,
+    sync_timeout_s=120.0,
 )
 
 
@@ -100,6 +119,7 @@ class Files:
 REPO_APP = "loadtest/app"
 REPO_TAGS = "loadtest/tags"
 REPO_REFS = "loadtest/refs"
+REPO_BIG = "loadtest/big"
 TAG = "latest"
 
 
@@ -110,6 +130,7 @@ class Seed:
     tags: int = 0
     subject_digest: str = ""
     referrers: int = 0
+    big_digests: list[str] = field(default_factory=list)  # manifest of big_tag(i)
     seconds: dict = field(default_factory=dict)
 
 
@@ -146,21 +167,73 @@ def _app_blobs() -> tuple[bytes, list[bytes]]:
     return image_config(layers), layers
 
 
+def _app_manifest() -> tuple[bytes, bytes, list[bytes]]:
+    config, layers = _app_blobs()
+    return image_manifest(config, layers), config, layers
+
+
+def seed_static(server: Server, needs: set[str], files: Files) -> None:
+    """nginx, before it starts: the files a registry would serve, at the same URL paths
+    (the manifest by tag and by digest, with its digest header; the big blob)."""
+    if "app" in needs:
+        manifest, _, _ = _app_manifest()
+        digest = sha256_digest(manifest)
+        for ref in (TAG, digest):
+            server.add_static(f"/v2/{REPO_APP}/manifests/{ref}", manifest, digest)
+    if "big" in needs and files.big is not None:
+        server.link_blob(REPO_APP, files.big)
+
+
+def big_tag(i: int) -> str:
+    """The big repository's tags sort as their numbers do: t000000, t000001, ..."""
+    return f"t{i:06d}"
+
+
+def _big_blobs() -> tuple[bytes, bytes]:
+    layer = random.Random(11).randbytes(1024)
+    return image_config([layer]), layer
+
+
+def big_manifest(i: int, label: str = "big") -> bytes:
+    """A distinct small manifest per i (an annotation varies), all on the same 2 blobs."""
+    config, layer = _big_blobs()
+    return image_manifest(config, [layer], {"org.example.loadtest.big": f"{label}-{i}"})
+
+
+async def seed_big_repo(c: RegistryClient, repo: str, count: int, clients: int) -> list[str]:
+    """One config and one layer blob, then `count` distinct manifests, each PUT by its
+    tag big_tag(i) from `clients` concurrent connections. Returns their digests."""
+    config, layer = _big_blobs()
+    for blob in (config, layer):
+        await c.ensure_blob(repo, blob, sha256_digest(blob))
+    bodies = [big_manifest(i) for i in range(count)]
+    digests = [sha256_digest(b) for b in bodies]
+
+    async def put(i: int) -> None:
+        got = await c.put_manifest(repo, big_tag(i), bodies[i])
+        if got and got != digests[i]:
+            raise RegistryError(f"manifest digest {got} != {digests[i]}")
+
+    await client.bounded_map(put, range(count), clients)
+    return digests
+
+
 async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> Seed:
-    """Put what the scenarios in `needs` read onto a fresh server (same for every target)."""
+    """Put what the scenarios in `needs` read onto a fresh server (same for every target).
+    nginx got its files from seed_static() before it started."""
     s = Seed()
     if server.kind == "nginx":
-        if "big" in needs and files.big is not None:
-            server.link_blob(REPO_APP, files.big)
+        if "app" in needs:
+            s.manifest = _app_manifest()[0]
+            s.manifest_digest = sha256_digest(s.manifest)
         return s
     p = opts.profile
     async with RegistryClient(server.url, concurrency=max(16, p.tags_seed_clients)) as c:
         if needs & {"app", "big"}:
             t0 = time.perf_counter()
-            config, layers = _app_blobs()
+            s.manifest, config, layers = _app_manifest()
             for blob in (config, *layers):
                 await c.ensure_blob(REPO_APP, blob, sha256_digest(blob))
-            s.manifest = image_manifest(config, layers)
             s.manifest_digest = sha256_digest(s.manifest)
             got = await c.put_manifest(REPO_APP, TAG, s.manifest)
             if got and got != s.manifest_digest:
@@ -203,6 +276,11 @@ async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> 
             await client.bounded_map(put_ref, range(p.referrers), p.tags_seed_clients)
             s.referrers = p.referrers
             s.seconds["refs"] = time.perf_counter() - t0
+    if "bigrepo" in needs:
+        async with RegistryClient(server.url, concurrency=p.big_seed_clients) as c:
+            t0 = time.perf_counter()
+            s.big_digests = await seed_big_repo(c, REPO_BIG, p.big_tags, p.big_seed_clients)
+            s.seconds["bigrepo"] = time.perf_counter() - t0
     return s
 
 
@@ -238,9 +316,13 @@ async def _wrk_load(ctx: Ctx, url: str, script: str, *, connections: int | None 
 async def manifest_get(ctx: Ctx) -> dict:
     path = f"/v2/{REPO_APP}/manifests/{TAG}"
     async with RegistryClient(ctx.server.url, 1) as c:
-        status, _, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
+        status, headers, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
     if status != 200 or body != ctx.seed.manifest:
         raise RegistryError(f"GET manifest by tag: {status} {body[:200]!r}")
+    ctype = headers.get("Content-Type", "").split(";")[0].strip()
+    digest = headers.get("Docker-Content-Digest", ctx.seed.manifest_digest)
+    if ctype != OCI_MANIFEST or digest != ctx.seed.manifest_digest:
+        raise RegistryError(f"GET manifest by tag: Content-Type {ctype!r}, digest {digest!r}")
     summary = await _wrk_load(ctx, ctx.server.url + path, "manifest_get")
     return {
         "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
@@ -491,14 +573,15 @@ async def push_small(ctx: Ctx) -> dict:
     }
 
 
-async def _wrk_listings(ctx: Ctx, first_page: str) -> dict:
+async def _wrk_listings(ctx: Ctx, first_page: str, expected: int | None = None) -> dict:
     """Full listings from `first_page` on, one after another on one connection, for
     the run's duration: wrk's Lua follows each Link rel=next and checks that every
     listing has every tag (lua/tags_list.lua). A C client, because a Python one
     costs about as much per request as the server answering it, and a paginated
     listing is 100 requests where an unpaginated one is 1."""
+    expected = ctx.seed.tags if expected is None else expected
     summary = await _wrk_load(ctx, ctx.server.url, "tags_list", connections=1, threads=1,
-                              args=[first_page, str(ctx.seed.tags)])
+                              args=[first_page, str(expected)])
     listings = summary.get("listings", 0)
     if summary.get("bad_listings") or summary.get("bad_status") or listings <= 0:
         raise RegistryError(f"tag listings failed: {summary}")
@@ -510,7 +593,7 @@ async def _wrk_listings(ctx: Ctx, first_page: str) -> dict:
         ],
         "pages": summary["pages"] / listings,
         "details": _wrk_details(summary) | {
-            "tags": ctx.seed.tags, "listings": listings, "pages": summary["pages"],
+            "tags": expected, "listings": listings, "pages": summary["pages"],
         },
     }
 
@@ -570,6 +653,104 @@ async def referrers(ctx: Ctx) -> dict:
     }
 
 
+async def big_repo_list(ctx: Ctx) -> dict:
+    """(a) The full tag listing of the big repository: GET tags/list without `n`,
+    following Link rel=next if the server paginates anyway."""
+    n = len(ctx.seed.big_digests)
+    async with RegistryClient(ctx.server.url, 1, timeout=300) as c:
+        tags, _ = await c.list_tags(REPO_BIG, 0, max_pages=n + 10, paginate=False)
+    if len(tags) != n or len(set(tags)) != n:
+        raise RegistryError(f"listing has {len(tags)} tags ({len(set(tags))} distinct), not {n}")
+    out = await _wrk_listings(ctx, f"/v2/{REPO_BIG}/tags/list", n)
+    out["note"] = f"{out.pop('pages'):g} page(s) per listing of {n:,} tags"
+    seeding = ctx.seed.seconds.get("bigrepo")
+    if seeding:  # a by-product: the tagged manifest PUTs of the seeding, concurrent
+        out["details"]["seed_manifest_puts_per_s"] = n / seeding
+    return out
+
+
+async def big_repo_page(ctx: Ctx) -> dict:
+    """(b) One page from the middle: `?n=100&last=<tag n/2>`, one request at a time on one
+    connection; the median latency is the figure that matters."""
+    p = ctx.opts.profile
+    n = len(ctx.seed.big_digests)
+    mid = n // 2
+    path = f"/v2/{REPO_BIG}/tags/list?n={p.big_page}&last={big_tag(mid)}"
+    async with RegistryClient(ctx.server.url, 1, timeout=300) as c:
+        status, _, body = await c.request("GET", path)
+    if status != 200:
+        raise RegistryError(f"GET {path}: {status} {body[:200]!r}")
+    tags = client._json(body).get("tags") or []
+    if len(tags) > p.big_page:
+        raise Unsupported(f"ignores n and last: {len(tags):,} tags in one answer")
+    want = [big_tag(i) for i in range(mid + 1, min(n, mid + 1 + p.big_page))]
+    if tags != want:
+        raise RegistryError(f"page after {big_tag(mid)}: {tags[:3]}... not {want[:3]}...")
+    summary = await _wrk_load(ctx, ctx.server.url + path, "get", connections=1, threads=1)
+    p50_ms = summary["latency_us"]["p50"] / 1e3
+    return {
+        "metrics": [
+            metric("pages_per_s", "pages/s (1 connection)", summary["rps"], "pages/s"),
+            metric("p50_ms", "median ms per page", p50_ms, "ms", "lower", chart=False),
+        ],
+        "details": _wrk_details(summary) | {"tags": n, "page": p.big_page, "last": big_tag(mid)},
+    }
+
+
+async def big_repo_delete(ctx: Ctx) -> dict:
+    """(c) DELETE /v2/<repo>/manifests/<digest> of different manifests, one at a time:
+    deleting a manifest also removes the tags that point at it, which costs a look at
+    every tag of the repository."""
+    p = ctx.opts.profile
+    digests = ctx.seed.big_digests
+    n = len(digests)
+    count = max(1, min(p.big_deletes, n // 4))
+    # spread over the tag range, off the middle page that big-repo-page reads
+    chosen = [((2 * k + 1) * n // (2 * count) + 7) % n for k in range(count)]
+    times: list[float] = []
+    async with RegistryClient(ctx.server.url, 1, timeout=300) as c:
+        t_all = time.perf_counter()
+        for i in chosen:  # bounded: count deletes and big_delete_limit_s
+            t0 = time.perf_counter()
+            status, _, body = await c.request("DELETE", f"/v2/{REPO_BIG}/manifests/{digests[i]}")
+            times.append(time.perf_counter() - t0)
+            if status != 202:
+                raise RegistryError(f"DELETE manifest {digests[i]}: {status} {body[:200]!r}")
+            if time.perf_counter() - t_all > p.big_delete_limit_s:
+                break
+        done = chosen[: len(times)]
+        untagged = 0
+        for i in done:
+            status, _, _ = await c.request("HEAD", f"/v2/{REPO_BIG}/manifests/{digests[i]}")
+            if status != 404:
+                raise RegistryError(f"manifest {digests[i]} still there after DELETE ({status})")
+            status, _, _ = await c.request("HEAD", f"/v2/{REPO_BIG}/manifests/{big_tag(i)}")
+            untagged += status == 404
+    median = statistics.median(times)
+    return {
+        "metrics": [
+            metric("deletes_per_s", "deletes/s (1/median)", 1 / median, "deletes/s"),
+            metric("ms", "median ms per delete", median * 1e3, "ms", "lower", chart=False),
+        ],
+        "note": f"{untagged} of {len(done)} deleted manifests' tags gone",
+        "details": {
+            "tags": n,
+            "deletes": len(times),
+            "seconds": times,
+            "median_s": median,
+            "tags_removed": untagged,
+        },
+    }
+
+
+async def big_repo_sync(ctx: Ctx) -> dict:
+    """(d) Index catch-up between two replicas on S3: see loadtest/replicas.py (imported
+    here, when it runs: it starts SeaweedFS with tests/seaweed.py)."""
+    from loadtest import replicas
+
+    return await replicas.big_repo_sync(ctx)
+
+
 # -- the catalogue ----------------------------------------------------------------------
 
 
@@ -578,8 +759,9 @@ class Scenario:
     name: str
     title: str
     kinds: frozenset  # "registry" and/or "nginx"
-    needs: frozenset  # seed parts: app, big, tags, refs; files: big, push_mono, push_chunked
+    needs: frozenset  # seed parts: app, big, tags, refs, bigrepo; files: big, push_mono, ...
     run: Callable[[Ctx], Awaitable[dict]]
+    default: bool = True  # run without --scenario (the big-repo ones are long: ask for them)
 
     def describe(self) -> dict:
         d = asdict(self)
@@ -593,8 +775,10 @@ REG = frozenset({"registry"})
 REG_NGINX = frozenset({"registry", "nginx"})
 
 SCENARIOS: list[Scenario] = [
-    Scenario("manifest-get", "manifest GET by tag (wrk)", REG, frozenset({"app"}), manifest_get),
-    Scenario("manifest-head", "manifest HEAD by digest", REG, frozenset({"app"}), manifest_head),
+    Scenario("manifest-get", "manifest GET by tag (wrk)", REG_NGINX, frozenset({"app"}),
+             manifest_get),
+    Scenario("manifest-head", "manifest HEAD by digest", REG_NGINX, frozenset({"app"}),
+             manifest_head),
     Scenario(
         "blob-get-1", "blob GET, 1 stream (curl)", REG_NGINX, frozenset({"big"}), blob_get("1")
     ),
@@ -620,15 +804,31 @@ SCENARIOS: list[Scenario] = [
     Scenario("tags-list-all", "tags list, one request", REG, frozenset({"tags"}),
              tags_list_all),
     Scenario("referrers", "referrers of a manifest", REG, frozenset({"refs"}), referrers),
+    Scenario("big-repo-list", "big repository: full tag listing", REG, frozenset({"bigrepo"}),
+             big_repo_list, default=False),
+    Scenario("big-repo-page", "big repository: one page from the middle", REG,
+             frozenset({"bigrepo"}), big_repo_page, default=False),
+    Scenario("big-repo-delete", "big repository: delete a manifest by digest", REG,
+             frozenset({"bigrepo"}), big_repo_delete, default=False),
+    Scenario("big-repo-sync", "big repository: replica index catch-up (S3)", REG, frozenset(),
+             big_repo_sync, default=False),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
+# Names that select several scenarios.
+GROUPS = {"big-repo": [s.name for s in SCENARIOS if s.name.startswith("big-repo-")]}
+
+
 def select(names: list[str] | None) -> list[Scenario]:
-    """Scenarios by name (in catalogue order); `None`, [] or ["all"] means all of them."""
-    if not names or "all" in names:
+    """Scenarios by name or group (in catalogue order); `None` or [] means the default
+    ones (all but big-repo-*), ["all"] every one."""
+    if not names:
+        return [s for s in SCENARIOS if s.default]
+    if "all" in names:
         return list(SCENARIOS)
-    unknown = [n for n in names if n not in BY_NAME]
+    unknown = [n for n in names if n not in BY_NAME and n not in GROUPS]
     if unknown:
         raise KeyError(f"unknown scenario(s): {', '.join(unknown)}")
-    return [s for s in SCENARIOS if s.name in names]
+    wanted = {m for n in names for m in GROUPS.get(n, [n])}
+    return [s for s in SCENARIOS if s.name in wanted]

@@ -19,7 +19,8 @@ def _read(path: str) -> str:
         return ""
 
 
-def _cmd(argv: list[str], timeout: float = 10, cwd: Path | None = None) -> str:
+def _cmd(argv: list[str], timeout: float = 10, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> str:
     try:
         p = subprocess.run(
             argv,
@@ -28,6 +29,7 @@ def _cmd(argv: list[str], timeout: float = 10, cwd: Path | None = None) -> str:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env=env,
         )
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -67,12 +69,30 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0].strip() if text else ""
 
 
-def versions(docker_registry: str, nginx: str | None, wrk_bin: str, curl_bin: str) -> dict:
+def registry_source(src: Path) -> dict[str, str]:
+    """Version and git revision of the `registry` package in checkout `src`."""
+    probe = "import registry; print(registry.__version__)"
+    env = dict(os.environ, PYTHONPATH=str(src))
+    ours = _cmd([sys.executable, "-c", probe], cwd=src, env=env)
+    rev = _cmd(["git", "-C", str(src), "rev-parse", "--short", "HEAD"])
+    git = "no commit"
+    if re.fullmatch(r"[0-9a-f]+", rev):
+        dirty = _cmd(["git", "-C", str(src), "status", "--porcelain", "--", "registry"])
+        git = rev + (" (modified)" if dirty else "")
+    return {
+        "version": _first_line(ours) if "Error" not in ours else "not importable",
+        "git": git,
+    }
+
+
+def versions(docker_registry: str | None, nginx: str | None, wrk_bin: str, curl_bin: str,
+             baseline_src: Path | None = None) -> dict:
     out: dict[str, str] = {
-        "docker-registry": _first_line(_cmd([docker_registry, "--version"])),
         "wrk": _first_line(_cmd([wrk_bin, "-v"])),
         "curl": _first_line(_cmd([curl_bin, "--version"])),
     }
+    if docker_registry:
+        out["docker-registry"] = _first_line(_cmd([docker_registry, "--version"]))
     if nginx:
         out["nginx"] = _first_line(_cmd([nginx, "-v"]))
     for mod in ("aiohttp", "uvloop", "matplotlib"):
@@ -80,12 +100,10 @@ def versions(docker_registry: str, nginx: str | None, wrk_bin: str, curl_bin: st
             out[mod] = __import__(mod).__version__
         except Exception:
             out[mod] = "not installed"
-    probe = "import registry; print(registry.__version__)"
-    ours = _cmd([sys.executable, "-c", probe], cwd=REPO_ROOT)
-    out["registry"] = _first_line(ours) if "Error" not in ours else "not importable"
-    rev = _cmd(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = _cmd(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "registry"])
-    out["registry_git"] = (rev if re.fullmatch(r"[0-9a-f]+", rev) else "no commit") + (
-        " (modified)" if dirty else ""
-    )
+    ours = registry_source(REPO_ROOT)
+    out["registry"], out["registry_git"] = ours["version"], ours["git"]
+    if baseline_src is not None:
+        base = registry_source(baseline_src)
+        out["baseline_registry"], out["baseline_git"] = base["version"], base["git"]
+        out["baseline_src"] = str(baseline_src)
     return out

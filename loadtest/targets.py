@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import os
 import shlex
 import shutil
@@ -94,6 +95,7 @@ class TargetSpec:
     workers: int | None = None
     config_file: Path | None = None  # ours: base TOML config
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # ours: TOML overrides
+    src: Path | None = None  # ours: the checkout whose `registry` runs (default: this one)
 
     @property
     def kind(self) -> str:
@@ -101,7 +103,9 @@ class TargetSpec:
 
     def describe(self) -> str:
         if self.flavor == "ours":
-            return " ".join(self.argv)
+            return " ".join(self.argv) + (f" (PYTHONPATH={self.src})" if self.src else "")
+        if self.flavor == "nginx":
+            return f"{self.binary} (nginx, worker_processes {self.workers or 'auto'})"
         return f"{self.binary} ({self.flavor})"
 
 
@@ -125,6 +129,13 @@ def ours_spec(
         "ours", "ours", argv=argv, workers=workers, config_file=config_file,
         settings=settings or {},
     )  # fmt: skip
+
+
+def baseline_spec(ours: TargetSpec, src: Path) -> TargetSpec:
+    """Our server as `ours` runs it (same command and config), from checkout `src`."""
+    if ours.flavor != "ours":
+        raise ValueError("a baseline needs our registry as `ours`")
+    return dataclasses.replace(ours, name="baseline", src=src.resolve())
 
 
 def toml_value(value: object) -> str:
@@ -214,7 +225,7 @@ http:
 NGINX_CONFIG = """\
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes {workers};
 {user}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log error;
@@ -235,12 +246,22 @@ http {{
     scgi_temp_path {tmp}/scgi;
     types {{ }}
     default_type application/octet-stream;
+    # Docker-Content-Digest of each manifest file, keyed by URL path (written before start).
+    map_hash_bucket_size 256;
+    map $uri $docker_content_digest {{
+        default "";
+        include {tmp}/digests.map;
+    }}
     server {{
         listen 127.0.0.1:{port};
         root {tmp}/www;
         location = /v2/ {{
             default_type application/json;
             return 200 "{{}}";
+        }}
+        location ~ ^/v2/.+/manifests/[^/]+$ {{
+            default_type application/vnd.oci.image.manifest.v1+json;
+            add_header Docker-Content-Digest $docker_content_digest;
         }}
     }}
 }}
@@ -261,6 +282,7 @@ class Server:
     cmd: list[str]
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for spawn()
 
     @property
     def name(self) -> str:
@@ -302,16 +324,36 @@ class Server:
         if not dest.exists():
             dest.symlink_to(blob.path.resolve())
 
+    def add_static(self, path: str, data: bytes, digest: str = "") -> None:
+        """nginx only, before spawn(): serve `data` at URL `path` (e.g. a manifest at
+        /v2/<repo>/manifests/<ref>), with `Docker-Content-Digest: digest` if given."""
+        dest = self.tmp_dir / "www" / path.lstrip("/")
+        if not dest.resolve().is_relative_to((self.tmp_dir / "www").resolve()):
+            raise ValueError(f"path outside the web root: {path}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        if digest:
+            with (self.tmp_dir / "digests.map").open("a") as f:
+                f.write(f'"{path}" "{digest}";\n')
+
     def spawn(self) -> None:
         log = self.log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        cwd = self.tmp_dir
+        if self.spec.flavor == "ours":
+            # `python -m registry` imports from the working directory first, then
+            # PYTHONPATH: both name the checkout under test (a baseline's is another).
+            cwd = self.spec.src or REPO_ROOT
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(cwd)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env.update(self.env)
         try:
             self.proc = subprocess.Popen(
                 self.cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT if self.spec.flavor == "ours" else self.tmp_dir,
+                cwd=cwd,
                 env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
@@ -389,9 +431,11 @@ def prepare(spec: TargetSpec, tmp_root: Path | None) -> Server:
     elif spec.flavor == "nginx":
         for sub in ("www", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (tmp / sub).mkdir()
+        (tmp / "digests.map").write_text("")
         user = "user root root;" if os.geteuid() == 0 else ""
+        workers = spec.workers or "auto"
         cfg = tmp / "nginx.conf"
-        cfg.write_text(NGINX_CONFIG.format(tmp=tmp, port=port, user=user))
+        cfg.write_text(NGINX_CONFIG.format(tmp=tmp, port=port, user=user, workers=workers))
         cmd = [spec.binary, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(cfg)]
     else:
         cfg_path = tmp / "registry.toml"

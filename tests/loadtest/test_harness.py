@@ -135,7 +135,11 @@ def test_bench_docker_registry_vs_itself(tmp_path: Path) -> None:
         "--no-chart",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert_shape(doc, scenarios, ["ours", "theirs"])  # no blob read: nginx not started
+    # nginx serves the manifest (the ceiling for small requests), not the pushes
+    assert_shape(doc, scenarios, ["ours", "theirs", "nginx"])
+    assert list(doc["runs"][2]["scenarios"]) == ["manifest-get"]
+    row = next(r for r in doc["summary"] if r["scenario"] == "manifest-get")
+    assert row["ratio"]["ours/nginx"] > 0
     assert doc["targets"]["ours"]["flavor"] == "docker-registry"
     table = (tmp_path / "out" / "table.txt").read_text()
     assert "manifest-get" in table and "ours/theirs" in table
@@ -161,6 +165,64 @@ def test_bench_ours_vs_docker_registry_and_nginx(tmp_path: Path) -> None:
         assert (tmp_path / "out" / "ratios.png").stat().st_size > 0
     except ImportError:
         assert "matplotlib is not installed" in proc.stderr
+    assert_clean(tmp_path, doc)
+
+
+def test_baseline_checkout_alternates_with_ours(tmp_path: Path) -> None:
+    """--baseline-src: our registry from another checkout (here this one) is a target
+    of its own, run beside ours in each rep (ABBA), with an ours/baseline ratio."""
+    proc, doc = run_bench(tmp_path, "--scenario", "manifest-get", "--baseline-src",
+                          str(REPO_ROOT), "--no-theirs", "--no-nginx", "--repeat", "2",
+                          "--no-chart")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [r["target"] for r in doc["runs"]] == ["ours", "baseline", "baseline", "ours"]
+    assert doc["targets"]["baseline"]["flavor"] == "ours"
+    assert f"PYTHONPATH={REPO_ROOT}" in doc["targets"]["baseline"]["describe"]
+    assert doc["versions"]["baseline_src"] == str(REPO_ROOT)
+    (row,) = doc["summary"]
+    assert len(row["runs"]["baseline"]) == 2 and row["ratio"]["ours/baseline"] > 0
+    assert "ours/theirs" not in row["ratio"]
+    table = (tmp_path / "out" / "table.txt").read_text()
+    assert "ours/baseline" in table and "docker-registry" not in table
+    assert_clean(tmp_path, doc)
+
+
+def test_baseline_checkout_must_hold_the_registry(tmp_path: Path) -> None:
+    proc = subprocess.run(bench_argv(tmp_path, "--baseline-src", str(tmp_path)), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "no registry/__init__.py" in proc.stderr
+
+
+def test_big_repo_scenarios(tmp_path: Path) -> None:
+    """big-repo-list/-page/-delete/-sync end to end on ours (and docker-registry, which
+    has no tags pagination and no replica index), with a small repository."""
+    proc, doc = run_bench(tmp_path, "--scenario", "big-repo", "--big-tags", "300",
+                          "--no-nginx", "--no-chart")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = ["big-repo-list", "big-repo-page", "big-repo-delete", "big-repo-sync"]
+    assert doc["config"]["scenarios"] == names
+    assert doc["config"]["profile"]["big_tags"] == 300
+    ours, theirs = doc["runs"]
+    assert ours["seed_seconds"]["bigrepo"] > 0
+    for name in names:
+        entry = ours["scenarios"][name]
+        assert entry["status"] == "ok", entry
+        assert all(m["value"] > 0 for m in entry["metrics"]), entry
+        assert entry["metrics"][0]["better"] == "higher"
+    assert ours["scenarios"]["big-repo-list"]["details"]["tags"] == 300
+    assert ours["scenarios"]["big-repo-delete"]["details"]["tags_removed"] > 0
+    sync = ours["scenarios"]["big-repo-sync"]
+    assert {m["key"] for m in sync["metrics"]} == {"per_s", "ttv_s", "pass_s", "catch_up_pass_s"}
+    rounds = sync["details"]["rounds"]
+    assert len(rounds) == 2 and all(r["time_to_visible_s"] > 0 for r in rounds)
+    assert any(x["stats"]["retagged"] >= 10 for x in sync["details"]["passes"])
+    for name in ("big-repo-list", "big-repo-delete"):
+        assert theirs["scenarios"][name]["status"] == "ok"
+    for name in ("big-repo-page", "big-repo-sync"):
+        assert theirs["scenarios"][name]["status"] == "unsupported"
+    rows = {(r["scenario"], r["metric"]): r for r in doc["summary"]}
+    assert rows[("big-repo-list", "listings_per_s")]["ratio"]["ours/theirs"] > 0
+    assert rows[("big-repo-sync", "per_s")]["status"]["theirs"] == "unsupported"
     assert_clean(tmp_path, doc)
 
 
@@ -226,6 +288,7 @@ def test_server_that_fails_to_start_is_recorded(tmp_path: Path) -> None:
         "--scenario",
         "manifest-get",
         "--no-chart",
+        "--no-nginx",
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     ours, theirs = doc["runs"]

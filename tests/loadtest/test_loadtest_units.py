@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 import tomllib
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_parse_wrk_text_fallback_and_errors() -> None:
 
 
 def test_wrk_scripts_include_common_done(tmp_path: Path) -> None:
-    for name in ("manifest_get", "manifest_head", "range", "referrers"):
+    for name in ("manifest_get", "manifest_head", "range", "referrers", "get", "tags_list"):
         text = wrk.script(name, tmp_path).read_text()
         assert "function done(" in text and "WRK_JSON" in text
     assert 'wrk.method = "HEAD"' in wrk.script("manifest_head", tmp_path).read_text()
@@ -96,6 +97,74 @@ def test_ours_spec_docker_registry_stand_in() -> None:
     assert not server.tmp_dir.exists()
 
 
+def test_nginx_static_files_and_digest_map() -> None:
+    spec = targets.TargetSpec("nginx", "nginx", binary="nginx", workers=1)
+    server = targets.prepare(spec, None)
+    try:
+        assert "worker_processes 1;" in (server.tmp_dir / "nginx.conf").read_text()
+        sc.seed_static(server, {"app"}, sc.Files())
+        manifest = server.tmp_dir / "www/v2" / sc.REPO_APP / "manifests" / sc.TAG
+        digest = "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()
+        assert (manifest.parent / digest).read_bytes() == manifest.read_bytes()
+        lines = (server.tmp_dir / "digests.map").read_text().splitlines()
+        assert f'"/v2/{sc.REPO_APP}/manifests/{sc.TAG}" "{digest}";' in lines
+        with pytest.raises(ValueError):
+            server.add_static("/v2/../../x", b"")
+    finally:
+        server.stop()
+
+
+def test_baseline_spec_runs_from_its_checkout(tmp_path: Path) -> None:
+    ours = targets.ours_spec(None, workers=2, settings={"storage": {"fsync": "false"}})
+    base = targets.baseline_spec(ours, tmp_path)
+    assert (base.name, base.flavor, base.src) == ("baseline", "ours", tmp_path.resolve())
+    assert (base.argv, base.workers, base.settings) == (ours.argv, ours.workers, ours.settings)
+    with pytest.raises(ValueError):
+        targets.baseline_spec(targets.ours_spec("docker-registry"), tmp_path)
+
+
+def test_replica_index_reader_and_copy(tmp_path: Path) -> None:
+    from loadtest import replicas
+
+    src = tmp_path / "a.sqlite"
+    db = sqlite3.connect(src)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE tags (repo TEXT, tag TEXT, digest TEXT, PRIMARY KEY (repo, tag))")
+    rows = [("r", f"t{i}", "d") for i in range(5)] + [("r", "u0-1", "d"), ("s", "u0-2", "d")]
+    db.executemany("INSERT INTO tags VALUES (?, ?, ?)", rows)
+    db.commit()
+    dest = tmp_path / "b" / "index.sqlite"
+    replicas.copy_index(src, dest)  # while the source is open, as A's is
+    db.close()
+    reader = replicas.IndexReader(dest)
+    try:
+        assert reader.count("r") == 6 and reader.count("r", "u0-") == 1
+        assert reader.count("r", "u1-") == 0
+    finally:
+        reader.close()
+    assert replicas.IndexReader(tmp_path / "missing").count("r") == 0
+    log = tmp_path / "passes.jsonl"
+    log.write_text('{"start": 1, "end": 2, "stats": {"repositories": 1, "added": 0}}\n{"sta')
+    (rec,) = replicas.read_passes(log)
+    assert replicas._changes(rec) == 0 and replicas._changes({"stats": "?"}) == -1
+
+
+def test_replica_spec_on_s3(tmp_path: Path) -> None:
+    from loadtest import replicas
+
+    ours = targets.ours_spec(None, settings={"storage": {"fsync": "false"}})
+    spec = replicas.replica_spec(ours, "ours-B", "http://127.0.0.1:1", "p", 1)
+    server = targets.prepare(spec, tmp_path)
+    try:
+        cfg = tomllib.loads((server.tmp_dir / "registry.toml").read_text())
+        assert cfg["storage"]["driver"] == "s3" and cfg["storage"]["fsync"] is False
+        assert cfg["index"]["sync_interval"] == 1
+        assert replicas.index_path(server) == server.tmp_dir / "data" / "index.sqlite"
+    finally:
+        server.stop()
+    assert ours.settings == {"storage": {"fsync": "false"}}  # not changed in place
+
+
 def test_blob_file_cached(tmp_path: Path) -> None:
     blob = ensure_blob_file(tmp_path, "t", 3 * (1 << 20) + 5, seed=9)
     data = blob.path.read_bytes()
@@ -107,13 +176,28 @@ def test_blob_file_cached(tmp_path: Path) -> None:
 
 
 def test_select() -> None:
-    assert [s.name for s in sc.select(None)] == [s.name for s in sc.SCENARIOS]
+    assert [s.name for s in sc.select(["all"])] == [s.name for s in sc.SCENARIOS]
+    default = [s.name for s in sc.select(None)]
+    assert "manifest-get" in default and not any(n.startswith("big-repo") for n in default)
     assert [s.name for s in sc.select(["push-small", "manifest-get"])] == [
         "manifest-get",
         "push-small",
     ]
     with pytest.raises(KeyError):
         sc.select(["nope"])
+    group = [s.name for s in sc.select(["big-repo"])]
+    assert group[:3] == ["big-repo-list", "big-repo-page", "big-repo-delete"]
+    assert [s.name for s in sc.select(["big-repo-page", "manifest-get"])] == [
+        "manifest-get",
+        "big-repo-page",
+    ]
+
+
+def test_big_repo_manifests_distinct_and_tags_sorted() -> None:
+    bodies = {sc.big_manifest(i) for i in range(50)}
+    assert len(bodies) == 50
+    tags = [sc.big_tag(i) for i in range(0, 50_000, 997)]
+    assert tags == sorted(tags)
 
 
 def _entry(value: float, rss: float | None = None) -> dict:
