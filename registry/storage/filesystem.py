@@ -3,6 +3,13 @@
 Blocking file calls run in worker threads, never on the event loop. Content is
 written to a temporary file under `_tmp/` (same filesystem) and renamed into
 place, so a crash or a full disk never leaves a partial object visible.
+
+Directories exist only while they hold something, as on an object store:
+`delete` and `move` remove the directories they leave empty (up to the root,
+never `_tmp/`), so an emptied repository disappears from listings. A write
+creates its parent directories and renames or opens into them; if a
+concurrent prune removes a directory in between, the write sees
+FileNotFoundError and simply creates the directories again (`_into`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from registry.storage.paths import TMP
 to_thread = asyncio.to_thread
 # With [storage] fsync on, writeback of upload data is started every this many bytes.
 SYNC_EVERY = 64 << 20
+# Times a write re-creates its parent directories when a concurrent prune removed them.
+PLACE_ATTEMPTS = 8
 
 
 def _load_sync_file_range():
@@ -162,6 +171,39 @@ class FilesystemDriver:
     def _tmp_path(self) -> Path:
         return self.root / TMP / uuid.uuid4().hex
 
+    def _into(self, target: Path, place, source: Path | None = None):
+        """Create target's parent directories and run `place()` (a rename or an
+        open into them). A concurrent delete may prune the fresh directories
+        before `place` runs: then create them again, a few times. If `source`
+        is given and has vanished, the failure is real: the directories made
+        for it are pruned again and the error raised."""
+        for attempt in range(PLACE_ATTEMPTS):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                return place()
+            except FileNotFoundError:
+                if source is not None and not os.path.lexists(source):
+                    self._prune(target.parent)
+                    raise
+                if attempt + 1 == PLACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _prune(self, directory: Path) -> None:
+        """Remove `directory` and then each ancestor while they are empty; never
+        the root or `_tmp`. rmdir refuses a directory that is not empty, so a
+        concurrent write that got there first keeps it (and one that comes after
+        re-creates it, see `_into`)."""
+        tmp = self.root / TMP
+        while directory != self.root and directory != tmp and self.root in directory.parents:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass  # pruned concurrently: its parent may still be empty
+            except OSError:
+                return  # not empty (or not ours to remove): stop here
+            directory = directory.parent
+
     # -- protocol ------------------------------------------------------------
 
     async def get_content(self, path: str, max_bytes: int | None = None) -> bytes:
@@ -189,8 +231,7 @@ class FilesystemDriver:
                     if self.fsync:
                         fh.flush()
                         os.fsync(fh.fileno())
-                full.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, full)
+                self._into(full, lambda: os.replace(tmp, full))
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -219,8 +260,7 @@ class FilesystemDriver:
         full = self._full(path)
 
         def _open():
-            full.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(full, "ab" if append else "wb")
+            fh = self._into(full, lambda: open(full, "ab" if append else "wb"))
             return fh, fh.tell()
 
         fh, size = await to_thread(self._guard, _open)
@@ -245,8 +285,9 @@ class FilesystemDriver:
         s, d = self._full(src), self._full(dst)
 
         def _move() -> None:
-            d.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(s, d)
+            os.lstat(s)  # a missing source fails before any directory is made for it
+            self._into(d, lambda: os.replace(s, d), source=s)
+            self._prune(s.parent)
 
         await to_thread(self._guard, _move)
 
@@ -261,9 +302,9 @@ class FilesystemDriver:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 full.unlink()
-            # Empty parent directories are left in place on purpose: removing them
-            # races with a concurrent write that has just created them (mkdir, then
-            # rename into place), which then fails; an empty directory costs nothing.
+            # Emptied parents go too, so listings agree with the object stores (an
+            # empty repository directory would still count as a repository).
+            self._prune(full.parent)
 
         await to_thread(self._guard, _delete)
 

@@ -4,7 +4,7 @@
 the S3 driver on a real SeaweedFS (one per session, see tests/seaweed.py)
 under a fresh key prefix. After each test the fixture fails the test if it
 left anything behind: files (besides the filesystem driver's empty `_tmp/`),
-objects under the prefix, or unfinished multipart uploads.
+directories, objects under the prefix, or unfinished multipart uploads.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ def s3_driver(server, prefix: str, **kw) -> S3Driver:
 
 
 def _fs_leftovers(root: Path) -> list[str]:
-    """Files left under root. Empty directories are fine: the filesystem driver
-    keeps them on purpose (pruning them races with concurrent writes)."""
+    """Files left under root, and directories (besides the root and `_tmp/`):
+    the driver removes the directories a delete or move leaves empty."""
     out = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         out += [os.path.normpath(os.path.join(rel, f)) for f in filenames]
+        out += [os.path.normpath(os.path.join(rel, d)) + "/" for d in dirnames
+                if not (rel == "." and d == "_tmp")]
     return sorted(out)
 
 

@@ -319,3 +319,66 @@ async def test_large_streaming_write_has_bounded_memory(driver: Driver) -> None:
     assert peak_write < 32 * MiB, f"writer peaked at {peak_write / MiB:.1f} MiB"
     assert peak_read < 24 * MiB, f"reader peaked at {peak_read / MiB:.1f} MiB"
     await driver.delete("repositories")
+
+
+# -- emptied directories -----------------------------------------------------
+
+async def test_deleting_the_last_file_removes_its_directories(driver: Driver) -> None:
+    """Directories exist only while they hold something, on every driver: an
+    emptied repository must vanish from listings (catalog, tags/list)."""
+    await driver.put_content("e/keep", b"x")
+    await driver.put_content("e/gone/deep/only", b"x")
+    await driver.delete("e/gone/deep/only")
+    assert await driver.list("e") == ["keep"]
+    for missing in ("e/gone", "e/gone/deep"):
+        with pytest.raises(PathNotFound):
+            await driver.list(missing)
+        with pytest.raises(PathNotFound):
+            await driver.stat(missing)
+    await driver.put_content("e/sub/dir/file", b"x")
+    await driver.delete("e/sub/dir")  # deleting a directory prunes its parents too
+    assert await driver.list("e") == ["keep"]
+    await driver.delete("e/keep")
+    with pytest.raises(PathNotFound):
+        await driver.list("e")
+    assert "e" not in await _root_names(driver)
+
+
+async def test_move_prunes_the_emptied_source_directory(driver: Driver) -> None:
+    await driver.put_content("mv/a/b/src", b"x")
+    await driver.move("mv/a/b/src", "mv/dst")
+    assert await driver.list("mv") == ["dst"]
+    with pytest.raises(PathNotFound):
+        await driver.move("mv/a/nothing", "mv/new/dir/x")  # makes no directory either
+    assert await driver.list("mv") == ["dst"]
+    await driver.delete("mv")
+
+
+async def _root_names(driver: Driver) -> list[str]:
+    try:
+        return await driver.list("")
+    except PathNotFound:
+        return []
+
+
+async def test_concurrent_writes_and_deletes_in_siblings(driver: Driver) -> None:
+    """Pruning races with writes that create the same directories: no write may
+    fail because a concurrent delete removed its fresh parent directory."""
+
+    async def churn(i: int) -> None:
+        for n in range(8):
+            path = f"cc/shared/{i % 3}/f{i}-{n}"
+            if n % 3 == 0:
+                w = await driver.writer(path)
+                await w.write(b"w")
+                await w.commit()
+            elif n % 3 == 1:
+                await driver.put_content(path + ".tmp", b"m")
+                await driver.move(path + ".tmp", path)
+            else:
+                await driver.put_content(path, b"p")
+            assert await driver.get_content(path) in (b"w", b"m", b"p")
+            await driver.delete(path)
+
+    await asyncio.gather(*(churn(i) for i in range(12)))
+    assert "cc" not in await _root_names(driver)
