@@ -33,6 +33,7 @@ from registry.storage.driver import (
     check_path,
 )
 from registry.storage.paths import TMP
+from registry.storage.walk import Entry, sort_entries, walk_tree
 
 to_thread = asyncio.to_thread
 # With [storage] fsync on, writeback of upload data is started every this many bytes.
@@ -64,8 +65,24 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         os.fdatasync(fd)
 
 
+def _copy(src, dst) -> None:
+    """Append all of file src to file dst, in the kernel where it can (no copy
+    through user space, and reflinks on filesystems that share extents)."""
+    dst.flush()
+    try:
+        while os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        shutil.copyfileobj(src, dst, 1 << 20)
+    # copy_file_range moved the fd offsets, not the Python file objects' view of them.
+    dst.seek(0, os.SEEK_END)
+
+
 class FilesystemWriter:
-    """Appends to a file in place; upload data is only reachable via its own path."""
+    """Appends to a file in place: the bytes are visible at the path as they are
+    written, so content that must appear whole is written elsewhere and moved."""
 
     def __init__(self, driver: FilesystemDriver, path: str, fh, size: int) -> None:
         self._driver = driver
@@ -124,14 +141,18 @@ class FilesystemWriter:
         finally:
             self._fh.close()
 
-    async def commit(self) -> None:
-        def _commit() -> None:
+    async def seal(self) -> None:
+        def _seal() -> None:
             self._fh.flush()
             if self._driver.fsync:
                 os.fsync(self._fh.fileno())
             self._fh.close()
 
-        await to_thread(self._driver._guard, _commit)
+        await to_thread(self._driver._guard, _seal)
+
+    async def commit(self) -> None:
+        # The file is written in place: durable is published.
+        await self.seal()
 
     async def cancel(self) -> None:
         await self.close()
@@ -280,6 +301,58 @@ class FilesystemDriver:
             return sorted(os.listdir(full))
 
         return await to_thread(self._guard, _list)
+
+    def walk(self, path: str, start_after: str = "") -> AsyncIterator[FileInfo]:
+        if path:
+            self._full(path)
+        return walk_tree(path, start_after, self._scan_dir)
+
+    async def _scan_dir(self, path: str) -> list[Entry]:
+        return await to_thread(self._scan, self.root / path if path else self.root, not path)
+
+    def _scan(self, directory: Path, is_root: bool) -> list[Entry]:
+        """One directory's entries as (name, is_dir, size, mtime), in walk order;
+        empty if it is missing (or pruned meanwhile, or a file)."""
+        out = []
+        try:
+            with os.scandir(directory) as it:
+                for e in it:
+                    if is_root and e.name == TMP:
+                        continue
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            out.append((e.name, True, 0, 0.0))
+                        else:
+                            st = e.stat(follow_symlinks=False)
+                            out.append((e.name, False, st.st_size, st.st_mtime))
+                    except FileNotFoundError:
+                        continue  # deleted while we looked
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StorageError(f"{exc.strerror or exc}", self.name) from exc
+        return sort_entries(out)
+
+    async def compose(self, dst: str, sources: list[str]) -> int:
+        d = self._full(dst)
+        srcs = [self._full(src) for src in sources]
+
+        def _compose() -> int:
+            tmp = self._tmp_path()
+            try:
+                with open(tmp, "wb") as out:
+                    for src in srcs:
+                        with open(src, "rb") as fh:
+                            _copy(fh, out)
+                    size = out.tell()
+                    if self.fsync:
+                        os.fsync(out.fileno())
+                self._into(d, lambda: os.replace(tmp, d))
+                return size
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        return await to_thread(self._guard, _compose)
 
     async def move(self, src: str, dst: str) -> None:
         s, d = self._full(src), self._full(dst)

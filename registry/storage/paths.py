@@ -17,7 +17,18 @@ Everything the OCI API answers can be rebuilt from this tree alone.
 
 from __future__ import annotations
 
-from registry.core.grammar import Digest
+from typing import Protocol
+
+
+class Digest(Protocol):
+    """Anything naming content by algorithm and hex (core.grammar.Digest is one);
+    structural, so that storage does not import core."""
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def hex(self) -> str: ...
 
 BLOBS = "blobs"
 REPOSITORIES = "repositories"

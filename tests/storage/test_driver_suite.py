@@ -382,3 +382,159 @@ async def test_concurrent_writes_and_deletes_in_siblings(driver: Driver) -> None
 
     await asyncio.gather(*(churn(i) for i in range(12)))
     assert "cc" not in await _root_names(driver)
+
+
+# -- walk --------------------------------------------------------------------
+
+WALK_FILES = {"w/B": b"1", "w/_x/y": b"22", "w/a-b": b"333", "w/a.b": b"", "w/a/b": b"4444",
+              "w/a/c/d": b"55555", "w/a0": b"6", "w/z/deep/er/file": b"77"}
+
+
+async def walked(driver: Driver, path: str, start_after: str = "") -> list[tuple[str, int]]:
+    out = []
+    async for info in driver.walk(path, start_after):
+        assert not info.is_dir and info.mtime > 0
+        out.append((info.path, info.size))
+    return out
+
+
+async def _put_walk_files(driver: Driver) -> list[tuple[str, int]]:
+    for p, data in WALK_FILES.items():
+        await driver.put_content(p, data)
+    # A file still being written (segments on s3): listed once, with its size so far.
+    w = await driver.writer("w/seg")
+    await w.write(b"abc")
+    await w.close()
+    w = await driver.writer("w/seg", append=True)
+    await w.write(b"defg")
+    await w.close()
+    return sorted([(p, len(d)) for p, d in WALK_FILES.items()] + [("w/seg", 7)])
+
+
+async def test_walk_order_resume_and_missing(driver: Driver) -> None:
+    expected = await _put_walk_files(driver)
+    # Byte order of the full path: "a-b" < "a.b" < "a/b" < "a0" (as S3 lists keys).
+    assert [p for p, _ in expected][:6] == ["w/B", "w/_x/y", "w/a-b", "w/a.b", "w/a/b",
+                                            "w/a/c/d"]
+    assert await walked(driver, "w") == expected
+    assert await walked(driver, "") == expected  # the whole store, no scratch files
+    assert await walked(driver, "w/a") == [("w/a/b", 4), ("w/a/c/d", 5)]
+    for after in [p for p, _ in expected] + ["w/a", "w/a/", "w/a/bb", "w/a/c", "w/seg0", "w/",
+                                              "w/zz", "v", "x"]:
+        assert await walked(driver, "w", after) == [e for e in expected if e[0] > after], after
+    assert await walked(driver, "nothing") == []
+    assert await walked(driver, "w/nothing/below") == []
+    assert await walked(driver, "w/B") == []  # a file has nothing below it
+    await driver.delete("w")
+
+
+async def test_walk_pages(driver: Driver) -> None:
+    """Small listing pages (s3), so pages break inside a segmented file's segments."""
+    inner = getattr(driver, "inner", driver)
+    if hasattr(inner, "walk_page"):
+        inner.walk_page = 2
+    expected = await _put_walk_files(driver)
+    w = await driver.writer("w/seg", append=True)
+    await w.write(b"h")
+    await w.close()
+    expected[expected.index(("w/seg", 7))] = ("w/seg", 8)
+    assert await walked(driver, "") == expected
+    assert await walked(driver, "w", "w/a/b") == [e for e in expected if e[0] > "w/a/b"]
+    await driver.delete("w")
+
+
+# -- compose -----------------------------------------------------------------
+
+async def test_compose(driver: Driver) -> None:
+    a, b, c = os.urandom(3 * MiB), os.urandom(6 * MiB + 1), b"tail"
+    await driver.put_content("c/a", a)
+    await driver.put_content("c/b", b)
+    await driver.put_content("c/c", c)
+    assert await driver.compose("c/out/x", ["c/a", "c/b", "c/c"]) == len(a + b + c)
+    assert await read_all(driver, "c/out/x") == a + b + c
+    assert await driver.compose("c/small", ["c/c", "c/c"]) == 8
+    assert await driver.get_content("c/small") == c + c
+    assert await driver.compose("c/empty", []) == 0
+    assert await driver.get_content("c/empty") == b""
+    # dst among the sources: an append, still atomic.
+    assert await driver.compose("c/small", ["c/small", "c/a"]) == 8 + len(a)
+    assert await read_all(driver, "c/small") == c + c + a
+    # A sealed file still in segments is a source like any other.
+    w = await driver.writer("c/w")
+    await w.write(b"seg1")
+    await w.close()
+    w = await driver.writer("c/w", append=True)
+    await w.write(b"seg2")
+    await w.seal()
+    assert await driver.compose("c/fromseg", ["c/w", "c/c"]) == 12
+    assert await driver.get_content("c/fromseg") == b"seg1seg2tail"
+    await driver.delete("c")
+
+
+async def test_compose_missing_source_changes_nothing(driver: Driver) -> None:
+    await driver.put_content("cm/a", b"a")
+    await driver.put_content("cm/dst", b"old")
+    with pytest.raises(PathNotFound):
+        await driver.compose("cm/dst", ["cm/a", "cm/missing"])
+    with pytest.raises(PathNotFound):
+        await driver.compose("cm/new/x", ["cm/missing"])
+    assert await driver.get_content("cm/dst") == b"old"
+    assert await driver.list("cm") == ["a", "dst"]
+    await driver.delete("cm")
+
+
+async def test_compose_is_never_partial(driver: Driver) -> None:
+    old, part = b"o" * (64 << 10), os.urandom(3 * MiB)
+    await driver.put_content("ca/dst", old)
+    await driver.put_content("ca/p", part)
+    new = part * 3
+    seen: set[bytes] = set()
+
+    async def reads() -> None:
+        for _ in range(8):
+            with contextlib.suppress(PathNotFound):
+                seen.add(hashlib.sha256(await read_all(driver, "ca/dst")).digest())
+            await asyncio.sleep(0)
+
+    await asyncio.gather(reads(), driver.compose("ca/dst", ["ca/p"] * 3))
+    assert seen <= {hashlib.sha256(old).digest(), hashlib.sha256(new).digest()}
+    assert await read_all(driver, "ca/dst") == new
+    await driver.delete("ca")
+
+
+# -- seal --------------------------------------------------------------------
+
+async def test_seal_then_move(make_driver) -> None:
+    """seal makes the bytes durable; another replica moves them into place."""
+    driver = make_driver()
+    data = os.urandom(6 * MiB + 3)
+    w = await driver.writer(UPLOAD)
+    await w.write(data[:MiB])
+    await w.close()
+    w = await driver.writer(UPLOAD, append=True)
+    await w.write(data[MiB:])
+    await w.seal()
+    assert (await driver.stat(UPLOAD)).size == len(data)
+    other = make_driver()
+    assert (await other.stat(UPLOAD)).size == len(data)
+    await other.move(UPLOAD, "blobs/sha256/cd/cdef")
+    assert await read_all(driver, "blobs/sha256/cd/cdef") == data
+    with pytest.raises(PathNotFound):
+        await driver.stat(UPLOAD)
+    with pytest.raises(PathNotFound):
+        await driver.list("repositories")
+    await driver.delete("blobs")
+
+
+async def test_commit_publishes_any_path(driver: Driver) -> None:
+    """commit publishes one object even for a path under _uploads/ (the storage
+    layer knows nothing of the OCI layout)."""
+    w = await driver.writer(UPLOAD)
+    await w.write(b"abc")
+    await w.close()
+    w = await driver.writer(UPLOAD, append=True)
+    await w.write(b"def")
+    await w.commit()
+    assert await driver.get_content(UPLOAD) == b"abcdef"
+    assert await walked(driver, "repositories") == [(UPLOAD, 6)]
+    await driver.delete("repositories")
