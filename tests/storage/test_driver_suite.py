@@ -13,6 +13,7 @@ import tracemalloc
 
 import pytest
 
+from registry.storage import paths
 from registry.storage.driver import Driver, InvalidPath, PathNotFound, StorageError
 
 UPLOAD = "repositories/lib/app/_uploads/0b7c3c5e-2f1e-4d8a-9a55-1f0d2c3b4a59/data"
@@ -541,3 +542,31 @@ async def test_commit_publishes_any_path(driver: Driver) -> None:
     assert await driver.get_content(UPLOAD) == b"abcdef"
     assert await walked(driver, "repositories") == [(UPLOAD, 6)]
     await driver.delete("repositories")
+
+
+# -- object keys (the S3-compatible API's layout) -------------------------------
+
+OBJECT_KEYS = ["a", "a/b", "a//b", "/", "//x", ".", "..", "a/", "a/../b", "a-", "a b",
+               "ü/€", "9:z{", "_", "linux/zlib-1.3.spack", "x" * 200 + "/" + "y" * 254]
+
+
+async def test_object_keys_through_put_get_walk(driver: Driver) -> None:
+    """Keys S3 allows together (`a`, `a/b`, `a/`, `a//b`) stored side by side, walked
+    in S3's key order, read back by key."""
+    for key in OBJECT_KEYS:
+        await driver.put_content(paths.object_path("bkt", key), key.encode())
+    listed = [paths.object_key("bkt", info.path)
+              async for info in driver.walk(paths.bucket_dir("bkt"))]
+    assert listed == sorted(OBJECT_KEYS, key=lambda k: k.encode())
+    for key in OBJECT_KEYS:
+        assert await driver.get_content(paths.object_path("bkt", key)) == key.encode()
+    # Resuming after a key, and listing under a prefix, work on encoded paths.
+    after = paths.object_path("bkt", "a/")
+    rest = [paths.object_key("bkt", i.path)
+            async for i in driver.walk(paths.bucket_dir("bkt"), after)]
+    assert rest == [k for k in listed if k.encode() > b"a/"]
+    under = paths.bucket_dir("bkt") + "/" + paths.encode_prefix("a/")
+    assert [k for k in listed if k.startswith("a/")] == [
+        paths.object_key("bkt", i.path) async for i in driver.walk(paths.bucket_dir("bkt") + "/a")
+        if i.path.startswith(under)]
+    await driver.delete(paths.OBJECTS)
