@@ -180,14 +180,18 @@ class FilesystemDriver:
         """Run a blocking call, translating OS errors into storage errors."""
         try:
             return fn(*args)
-        except FileNotFoundError as exc:
-            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
-        except NotADirectoryError as exc:
-            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise PathNotFound("path not found", self.name, self._rel(exc.filename)) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageUnavailable("no space left on device", self.name) from exc
             raise StorageError(f"{exc.strerror or exc}", self.name) from exc
+
+    def _rel(self, filename: object) -> str:
+        """A driver path for an OS error's file name: never the local root."""
+        name = str(filename or "")
+        root = str(self.root) + os.sep
+        return name[len(root):] if name.startswith(root) else ""
 
     def _tmp_path(self) -> Path:
         return self.root / TMP / uuid.uuid4().hex
@@ -200,7 +204,14 @@ class FilesystemDriver:
         for it are pruned again and the error raised."""
         for attempt in range(PLACE_ATTEMPTS):
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except FileExistsError:
+                    # mkdir found the directory, then it was pruned before Path.mkdir
+                    # checked it is one; a file in the way fails again every time.
+                    if attempt + 1 == PLACE_ATTEMPTS:
+                        raise
+                    continue
                 return place()
             except FileNotFoundError:
                 if source is not None and not os.path.lexists(source):
@@ -296,9 +307,14 @@ class FilesystemDriver:
         full = self.root if path == "" else self._full(path)
 
         def _list() -> list[str]:
-            if not full.is_dir():
+            names = sorted(os.listdir(full)) if full.is_dir() else []
+            if path == "" and TMP in names:
+                names.remove(TMP)  # scratch space is not part of the store
+            # A directory holding nothing (being filled or pruned right now, or
+            # left by an older version) does not exist, as on the other drivers.
+            if not names:
                 raise FileNotFoundError(errno.ENOENT, "not a directory", str(full))
-            return sorted(os.listdir(full))
+            return names
 
         return await to_thread(self._guard, _list)
 

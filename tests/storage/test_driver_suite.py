@@ -570,3 +570,25 @@ async def test_object_keys_through_put_get_walk(driver: Driver) -> None:
         paths.object_key("bkt", i.path) async for i in driver.walk(paths.bucket_dir("bkt") + "/a")
         if i.path.startswith(under)]
     await driver.delete(paths.OBJECTS)
+
+
+# -- the CheckedDriver every driver runs in ------------------------------------
+
+async def test_errors_are_tagged_and_operations_counted(driver: Driver) -> None:
+    with pytest.raises(PathNotFound) as info:
+        await driver.get_content("tag/missing/file")
+    assert (info.value.driver, info.value.path) == (driver.name, "tag/missing/file")
+    with pytest.raises(PathNotFound) as info:
+        await driver.move("tag/nothing", "tag/else")
+    assert info.value.driver == driver.name and info.value.path in ("tag/nothing", "")
+    await driver.put_content("tag/x", b"12345")
+    assert b"".join([c async for c in driver.reader("tag/x")]) == b"12345"
+    w = await driver.writer("tag/w")
+    await w.write(b"abc")
+    await w.commit()
+    await driver.delete("tag")
+    ops = driver.stats()["ops"]
+    assert ops["get_content"]["not_found"] == 1 and ops["move"]["not_found"] == 1
+    assert ops["put_content"]["bytes_written"] == 5 and ops["reader"]["bytes_read"] == 5
+    assert ops["writer"]["bytes_written"] == 3 and ops["delete"]["calls"] == 1
+    assert list(await _root_names(driver)) == []
