@@ -128,8 +128,9 @@ class Driver(Protocol):
         the drivers' scratch space), in ascending byte order of the full path,
         which is S3's ListObjectsV2 order: a caller resumes by passing the last
         path it saw as `start_after`, and every driver yields the same sequence.
-        Paged internally; nothing for a missing path. A file still being written
-        through a writer appears once, with the size written so far."""
+        Paged internally; nothing for a missing path. A file being written
+        through a writer appears once, as `stat` shows it (on s3: the size of
+        its contiguous segments; the segments themselves never appear)."""
         ...
 
     async def compose(self, dst: str, sources: list[str]) -> int:
@@ -164,7 +165,7 @@ MAX_PATH = 3584
 MAX_COMPONENT = 255
 # One match for the whole path (it runs on every driver call): components of
 # [A-Za-z0-9._-], none of them "." or "..", no empty ones.
-_COMPONENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]{1,255}"
+_COMPONENT = rf"(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]{{1,{MAX_COMPONENT}}}"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 
 
