@@ -38,9 +38,13 @@ class ServerConfig:
         return int(self.listen.rsplit(":", 1)[1])
 
 
+# The drivers registry.storage registers (named here so config imports no storage).
+STORAGE_DRIVERS = ("filesystem", "s3", "memory")
+
+
 @dataclass
 class StorageConfig:
-    driver: str = "filesystem"
+    driver: str = "filesystem"  # one of STORAGE_DRIVERS; memory is for tests
     root: str = "./data/storage"
     auto_mount: bool = True
     fsync: bool = True
@@ -184,8 +188,12 @@ def validate(config: Config) -> list[str]:
         problems.append(f"[server] log_level: expected debug, info, warning or error, "
                         f"got {s.log_level!r}")
     st = config.storage
-    if st.driver not in ("filesystem", "s3"):
-        problems.append(f"[storage] driver: expected \"filesystem\" or \"s3\", got {st.driver!r}")
+    if st.driver not in STORAGE_DRIVERS:
+        problems.append(f"[storage] driver: expected one of {', '.join(STORAGE_DRIVERS)}, "
+                        f"got {st.driver!r}")
+    if st.driver == "memory" and s.workers != 1:
+        # Each worker process would have a store of its own.
+        problems.append("[storage] driver: the memory driver needs [server] workers = 1")
     if st.driver == "filesystem" and not st.root:
         problems.append("[storage] root: required for the filesystem driver")
     if st.driver == "s3":

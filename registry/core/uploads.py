@@ -260,7 +260,7 @@ class UploadService:
             raise
         if hasher is not None:
             self._hashers.put(upload_id, offset + written, hasher)
-        await (writer.commit() if commit else writer.close())
+        await (writer.seal() if commit else writer.close())
         return UploadStatus(upload_id, repo, offset + written)
 
     async def _rollback(self, writer: FileWriter, offset: int) -> None:
@@ -319,7 +319,7 @@ class UploadService:
         if await self.blobs.size(digest) is None:
             if chunks is None:  # nothing was committed by this request
                 writer = await self.driver.writer(data_path, append=True)
-                await writer.commit()
+                await writer.seal()
             await self.driver.move(data_path, paths.blob(digest))
         await self._discard(repo, upload_id)
         await self.blobs.link(repo, digest, status.size)

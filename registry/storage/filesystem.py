@@ -3,6 +3,13 @@
 Blocking file calls run in worker threads, never on the event loop. Content is
 written to a temporary file under `_tmp/` (same filesystem) and renamed into
 place, so a crash or a full disk never leaves a partial object visible.
+
+Directories exist only while they hold something, as on an object store:
+`delete` and `move` remove the directories they leave empty (up to the root,
+never `_tmp/`), so an emptied repository disappears from listings. A write
+creates its parent directories and renames or opens into them; if a
+concurrent prune removes a directory in between, the write sees
+FileNotFoundError and simply creates the directories again (`_into`).
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ from registry.storage.driver import (
     check_path,
 )
 from registry.storage.paths import TMP
+from registry.storage.walk import Entry, sort_entries, walk_tree
 
 to_thread = asyncio.to_thread
 # With [storage] fsync on, writeback of upload data is started every this many bytes.
 SYNC_EVERY = 64 << 20
+# Times a write re-creates its parent directories when a concurrent prune removed them.
+PLACE_ATTEMPTS = 8
 
 
 def _load_sync_file_range():
@@ -55,8 +65,24 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         os.fdatasync(fd)
 
 
+def _copy(src, dst) -> None:
+    """Append all of file src to file dst, in the kernel where it can (no copy
+    through user space, and reflinks on filesystems that share extents)."""
+    dst.flush()
+    try:
+        while os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        shutil.copyfileobj(src, dst, 1 << 20)
+    # copy_file_range moved the fd offsets, not the Python file objects' view of them.
+    dst.seek(0, os.SEEK_END)
+
+
 class FilesystemWriter:
-    """Appends to a file in place; upload data is only reachable via its own path."""
+    """Appends to a file in place: the bytes are visible at the path as they are
+    written, so content that must appear whole is written elsewhere and moved."""
 
     def __init__(self, driver: FilesystemDriver, path: str, fh, size: int) -> None:
         self._driver = driver
@@ -115,14 +141,18 @@ class FilesystemWriter:
         finally:
             self._fh.close()
 
-    async def commit(self) -> None:
-        def _commit() -> None:
+    async def seal(self) -> None:
+        def _seal() -> None:
             self._fh.flush()
             if self._driver.fsync:
                 os.fsync(self._fh.fileno())
             self._fh.close()
 
-        await to_thread(self._driver._guard, _commit)
+        await to_thread(self._driver._guard, _seal)
+
+    async def commit(self) -> None:
+        # The file is written in place: durable is published.
+        await self.seal()
 
     async def cancel(self) -> None:
         await self.close()
@@ -150,17 +180,61 @@ class FilesystemDriver:
         """Run a blocking call, translating OS errors into storage errors."""
         try:
             return fn(*args)
-        except FileNotFoundError as exc:
-            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
-        except NotADirectoryError as exc:
-            raise PathNotFound("path not found", self.name, str(exc.filename or "")) from None
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise PathNotFound("path not found", self.name, self._rel(exc.filename)) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageUnavailable("no space left on device", self.name) from exc
             raise StorageError(f"{exc.strerror or exc}", self.name) from exc
 
+    def _rel(self, filename: object) -> str:
+        """A driver path for an OS error's file name: never the local root."""
+        name = str(filename or "")
+        root = str(self.root) + os.sep
+        return name[len(root):] if name.startswith(root) else ""
+
     def _tmp_path(self) -> Path:
         return self.root / TMP / uuid.uuid4().hex
+
+    def _into(self, target: Path, place, source: Path | None = None):
+        """Create target's parent directories and run `place()` (a rename or an
+        open into them). A concurrent delete may prune the fresh directories
+        before `place` runs: then create them again, a few times. If `source`
+        is given and has vanished, the failure is real: the directories made
+        for it are pruned again and the error raised."""
+        for attempt in range(PLACE_ATTEMPTS):
+            try:
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except FileExistsError:
+                    # mkdir found the directory, then it was pruned before Path.mkdir
+                    # checked it is one; a file in the way fails again every time.
+                    if attempt + 1 == PLACE_ATTEMPTS:
+                        raise
+                    continue
+                return place()
+            except FileNotFoundError:
+                if source is not None and not os.path.lexists(source):
+                    self._prune(target.parent)
+                    raise
+                if attempt + 1 == PLACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _prune(self, directory: Path) -> None:
+        """Remove `directory` and then each ancestor while they are empty; never
+        the root or `_tmp`. rmdir refuses a directory that is not empty, so a
+        concurrent write that got there first keeps it (and one that comes after
+        re-creates it, see `_into`)."""
+        tmp = self.root / TMP
+        while directory != self.root and directory != tmp and self.root in directory.parents:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass  # pruned concurrently: its parent may still be empty
+            except OSError:
+                return  # not empty (or not ours to remove): stop here
+            directory = directory.parent
 
     # -- protocol ------------------------------------------------------------
 
@@ -189,8 +263,7 @@ class FilesystemDriver:
                     if self.fsync:
                         fh.flush()
                         os.fsync(fh.fileno())
-                full.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, full)
+                self._into(full, lambda: os.replace(tmp, full))
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -219,8 +292,7 @@ class FilesystemDriver:
         full = self._full(path)
 
         def _open():
-            full.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(full, "ab" if append else "wb")
+            fh = self._into(full, lambda: open(full, "ab" if append else "wb"))
             return fh, fh.tell()
 
         fh, size = await to_thread(self._guard, _open)
@@ -235,18 +307,76 @@ class FilesystemDriver:
         full = self.root if path == "" else self._full(path)
 
         def _list() -> list[str]:
-            if not full.is_dir():
+            names = sorted(os.listdir(full)) if full.is_dir() else []
+            if path == "" and TMP in names:
+                names.remove(TMP)  # scratch space is not part of the store
+            # A directory holding nothing (being filled or pruned right now, or
+            # left by an older version) does not exist, as on the other drivers.
+            if not names:
                 raise FileNotFoundError(errno.ENOENT, "not a directory", str(full))
-            return sorted(os.listdir(full))
+            return names
 
         return await to_thread(self._guard, _list)
+
+    def walk(self, path: str, start_after: str = "") -> AsyncIterator[FileInfo]:
+        if path:
+            self._full(path)
+        return walk_tree(path, start_after, self._scan_dir)
+
+    async def _scan_dir(self, path: str) -> list[Entry]:
+        return await to_thread(self._scan, self.root / path if path else self.root, not path)
+
+    def _scan(self, directory: Path, is_root: bool) -> list[Entry]:
+        """One directory's entries as (name, is_dir, size, mtime), in walk order;
+        empty if it is missing (or pruned meanwhile, or a file)."""
+        out = []
+        try:
+            with os.scandir(directory) as it:
+                for e in it:
+                    if is_root and e.name == TMP:
+                        continue
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            out.append((e.name, True, 0, 0.0))
+                        else:
+                            st = e.stat(follow_symlinks=False)
+                            out.append((e.name, False, st.st_size, st.st_mtime))
+                    except FileNotFoundError:
+                        continue  # deleted while we looked
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StorageError(f"{exc.strerror or exc}", self.name) from exc
+        return sort_entries(out)
+
+    async def compose(self, dst: str, sources: list[str]) -> int:
+        d = self._full(dst)
+        srcs = [self._full(src) for src in sources]
+
+        def _compose() -> int:
+            tmp = self._tmp_path()
+            try:
+                with open(tmp, "wb") as out:
+                    for src in srcs:
+                        with open(src, "rb") as fh:
+                            _copy(fh, out)
+                    size = out.tell()
+                    if self.fsync:
+                        os.fsync(out.fileno())
+                self._into(d, lambda: os.replace(tmp, d))
+                return size
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        return await to_thread(self._guard, _compose)
 
     async def move(self, src: str, dst: str) -> None:
         s, d = self._full(src), self._full(dst)
 
         def _move() -> None:
-            d.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(s, d)
+            os.lstat(s)  # a missing source fails before any directory is made for it
+            self._into(d, lambda: os.replace(s, d), source=s)
+            self._prune(s.parent)
 
         await to_thread(self._guard, _move)
 
@@ -261,9 +391,9 @@ class FilesystemDriver:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 full.unlink()
-            # Empty parent directories are left in place on purpose: removing them
-            # races with a concurrent write that has just created them (mkdir, then
-            # rename into place), which then fails; an empty directory costs nothing.
+            # Emptied parents go too, so listings agree with the object stores (an
+            # empty repository directory would still count as a repository).
+            self._prune(full.parent)
 
         await to_thread(self._guard, _delete)
 

@@ -7,20 +7,75 @@
     repositories/<name>/_referrers/<alg>/<subject>/<alg>/<hex>     link: referrer of subject
     repositories/<name>/_uploads/<uuid>/data                       upload in progress
     repositories/<name>/_uploads/<uuid>/state                      its JSON state
+    objects/<bucket>/<encoded key>                                 S3-compatible API objects
     _tmp/...                                                       drivers' scratch space
 
 Repository name components start with [a-z0-9], so the `_` directories can
 never collide with a nested repository. Manifests are blobs too: the revision
 link says which repository holds one and with which media type it was pushed.
 Everything the OCI API answers can be rebuilt from this tree alone.
+
+Object keys (the S3-compatible API)
+-----------------------------------
+An S3 object key is any UTF-8 string of 1 to 1024 bytes: empty segments
+(`a//b`, a leading or trailing `/`), `.` and `..` segments, any character.
+`encode_key` maps it into the driver path grammar reversibly (`decode_key`),
+segment by segment on its UTF-8 bytes:
+
+* Letters and digits stand for themselves, except `9`, `z` and the bytes the
+  three escape characters stand for: every other byte is an escape character
+  followed by the byte in two upper-case hex digits, the escape chosen by the
+  byte's range so that escapes sort where their byte does:
+  `-XX` for 0x00-0x2E (including `-` and `.`), `9XX` for 0x39-0x40,
+  `_XX` for 0x5B-0x60, `zXX` for 0x7A-0xFF (all non-ASCII UTF-8 bytes).
+  `/` stays the separator.
+* The last segment (the leaf) ends with `-`, and no directory segment does:
+  keys `a` (`a-`) and `a/b` (`a/b-`) coexist on a filesystem as they do in
+  S3, so every driver stores both (no file-versus-directory clash).
+* An empty segment before a `/` is `._`; an empty leaf is just `-`.
+
+So `linux/zlib-1.3.spack` becomes `linux/z7Alib-2D1-2E3-2Espack-`, and a
+`.`/`..` segment becomes `-2E`/`-2E-2E`, which the grammar accepts.
+
+The encoding preserves order: `a < b` as S3 compares keys (their UTF-8 bytes)
+exactly when `encode_key(a) < encode_key(b)` as strings, which is the order
+`Driver.walk` yields paths in. So walking `objects/<bucket>` lists its keys in
+ListObjectsV2 order, `start_after` can be an encoded key, and with
+`encode_prefix` a key prefix is a path prefix (`k.startswith(p)` exactly when
+`encode_key(k).startswith(encode_prefix(p))`). (Escapes are chosen per byte
+range for this: the separator `/` and every escape sort among the literal
+characters just as their bytes do, and the leaf's final `-` sorts below all.)
+
+Limits: a byte takes 1 or 3 characters, and a component may not exceed 255
+bytes (NAME_MAX): a segment of letters and digits (other than 9 and z) may be
+254 bytes long, any segment of up to 84 bytes fits, and longer ones raise
+`KeyTooLong` (S3's KeyTooLongError). A whole encoded key is at most 3073
+bytes, within `driver.MAX_PATH` whatever the bucket. On the s3 driver the
+store's own key limit (1024 bytes on AWS S3) also applies to the prefix plus
+`objects/<bucket>/` plus the encoded key; the store refuses longer ones.
 """
 
 from __future__ import annotations
 
-from registry.core.grammar import Digest
+import re
+from typing import Protocol
+
+from registry.storage.driver import MAX_COMPONENT, MAX_PATH
+
+
+class Digest(Protocol):
+    """Anything naming content by algorithm and hex (core.grammar.Digest is one);
+    structural, so that storage does not import core."""
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def hex(self) -> str: ...
 
 BLOBS = "blobs"
 REPOSITORIES = "repositories"
+OBJECTS = "objects"
 TMP = "_tmp"
 REPO_MARKERS = ("_manifests", "_layers", "_uploads")
 
@@ -87,3 +142,132 @@ def upload_state(name: str, upload_id: str) -> str:
 
 def upload_dir(name: str, upload_id: str) -> str:
     return f"{REPOSITORIES}/{name}/_uploads/{upload_id}"
+
+
+# -- S3-compatible API objects (see "Object keys" above) ---------------------
+
+MAX_KEY_BYTES = 1024
+EMPTY_SEGMENT = "._"
+LEAF_END = "-"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class InvalidKey(ValueError):
+    """An object key (or encoded path) that cannot be stored or decoded."""
+
+
+class KeyTooLong(InvalidKey):
+    """A key over 1024 bytes, or with a segment too long once encoded: S3's KeyTooLongError."""
+
+
+class InvalidBucketName(ValueError):
+    """Not an S3 bucket name (3-63 of [a-z0-9.-], starting and ending alphanumeric)."""
+
+
+def _token(b: int) -> str:
+    if b <= 0x2E:
+        return f"-{b:02X}"
+    if 0x39 <= b <= 0x40:
+        return f"9{b:02X}"
+    if 0x5B <= b <= 0x60:
+        return f"_{b:02X}"
+    if b >= 0x7A:
+        return f"z{b:02X}"
+    return chr(b)
+
+
+# Byte (as a latin-1 code point) -> its encoding, for str.translate; "/" is split off first.
+_ENCODE = {b: _token(b) for b in range(256) if b != 0x2F}
+_ESCAPES = "-9_z"
+
+
+def _segments(key: str) -> list[str]:
+    """The key's segments as latin-1 strings of their UTF-8 bytes."""
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKey("key is not valid UTF-8") from None
+    if len(raw) > MAX_KEY_BYTES:
+        raise KeyTooLong(f"key longer than {MAX_KEY_BYTES} bytes")
+    return raw.decode("latin-1").split("/")
+
+
+def _component(text: str) -> str:
+    if len(text) > MAX_COMPONENT:
+        raise KeyTooLong(f"key segment too long once encoded ({len(text)} > {MAX_COMPONENT})")
+    return text
+
+
+def encode_key(key: str) -> str:
+    """The driver path (relative, no bucket) that stores object key `key`."""
+    if not key:
+        raise InvalidKey("empty key")
+    *dirs, leaf = _segments(key)
+    parts = [_component(d.translate(_ENCODE) or EMPTY_SEGMENT) for d in dirs]
+    parts.append(_component(leaf.translate(_ENCODE) + LEAF_END))
+    return "/".join(parts)
+
+
+def encode_prefix(prefix: str) -> str:
+    """The path prefix of every encoded key that starts with `prefix` (and of no
+    other): like encode_key without the leaf's end. Not length-checked."""
+    *dirs, partial = _segments(prefix)
+    return "/".join([d.translate(_ENCODE) or EMPTY_SEGMENT for d in dirs]
+                    + [partial.translate(_ENCODE)])
+
+
+def _decode_component(text: str) -> bytes:
+    out = bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in _ESCAPES:
+            try:
+                out.append(int(text[i + 1:i + 3], 16))
+            except ValueError:
+                raise InvalidKey(f"bad escape in {text!r}") from None
+            i += 3
+        else:
+            out.append(ord(c))
+            i += 1
+    return bytes(out)
+
+
+def decode_key(path: str) -> str:
+    """The object key stored at driver path `path` (relative, no bucket)."""
+    *dirs, leaf = path.split("/")
+    if not leaf.endswith(LEAF_END):
+        raise InvalidKey(f"not an encoded key: {path!r}")
+    raw = b"/".join([b"" if d == EMPTY_SEGMENT else _decode_component(d) for d in dirs]
+                    + [_decode_component(leaf[:-1])])
+    try:
+        key = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidKey(f"not an encoded key: {path!r}") from None
+    # Only the canonical spelling decodes: a path is one key's or none's.
+    if not key or encode_key(key) != path:
+        raise InvalidKey(f"not an encoded key: {path!r}")
+    return key
+
+
+def bucket_dir(bucket: str) -> str:
+    """Where the objects of `bucket` live."""
+    if not _BUCKET.fullmatch(bucket):
+        raise InvalidBucketName(f"invalid bucket name {bucket!r}")
+    return f"{OBJECTS}/{bucket}"
+
+
+def object_path(bucket: str, key: str) -> str:
+    """The driver path of object `key` in `bucket`."""
+    path = f"{bucket_dir(bucket)}/{encode_key(key)}"
+    if len(path) > MAX_PATH:  # cannot happen with the limits above; kept as a guard
+        raise KeyTooLong("encoded key too long")
+    return path
+
+
+def object_key(bucket: str, path: str) -> str:
+    """The key of the object of `bucket` stored at driver path `path` (from walk)."""
+    base = bucket_dir(bucket) + "/"
+    if not path.startswith(base):
+        raise InvalidKey(f"{path!r} is not in bucket {bucket!r}")
+    return decode_key(path[len(base):])

@@ -10,7 +10,9 @@ replicas can share one bucket.
 Layout: driver path `p` is object `<prefix>/p`. A directory is a key prefix.
 Files written through `writer()` live as segments until committed or moved
 (see s3_parts), which lets an upload begun on one replica continue on
-another. A plain object always wins over leftover segments of the same path.
+another. A plain object always wins over leftover segments of the same path;
+`walk`, `list` and `stat` show a segmented file as one file with the size of
+its contiguous segments, and never show segments or directory markers.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from registry.storage.s3_parts import (
     seg_prefix,
 )
 from registry.storage.s3_writer import S3Writer
+from registry.storage.walk import Entry, sort_entries, walk_tree
 
 log = logging.getLogger("registry.storage.s3")
 
@@ -52,9 +55,13 @@ log = logging.getLogger("registry.storage.s3")
 UPLOAD_MAX_AGE_S = 24 * 3600.0
 JANITOR_EVERY_S = 3600.0
 PRESIGN_EXPIRES_S = 900
+# Keys per ListObjectsV2 page in walk (S3's maximum; tests make pages small).
+WALK_PAGE = 1000
 
 
 class S3Driver:
+    """The storage protocol over one bucket (and key prefix) of an S3-compatible store."""
+
     name = "s3"
 
     def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None,
@@ -69,6 +76,7 @@ class S3Driver:
         self.prefix = f"{clean}/" if clean else ""
         self.part_size = max(int(part_size), MIN_PART)
         self.redirect = redirect
+        self.walk_page = WALK_PAGE
         self._janitor_enabled = janitor
         self._janitor: asyncio.Task | None = None
 
@@ -277,6 +285,57 @@ class S3Driver:
                       self.part_size)
         await self._remove(path, [s.key for s in segs] + stale, {seg_prefix(self.key(path))},
                            prune=False)
+
+    async def _sources(self, path: str) -> list[Source]:
+        """The whole file at path as compose sources: its object, or its segments."""
+        key = self.key(path)
+        try:
+            head = await self.client.call("head_object", path, Key=key)
+        except PathNotFound:
+            segs, _ = await self.segments(path)
+            if not segs:
+                raise
+            return [s.source() for s in segs]
+        size = int(head["ContentLength"])
+        return [Source(key, 0, size, size)]
+
+    async def compose(self, dst: str, sources: list[str]) -> int:
+        # Every source is looked up before anything is written, so a missing one
+        # fails cleanly; the result appears at once (put, copy, or a completed
+        # multipart upload), never a prefix of it.
+        parts = [part for src in sources for part in await self._sources(src)]
+        await compose(self.client, parts, self.key(dst), dst, self.part_size)
+        return sum(p.length for p in parts)
+
+    def walk(self, path: str, start_after: str = "") -> AsyncIterator[FileInfo]:
+        # One delimited listing per directory (see registry.storage.walk): stores
+        # differ in their flat listing order, and this gives S3's order on all.
+        if path:
+            self.key(path)
+        return walk_tree(path, start_after, self._scan)
+
+    async def _scan(self, path: str) -> list[Entry]:
+        """One directory's files and subdirectories, without segments (a file
+        in segments is one entry with its size) or directory markers."""
+        base = self._dir_prefix(path)
+        objects, prefixes = await list_keys(self.client, base, path, delimiter="/",
+                                            page=self.walk_page)
+        files = {}
+        for obj in objects:
+            name = obj["Key"][len(base):]
+            if name and not name.endswith("/"):  # not a directory marker
+                files[name] = (name, False, int(obj["Size"]), obj["LastModified"].timestamp())
+        entries = list(files.values())
+        for prefix in prefixes:
+            name = prefix[len(base):-1]
+            if not name.endswith(SEG):
+                entries.append((name, True, 0, 0.0))
+            elif name[:-len(SEG)] not in files:  # a plain object wins over segments
+                name = name[:-len(SEG)]
+                segs, _ = await self.segments(f"{path}/{name}" if path else name)
+                if segs:
+                    entries.append((name, False, segs[-1].end, max(s.mtime for s in segs)))
+        return sort_entries(entries)
 
     async def move(self, src: str, dst: str) -> None:
         skey, dkey = self.key(src), self.key(dst)

@@ -74,11 +74,12 @@ class Segment:
 
 
 async def list_keys(client: S3Client, prefix: str, path: str,
-                    delimiter: str | None = None) -> tuple[list[dict], list[str]]:
+                    delimiter: str | None = None, page: int = 1000
+                    ) -> tuple[list[dict], list[str]]:
     """Every object (as listed) and common prefix under `prefix`, all pages."""
     objects: list[dict] = []
     prefixes: list[str] = []
-    kw: dict[str, Any] = {"Prefix": prefix}
+    kw: dict[str, Any] = {"Prefix": prefix, "MaxKeys": page}
     if delimiter:
         kw["Delimiter"] = delimiter
     while True:

@@ -8,10 +8,12 @@ fills), so memory per writer is about two parts whatever the total size.
 * `close()` seals the session as one segment; the file is resumable anywhere.
 * `truncate(n)` to the session's start (a failed PATCH) just drops the
   session; deeper truncates cut the stored segments.
-* `commit()` of upload data (paths under `_uploads/`) only seals: upload data
-  is always moved into place next, and `move` composes the segments straight
-  into the destination, so the bytes are copied once server-side. Any other
-  path is materialised as one plain object at commit.
+* `seal()` is `close()`: the bytes are durable as segments. A caller that moves
+  the file next (an upload into `blobs/`) seals, and `move` composes the
+  segments straight into the destination, so the bytes are copied once
+  server-side.
+* `commit()` publishes one plain object at the path (one put when the whole
+  file is still in the buffer, else the segments are composed into it).
 * `cancel()` aborts the session and deletes the file.
 """
 
@@ -31,11 +33,9 @@ PARTS_PER_STEP = 2000
 MAX_PART = 5 << 30
 
 
-def is_upload_data(path: str) -> bool:
-    return "/_uploads/" in path
-
-
 class S3Writer:
+    """A writer session over the segments of one file (see the module docstring)."""
+
     def __init__(self, driver: S3Driver, path: str, key: str, start: int,
                  has_segments: bool) -> None:
         self._driver = driver
@@ -127,12 +127,14 @@ class S3Writer:
             await self._drop_session()
             raise
 
+    async def seal(self) -> None:
+        if self._done:
+            raise StorageError("seal of a closed writer", "s3", self._path)
+        await self.close()
+
     async def commit(self) -> None:
         if self._done:
             raise StorageError("commit of a closed writer", "s3", self._path)
-        if is_upload_data(self._path):
-            await self.close()
-            return
         if self._start == 0 and self._mpu is None:
             # Everything is in the buffer: one atomic put, then drop any old segments.
             self._done = True

@@ -1,10 +1,11 @@
 """The shared driver suite runs every test against every driver.
 
-`driver` is a fresh driver per test: the filesystem driver on a temp dir, and
-the S3 driver on a real SeaweedFS (one per session, see tests/seaweed.py)
-under a fresh key prefix. After each test the fixture fails the test if it
+`driver` is a fresh driver per test: the filesystem driver on a temp dir, the
+S3 driver on a real SeaweedFS (one per session, see tests/seaweed.py) under a
+fresh key prefix, and the memory driver; each wrapped in CheckedDriver as
+create_driver wraps them. After each test the fixture fails the test if it
 left anything behind: files (besides the filesystem driver's empty `_tmp/`),
-objects under the prefix, or unfinished multipart uploads.
+directories, objects under the prefix, or unfinished multipart uploads.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 from seaweed import acquire_shared, release_shared, weed_binary
 
+from registry.storage.base import CheckedDriver
 from registry.storage.driver import Driver
 from registry.storage.filesystem import FilesystemDriver
+from registry.storage.memory import MemoryDriver, MemoryStore
 from registry.storage.s3 import S3Driver
 
 BUCKET = "driver-suite"
@@ -43,12 +46,14 @@ def s3_driver(server, prefix: str, **kw) -> S3Driver:
 
 
 def _fs_leftovers(root: Path) -> list[str]:
-    """Files left under root. Empty directories are fine: the filesystem driver
-    keeps them on purpose (pruning them races with concurrent writes)."""
+    """Files left under root, and directories (besides the root and `_tmp/`):
+    the driver removes the directories a delete or move leaves empty."""
     out = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         out += [os.path.normpath(os.path.join(rel, f)) for f in filenames]
+        out += [os.path.normpath(os.path.join(rel, d)) + "/" for d in dirnames
+                if not (rel == "." and d == "_tmp")]
     return sorted(out)
 
 
@@ -60,25 +65,31 @@ class DriverMaker:
         self.tmp = tmp
         self.server = server
         self.prefix = f"t-{uuid.uuid4().hex[:12]}"
+        self.store = MemoryStore()
         self.made: list[Driver] = []
 
-    def __call__(self, **kw) -> Driver:
+    def __call__(self, **kw) -> CheckedDriver:
         if self.kind == "filesystem":
-            drv: Driver = FilesystemDriver(self.tmp / "root", fsync=False)
+            inner: Driver = FilesystemDriver(self.tmp / "root", fsync=False)
+        elif self.kind == "memory":
+            inner = MemoryDriver(self.store)
         else:
-            drv = s3_driver(self.server, self.prefix, **kw)
+            inner = s3_driver(self.server, self.prefix, **kw)
+        drv = CheckedDriver(inner)
         self.made.append(drv)
         return drv
 
     def leftovers(self) -> list[str]:
         if self.kind == "filesystem":
             return _fs_leftovers(self.tmp / "root")
+        if self.kind == "memory":
+            return sorted(self.store.files)
         return (self.server.tree(BUCKET, self.prefix + "/")
                 + [f"multipart:{k}" for k in self.server.multipart_uploads(
                     BUCKET, self.prefix + "/")])
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(params=["filesystem", "memory", "s3"])
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
