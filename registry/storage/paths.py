@@ -3,6 +3,7 @@
     blobs/<alg>/<2 hex>/<hex>                                      bytes, stored once
     repositories/<name>/_manifests/revisions/<alg>/<hex>           link: manifest is in repo
     repositories/<name>/_manifests/tags/<tag>/current              -> digest
+    repositories/<name>/_manifests/tagmap/<tag>.<alg>.<hex>        empty: tag -> digest, listable
     repositories/<name>/_layers/<alg>/<hex>                        link: blob is in repo
     repositories/<name>/_referrers/<alg>/<subject>/<alg>/<hex>     link: referrer of subject
     repositories/<name>/_uploads/<uuid>/data                       upload in progress
@@ -110,6 +111,26 @@ def tag_dir(name: str, tag: str) -> str:
 
 def tag_current(name: str, tag: str) -> str:
     return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/current"
+
+
+def tag_map_dir(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/tagmap"
+
+
+def tag_map_entry(name: str, tag: str, digest: Digest) -> str | None:
+    """The marker saying `tag` points at `digest`, so that one listing of the
+    directory tells every tag's target (a Spack cache has tens of thousands);
+    None when the name would exceed a path component (a long tag with sha512)."""
+    entry = f"{tag}.{digest.algorithm}.{digest.hex}"
+    if len(entry) > MAX_COMPONENT:
+        return None
+    return f"{tag_map_dir(name)}/{entry}"
+
+
+def parse_tag_map_entry(entry: str) -> tuple[str, str, str] | None:
+    """(tag, algorithm, hex) of a tag map entry name, or None for a stray name."""
+    parts = entry.rsplit(".", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[0] else None
 
 
 def referrers_root(name: str) -> str:

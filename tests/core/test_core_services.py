@@ -1,0 +1,106 @@
+"""Blobs, manifests, uploads and referrers, called directly over the memory driver."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from core_helpers import chunks, digest_of, push_blob, push_image
+
+from registry.core.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    RangeNotSatisfiable,
+    RangeUnsatisfiable,
+)
+from registry.core.factory import build_registry
+from registry.core.serving import ByteStream
+
+
+async def read_all(plan) -> bytes:
+    assert isinstance(plan.body, ByteStream)
+    return b"".join([c async for c in plan.body.chunks])
+
+
+async def test_serve_plans(reg):
+    data = bytes(range(256)) * 100
+    digest = await push_blob(reg, "a", data)
+    plan = await reg.blobs.serve("a", digest)
+    assert (plan.size, plan.range) == (len(data), None)
+    assert await read_all(plan) == data
+    plan = await reg.blobs.serve("a", digest, "bytes=10-19")
+    assert (plan.offset, plan.length) == (10, 10) and await read_all(plan) == data[10:20]
+    head = await reg.blobs.serve("a", digest, with_body=False)
+    assert head.body is None and head.size == len(data)
+    with pytest.raises(RangeUnsatisfiable) as exc:
+        await reg.blobs.serve("a", digest, f"bytes={len(data)}-")
+    assert exc.value.size == len(data)
+    with pytest.raises(BlobUnknown):  # stored, but not linked into this repository
+        await reg.blobs.serve("b", digest)
+
+
+async def test_manifest_life_cycle(reg):
+    digest, body = await push_image(reg, "app", "v1")
+    got = await reg.manifests.get("app", "v1")
+    assert (got.digest, got.data) == (digest, body)
+    assert await reg.tags.pointing_at("app", digest) == ["v1"]
+    await reg.manifests.delete("app", str(digest))
+    with pytest.raises(ManifestUnknown):
+        await reg.manifests.get("app", "v1")
+    assert await reg.tags.list("app") == []
+
+
+async def test_manifest_needs_its_blobs_in_the_repository(reg):
+    await push_image(reg, "one", "v1")
+    _, body = await push_image(reg, "one", None, note="x")
+    with pytest.raises(ManifestBlobUnknown):
+        await reg.manifests.put("two", "v1", body, "application/vnd.oci.image.manifest.v1+json")
+
+
+async def test_referrers_follow_pushes_and_deletes(reg):
+    subject, body = await push_image(reg, "app", "v1")
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(subject), "size": len(body)}
+    referrer, _ = await push_image(reg, "app", None, note="sbom", subject=desc)
+    found = await reg.referrers.list("app", subject)
+    assert [d["digest"] for d in found] == [str(referrer)]
+    await reg.manifests.delete("app", str(referrer))
+    assert await reg.referrers.list("app", subject) == []
+
+
+async def test_out_of_order_chunk_says_where_the_upload_stands(reg):
+    status = await reg.uploads.start("app")
+    await reg.uploads.append("app", status.id, chunks(b"abc"), (0, 2))
+    with pytest.raises(RangeNotSatisfiable) as exc:
+        await reg.uploads.append("app", status.id, chunks(b"xyz"), (5, 7))
+    assert (exc.value.upload.id, exc.value.upload.size) == (status.id, 3)
+    await reg.uploads.cancel("app", status.id)
+    with pytest.raises(BlobUploadUnknown):
+        await reg.uploads.finish("app", status.id, digest_of(b"abc"))
+
+
+async def test_decorators_wrap_the_services(driver):
+    """A decorator swaps a service for a wrapper of the same Protocol; the rest of
+    the registry is untouched."""
+    served = []
+
+    class Watching:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+        async def serve(self, repo, digest, range_header=None, with_body=True):
+            served.append((repo, str(digest)))
+            return await self._inner.serve(repo, digest, range_header, with_body)
+
+    def watch(reg):
+        return dataclasses.replace(reg, blobs=Watching(reg.blobs))
+
+    reg = build_registry(driver, decorators=[watch])
+    digest = await push_blob(reg, "a", b"payload")
+    assert await read_all(await reg.blobs.serve("a", digest)) == b"payload"
+    assert served == [("a", str(digest))]
