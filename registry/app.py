@@ -14,12 +14,13 @@ from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.config import Config
+from registry.core import indexing
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
-from registry.index import sync
-from registry.index.db import Index, IndexHooks
+from registry.index.db import Index
+from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
 from registry.storage import create_driver
 
@@ -67,17 +68,24 @@ async def running(config: Config, hooks: Hooks | None = None,
         await asyncio.to_thread(clean)
     index = Index(config.index.path)
     await index.open()
+    index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)
     try:
-        reg = build_registry(driver, hooks or IndexHooks(index),
+        reg = build_registry(driver, hooks or index_hooks,
                              CoreSettings.from_config(config), generations)
         async with contextlib.AsyncExitStack() as stack:
             if config.storage.upload_purge_after > 0:
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))
-            if shared_store and config.index.sync_interval > 0:
-                await stack.enter_async_context(background(
-                    sync.run(reg, index, config.index.sync_interval)))
+            index_hooks.start()
+            # Catch-up passes: after a crash (dirty index) and, on a shared store,
+            # every sync_interval for the other replicas' writes. They read the store
+            # through services without caches: they want the truth, and must not
+            # fill (or be served by) the request path's caches.
+            uncached = build_registry(driver, settings=CoreSettings(shared_store=True))
+            await stack.enter_async_context(background(indexing.keep_current(
+                uncached, index, index_hooks, config.index.sync_interval if shared_store else 0)))
             yield build_dispatcher(reg, config)
     finally:
+        await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()
         await index.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -49,8 +50,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     from registry.core.factory import build_registry
     from registry.core.hooks import NullHooks
+    from registry.core.indexing import rebuild
     from registry.index.db import Index
-    from registry.index.rebuild import rebuild
     from registry.storage import create_driver
 
     config = _load(args)
@@ -64,7 +65,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         finally:
             await index.close()
             await driver.close()
-        print(json.dumps(stats.__dict__))
+        print(json.dumps(dataclasses.asdict(stats)))
 
     asyncio.run(run())
     return 0

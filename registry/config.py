@@ -68,8 +68,10 @@ class StorageConfig:
 class IndexConfig:
     path: str = "./data/index.sqlite"
     # Seconds between passes that catch this replica's index up with writes made by
-    # other replicas on a shared S3 store (registry/index/sync.py); 0 disables.
+    # other replicas on a shared S3 store (registry/core/indexing.py); 0 disables.
     sync_interval: int = 30
+    # Seconds between writes of the pull counts kept in memory (and at shutdown).
+    pull_flush_seconds: int = 5
 
 
 @dataclass
@@ -208,6 +210,9 @@ def validate(config: Config) -> list[str]:
     if config.index.sync_interval < 0:
         problems.append("[index] sync_interval: expected seconds >= 0, "
                         f"got {config.index.sync_interval}")
+    if config.index.pull_flush_seconds < 1:
+        problems.append("[index] pull_flush_seconds: expected seconds >= 1, "
+                        f"got {config.index.pull_flush_seconds}")
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")

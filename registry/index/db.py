@@ -1,7 +1,9 @@
 """The SQLite index: everything in it is derived from storage and rebuildable.
 
-sqlite-utils is synchronous, so every call runs on one dedicated thread and
-the event loop only awaits futures. Tables:
+sqlite is synchronous, so every call runs on one dedicated thread and the event
+loop only awaits futures. Writes arrive as events (records.py) applied in
+batches, one transaction each; reads are named queries returning typed rows.
+Tables (schema.py has the DDL and its versions):
 
     manifests  (repo, digest) media type, size, artifact type, subject, annotations
     tags       (repo, tag) -> digest
@@ -10,25 +12,58 @@ the event loop only awaits futures. Tables:
                index's descriptor (declared_by = the index)
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
     blobs      (repo, digest) size: blobs linked into a repository
+    pulls      (repo, digest, kind) count, last_pulled: read events
+    meta       schema_version, catchup ("1": contents unknown, fill from storage)
+    writers    one row per process that has the file open for writing
+
+Dirty flag. A writer's row is deleted only by an orderly close with nothing
+left unapplied; a row whose process is gone therefore means writes may be
+missing, and the next writer to open claims the repair (`dirty`): the server
+then runs a catch-up pass (core/indexing.py) in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import threading
 import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
-PLATFORM_PK = ("repo", "digest", "declared_by", "os", "architecture", "variant")
+from registry.index import schema
+from registry.index.records import (
+    BlobLinked,
+    BlobRow,
+    BlobUnlinked,
+    BlobUse,
+    Event,
+    ManifestDeleted,
+    ManifestPut,
+    ManifestRow,
+    Platform,
+    PullsSeen,
+    PullStat,
+    TagDeleted,
+    TagRow,
+    TagSet,
+)
+
+T = TypeVar("T")
+
+# Writer sessions of this process, to tell our own live rows from rows a dead
+# process with the same pid left (pid 1 in a restarted container).
+_LIVE_SESSIONS: set[str] = set()
 
 
-def _platform_of_config(config: bytes | None) -> dict[str, Any] | None:
+def _platform_of_config(config: bytes | None) -> dict[str, str] | None:
     if not config:
         return None
     try:
@@ -45,199 +80,335 @@ def _platform_of_config(config: bytes | None) -> dict[str, Any] | None:
     }
 
 
+def _alive(pid: int, session: str) -> bool:
+    if pid == os.getpid():
+        return session in _LIVE_SESSIONS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Index:
+    """The derived SQLite index of one registry process: named reads, batched writes,
+    and the dirty flag that tells the server to catch up with storage after a crash."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
+        self._conn: sqlite3.Connection | None = None
         self._db: sqlite_utils.Database | None = None
+        self._session = f"{os.getpid()}-{uuid.uuid4().hex}"
+        self.opened: schema.Opened | None = None
+        self.dirty_reason = ""  # why the index was dirty when opened, for the log
+        # Dirty generations: bumped when writes may have been lost; a catch-up pass
+        # begun at generation g makes everything up to g clean.
+        self._dirty_gen = 0
+        self._clean_gen = 0
+        self._lock = threading.Lock()
+        self.dirtied = asyncio.Event()  # set by mark_dirty, for the catch-up task
 
     # -- thread plumbing -----------------------------------------------------
 
-    async def _run(self, fn, *args):
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, fn, *args)
 
-    def _conn(self) -> sqlite_utils.Database:
-        if self._db is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._db = sqlite_utils.Database(conn)
-            self._create(self._db)
-        return self._db
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("index is not open")
+        return self._conn
 
-    @staticmethod
-    def _create(db: sqlite_utils.Database) -> None:
-        db["manifests"].create({
-            "repo": str, "digest": str, "media_type": str, "artifact_type": str,
-            "size": int, "subject": str, "annotations": str, "config_digest": str,
-            "pushed_at": float,
-        }, pk=("repo", "digest"), if_not_exists=True)
-        db["tags"].create({"repo": str, "tag": str, "digest": str, "updated_at": float},
-                          pk=("repo", "tag"), if_not_exists=True)
-        db["platforms"].create({
-            "repo": str, "digest": str, "declared_by": str, "os": str, "architecture": str,
-            "variant": str, "os_version": str, "source": str,
-        }, pk=PLATFORM_PK, if_not_exists=True)
-        db["blob_refs"].create({"repo": str, "manifest": str, "blob": str, "media_type": str,
-                                "size": int}, pk=("repo", "manifest", "blob"),
-                               if_not_exists=True)
-        db["blobs"].create({"repo": str, "digest": str, "size": int},
-                           pk=("repo", "digest"), if_not_exists=True)
-        db["blob_refs"].create_index(["blob"], if_not_exists=True)
-        db["manifests"].create_index(["subject"], if_not_exists=True)
-        db["tags"].create_index(["repo", "digest"], if_not_exists=True)
+    # -- lifecycle -----------------------------------------------------------
 
     @classmethod
     def prepare(cls, path: str | Path) -> None:
-        """Create the file and schema synchronously, before worker processes fork,
-        so that they never race each other creating tables and indexes."""
-        index = cls(path)
-        index._conn()
-        index._db.conn.close()
-        index._pool.shutdown()
+        """Create or migrate the file synchronously, before worker processes fork,
+        so that they never race each other over the schema."""
+        conn, _ = schema.connect(str(path))
+        conn.close()
+
+    def _open(self) -> str | None:
+        conn, self.opened = schema.connect(self.path)
+        self._conn, self._db = conn, sqlite_utils.Database(conn)
+        # Claim the repair of whatever crashed writers left, in one transaction
+        # so that exactly one of several workers opening together gets it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stale = [s for s, pid in conn.execute("SELECT session, pid FROM writers")
+                     if not _alive(pid, s)]
+            conn.executemany("DELETE FROM writers WHERE session = ?", [[s] for s in stale])
+            row = conn.execute("SELECT value FROM meta WHERE key = 'catchup'").fetchone()
+            pending = row is not None and row[0] == "1"
+            schema.set_meta(conn, "catchup", "0")
+            conn.execute("INSERT INTO writers (session, pid, opened_at) VALUES (?, ?, ?)",
+                         [self._session, os.getpid(), time.time()])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        _LIVE_SESSIONS.add(self._session)
+        if stale:
+            return "a writer did not close it cleanly"
+        if pending:
+            return {schema.Opened.CREATED: "new file",
+                    schema.Opened.REPLACED: "replaced an unusable file"}.get(
+                        self.opened, "contents unknown")
+        return None
 
     async def open(self) -> None:
-        await self._run(self._conn)
+        """Open for writing: migrate or replace the file as needed, register this
+        process as a writer, and claim any repair a crash left (see `dirty`)."""
+        reason = await self._run(self._open)
+        if reason is not None:
+            self.dirty_reason = reason
+            self.mark_dirty()
+
+    def _close(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if not self.dirty:  # an orderly close with nothing lost: clean
+                conn.execute("DELETE FROM writers WHERE session = ?", [self._session])
+        finally:
+            _LIVE_SESSIONS.discard(self._session)
+            conn.close()
+            self._conn = self._db = None
 
     async def close(self) -> None:
-        def _close() -> None:
-            if self._db is not None:
-                self._db.conn.close()
-                self._db = None
-
-        await self._run(_close)
+        """Close; the writer row stays (the index stays dirty) if writes were lost.
+        Drain the hooks first (`IndexHooks.close`)."""
+        await self._run(self._close)
         self._pool.shutdown(wait=True)
+
+    # -- dirty flag ----------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """True while some write may be missing from the index (a crash before this
+        process started, a dropped event) and no catch-up pass has repaired it."""
+        return self._clean_gen < self._dirty_gen
+
+    @property
+    def dirty_generation(self) -> int:
+        """Take before a catch-up pass; give to `mark_clean` when it succeeds."""
+        return self._dirty_gen
+
+    def mark_dirty(self) -> None:
+        """Some write was not recorded: keep this process's writer row on close, and
+        wake the catch-up task. Cheap and non-blocking: safe on the event loop."""
+        with self._lock:
+            self._dirty_gen += 1
+        self.dirtied.set()
+
+    def mark_clean(self, generation: int) -> None:
+        """A catch-up pass begun at `generation` finished: losses up to it are repaired."""
+        with self._lock:
+            self._clean_gen = max(self._clean_gen, generation)
+            if not self.dirty:
+                self.dirtied.clear()
 
     # -- writes --------------------------------------------------------------
 
-    def _record_manifest(self, repo: str, digest: str, manifest, size: int,
-                         tag: str | None, config: bytes | None) -> None:
-        db = self._conn()
-        now = time.time()
-        with db.conn:
-            db["manifests"].upsert({
-                "repo": repo, "digest": digest, "media_type": manifest.media_type,
-                "artifact_type": manifest.effective_artifact_type or "", "size": size,
-                "subject": str(manifest.subject.digest) if manifest.subject else "",
-                "annotations": json.dumps(manifest.annotations or {}),
-                "config_digest": str(manifest.config.digest) if manifest.config else "",
-                "pushed_at": now,
-            }, pk=("repo", "digest"))
-            db["blob_refs"].upsert_all([
-                {"repo": repo, "manifest": digest, "blob": str(d.digest),
-                 "media_type": d.media_type, "size": d.size} for d in manifest.blobs
-            ], pk=("repo", "manifest", "blob"))
-            rows = []
-            platform = _platform_of_config(config)
-            if platform:
-                rows.append({"repo": repo, "digest": digest, "declared_by": digest,
-                             "source": "config", **platform})
-            for child in manifest.manifests:
-                p = child.platform or {}
-                if p:
-                    rows.append({
-                        "repo": repo, "digest": str(child.digest), "declared_by": digest,
-                        "source": "index",
-                        "os": str(p.get("os", "")), "architecture": str(p.get("architecture", "")),
-                        "variant": str(p.get("variant", "") or ""),
-                        "os_version": str(p.get("os.version", "") or ""),
-                    })
-            if rows:
-                db["platforms"].upsert_all(rows, pk=PLATFORM_PK)
-            if tag:
-                db["tags"].upsert({"repo": repo, "tag": tag, "digest": digest,
-                                   "updated_at": now}, pk=("repo", "tag"))
+    def _apply(self, events: Sequence[Event]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                _APPLY[type(event)](conn, event)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
-    def _delete_manifest(self, repo: str, digest: str) -> None:
-        db = self._conn()
-        with db.conn:
-            for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
-                               ("platforms", "declared_by"), ("tags", "digest")):
-                db.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [repo, digest])
-
-    def _delete_tag(self, repo: str, tag: str) -> None:
-        db = self._conn()
-        with db.conn:
-            db.execute("DELETE FROM tags WHERE repo = ? AND tag = ?", [repo, tag])
-
-    def _link_blob(self, repo: str, digest: str, size: int) -> None:
-        db = self._conn()
-        with db.conn:
-            db["blobs"].upsert({"repo": repo, "digest": digest, "size": size},
-                               pk=("repo", "digest"))
-
-    def _unlink_blob(self, repo: str, digest: str) -> None:
-        db = self._conn()
-        with db.conn:
-            db.execute("DELETE FROM blobs WHERE repo = ? AND digest = ?", [repo, digest])
-
-    def _set_tag(self, repo: str, tag: str, digest: str) -> None:
-        db = self._conn()
-        with db.conn:
-            db["tags"].upsert({"repo": repo, "tag": tag, "digest": digest,
-                               "updated_at": time.time()}, pk=("repo", "tag"))
+    async def apply(self, events: Sequence[Event]) -> None:
+        """Apply `events` in order, in one transaction (all or none)."""
+        if events:
+            await self._run(self._apply, events)
 
     def _clear(self) -> None:
-        db = self._conn()
-        with db.conn:
-            for table in ("manifests", "tags", "platforms", "blob_refs", "blobs"):
-                db.execute(f"DELETE FROM {table}")
-
-    async def record_manifest(self, repo, digest, manifest, size, tag, config) -> None:
-        await self._run(self._record_manifest, repo, str(digest), manifest, size, tag, config)
-
-    async def delete_manifest(self, repo: str, digest: str) -> None:
-        await self._run(self._delete_manifest, repo, digest)
-
-    async def delete_tag(self, repo: str, tag: str) -> None:
-        await self._run(self._delete_tag, repo, tag)
-
-    async def link_blob(self, repo: str, digest: str, size: int) -> None:
-        await self._run(self._link_blob, repo, digest, size)
-
-    async def unlink_blob(self, repo: str, digest: str) -> None:
-        await self._run(self._unlink_blob, repo, digest)
-
-    async def set_tag(self, repo: str, tag: str, digest: str) -> None:
-        await self._run(self._set_tag, repo, tag, digest)
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        for table in ("manifests", "tags", "platforms", "blob_refs", "blobs"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("COMMIT")
 
     async def clear(self) -> None:
+        """Forget everything derived from storage (pull counts stay: storage has none)."""
         await self._run(self._clear)
 
     # -- reads ---------------------------------------------------------------
 
-    async def query(self, sql: str, params: list | tuple = ()) -> list[dict[str, Any]]:
-        def _q() -> list[dict[str, Any]]:
-            return list(self._conn().query(sql, params))
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        db = self._db
+        if db is None:
+            raise RuntimeError("index is not open")
+        return list(db.query(sql, list(params)))
+
+    async def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Raw SQL, for tests only: callers use the named queries below."""
+        return await self._run(self._rows, sql, params)
+
+    async def repositories(self) -> list[str]:
+        """Repositories with any manifest, tag or linked blob, sorted."""
+        return [r["repo"] for r in await self._query(
+            "SELECT repo FROM manifests UNION SELECT repo FROM tags "
+            "UNION SELECT repo FROM blobs ORDER BY repo")]
+
+    async def manifests(self, repo: str) -> list[ManifestRow]:
+        """The manifests stored in `repo`, by digest."""
+        rows = await self._query("SELECT * FROM manifests WHERE repo = ? ORDER BY digest",
+                                 [repo])
+        return [_manifest_row(r) for r in rows]
+
+    async def tags(self, repo: str) -> list[TagRow]:
+        """The tags of `repo`, by name."""
+        return [TagRow(**r) for r in await self._query(
+            "SELECT repo, tag, digest, updated_at FROM tags WHERE repo = ? ORDER BY tag",
+            [repo])]
+
+    async def blobs(self, repo: str) -> list[BlobRow]:
+        """The blobs linked into `repo`, by digest."""
+        return [BlobRow(**r) for r in await self._query(
+            "SELECT repo, digest, size FROM blobs WHERE repo = ? ORDER BY digest", [repo])]
+
+    async def platforms(self, repo: str, digest: str) -> list[Platform]:
+        """The platforms declared for manifest `digest` in `repo`, by its config
+        and by the indexes that list it."""
+        return [Platform(**r) for r in await self._query(
+            "SELECT os, architecture, variant, os_version, declared_by, source FROM platforms"
+            " WHERE repo = ? AND digest = ? ORDER BY os, architecture, variant, declared_by",
+            [repo, digest])]
+
+    async def referrers(self, repo: str, subject: str) -> list[ManifestRow]:
+        """The manifests in `repo` whose subject is `subject`."""
+        rows = await self._query("SELECT * FROM manifests WHERE subject = ? AND repo = ? "
+                                 "ORDER BY digest", [subject, repo])
+        return [_manifest_row(r) for r in rows]
+
+    async def blob_usage(self, digest: str) -> BlobUse:
+        """Every repository `digest` is linked into and every manifest that names it."""
+        def _q() -> BlobUse:
+            linked = self._rows("SELECT repo FROM blobs WHERE digest = ? ORDER BY repo",
+                                [digest])
+            used = self._rows("SELECT repo, manifest FROM blob_refs WHERE blob = ? "
+                              "ORDER BY repo, manifest", [digest])
+            return BlobUse(digest, [r["repo"] for r in linked],
+                           [(r["repo"], r["manifest"]) for r in used])
 
         return await self._run(_q)
 
+    async def pull_stats(self, repo: str | None = None,
+                         digest: str | None = None) -> list[PullStat]:
+        """Recorded pull counts, optionally for one repository and/or digest."""
+        where, params = [], []
+        for col, value in (("repo", repo), ("digest", digest)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        sql = "SELECT repo, digest, kind, count, last_pulled FROM pulls"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [PullStat(**r) for r in await self._query(sql + " ORDER BY repo, digest, kind",
+                                                          params)]
 
-class IndexHooks:
-    """Keeps the index current after each storage write (see core.hooks)."""
+    async def least_recently_pulled(self, limit: int, kind: str = "manifest") -> list[PullStat]:
+        """The `limit` stored manifests (kind "manifest") or linked blobs ("blob")
+        pulled longest ago, those never pulled first: candidates for cleanup."""
+        table = {"manifest": "manifests", "blob": "blobs"}[kind]
+        return [PullStat(**r) for r in await self._query(
+            f"SELECT t.repo, t.digest, ? AS kind, COALESCE(p.count, 0) AS count,"
+            f" p.last_pulled FROM {table} t LEFT JOIN pulls p ON p.repo = t.repo"
+            f" AND p.digest = t.digest AND p.kind = ?"
+            f" ORDER BY p.last_pulled IS NOT NULL, p.last_pulled, t.repo, t.digest LIMIT ?",
+            [kind, kind, limit])]
 
-    def __init__(self, index: Index) -> None:
-        self.index = index
+    async def schema_version(self) -> int:
+        """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""
+        return await self._run(lambda: schema.version_of(self._connection()))
 
-    async def manifest_put(self, repo, digest, manifest, size, tag, config) -> None:
-        await self.index.record_manifest(repo, digest, manifest, size, tag, config)
 
-    async def manifest_deleted(self, repo, digest) -> None:
-        await self.index.delete_manifest(repo, str(digest))
+def _manifest_row(r: dict[str, Any]) -> ManifestRow:
+    try:
+        annotations = json.loads(r["annotations"] or "{}")
+    except ValueError:
+        annotations = {}
+    return ManifestRow(r["repo"], r["digest"], r["media_type"] or "", r["artifact_type"] or "",
+                       r["size"] or 0, r["subject"] or "", r["config_digest"] or "",
+                       annotations, r["pushed_at"] or 0.0)
 
-    async def tag_deleted(self, repo, tag) -> None:
-        await self.index.delete_tag(repo, tag)
 
-    async def blob_linked(self, repo, digest, size) -> None:
-        await self.index.link_blob(repo, str(digest), size)
+# -- applying events (on the index thread, inside a transaction) ---------------
 
-    async def blob_unlinked(self, repo, digest) -> None:
-        await self.index.unlink_blob(repo, str(digest))
 
-    def manifest_pulled(self, repo, digest) -> None:
-        return None  # recorded once the index keeps read events
+def _manifest_put(conn: sqlite3.Connection, e: ManifestPut) -> None:
+    m = e.manifest
+    conn.execute(
+        "INSERT OR REPLACE INTO manifests (repo, digest, media_type, artifact_type, size,"
+        " subject, annotations, config_digest, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [e.repo, e.digest, m.media_type, m.effective_artifact_type or "", e.size,
+         str(m.subject.digest) if m.subject else "", json.dumps(m.annotations or {}),
+         str(m.config.digest) if m.config else "", e.at or time.time()])
+    conn.executemany(
+        "INSERT OR REPLACE INTO blob_refs (repo, manifest, blob, media_type, size)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [[e.repo, e.digest, str(d.digest), d.media_type, d.size] for d in m.blobs])
+    rows = []
+    platform = _platform_of_config(e.config)
+    if platform:
+        rows.append([e.repo, e.digest, e.digest, platform["os"], platform["architecture"],
+                     platform["variant"], platform["os_version"], "config"])
+    for child in m.manifests:
+        p = child.platform or {}
+        if p:
+            rows.append([e.repo, str(child.digest), e.digest, str(p.get("os", "")),
+                         str(p.get("architecture", "")), str(p.get("variant", "") or ""),
+                         str(p.get("os.version", "") or ""), "index"])
+    conn.executemany(
+        "INSERT OR REPLACE INTO platforms (repo, digest, declared_by, os, architecture,"
+        " variant, os_version, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    if e.tag:
+        _tag_set(conn, TagSet(e.repo, e.tag, e.digest, e.at))
 
-    def blob_pulled(self, repo, digest) -> None:
-        return None
+
+def _manifest_deleted(conn: sqlite3.Connection, e: ManifestDeleted) -> None:
+    for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
+                       ("platforms", "declared_by"), ("tags", "digest")):
+        conn.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [e.repo, e.digest])
+
+
+def _tag_set(conn: sqlite3.Connection, e: TagSet) -> None:
+    conn.execute("INSERT OR REPLACE INTO tags (repo, tag, digest, updated_at)"
+                 " VALUES (?, ?, ?, ?)", [e.repo, e.tag, e.digest, e.at or time.time()])
+
+
+def _tag_deleted(conn: sqlite3.Connection, e: TagDeleted) -> None:
+    conn.execute("DELETE FROM tags WHERE repo = ? AND tag = ?", [e.repo, e.tag])
+
+
+def _blob_linked(conn: sqlite3.Connection, e: BlobLinked) -> None:
+    conn.execute("INSERT OR REPLACE INTO blobs (repo, digest, size) VALUES (?, ?, ?)",
+                 [e.repo, e.digest, e.size])
+
+
+def _blob_unlinked(conn: sqlite3.Connection, e: BlobUnlinked) -> None:
+    conn.execute("DELETE FROM blobs WHERE repo = ? AND digest = ?", [e.repo, e.digest])
+
+
+def _pulls_seen(conn: sqlite3.Connection, e: PullsSeen) -> None:
+    conn.executemany(
+        "INSERT INTO pulls (repo, digest, kind, count, last_pulled) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (repo, digest, kind) DO UPDATE SET count = count + excluded.count,"
+        " last_pulled = max(last_pulled, excluded.last_pulled)",
+        [[c.repo, c.digest, c.kind, c.count, c.last_pulled] for c in e.counts])
+
+
+_APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
+    ManifestPut: _manifest_put, ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
+    TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
+    PullsSeen: _pulls_seen,
+}

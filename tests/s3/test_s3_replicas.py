@@ -191,7 +191,7 @@ def test_replica_index_catches_up_with_other_replicas(start_registry, s3_env) ->
     b = start_registry(env=s3_env(index_sync_interval="1"))
     repo = a.repo("sync")
     first = push_image(a.url, repo, "v1", [os.urandom(500)], note="first")
-    assert _index_tags(a, repo) == {"v1": first}  # A's own write, through its hooks
+    _wait_for(lambda: _index_tags(a, repo) == {"v1": first})  # A's own write, by its hooks
     _wait_for(lambda: _index_tags(b, repo) == {"v1": first})
     second = push_image(a.url, repo, "v1", [os.urandom(500)], note="second")
     _wait_for(lambda: _index_tags(b, repo) == {"v1": second})

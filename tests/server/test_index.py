@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 
 import requests
 from harness import child_env
@@ -62,6 +63,15 @@ def snapshot(path) -> dict:
     return out
 
 
+def wait_for(check, timeout: float = 20.0):
+    """Hooks are applied off the request path: poll until `check()` is truthy."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "the index did not catch up"
+        time.sleep(0.05)
+    return result
+
+
 def test_index_tracks_writes_and_rebuilds(start_registry):
     reg = start_registry()
     url, repo = reg.url, "idx/app"
@@ -76,7 +86,7 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
     top = manifest(url, repo, "latest", index_doc, OCI_INDEX)
 
     db = reg.data_dir / "index.sqlite"
-    snap = snapshot(db)
+    snap = wait_for(lambda: (s := snapshot(db)) and len(s["manifests"]) == 3 and s)
     assert {(m[1], m[2]) for m in snap["manifests"]} == {(amd, OCI_MANIFEST),
                                                          (arm, OCI_MANIFEST), (top, OCI_INDEX)}
     assert (repo, "latest", top) in snap["tags"] and (repo, "amd64", amd) in snap["tags"]
@@ -88,7 +98,7 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
 
     # Deleting a manifest drops its rows and its tags.
     assert requests.delete(f"{url}/v2/{repo}/manifests/{arm}").status_code == 202
-    after_delete = snapshot(db)
+    after_delete = wait_for(lambda: (s := snapshot(db)) and len(s["manifests"]) == 2 and s)
     assert not any(m[1] == arm for m in after_delete["manifests"])
     assert not any(r[1] == arm for r in after_delete["blob_refs"])
 

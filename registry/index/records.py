@@ -1,0 +1,173 @@
+"""What goes into the index (events) and what comes out of it (rows).
+
+Events are plain data, applied in order by `Index.apply`, one transaction per
+batch. They name digests as strings and take the parsed manifest by its shape
+(`ManifestLike`), so the index needs nothing from core to record one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class DescriptorLike(Protocol):
+    media_type: str
+    digest: Any  # str() gives "algorithm:hex"
+    size: int
+    platform: dict[str, Any] | None
+
+
+class ManifestLike(Protocol):
+    """The parts of a parsed manifest (core.manifest_format.Manifest) the index reads."""
+
+    media_type: str
+    config: DescriptorLike | None
+    manifests: Sequence[DescriptorLike]
+    subject: DescriptorLike | None
+    annotations: dict[str, str]
+
+    @property
+    def blobs(self) -> Sequence[DescriptorLike]: ...
+
+    @property
+    def effective_artifact_type(self) -> str | None: ...
+
+
+# -- events (writes) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPut:
+    """A manifest stored in `repo` (and `tag` pointed at it, if given). `config` is
+    the config blob's bytes when small, for platforms; parsed on the index thread."""
+
+    repo: str
+    digest: str
+    manifest: ManifestLike
+    size: int
+    tag: str | None = None
+    config: bytes | None = None
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDeleted:
+    repo: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagSet:
+    repo: str
+    tag: str
+    digest: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TagDeleted:
+    repo: str
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLinked:
+    repo: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobUnlinked:
+    repo: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class PullCount:
+    repo: str
+    digest: str
+    kind: str  # "manifest" or "blob"
+    count: int
+    last_pulled: float
+
+
+@dataclass(frozen=True, slots=True)
+class PullsSeen:
+    """Read events counted in memory since the last flush; added to the totals."""
+
+    counts: tuple[PullCount, ...]
+
+
+Event = (ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
+         | PullsSeen)
+
+
+# -- rows (reads) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """A manifest stored in a repository."""
+
+    repo: str
+    digest: str
+    media_type: str
+    artifact_type: str  # "" if none
+    size: int
+    subject: str  # digest of the subject, "" if none
+    config_digest: str  # "" for an index
+    annotations: dict[str, str] = field(default_factory=dict)
+    pushed_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    repo: str
+    tag: str
+    digest: str
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRow:
+    """A blob linked into a repository."""
+
+    repo: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """A platform `digest` runs on, as declared by its own config (source "config",
+    declared_by == digest) or by an index that lists it (source "index")."""
+
+    os: str
+    architecture: str
+    variant: str
+    os_version: str
+    declared_by: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobUse:
+    """Where a blob is used: repositories it is linked into, manifests naming it."""
+
+    digest: str
+    linked_in: list[str]
+    used_by: list[tuple[str, str]]  # (repo, manifest digest)
+
+
+@dataclass(frozen=True, slots=True)
+class PullStat:
+    """Pulls of one manifest or blob; count 0 and last_pulled None: never pulled."""
+
+    repo: str
+    digest: str
+    kind: str
+    count: int
+    last_pulled: float | None
