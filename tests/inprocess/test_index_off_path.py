@@ -1,0 +1,69 @@
+"""Pushes and pulls never wait on SQLite: with the index thread stuck, every request
+is still answered; the queued events reach the index once it is free."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+
+import pytest
+from blockbuster import blockbuster_ctx
+
+from registry.app import running
+from registry.config import load
+from registry.index.hooks import IndexHooks
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+async def app(aiohttp_client, aiohttp_raw_server, tmp_path):
+    config = load(env={}, overrides={"storage": {"root": str(tmp_path / "storage")},
+                                     "index": {"path": str(tmp_path / "index.sqlite")}})
+    async with running(config) as dispatcher:
+        client = await aiohttp_client(await aiohttp_raw_server(dispatcher.handle))
+        with blockbuster_ctx(["registry"]):
+            yield client, dispatcher.ctx.registry.manifests.hooks
+
+
+async def test_requests_are_answered_while_the_index_thread_is_stuck(app):
+    client, hooks = app
+    assert isinstance(hooks, IndexHooks)
+    index = hooks.index
+    await hooks.flush()
+    release = threading.Event()
+    index._pool.submit(release.wait, 30)  # the index thread is busy until released
+    try:
+        async def push_and_pull() -> str:
+            repo, config, layer = "off/path", b"{}", b"layer bytes"
+            for blob in (config, layer):
+                r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={sha(blob)}",
+                                      data=blob)
+                assert r.status == 201
+            doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                              "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                         "digest": sha(config), "size": len(config)},
+                              "layers": [{"mediaType": "application/x-tar",
+                                          "digest": sha(layer), "size": len(layer)}]})
+            r = await client.put(f"/v2/{repo}/manifests/v1", data=doc,
+                                 headers={"Content-Type": OCI_MANIFEST})
+            assert r.status == 201
+            r = await client.get(f"/v2/{repo}/manifests/v1")
+            assert r.status == 200
+            r = await client.get(f"/v2/{repo}/blobs/{sha(layer)}")
+            assert r.status == 200 and await r.read() == layer
+            return sha(doc.encode())
+
+        digest = await asyncio.wait_for(push_and_pull(), 10)
+    finally:
+        release.set()
+    await hooks.flush()
+    assert [m.digest for m in await index.manifests("off/path")] == [digest]
+    assert [t.tag for t in await index.tags("off/path")] == ["v1"]
+    assert len(await index.blobs("off/path")) == 2
