@@ -105,9 +105,34 @@ async def _digests(reg: Registry, directory_of: Callable[[str], str]) -> set[str
     return out
 
 
+ATTEMPTS = 3  # diffs of one repository per pass, while pushes keep changing it
+
+
 async def _apply(index: Index, events: list[Event]) -> None:
     for start in range(0, len(events), APPLY_CHUNK):
         await index.apply(events[start:start + APPLY_CHUNK])
+
+
+async def _catch_up_repo(reg: Registry, index: Index, hooks: IndexHooks | None, repo: str,
+                         stats: IndexStats) -> bool:
+    """Apply the repository's diff, unless this process wrote to it meanwhile: then
+    the diff may be older than events already queued (a tag moved back to where it
+    was), so it is computed again. False if it never settled."""
+    for _ in range(ATTEMPTS):
+        before = hooks.writes(repo) if hooks else 0
+        attempt = IndexStats()
+        events = await _repo_diff(reg, index, repo, attempt)
+        for start in range(0, len(events), APPLY_CHUNK):
+            if hooks and hooks.writes(repo) != before:
+                break
+            # No await between the check and the submission to the index thread:
+            # events queued after the check are applied after this chunk.
+            await index.apply(events[start:start + APPLY_CHUNK])
+        else:
+            for f in ("manifests", "tags", "blobs", "removed", "skipped"):
+                setattr(stats, f, getattr(stats, f) + getattr(attempt, f))
+            return True
+    return False
 
 
 async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) -> list[Event]:
@@ -149,13 +174,17 @@ async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) 
     return events
 
 
-async def catch_up(reg: Registry, index: Index) -> IndexStats:
-    """One pass: make the index agree with the store for every repository."""
+async def catch_up(reg: Registry, index: Index, hooks: IndexHooks | None = None) -> IndexStats:
+    """One pass: make the index agree with the store for every repository. `hooks`:
+    this process's, whose writes the pass must not undo. A repository pushed to
+    throughout the pass is left dirty for the next one."""
     stats = IndexStats()
     repos = await reg.catalog.repositories()
     for repo in repos:
         stats.repositories += 1
-        await _apply(index, await _repo_diff(reg, index, repo, stats))
+        if not await _catch_up_repo(reg, index, hooks, repo, stats):
+            log.info("index catch-up: %s kept changing; next pass", repo)
+            index.mark_dirty()
     for gone in sorted(set(await index.repositories()) - set(repos)):
         events: list[Event] = [ManifestDeleted(gone, m.digest)
                                for m in await index.manifests(gone)]
@@ -191,7 +220,7 @@ async def keep_current(reg: Registry, index: Index, hooks: IndexHooks | None,
             try:
                 if hooks is not None:
                     await hooks.flush()  # so the diff sees this process's own writes
-                stats = await catch_up(reg, index)
+                stats = await catch_up(reg, index, hooks)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -203,6 +232,8 @@ async def keep_current(reg: Registry, index: Index, hooks: IndexHooks | None,
                 due = loop.time() + interval
             if stats.changed:
                 log.info("index catch-up: %s", stats)
+            if index.dirty:  # busy repositories left for the next pass: not at once
+                await asyncio.sleep(1)
         timeout = None if math.isinf(due) else max(0.0, due - loop.time())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(index.dirtied.wait(), timeout)

@@ -36,6 +36,7 @@ from registry.index.records import (
     PullCount,
     PullsSeen,
     TagDeleted,
+    WriteEvent,
 )
 
 log = logging.getLogger("registry.index")
@@ -63,6 +64,7 @@ class IndexHooks:
         self._enqueued = 0  # events put in the queue, ever
         self._done = 0  # of those, applied (or given up on), in order
         self._pulls: dict[tuple[str, str, str], list[Any]] = {}  # key -> [count, last]
+        self._writes: dict[str, int] = {}  # repo -> write events queued, ever
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -110,7 +112,7 @@ class IndexHooks:
 
     # -- the queue -------------------------------------------------------------
 
-    def _put(self, event: Event) -> None:
+    def _put(self, event: WriteEvent) -> None:
         if self._closed or len(self._queue) >= self.max_queued:
             if not self._overflowing:  # once per episode, not once per event
                 self._overflowing = True
@@ -121,6 +123,7 @@ class IndexHooks:
             return
         self._queue.append(event)
         self._enqueued += 1
+        self._writes[event.repo] = self._writes.get(event.repo, 0) + 1
         self.start()
         self._wake.set()
 
@@ -133,6 +136,11 @@ class IndexHooks:
                                            for (repo, digest, kind), (c, last)
                                            in counts.items())))
         self._enqueued += 1
+
+    def writes(self, repo: str) -> int:
+        """How many write events for `repo` were ever queued: a catch-up pass compares
+        it before and after reading the store, to never apply a diff older than them."""
+        return self._writes.get(repo, 0)
 
     @property
     def queued(self) -> int:

@@ -101,8 +101,8 @@ class PullsSeen:
     counts: tuple[PullCount, ...]
 
 
-Event = (ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
-         | PullsSeen)
+WriteEvent = ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
+Event = WriteEvent | PullsSeen
 
 
 # -- rows (reads) -------------------------------------------------------------

@@ -13,7 +13,9 @@ from blockbuster import blockbuster_ctx
 
 from registry.app import running
 from registry.config import load
+from registry.core.indexing import catch_up
 from registry.index.hooks import IndexHooks
+from registry.index.records import TagDeleted
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -29,11 +31,11 @@ async def app(aiohttp_client, aiohttp_raw_server, tmp_path):
     async with running(config) as dispatcher:
         client = await aiohttp_client(await aiohttp_raw_server(dispatcher.handle))
         with blockbuster_ctx(["registry"]):
-            yield client, dispatcher.ctx.registry.manifests.hooks
+            yield client, dispatcher.ctx.registry.manifests.hooks, dispatcher.ctx.registry
 
 
 async def test_requests_are_answered_while_the_index_thread_is_stuck(app):
-    client, hooks = app
+    client, hooks, _ = app
     assert isinstance(hooks, IndexHooks)
     index = hooks.index
     await hooks.flush()
@@ -67,3 +69,39 @@ async def test_requests_are_answered_while_the_index_thread_is_stuck(app):
     assert [m.digest for m in await index.manifests("off/path")] == [digest]
     assert [t.tag for t in await index.tags("off/path")] == ["v1"]
     assert len(await index.blobs("off/path")) == 2
+
+
+async def push(client, repo: str, ref: str, note: str) -> str:
+    config = json.dumps({"note": note}).encode()
+    r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={sha(config)}", data=config)
+    assert r.status == 201
+    doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": sha(config), "size": len(config)}, "layers": []})
+    r = await client.put(f"/v2/{repo}/manifests/{ref}", data=doc,
+                         headers={"Content-Type": OCI_MANIFEST})
+    assert r.status == 201
+    return sha(doc.encode())
+
+
+async def test_a_catch_up_pass_never_undoes_a_push_it_raced(app):
+    client, hooks, reg = app
+    repo = "race/repo"
+    first = await push(client, repo, "v1", "first")
+    await hooks.flush()
+    await hooks.index.apply([TagDeleted(repo, "v1")])  # something for the pass to repair
+    real, calls, moved = reg.tags.targets, [], []
+
+    async def racing(name: str):
+        targets = await real(name)  # the pass has read v1 -> first...
+        calls.append(name)
+        if not moved:  # ...then a push moves v1, and its hook event is applied
+            moved.append(await push(client, repo, "v1", "second"))
+            await hooks.flush()
+        return targets
+
+    reg.tags.targets = racing
+    await catch_up(reg, hooks.index, hooks)
+    await hooks.flush()
+    assert [(t.tag, t.digest) for t in await hooks.index.tags(repo)] == [("v1", moved[0])]
+    assert moved[0] != first and len(calls) == 2  # the stale diff was computed again
