@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -40,44 +39,21 @@ import sqlite_utils
 
 from registry.index import schema
 from registry.index.records import (
-    BlobLinked,
     BlobRow,
-    BlobUnlinked,
     BlobUse,
     Event,
-    ManifestDeleted,
-    ManifestPut,
     ManifestRow,
     Platform,
-    PullsSeen,
     PullStat,
-    TagDeleted,
     TagRow,
-    TagSet,
 )
+from registry.index.writes import APPLY
 
 T = TypeVar("T")
 
 # Writer sessions of this process, to tell our own live rows from rows a dead
 # process with the same pid left (pid 1 in a restarted container).
 _LIVE_SESSIONS: set[str] = set()
-
-
-def _platform_of_config(config: bytes | None) -> dict[str, str] | None:
-    if not config:
-        return None
-    try:
-        doc = json.loads(config)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("architecture"), str):
-        return None
-    return {
-        "os": str(doc.get("os", "")),
-        "architecture": doc["architecture"],
-        "variant": str(doc.get("variant", "") or ""),
-        "os_version": str(doc.get("os.version", "") or ""),
-    }
 
 
 def _alive(pid: int, session: str) -> bool:
@@ -108,7 +84,6 @@ class Index:
         # begun at generation g makes everything up to g clean.
         self._dirty_gen = 0
         self._clean_gen = 0
-        self._lock = threading.Lock()
         self.dirtied = asyncio.Event()  # set by mark_dirty, for the catch-up task
 
     # -- thread plumbing -----------------------------------------------------
@@ -200,17 +175,15 @@ class Index:
 
     def mark_dirty(self) -> None:
         """Some write was not recorded: keep this process's writer row on close, and
-        wake the catch-up task. Cheap and non-blocking: safe on the event loop."""
-        with self._lock:
-            self._dirty_gen += 1
+        wake the catch-up task. Cheap and non-blocking; call it on the event loop."""
+        self._dirty_gen += 1
         self.dirtied.set()
 
     def mark_clean(self, generation: int) -> None:
         """A catch-up pass begun at `generation` finished: losses up to it are repaired."""
-        with self._lock:
-            self._clean_gen = max(self._clean_gen, generation)
-            if not self.dirty:
-                self.dirtied.clear()
+        self._clean_gen = max(self._clean_gen, generation)
+        if not self.dirty:
+            self.dirtied.clear()
 
     # -- writes --------------------------------------------------------------
 
@@ -219,7 +192,7 @@ class Index:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for event in events:
-                _APPLY[type(event)](conn, event)
+                APPLY[type(event)](conn, event)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -340,75 +313,3 @@ def _manifest_row(r: dict[str, Any]) -> ManifestRow:
     return ManifestRow(r["repo"], r["digest"], r["media_type"] or "", r["artifact_type"] or "",
                        r["size"] or 0, r["subject"] or "", r["config_digest"] or "",
                        annotations, r["pushed_at"] or 0.0)
-
-
-# -- applying events (on the index thread, inside a transaction) ---------------
-
-
-def _manifest_put(conn: sqlite3.Connection, e: ManifestPut) -> None:
-    m = e.manifest
-    conn.execute(
-        "INSERT OR REPLACE INTO manifests (repo, digest, media_type, artifact_type, size,"
-        " subject, annotations, config_digest, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [e.repo, e.digest, m.media_type, m.effective_artifact_type or "", e.size,
-         str(m.subject.digest) if m.subject else "", json.dumps(m.annotations or {}),
-         str(m.config.digest) if m.config else "", e.at or time.time()])
-    conn.executemany(
-        "INSERT OR REPLACE INTO blob_refs (repo, manifest, blob, media_type, size)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [[e.repo, e.digest, str(d.digest), d.media_type, d.size] for d in m.blobs])
-    rows = []
-    platform = _platform_of_config(e.config)
-    if platform:
-        rows.append([e.repo, e.digest, e.digest, platform["os"], platform["architecture"],
-                     platform["variant"], platform["os_version"], "config"])
-    for child in m.manifests:
-        p = child.platform or {}
-        if p:
-            rows.append([e.repo, str(child.digest), e.digest, str(p.get("os", "")),
-                         str(p.get("architecture", "")), str(p.get("variant", "") or ""),
-                         str(p.get("os.version", "") or ""), "index"])
-    conn.executemany(
-        "INSERT OR REPLACE INTO platforms (repo, digest, declared_by, os, architecture,"
-        " variant, os_version, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    if e.tag:
-        _tag_set(conn, TagSet(e.repo, e.tag, e.digest, e.at))
-
-
-def _manifest_deleted(conn: sqlite3.Connection, e: ManifestDeleted) -> None:
-    for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
-                       ("platforms", "declared_by"), ("tags", "digest")):
-        conn.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [e.repo, e.digest])
-
-
-def _tag_set(conn: sqlite3.Connection, e: TagSet) -> None:
-    conn.execute("INSERT OR REPLACE INTO tags (repo, tag, digest, updated_at)"
-                 " VALUES (?, ?, ?, ?)", [e.repo, e.tag, e.digest, e.at or time.time()])
-
-
-def _tag_deleted(conn: sqlite3.Connection, e: TagDeleted) -> None:
-    conn.execute("DELETE FROM tags WHERE repo = ? AND tag = ?", [e.repo, e.tag])
-
-
-def _blob_linked(conn: sqlite3.Connection, e: BlobLinked) -> None:
-    conn.execute("INSERT OR REPLACE INTO blobs (repo, digest, size) VALUES (?, ?, ?)",
-                 [e.repo, e.digest, e.size])
-
-
-def _blob_unlinked(conn: sqlite3.Connection, e: BlobUnlinked) -> None:
-    conn.execute("DELETE FROM blobs WHERE repo = ? AND digest = ?", [e.repo, e.digest])
-
-
-def _pulls_seen(conn: sqlite3.Connection, e: PullsSeen) -> None:
-    conn.executemany(
-        "INSERT INTO pulls (repo, digest, kind, count, last_pulled) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (repo, digest, kind) DO UPDATE SET count = count + excluded.count,"
-        " last_pulled = max(last_pulled, excluded.last_pulled)",
-        [[c.repo, c.digest, c.kind, c.count, c.last_pulled] for c in e.counts])
-
-
-_APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
-    ManifestPut: _manifest_put, ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
-    TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
-    PullsSeen: _pulls_seen,
-}
