@@ -9,10 +9,7 @@ import json
 import threading
 
 import pytest
-from blockbuster import blockbuster_ctx
 
-from registry.app import running
-from registry.config import load
 from registry.core.indexing import catch_up
 from registry.index.hooks import IndexHooks
 from registry.index.records import TagDeleted
@@ -25,17 +22,15 @@ def sha(data: bytes) -> str:
 
 
 @pytest.fixture
-async def app(aiohttp_client, aiohttp_raw_server, tmp_path):
-    config = load(env={}, overrides={"storage": {"root": str(tmp_path / "storage")},
-                                     "index": {"path": str(tmp_path / "index.sqlite")}})
-    async with running(config) as dispatcher:
-        client = await aiohttp_client(await aiohttp_raw_server(dispatcher.handle))
-        with blockbuster_ctx(["registry"]):
-            yield client, dispatcher.ctx.registry.manifests.hooks, dispatcher.ctx.registry
+def parts(app):
+    """(client, the app's IndexHooks, its Registry), from conftest's in-process `app`."""
+    client, dispatcher = app
+    reg = dispatcher.ctx.registry
+    return client, reg.manifests.hooks, reg
 
 
-async def test_requests_are_answered_while_the_index_thread_is_stuck(app):
-    client, hooks, _ = app
+async def test_requests_are_answered_while_the_index_thread_is_stuck(parts):
+    client, hooks, _ = parts
     assert isinstance(hooks, IndexHooks)
     index = hooks.index
     await hooks.flush()
@@ -84,8 +79,8 @@ async def push(client, repo: str, ref: str, note: str) -> str:
     return sha(doc.encode())
 
 
-async def test_a_catch_up_pass_never_undoes_a_push_it_raced(app):
-    client, hooks, reg = app
+async def test_a_catch_up_pass_never_undoes_a_push_it_raced(parts):
+    client, hooks, reg = parts
     repo = "race/repo"
     first = await push(client, repo, "v1", "first")
     await hooks.flush()
