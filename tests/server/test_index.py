@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import REPO_ROOT, child_env
+from harness import child_env
 
 from registry.index.hooks import APPLY_DELAY_ENV
 
@@ -185,17 +185,6 @@ def test_an_unusable_index_is_rebuilt_from_storage_at_startup(start_registry, tm
     assert list(db.parent.glob("index.sqlite.unusable-*"))
 
 
-def _core_emits_read_events() -> bool:
-    """The read hooks are implemented here; core calls them on its own branch."""
-    root = REPO_ROOT / "registry"
-    return any("manifest_pulled(" in p.read_text() for sub in ("core", "api")
-               for p in (root / sub).glob("*.py") if p.name != "hooks.py")
-
-
-needs_read_events = pytest.mark.skipif(not _core_emits_read_events(),
-                                       reason="core does not call manifest_pulled yet")
-
-
 def pull_rows(db) -> dict[tuple[str, str], tuple[int, float]]:
     try:
         conn = sqlite3.connect(db)
@@ -208,7 +197,6 @@ def pull_rows(db) -> dict[tuple[str, str], tuple[int, float]]:
         return {}
 
 
-@needs_read_events
 @pytest.mark.parametrize("written", ["periodically", "at shutdown"])
 def test_pulls_are_counted(start_registry, written):
     seconds = "1" if written == "periodically" else "3600"
