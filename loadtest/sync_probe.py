@@ -1,17 +1,19 @@
 """Run the registry CLI with every index sync pass timed: `python loadtest/sync_probe.py
 serve ...` is `python -m registry serve ...` plus one JSON line per pass of
-`registry.index.sync.sync_once` (start, end, pid, stats or error, wall-clock seconds,
+`registry.core.indexing.catch_up` (`registry.index.sync.sync_once` in older checkouts)
+(start, end, pid, stats or error, wall-clock seconds,
 and the directory `registry` was imported from)
 appended to the file named by $LOADTEST_SYNC_LOG.
 
 big-repo-sync runs replica B this way to report how long a pass takes. `registry` is
 imported from PYTHONPATH (the checkout under test, ours or the baseline). If that
-checkout has no `sync_once`, the registry runs unchanged and nothing is logged.
+checkout has neither, the registry runs unchanged and nothing is logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import sys
@@ -34,14 +36,22 @@ def _append(path: str, line: str) -> None:
 
 
 def install(log_path: str) -> bool:
-    """Wrap registry.index.sync.sync_once (looked up by sync.run at each pass)."""
+    """Wrap the pass function, which the background task looks up at each pass:
+    registry.core.indexing.catch_up, or registry.index.sync.sync_once before it."""
     try:
         import registry
-        from registry.index import sync
     except ImportError:
         return False
-    original = getattr(sync, "sync_once", None)
-    if original is None:
+    for module_name, attr in (("registry.core.indexing", "catch_up"),
+                              ("registry.index.sync", "sync_once")):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        original = getattr(module, attr, None)
+        if original is not None:
+            break
+    else:
         return False
     package = os.path.dirname(os.path.realpath(registry.__file__))  # which checkout runs
 
@@ -58,7 +68,7 @@ def install(log_path: str) -> bool:
             record["end"] = time.time()
             _append(log_path, json.dumps(record) + "\n")
 
-    sync.sync_once = timed
+    setattr(module, attr, timed)
     return True
 
 
