@@ -72,6 +72,9 @@ class Dispatcher:
         return list(self._families)
 
     def family_for(self, path: str) -> Family | None:
+        default = self.default  # the OCI family: the hot path, checked first
+        if path.startswith(default.prefix) or path == default.root:
+            return default
         for family in self._families:
             if path.startswith(family.prefix) or path == family.root:
                 return family
