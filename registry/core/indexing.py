@@ -236,4 +236,5 @@ async def keep_current(reg: Registry, index: Index, hooks: IndexHooks | None,
                 await asyncio.sleep(1)
         timeout = None if math.isinf(due) else max(0.0, due - loop.time())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(index.dirtied.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see index/hooks.py
+                await index.dirtied.wait()

@@ -188,9 +188,12 @@ class IndexHooks:
         next_pulls = loop.time() + self.pull_flush_seconds
         while True:
             if not self._queue:
+                # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands
+                # while wait_for is cancelling its inner wait after a timeout is
+                # turned into TimeoutError and lost, and shutdown then hangs here.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(),
-                                           max(0.0, next_pulls - loop.time()))
+                    async with asyncio.timeout(max(0.0, next_pulls - loop.time())):
+                        await self._wake.wait()
             self._wake.clear()
             if loop.time() >= next_pulls:
                 self._queue_pulls()
