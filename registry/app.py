@@ -59,9 +59,10 @@ async def running(config: Config, hooks: Hooks | None = None,
     requests (give it to aiohttp's low-level `web.Server`); stopped on exit.
     `generations` are the write counters shared by worker processes (see core.cache);
     None for a single process."""
+    settings = CoreSettings.from_config(config)
     # Other machines write to the same store: no exact cache invalidation, and the
     # index must catch up with their writes.
-    shared_store = config.storage.driver != "filesystem"
+    shared_store = settings.shared_store
     driver = create_driver(config.storage)
     clean = getattr(driver, "clean_tmp", None)
     if clean is not None:  # scratch files a crash left behind
@@ -70,8 +71,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     await index.open()
     index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)
     try:
-        reg = build_registry(driver, hooks or index_hooks,
-                             CoreSettings.from_config(config), generations)
+        reg = build_registry(driver, hooks or index_hooks, settings, generations)
         async with contextlib.AsyncExitStack() as stack:
             if config.storage.upload_purge_after > 0:
                 await stack.enter_async_context(background(

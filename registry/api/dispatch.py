@@ -58,9 +58,19 @@ class Dispatcher:
     def __init__(self, ctx: Context, default: Family,
                  access: AccessControl | None = None) -> None:
         self.ctx = ctx
-        self.access: AccessControl = access or AllowAll()
         self.default = default
         self._families: list[Family] = []
+        self.access = access or AllowAll()
+
+    @property
+    def access(self) -> AccessControl:
+        return self._access
+
+    @access.setter
+    def access(self, access: AccessControl) -> None:
+        self._access = access
+        # Allowing everything needs no call at all: the hot path skips it.
+        self._check = None if isinstance(access, AllowAll) else access.check
 
     def mount(self, family: Family) -> None:
         self._families.append(family)
@@ -88,7 +98,8 @@ class Dispatcher:
         family = self.family_for(path) or self.default
         try:
             handler, route, scope = family.resolve(request, path)
-            await self.access.check(request, scope)
+            if self._check is not None:
+                await self._check(request, scope)
             if "Expect" in request.headers:
                 await _expect(request)
             response = await handler(request, route, self.ctx)

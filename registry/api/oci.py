@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from registry.api import blobs, discovery, manifests, uploads
@@ -45,8 +47,13 @@ class OciFamily:
         self._table[(endpoint, method)] = handler
 
     def resolve(self, request: web.BaseRequest, path: str) -> tuple[Handler, Route, Scope]:
+        return self._resolve(path, request.method)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one family per process, lives as long
+    def _resolve(self, path: str, method: str) -> tuple[Handler, Route, Scope]:
+        """A pure function of the path and method, memoised like route_for (errors are
+        raised, never cached), so a repeated request skips routing altogether."""
         route = route_for(path)
-        method = request.method
         handler = self._table.get((route.endpoint, method))
         if handler is None:
             raise Unsupported(f"{method} is not supported here", {"method": method})

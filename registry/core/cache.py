@@ -91,6 +91,7 @@ class GenerationCache:
         self.max_weight = max_weight
         self.weigh = weigh or _small
         self.scope_of = scope_of
+        self._slots = generations._slots  # read directly on the hot path (get)
         self._weight = 0
         self._items: dict[Any, tuple[Any, int, float]] = {}
 
@@ -105,7 +106,7 @@ class GenerationCache:
         if item is None:
             return None
         value, gen, stamp = item
-        if gen != self.generation(key) or (
+        if gen != self._slots[hash(self.scope_of(key)) % SLOTS] or (
                 self.ttl is not None and time.monotonic() - stamp > self.ttl):
             self._drop(key)
             return None
