@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web_protocol
+from aiohttp import web, web_protocol
 
 from registry.api.errors import error_response
 from registry.core.errors import RegistryError
@@ -22,6 +22,13 @@ _original = web_protocol.RequestHandler.handle_error
 
 
 def _handle_error(self, request, status: int = 500, exc=None, message=None):
+    if isinstance(exc, ConnectionError):
+        # The client went away mid-request (the dispatcher raises it again: there is
+        # nobody to answer). Ordinary, so one line at debug, and the connection closes.
+        log.debug("client %s went away: %s", request.remote, exc)
+        resp = web.Response(status=400)
+        resp.force_close()
+        return resp
     if status >= 500:
         return _original(self, request, status, exc, message)
     log.debug("malformed request from %s: %s", request.remote, exc or message)

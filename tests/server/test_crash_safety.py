@@ -120,6 +120,8 @@ def test_client_disconnect_mid_chunk_leaves_upload_resumable(registry):
     r = requests.put(f"{registry.url}{location}?digest={sha(data)}", data=data)
     assert r.status_code == 201
     assert requests.get(f"{registry.url}/v2/{repo}/blobs/{sha(data)}").content == data
+    # A client going away is ordinary: no traceback, no ERROR line in the log.
+    assert "Traceback" not in registry.log() and " ERROR " not in registry.log()
 
 
 def test_abandoned_uploads_are_purged(start_registry):
