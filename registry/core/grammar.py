@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registry.core.errors import DigestInvalid, NameInvalid
 
@@ -40,9 +40,18 @@ class Digest:
 
     algorithm: str
     hex: str
+    # The text form, made once: digests are formatted and hashed several times per
+    # request on the hot path (headers, cache keys, read events).
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.algorithm}:{self.hex}")
 
     def __str__(self) -> str:
-        return f"{self.algorithm}:{self.hex}"
+        return self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)  # a str caches its hash
 
     @classmethod
     def parse(cls, value: str) -> Digest:

@@ -63,7 +63,7 @@ class IndexHooks:
         self._queue: deque[Event] = deque()
         self._enqueued = 0  # events put in the queue, ever
         self._done = 0  # of those, applied (or given up on), in order
-        self._pulls: dict[tuple[str, str, str], list[Any]] = {}  # key -> [count, last]
+        self._pulls: dict[tuple[str, Any, str], list[Any]] = {}  # key -> [count, last]
         self._writes: dict[str, int] = {}  # repo -> write events queued, ever
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -94,18 +94,27 @@ class IndexHooks:
     # -- core.hooks.Hooks: reads (called, not awaited, on every GET) -------------
 
     def manifest_pulled(self, repo: str, digest: Any) -> None:
-        self._count(repo, str(digest), "manifest")
-
-    def blob_pulled(self, repo: str, digest: Any) -> None:
-        self._count(repo, str(digest), "blob")
-
-    def _count(self, repo: str, digest: str, kind: str) -> None:
-        key = (repo, digest, kind)
+        # Keyed by the digest object (its text is made at flush): this runs on
+        # every GET, so it is kept to a dict lookup and two stores.
+        key = (repo, digest, "manifest")
         entry = self._pulls.get(key)
-        if entry is not None:
+        if entry is None:
+            self._count_new(key)
+        else:
             entry[0] += 1
             entry[1] = time.time()
-        elif len(self._pulls) < self.max_pull_keys:
+
+    def blob_pulled(self, repo: str, digest: Any) -> None:
+        key = (repo, digest, "blob")
+        entry = self._pulls.get(key)
+        if entry is None:
+            self._count_new(key)
+        else:
+            entry[0] += 1
+            entry[1] = time.time()
+
+    def _count_new(self, key: tuple[str, Any, str]) -> None:
+        if len(self._pulls) < self.max_pull_keys:
             self._pulls[key] = [1, time.time()]
         else:  # a bound on memory between flushes; pull counts are statistics
             self.pulls_dropped += 1
@@ -132,7 +141,7 @@ class IndexHooks:
             return
         counts, self._pulls = self._pulls, {}
         # Not bounded by max_queued: at most one per flush, and itself bounded.
-        self._queue.append(PullsSeen(tuple(PullCount(repo, digest, kind, c, last)
+        self._queue.append(PullsSeen(tuple(PullCount(repo, str(digest), kind, c, last)
                                            for (repo, digest, kind), (c, last)
                                            in counts.items())))
         self._enqueued += 1
