@@ -43,6 +43,11 @@ MANIFEST_ACCEPT = ", ".join(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: takes minutes (real spack in test_spack.py; opt-in through SPACK_ROOT)")
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

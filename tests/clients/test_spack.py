@@ -1,0 +1,333 @@
+"""Real spack (v1.1.0 and v0.23.1) using the registry as an `oci://` build cache.
+
+Slow (about 95 s for v1.1.0 and 80 s for v0.23.1 on 2 busy cores) and opt-in: it runs only
+when SPACK_ROOT (and/or SPACK_ROOT_V023) points at a spack checkout, so CI,
+which has neither, skips it. How to get spack offline and what each variable
+means: tests/clients/REQUIREMENTS.md, section "spack".
+
+Per spack version, against one registry of ours served over TLS (spack's OCI
+support is https only; the self-signed certificate is trusted through
+SSL_CERT_FILE and config:ssl_certs):
+
+  producer: spack mirror add --unsigned NAME oci://127.0.0.1:PORT/<repo>
+            spack install --no-cache trivial-root      (the one solver run)
+            spack buildcache push --unsigned NAME trivial-root
+            spack buildcache update-index NAME
+            spack buildcache list -l                   (reads the index.spack tag)
+  consumer: a fresh config, user cache and install tree;
+            spack buildcache install -u trivial-root   (no solver)
+  consumer: another fresh one; spack install --cache-only trivial-root (solver)
+
+trivial-root depends on trivial-dep; both have `has_code = False` and install a
+file without any source, from a package repository the test writes. Each
+installed spec is one layer of the root's image, so the root's manifest has at
+least two (three under v0.23, which adds gcc-runtime).
+
+Everything spack writes stays under the test's tmp dir: SPACK_USER_CONFIG_PATH,
+SPACK_USER_CACHE_PATH, a SPACK_SYSTEM_CONFIG_PATH holding only `mirrors:: {}`
+(drops spack-public from the defaults, while `spack mirror add` still writes
+into the user scope), HOME and TMPDIR.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from harness import RunningRegistry, launch
+from tlsutil import make_cert
+
+pytestmark = pytest.mark.slow
+
+# A concretizing command takes 30-70 s on a busy 2-core machine; leave room.
+SPACK_TIMEOUT = 900
+
+# Which environment variable names which spack; a test per variable that is set.
+SPACK_VARIABLES = ("SPACK_ROOT", "SPACK_ROOT_V023")
+
+REGISTRY_CONFIG = """\
+[server]
+tls_cert = "{cert}"
+tls_key = "{key}"
+log_level = "debug"
+"""
+
+PACKAGE = '''\
+from spack.package import *
+
+
+class {cls}(Package):
+    """Installs one file and has no source (test package of registry's test_spack)."""
+
+    homepage = "https://example.invalid/{name}"
+    has_code = False
+
+    version("1.0")
+{deps}
+    def install(self, spec, prefix):
+        mkdirp(prefix.share)
+        with open(join_path(prefix.share, "{name}.txt"), "w") as f:
+            f.write("{name}\\n")
+'''
+
+
+def write_package_repo(root: Path) -> Path:
+    """A package repository (package API v1: readable by spack 0.23 and 1.x) with
+    trivial-root -> trivial-dep."""
+    (root / "packages").mkdir(parents=True)
+    (root / "repo.yaml").write_text("repo:\n  namespace: registrytest\n")
+    for name, cls, deps in [
+        ("trivial-dep", "TrivialDep", ""),
+        ("trivial-root", "TrivialRoot",
+         '    depends_on("trivial-dep", type=("build", "link", "run"))\n\n'),
+    ]:
+        (root / "packages" / name).mkdir()
+        (root / "packages" / name / "package.py").write_text(
+            PACKAGE.format(cls=cls, name=name, deps=deps))
+    return root
+
+
+def spack_version(spack_root: Path) -> tuple[int, ...]:
+    init = spack_root / "lib" / "spack" / "spack" / "__init__.py"
+    match = re.search(r'^__version__ = "(\d+)\.(\d+)', init.read_text(), re.M) if (
+        init.is_file()) else None
+    if match is None:
+        pytest.fail(f"{spack_root} is not a spack checkout (no version in {init})")
+    return tuple(int(x) for x in match.groups())
+
+
+def spack_python() -> str:
+    """SPACK_PYTHON, else this Python; it must import clingo, or spack would try to
+    bootstrap the concretizer from the network."""
+    python = os.environ.get("SPACK_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import clingo"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"{python} cannot import clingo (`pip install clingo`, or set "
+                    f"SPACK_PYTHON to a Python that can): {probe.stderr.strip()}")
+    return python
+
+
+class SpackError(AssertionError):
+    """A spack command failed; carries its output and the registry's recent log."""
+
+
+@dataclass
+class Spack:
+    """One isolated spack client: its own config, caches and install tree under `root`."""
+
+    spack_root: Path
+    version: tuple[int, ...]
+    root: Path
+    repos: list[Path]
+    cert: Path
+    registry: RunningRegistry
+    python: str
+    seed: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cfg, system = self.root / "config", self.root / "system"
+        if self.seed is not None:
+            # Indexing spack's ~8,000 builtin packages costs a fresh client ~35 s: start
+            # from the producer's package-repo indices, but not from its copy of the
+            # build caches' indices (`indices/`), which a fresh client must fetch itself.
+            shutil.copytree(self.seed, self.misc_cache, ignore=shutil.ignore_patterns("indices"))
+        for d in (cfg, system, self.root / "cache", self.root / "home", self.root / "tmp"):
+            d.mkdir(parents=True)
+        # `mirrors::` in the system scope drops the defaults' spack-public (no network);
+        # `spack mirror add` writes a plain `mirrors:` into the user scope above it.
+        (system / "mirrors.yaml").write_text("mirrors:: {}\n")
+        (cfg / "repos.yaml").write_text(
+            "repos::\n" + "".join(f"- {p}\n" for p in self.repos))
+        (cfg / "config.yaml").write_text(
+            "config:\n"
+            f"  install_tree:\n    root: {self.root / 'store'}\n"
+            f"  build_stage:\n  - {self.root / 'stage'}\n"
+            f"  source_cache: {self.root / 'source-cache'}\n"
+            f"  misc_cache: {self.misc_cache}\n"
+            f"  ssl_certs: {self.cert}\n")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SPACK_")}
+        self.env.update(
+            SPACK_ROOT=str(self.spack_root),
+            SPACK_PYTHON=self.python,
+            SPACK_USER_CONFIG_PATH=str(cfg),
+            SPACK_USER_CACHE_PATH=str(self.root / "cache"),
+            SPACK_SYSTEM_CONFIG_PATH=str(system),
+            SSL_CERT_FILE=str(self.cert),
+            HOME=str(self.root / "home"),
+            TMPDIR=str(self.root / "tmp"),
+            LC_ALL="C.UTF-8",
+        )
+
+    @property
+    def misc_cache(self) -> Path:
+        return self.root / "misc-cache"
+
+    def __call__(self, *args: str | Path) -> str:
+        """Run `spack ARGS`; returns stdout+stderr, raises SpackError on failure."""
+        __tracebackhide__ = True
+        argv = [str(self.spack_root / "bin" / "spack"), *map(str, args)]
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(argv, env=self.env, cwd=self.root, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=SPACK_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            raise SpackError(f"timed out after {SPACK_TIMEOUT}s: {shlex.join(argv)}\n"
+                             f"{exc.stdout}\n{self._registry_log()}") from None
+        took = time.monotonic() - start
+        print(f"[{took:5.1f}s] spack {shlex.join(map(str, args))}")
+        if proc.returncode != 0:
+            raise SpackError(f"exit {proc.returncode} after {took:.1f}s: {shlex.join(argv)}\n"
+                             f"--- output ---\n{proc.stdout}\n{self._registry_log()}")
+        return proc.stdout
+
+    def _registry_log(self, lines: int = 60) -> str:
+        tail = self.registry.log().splitlines()[-lines:]
+        return f"--- registry log ({self.registry.log_path}), last {len(tail)} lines ---\n" + (
+            "\n".join(tail))
+
+    def prefix(self, name: str) -> Path:
+        return Path(self("location", "-i", name).strip().splitlines()[-1])
+
+
+@dataclass
+class Setup:
+    """What the producer left behind for the consumer tests."""
+
+    variable: str
+    spack_root: Path
+    version: tuple[int, ...]
+    registry: RunningRegistry
+    cert: Path
+    repo: str
+    mirror_url: str
+    repos: list[Path]
+    python: str
+    tmp: Path
+    hashes: dict[str, str]
+    push_output: str
+    list_output: str
+
+    def client(self, name: str) -> Spack:
+        return Spack(self.spack_root, self.version, self.tmp / name, self.repos, self.cert,
+                     self.registry, self.python, seed=self.tmp / "producer" / "misc-cache")
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(f"{self.registry.url}/v2/{self.repo}/{path}", verify=str(self.cert),
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                            timeout=30)
+
+
+@pytest.fixture(scope="module", params=SPACK_VARIABLES)
+def pushed(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """Per spack: a TLS registry, the trivial packages built, pushed and indexed."""
+    variable = request.param
+    if not os.environ.get(variable):
+        pytest.skip(f"{variable} is not set: point it at a spack checkout to run the real-spack "
+                    "build-cache tests (see tests/clients/REQUIREMENTS.md, section spack)")
+    spack_root = Path(os.environ[variable]).resolve()
+    version = spack_version(spack_root)
+    python = spack_python()
+
+    tmp = tmp_path_factory.mktemp(f"spack-{'.'.join(map(str, version))}")
+    repos = [write_package_repo(tmp / "package-repo")]
+    if version >= (1, 0):
+        # spack 1.x keeps its packages (and the build systems of API v1 repos) apart.
+        packages = os.environ.get("SPACK_PACKAGES")
+        builtin = Path(packages or "-") / "repos" / "spack_repo" / "builtin"
+        if not (builtin / "repo.yaml").is_file():
+            pytest.fail(f"{variable} is spack {'.'.join(map(str, version))}, which needs "
+                        "SPACK_PACKAGES pointing at a spack/spack-packages checkout "
+                        f"(branch releases/v2025.11); got {packages!r}")
+        repos.append(builtin)
+    else:
+        # spack 0.23 injects gcc-runtime from its own builtin repo.
+        repos.append(spack_root / "var" / "spack" / "repos" / "builtin")
+
+    cert, key = make_cert(tmp)
+    registry = launch(tmp / "registry", config=REGISTRY_CONFIG.format(cert=cert, key=key),
+                      scheme="https", verify=str(cert))
+    try:
+        repo = "spack/buildcache"
+        mirror_url = f"oci://{registry.host}/{repo}"
+        spack = Spack(spack_root, version, tmp / "producer", repos, cert, registry, python)
+
+        spack("mirror", "add", "--unsigned", "ours", mirror_url)
+        assert mirror_url in spack("mirror", "list")
+        spack("install", "--no-cache", "trivial-root")
+        hashes = {}
+        for name in ("trivial-root", "trivial-dep"):
+            hashes[name] = spack("find", "--format", "{hash}", name).strip().splitlines()[-1]
+        push_output = spack("buildcache", "push", "--unsigned", "ours", "trivial-root")
+        spack("buildcache", "update-index", "ours")
+        list_output = spack("buildcache", "list", "--allarch", "-l")
+        yield Setup(variable, spack_root, version, registry, cert, repo, mirror_url, repos,
+                    python, tmp, hashes, push_output, list_output)
+    finally:
+        registry.stop()
+
+
+def test_push_update_index_list(pushed: Setup):
+    tags = pushed.get("tags/list")
+    assert tags.status_code == 200, tags.text
+    tag_set = set(tags.json()["tags"])
+    root_tag = f"trivial-root-1.0-{pushed.hashes['trivial-root']}.spack"
+    dep_tag = f"trivial-dep-1.0-{pushed.hashes['trivial-dep']}.spack"
+    assert {root_tag, dep_tag, "index.spack"} <= tag_set, tag_set
+
+    # One layer per installed spec, the root's own last: its dependency rides along.
+    manifest = pushed.get(f"manifests/{root_tag}")
+    assert manifest.status_code == 200, manifest.text
+    layers = manifest.json()["layers"]
+    assert len(layers) >= 2, layers
+    dep_manifest = pushed.get(f"manifests/{dep_tag}").json()
+    assert dep_manifest["layers"][-1]["digest"] in {layer["digest"] for layer in layers}
+    for layer in layers:
+        blob = pushed.get(f"blobs/{layer['digest']}")
+        assert blob.status_code == 200 and len(blob.content) == layer["size"]
+
+    # `buildcache list` reads the index that update-index wrote under index.spack.
+    for name in ("trivial-root", "trivial-dep"):
+        assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", pushed.list_output), (
+            pushed.list_output)
+
+
+def _check_installed(spack: Spack) -> None:
+    for name in ("trivial-root", "trivial-dep"):
+        installed = spack.prefix(name) / "share" / f"{name}.txt"
+        assert installed.read_text() == f"{name}\n"
+        assert str(spack.root / "store") in str(installed)
+
+
+def test_buildcache_install(pushed: Setup):
+    """A fresh client installs the root and its dependency from the cache, no solver."""
+    spack = pushed.client("consumer-buildcache-install")
+    spack("mirror", "add", "--unsigned", "ours", pushed.mirror_url)
+    spack("buildcache", "install", "-u", "trivial-root")
+    _check_installed(spack)
+    hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
+              for n in pushed.hashes}
+    assert hashes == pushed.hashes
+
+
+def test_install_cache_only(pushed: Setup):
+    """A fresh client concretizes against the cache's index and installs from it only."""
+    spack = pushed.client("consumer-install-cache-only")
+    spack("mirror", "add", "--unsigned", "ours", pushed.mirror_url)
+    out = spack("install", "--cache-only", "trivial-root")
+    assert "from binary cache" in out, out
+    _check_installed(spack)
+    hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
+              for n in pushed.hashes}
+    assert hashes == pushed.hashes
