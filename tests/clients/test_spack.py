@@ -112,8 +112,9 @@ def spack_python() -> str:
     python = os.environ.get("SPACK_PYTHON") or sys.executable
     probe = subprocess.run([python, "-c", "import clingo"], capture_output=True, text=True)
     if probe.returncode != 0:
+        error = (probe.stderr.strip().splitlines() or ["?"])[-1]
         pytest.fail(f"{python} cannot import clingo (`pip install clingo`, or set "
-                    f"SPACK_PYTHON to a Python that can): {probe.stderr.strip()}")
+                    f"SPACK_PYTHON to a Python that can): {error}")
     return python
 
 
