@@ -1,6 +1,6 @@
 """Real spack (v1.1.0 and v0.23.1) using the registry as an `oci://` build cache.
 
-Slow (about 95 s for v1.1.0 and 80 s for v0.23.1 on 2 busy cores) and opt-in: it runs only
+Slow (95-100 s for v1.1.0, 80-95 s for v0.23.1 on 2 busy cores) and opt-in: it runs only
 when SPACK_ROOT (and/or SPACK_ROOT_V023) points at a spack checkout, so CI,
 which has neither, skips it. How to get spack offline and what each variable
 means: tests/clients/REQUIREMENTS.md, section "spack".
