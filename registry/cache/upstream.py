@@ -13,6 +13,7 @@ not match its digest 502 BadUpstream.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import ssl
@@ -67,7 +68,7 @@ class Upstream:
                  ca_bundle: str = "", manifest_max_bytes: int = 4 << 20,
                  connect_timeout: float = 10.0, read_timeout: float = 60.0) -> None:
         self.base = base_url.rstrip("/")
-        self._basic = aiohttp.BasicAuth(username, password) if username else None
+        self._basic = _basic(username, password) if username else None
         self._ca_bundle = ca_bundle
         self._manifest_max = manifest_max_bytes
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
@@ -106,7 +107,7 @@ class Upstream:
         if token is not None and token[1] > time.monotonic():
             return f"Bearer {token[0]}"
         if self._basic is not None and self._basic_wanted:
-            return self._basic.encode()
+            return self._basic
         return None
 
     async def _send(self, method: str, path: str, scope: str,
@@ -172,8 +173,8 @@ class Upstream:
                                    ("scope", params.get("scope") or scope)) if v}
         assert self._session is not None
         try:
-            async with self._session.get(realm, params=query, auth=self._basic,
-                                         headers=IDENTITY) as resp:
+            headers = {**IDENTITY, **({"Authorization": self._basic} if self._basic else {})}
+            async with self._session.get(realm, params=query, headers=headers) as resp:
                 if resp.status in (401, 403):
                     return False
                 if resp.status != 200:
@@ -342,6 +343,10 @@ class Upstream:
             resp.release()
         found = doc.get("manifests") if isinstance(doc, dict) else None
         return [d for d in found or [] if isinstance(d, dict)]
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def _next_page(link: str | None) -> str | None:

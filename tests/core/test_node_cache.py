@@ -7,6 +7,8 @@ stale when the upstream is down. Under blockbuster like every core test."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ from registry.core.cache import Generations
 from registry.core.errors import (
     BadUpstream,
     BlobUnknown,
+    Denied,
     Unsupported,
     UpstreamUnavailable,
 )
@@ -51,10 +54,31 @@ class FakeUpstream:
         self.corrupt = self.cut = False
         self.slow = 0.0
         self.down = False
+        self.auth: str | None = None  # "basic" or "bearer": credentials user:pw required
+        self.token_requests = 0
+
+    def _refused(self, request: web.BaseRequest) -> web.Response | None:
+        basic = "Basic " + base64.b64encode(b"user:pw").decode()
+        got = request.headers.get("Authorization")
+        if self.auth == "basic" and got != basic:
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+        if self.auth == "bearer" and request.path == "/token":
+            self.token_requests += 1
+            if got != basic or request.query.get("scope") != "repository:app:pull":
+                return web.Response(status=401)
+            return web.json_response({"access_token": "t0k", "expires_in": 300})
+        if self.auth == "bearer" and got != "Bearer t0k":
+            challenge = (f'Bearer realm="{self.url}/token",service="fake",'
+                         'scope="repository:app:pull"')
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        return None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if self.down:
             return web.Response(status=503)
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         parts = request.path.split("/")
         kind, ref = parts[-2], parts[-1]
         if request.method == "GET":
@@ -102,16 +126,22 @@ async def upstream():
     await server.close()
 
 
-@pytest.fixture
-async def cache(tmp_path, upstream):
+@contextlib.asynccontextmanager
+async def node_cache(tmp_path, upstream, **settings):
     """(registry with the node cache's decorators, the NodeCache)."""
-    config = CacheConfig(upstream=upstream.url, dir=str(tmp_path / "cache"), tag_ttl=60)
+    config = CacheConfig(upstream=upstream.url, dir=str(tmp_path / "cache"), **settings)
     driver = CheckedDriver(await asyncio.to_thread(FilesystemDriver, config.dir, False))
     generations = Generations()
     node = NodeCache(config, driver, generations, fsync=False)
     reg = build_registry(driver, generations=generations, decorators=[node.decorate])
     async with node:
         yield reg, node
+
+
+@pytest.fixture
+async def cache(tmp_path, upstream):
+    async with node_cache(tmp_path, upstream) as made:
+        yield made
 
 
 def _follow(plan: BlobPlan) -> bytes:
@@ -243,3 +273,38 @@ async def test_corrupt_manifest_is_refused(cache, upstream):
     upstream.manifests[str(digest(body))] = body + b" "
     with pytest.raises(BadUpstream):
         await reg.manifests.get("a", str(digest(body)))
+
+
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+async def test_upstream_credentials(tmp_path, upstream, scheme):
+    data = b"a private blob"
+    upstream.blobs[str(digest(data))] = data
+    upstream.auth = scheme
+    async with node_cache(tmp_path / "anon", upstream) as (reg, _):
+        with pytest.raises(Denied):
+            await reg.blobs.serve("app", digest(data))
+    async with node_cache(tmp_path / "authed", upstream, username="user",
+                          password="pw") as (reg, _):
+        assert await read_plan(await reg.blobs.serve("app", digest(data))) == data
+        # A second request reuses the token (or the Basic scheme) without a new 401 dance.
+        other = b"another private blob"
+        upstream.blobs[str(digest(other))] = other
+        assert await read_plan(await reg.blobs.serve("app", digest(other))) == other
+    if scheme == "bearer":
+        assert upstream.token_requests == 2  # one refused anonymous try, one granted
+
+
+async def test_eviction_keeps_the_cache_under_its_cap(tmp_path, upstream):
+    blobs = [os.urandom(1 << 20) for _ in range(3)]
+    for data in blobs:
+        upstream.blobs[str(digest(data))] = data
+    async with node_cache(tmp_path, upstream, max_bytes=(5 << 20) // 2) as (reg, node):
+        for data in blobs:
+            assert await read_plan(await reg.blobs.serve("app", digest(data))) == data
+            await asyncio.sleep(0.05)  # stored after the last byte
+        assert node.lru.total <= node.lru.max_bytes
+        assert await reg.blobs.size(digest(blobs[0])) is None  # the oldest went
+        assert await reg.blobs.size(digest(blobs[2])) == len(blobs[2])
+        # Still linked, but gone: fetched again rather than a broken answer.
+        assert await read_plan(await reg.blobs.serve("app", digest(blobs[0]))) == blobs[0]
+        assert upstream.gets[f"/v2/app/blobs/{digest(blobs[0])}"] == 2
