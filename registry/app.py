@@ -80,7 +80,8 @@ async def running(config: Config, hooks: Hooks | None = None,
     node_cache = None
     if config.cache.enabled:
         node_cache = NodeCache(config.cache, driver, generations,
-                               config.limits.manifest_max_bytes, storage.fsync)
+                               config.limits.manifest_max_bytes, storage.fsync,
+                               hooks or index_hooks)
     try:
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
                              decorators=[node_cache.decorate] if node_cache else [])

@@ -44,6 +44,7 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest
 from registry.core.growing import GrowingFile
+from registry.core.hooks import Hooks, NullHooks
 from registry.core.protocols import Blobs
 from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
 from registry.core.serving import BlobPlan, LocalFile
@@ -104,8 +105,9 @@ class CachingBlobs:
     are refused (the upstream is the truth)."""
 
     def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, hooks: Hooks | None = None) -> None:
         self.inner = inner
+        self.hooks = hooks or NullHooks()
         self.driver = driver
         self.upstream = upstream
         self.lru = lru
@@ -172,6 +174,7 @@ class CachingBlobs:
             # (dup does not block; each follower needs a descriptor it can close.)
             fd = os.dup(fetch.read_fd)
             self.lru.pin(digest)
+            self.hooks.blob_pulled(repo, digest)  # a pull like any other (local ones: inner)
             return BlobPlan(digest, fetch.size, rng,
                             LocalFile(fd, fetch.progress, lambda: self.lru.unpin(digest)))
         raise UpstreamUnavailable("blob fetch did not settle, retry", {"digest": str(digest)})

@@ -19,6 +19,7 @@ from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
 from registry.core.cache import Generations
+from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.storage.driver import Driver
 
@@ -27,8 +28,10 @@ class NodeCache:
     """A pull-through cache of `[cache] upstream` over the local store `driver`."""
 
     def __init__(self, config: CacheConfig, driver: Driver, generations: Generations,
-                 manifest_max_bytes: int = 4 << 20, fsync: bool = True) -> None:
+                 manifest_max_bytes: int = 4 << 20, fsync: bool = True,
+                 hooks: Hooks | None = None) -> None:
         self.config = config
+        self.hooks = hooks
         self.driver = driver
         self.fsync = fsync
         self.upstream = Upstream(config.upstream, config.username, config.password,
@@ -37,7 +40,8 @@ class NodeCache:
         self.blobs: list[CachingBlobs] = []
 
     def decorate(self, reg: Registry) -> Registry:
-        blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync)
+        blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,
+                             self.hooks)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)
         return dataclasses.replace(
