@@ -44,6 +44,9 @@ log = logging.getLogger("registry.cache")
 T = TypeVar("T")
 # Tags whose last check is remembered; the oldest are forgotten (and so rechecked).
 MAX_CHECKED = 100_000
+# After an upstream failure, a tag is served stale without asking again for this long
+# (at most its TTL): a dead upstream must not cost every request a connect timeout.
+STALE_RETRY_SECONDS = 5.0
 MAX_VIEWS = 4096
 
 
@@ -85,6 +88,7 @@ class CachingManifests:
         self.tag_ttl = tag_ttl
         self.clock = clock
         self._checked: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._failing: dict[tuple[str, str], float] = {}  # (repo, tag) -> retry after
         self._flights = Flights()
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
@@ -102,10 +106,14 @@ class CachingManifests:
             raise ManifestUnknown(detail={"reference": reference[:128]})
         stale = False
         direct = None
-        checked = self._checked.get((repo, reference))
-        if checked is None or self.clock() - checked >= self.tag_ttl:
+        key = (repo, reference)
+        checked = self._checked.get(key)
+        now = self.clock()
+        if self._failing.get(key, now) > now:
+            stale = True  # the upstream failed a moment ago: do not wait for it again
+        elif checked is None or now - checked >= self.tag_ttl:
             stale, direct = await self._flights.run(
-                (repo, reference), lambda: self._revalidate(repo, reference))
+                key, lambda: self._revalidate(repo, reference))
         if direct is not None:
             return direct
         try:
@@ -135,7 +143,11 @@ class CachingManifests:
                 raise
             log.warning("upstream %s unavailable (%s): serving %s:%s -> %s stale",
                         self.upstream.base, exc.detail, repo, tag, known)
+            if len(self._failing) >= MAX_CHECKED:
+                self._failing.clear()
+            self._failing[(repo, tag)] = self.clock() + min(self.tag_ttl, STALE_RETRY_SECONDS)
             return True, None
+        self._failing.pop((repo, tag), None)
         if direct is not None:
             return False, direct  # not stored here: nothing to serve from next time
         self._checked[(repo, tag)] = self.clock()

@@ -74,6 +74,8 @@ class FakeUpstream:
         return None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET":
+            self.gets[request.path] += 1
         if self.down:
             return web.Response(status=503)
         refused = self._refused(request)
@@ -81,8 +83,6 @@ class FakeUpstream:
             return refused
         parts = request.path.split("/")
         kind, ref = parts[-2], parts[-1]
-        if request.method == "GET":
-            self.gets[request.path] += 1
         if kind == "blobs" and ref in self.blobs:
             data = self.blobs[ref]
             if request.method == "HEAD":
@@ -248,6 +248,14 @@ async def test_tags_revalidate_after_ttl_and_go_stale_when_upstream_is_down(cach
     upstream.down = True
     got = await manifests.get("app", "v1")
     assert (got.data, got.stale) == (second, True)
+    asked = upstream.gets["/v2/app/manifests/v1"]
+    assert (await manifests.get("app", "v1")).stale  # a moment later: not asked again
+    assert upstream.gets["/v2/app/manifests/v1"] == asked
+    now[0] += 6
+    upstream.down = False
+    got = await manifests.get("app", "v1")  # back: fresh again
+    assert (got.data, got.stale) == (second, False)
+    upstream.down = True
     by_digest = await manifests.get("app", str(digest(first)))  # stored, immutable
     assert by_digest.data == first and not by_digest.stale
     with pytest.raises(UpstreamUnavailable):
