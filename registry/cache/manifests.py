@@ -93,12 +93,11 @@ class CachingManifests:
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
         if is_digest_like(reference):
-            digest = Digest.parse(reference)
-            if await self.inner.exists(repo, digest):
-                try:
-                    return await self.inner.get(repo, reference, with_body)
-                except BlobUnknown:
-                    pass  # its bytes were evicted: fetch them again
+            Digest.parse(reference)  # a malformed digest is the client's 400, not a fetch
+            try:
+                return await self.inner.get(repo, reference, with_body)  # revision cached
+            except (ManifestUnknown, BlobUnknown):
+                pass  # not here, or its bytes were evicted: fetch it
             direct = await self._flights.run(
                 (repo, reference), lambda: self._fetch(repo, reference, None))
             return direct or await self.inner.get(repo, reference, with_body)
