@@ -265,8 +265,10 @@ class CachingBlobs:
                 del self._fetches[digest]
             if resp is not None:
                 resp.release()
-            await self._io(_cleanup, wfd, fetch.read_fd, local if created else None)
-            fetch.read_fd = -1
+            # Taken before the await: a request waking up meanwhile must not dup a
+            # descriptor being closed (its number could already be another file's).
+            rfd, fetch.read_fd = fetch.read_fd, -1
+            await self._io(_cleanup, wfd, rfd, local if created else None)
 
     async def _download(self, fetch: Fetch, resp: aiohttp.ClientResponse, wfd: int) -> None:
         """Stream the body into the file while hashing it. The newest block is held
