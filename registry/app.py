@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ from registry.api.dispatch import Dispatcher
 from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
+from registry.cache.node import NodeCache
 from registry.config import Config
 from registry.core import indexing
 from registry.core.cache import Generations
@@ -63,16 +65,29 @@ async def running(config: Config, hooks: Hooks | None = None,
     # Other machines write to the same store: no exact cache invalidation, and the
     # index must catch up with their writes.
     shared_store = settings.shared_store
-    driver = create_driver(config.storage)
+    storage = config.storage
+    if config.cache.enabled:
+        # A node cache's store is its cache directory, on local disk (see config).
+        storage = dataclasses.replace(storage, driver="filesystem", root=config.cache.dir)
+    driver = create_driver(storage)
     clean = getattr(driver, "clean_tmp", None)
     if clean is not None:  # scratch files a crash left behind
         await asyncio.to_thread(clean)
     index = Index(config.index.path)
     await index.open()
     index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)
+    generations = generations or Generations()
+    node_cache = None
+    if config.cache.enabled:
+        node_cache = NodeCache(config.cache, driver, generations,
+                               config.limits.manifest_max_bytes, storage.fsync,
+                               hooks or index_hooks)
     try:
-        reg = build_registry(driver, hooks or index_hooks, settings, generations)
+        reg = build_registry(driver, hooks or index_hooks, settings, generations,
+                             decorators=[node_cache.decorate] if node_cache else [])
         async with contextlib.AsyncExitStack() as stack:
+            if node_cache is not None:
+                await stack.enter_async_context(node_cache)
             if config.storage.upload_purge_after > 0:
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))

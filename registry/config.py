@@ -80,11 +80,32 @@ class LimitsConfig:
 
 
 @dataclass
+class CacheConfig:
+    """Node-cache mode: a pull-through cache of an upstream registry (docs/hpc-fanout.md).
+    Off while `upstream` is empty."""
+
+    upstream: str = ""  # http(s)://host[:port] of the registry this node caches
+    # The cache's local store (a filesystem store: blobs are served with sendfile,
+    # also while they download); replaces [storage] in node-cache mode.
+    dir: str = "./data/cache"
+    max_bytes: int = 0  # least recently used blobs are evicted above this; 0 = no cap
+    tag_ttl: int = 60  # seconds a tag is served before it is revalidated upstream
+    username: str = ""  # upstream credentials: Basic, or for the bearer token flow
+    password: str = ""
+    ca_bundle: str = ""  # PEM CA certificates for an https upstream; "" = system CAs
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.upstream)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,7 +118,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
-           "limits": LimitsConfig}[section]
+           "limits": LimitsConfig, "cache": CacheConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 
@@ -216,4 +237,33 @@ def validate(config: Config) -> list[str]:
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")
+    problems += _validate_cache(config)
+    return problems
+
+
+def _validate_cache(config: Config) -> list[str]:
+    c = config.cache
+    problems = []
+    if c.tag_ttl < 0:
+        problems.append(f"[cache] tag_ttl: expected seconds >= 0, got {c.tag_ttl}")
+    if c.max_bytes < 0:
+        problems.append(f"[cache] max_bytes: expected bytes >= 0 (0: no cap), got {c.max_bytes}")
+    if c.ca_bundle and not Path(c.ca_bundle).is_file():
+        problems.append(f"[cache] ca_bundle: no such file {c.ca_bundle!r}")
+    if c.password and not c.username:
+        problems.append("[cache] password: set without a username")
+    if not c.upstream:
+        return problems
+    scheme, sep, rest = c.upstream.partition("://")
+    host = rest.rstrip("/")
+    if scheme not in ("http", "https") or not sep or not host or "/" in host \
+            or "?" in host or "@" in host:
+        problems.append("[cache] upstream: expected http://HOST[:PORT] or https://HOST[:PORT], "
+                        f"got {c.upstream!r}")
+    if not c.dir:
+        problems.append("[cache] dir: required when [cache] upstream is set")
+    if config.storage.driver != "filesystem":
+        # Blobs are served with sendfile while they download: the store is local.
+        problems.append("[storage] driver: a node cache keeps its store on local disk at "
+                        f"[cache] dir; expected filesystem, got {config.storage.driver!r}")
     return problems

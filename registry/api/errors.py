@@ -46,7 +46,7 @@ def classify(exc: Exception, request: web.BaseRequest) -> RegistryError:
         log.error("%s on %s %s", err.message, request.method, request.path,
                   exc_info=err.cause or err)
     elif isinstance(err, StoreUnavailable):
-        log.warning("storage unavailable on %s %s: %s", request.method, request.path,
+        log.warning("%s on %s %s: %s", err.message, request.method, request.path,
                     exc if exc is not err else err.detail)
     return err
 

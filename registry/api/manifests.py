@@ -18,6 +18,8 @@ async def get_manifest(request: web.BaseRequest, route: Route, ctx: Context) -> 
         "Content-Type": stored.media_type,
         "ETag": f'"{stored.digest}"',
     }
+    if stored.stale:  # not revalidated where it comes from (RFC 7234's warn-code 110)
+        headers["Warning"] = '110 - "Response is Stale"'
     if request.headers.get("If-None-Match") == headers["ETag"]:
         return web.Response(status=304, headers=headers)
     if head:

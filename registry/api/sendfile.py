@@ -93,10 +93,12 @@ async def _stream_fallback(response: web.StreamResponse, fd: int, offset: int,
 
 def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int,
                         progress: Progress | None) -> None:
+    """Send, then close both descriptors (the socket's is our own duplicate)."""
     try:
         _sendfile_blocking(sock_fd, fd, offset, count, progress)
     finally:
         os.close(fd)
+        os.close(sock_fd)
 
 
 async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: int,
@@ -120,10 +122,17 @@ async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: 
                     await _stream_fallback(response, fd, offset, count, progress)
                 else:
                     await _wait_flushed(transport)
+                    # The thread writes to a duplicate of the socket's descriptor. If the
+                    # client goes away meanwhile (a thread may wait minutes for a growing
+                    # file), aiohttp closes the transport's descriptor and the kernel may
+                    # hand its number to the next connection at once: a thread still using
+                    # that number would send the rest of this body into another client's
+                    # response. The duplicate stays this connection's until it is closed.
+                    sock_fd = os.dup(sock.fileno())
                     handed = True
                     # Send and close in one hop to the sendfile pool.
                     await asyncio.get_running_loop().run_in_executor(
-                        _executor(), _sendfile_and_close, sock.fileno(), fd, offset, count,
+                        _executor(), _sendfile_and_close, sock_fd, fd, offset, count,
                         progress)
             except Exception as exc:
                 # The peer went away or stalled, or the bytes will never come: nothing

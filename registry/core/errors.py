@@ -140,6 +140,19 @@ class StoreUnavailable(RegistryError):
         self.retry_after = retry_after
 
 
+class UpstreamUnavailable(StoreUnavailable):
+    """A node cache's upstream registry did not answer, or answered 5xx: retry later (503)."""
+
+    message = "upstream registry unavailable, retry later"
+
+
+class BadUpstream(RegistryError):
+    """A node cache's upstream registry answered something unusable (bytes that do not
+    match their digest, no size for a blob): nothing the client can fix (502)."""
+
+    code, status, message = "UNKNOWN", 502, "upstream registry sent an invalid answer"
+
+
 class InternalError(RegistryError):
     """Something failed that the client cannot fix: answered 500 with nothing of the
     server's internals. `cause` is what to log."""

@@ -29,6 +29,11 @@ class GrowingFile:
     def written(self) -> int:
         return self._written
 
+    @property
+    def done(self) -> bool:
+        """The file is complete: every byte a reader can want is in it."""
+        return self._complete
+
     def advance(self, written: int) -> None:
         """The writer has now written `written` bytes in total (and they are readable)."""
         with self._cond:

@@ -38,10 +38,15 @@ async def _parse(data: bytes, media_type: str | None) -> Manifest:
 
 @dataclass(frozen=True, slots=True)
 class StoredManifest:
+    """A manifest as served: digest, media type, size and bytes (None for HEAD).
+    `stale` says the answer could not be revalidated where it comes from (a node
+    cache whose upstream is down serving the last target it knew of a tag)."""
+
     digest: Digest
     media_type: str
     size: int
     data: bytes | None = None  # None for HEAD
+    stale: bool = False
 
 
 class _ByteLRU:
@@ -151,7 +156,24 @@ class ManifestService:
         manifest = await _parse(data, content_type)
         await self._check_references(repo, manifest)
         config = await self.read_config(manifest)
+        await self._store(repo, digest, data, manifest, tag, config)
+        return digest, manifest
 
+    async def mirror(self, repo: str, digest: Digest, data: bytes,
+                     media_type: str | None, tag: str | None = None) -> Manifest:
+        """Store a manifest copied from another registry, whose digest the caller has
+        verified: written as `put` writes it (bytes, revision link, referrer link,
+        tag, hooks) but without requiring its blobs and child manifests to be here,
+        since a node cache fetches those lazily, when they are pulled."""
+        if Digest.of(data, digest.algorithm) != digest:
+            raise DigestInvalid("manifest digest does not match its content",
+                                {"expected": str(digest)})
+        manifest = await _parse(data, media_type)
+        await self._store(repo, digest, data, manifest, tag, None)
+        return manifest
+
+    async def _store(self, repo: str, digest: Digest, data: bytes, manifest: Manifest,
+                     tag: str | None, config: bytes | None) -> None:
         await self.blobs.put_small(data, digest)
         self._cache.put(str(digest), data)
         # The subject is recorded so that a delete never needs the manifest's bytes.
@@ -171,7 +193,6 @@ class ManifestService:
             await self.tags.set(repo, tag, digest)
         self.generations.bump(repo)
         await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
-        return digest, manifest
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
         for desc in manifest.blobs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,10 +38,13 @@ class Progress(Protocol):
 
 @dataclass(slots=True)
 class LocalFile:
-    """An open file descriptor the renderer sends from (and closes)."""
+    """An open file descriptor the renderer sends from (and closes). `on_done` is
+    called once when the request is over (`BlobPlan.close`): whoever made the plan
+    can hold the file until then (the node cache does not evict a blob in use)."""
 
     fd: int
     progress: Progress | None = None
+    on_done: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,11 @@ class BlobPlan:
         return None
 
     async def close(self) -> None:
-        """Release a descriptor nobody took (a 304, an error before sending)."""
+        """The request is over: release a descriptor nobody took (a 304, an error
+        before sending), and tell the plan's maker (`LocalFile.on_done`)."""
         fd = self.take_fd()
+        if isinstance(self.body, LocalFile) and self.body.on_done is not None:
+            done, self.body.on_done = self.body.on_done, None
+            done()
         if fd is not None:
             await asyncio.to_thread(os.close, fd)

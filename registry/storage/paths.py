@@ -9,7 +9,7 @@
     repositories/<name>/_uploads/<uuid>/data                       upload in progress
     repositories/<name>/_uploads/<uuid>/state                      its JSON state
     objects/<bucket>/<encoded key>                                 S3-compatible API objects
-    _tmp/...                                                       drivers' scratch space
+    _tmp/...                                                       scratch space (scratch())
 
 Repository name components start with [a-z0-9], so the `_` directories can
 never collide with a nested repository. Manifests are blobs too: the revision
@@ -83,6 +83,12 @@ REPO_MARKERS = ("_manifests", "_layers", "_uploads")
 
 def blob(digest: Digest) -> str:
     return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def scratch(name: str) -> str:
+    """A private file in the drivers' scratch space (a node cache's download in
+    progress): never listed or walked, and removed at start when a crash left it."""
+    return f"{TMP}/{name}"
 
 
 def repo(name: str) -> str:

@@ -10,13 +10,15 @@ from core_helpers import chunks, digest_of, push_blob, push_image
 from registry.core.errors import (
     BlobUnknown,
     BlobUploadUnknown,
+    DigestInvalid,
     ManifestBlobUnknown,
     ManifestUnknown,
     RangeNotSatisfiable,
     RangeUnsatisfiable,
 )
 from registry.core.factory import build_registry
-from registry.core.serving import ByteStream
+from registry.core.serving import BlobPlan, ByteStream, LocalFile
+from registry.storage.memory import MemoryDriver
 
 
 async def read_all(plan) -> bytes:
@@ -104,3 +106,25 @@ async def test_decorators_wrap_the_services(driver):
     digest = await push_blob(reg, "a", b"payload")
     assert await read_all(await reg.blobs.serve("a", digest)) == b"payload"
     assert served == [("a", str(digest))]
+
+
+async def test_mirror_stores_a_manifest_without_its_blobs(reg):
+    """A node cache stores an upstream's manifest before any of its blobs are here."""
+    source = build_registry(MemoryDriver())
+    digest, body = await push_image(source, "up", "v1", note="mirrored")
+    with pytest.raises(ManifestBlobUnknown):  # a push needs the blobs...
+        await reg.manifests.put("app", "v1", body, "application/vnd.oci.image.manifest.v1+json")
+    await reg.manifests.mirror("app", digest, body, None, "v1")  # ...a mirror does not
+    got = await reg.manifests.get("app", "v1")
+    assert (got.digest, got.data, got.stale) == (digest, body, False)
+    assert await reg.tags.pointing_at("app", digest) == ["v1"]
+    with pytest.raises(DigestInvalid):
+        await reg.manifests.mirror("app", digest_of(b"other"), body, None)
+
+
+async def test_plan_close_tells_its_maker_once(reg):
+    calls = []
+    plan = BlobPlan(digest_of(b"x"), 1, None, LocalFile(-1, None, lambda: calls.append(1)))
+    await plan.close()
+    await plan.close()
+    assert calls == [1]

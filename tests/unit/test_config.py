@@ -63,3 +63,29 @@ def test_documented_default_config_is_valid():
 
     c = load(Path(__file__).parents[2] / "config" / "registry.toml", env=BASE)
     assert c.server.listen == "127.0.0.1:5000"
+
+
+def test_node_cache_config_is_valid():
+    from pathlib import Path
+
+    c = load(Path(__file__).parents[2] / "config" / "node-cache.toml", env=BASE)
+    assert c.cache.enabled and c.cache.upstream == "http://127.0.0.1:5000"
+    assert c.cache.tag_ttl == 60 and c.cache.max_bytes == 0
+    assert not load(env=BASE).cache.enabled  # off by default
+
+
+def test_node_cache_problems_named(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[cache]\nupstream = "ftp://x/y"\ntag_ttl = -1\nmax_bytes = -5\n'
+                 'password = "p"\nca_bundle = "/nonexistent.pem"\n'
+                 '[storage]\ndriver = "s3"\nbucket = "b"\n')
+    with pytest.raises(ConfigError) as info:
+        load(f, env=BASE)
+    text = "\n".join(info.value.problems)
+    for fragment in ("[cache] upstream", "[cache] tag_ttl", "[cache] max_bytes",
+                     "[cache] password", "[cache] ca_bundle", "[storage] driver"):
+        assert fragment in text, fragment
+    env = {**BASE, "REGISTRY_CACHE_UPSTREAM": "https://up.example:5000",
+           "REGISTRY_CACHE_TAG_TTL": "5"}
+    c = load(env=env)
+    assert (c.cache.upstream, c.cache.tag_ttl) == ("https://up.example:5000", 5)

@@ -1,0 +1,1 @@
+"""Node-cache mode: a pull-through cache of an upstream registry (docs/hpc-fanout.md)."""

@@ -1,0 +1,349 @@
+"""The node cache's blob service: local blobs as usual, missing ones fetched once.
+
+`CachingBlobs` wraps the `Blobs` service (as distribution's `proxyblobstore` does)
+and adds what that one lacks, coalescing: a table of in-flight fetches keyed by
+digest, so N concurrent requests for a blob this node does not have cause exactly
+one upstream GET per process. The fetch streams into a scratch file while every
+request, the first included, is served from that file as it grows (`LocalFile`
+with a `GrowingFile` progress: sendfile follows it). Ranges are served from the
+same file.
+
+Nothing unverified is ever sent whole: the last block of the download is held
+back until the digest of the whole stream has been checked, so a follower cannot
+reach the end of a blob that turns out to be corrupt; on a mismatch, a short
+stream or an upstream failure the `GrowingFile` fails, every follower's
+connection is closed, the scratch file is deleted and the in-flight entry goes,
+so the next request tries again. Only a verified file is moved into the blob
+store and linked into the repositories that asked for it. The fetch runs as its
+own task: a client that goes away does not cancel it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+
+from registry.cache.eviction import Lru
+from registry.cache.upstream import Upstream
+from registry.core.errors import (
+    BadUpstream,
+    BlobUnknown,
+    RangeUnsatisfiable,
+    RegistryError,
+    Unsupported,
+    UpstreamUnavailable,
+)
+from registry.core.grammar import Digest
+from registry.core.growing import GrowingFile
+from registry.core.hooks import Hooks, NullHooks
+from registry.core.protocols import Blobs
+from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
+from registry.core.serving import BlobPlan, LocalFile
+from registry.storage import paths
+from registry.storage.driver import Driver, StorageError
+
+log = logging.getLogger("registry.cache")
+T = TypeVar("T")
+
+# Bytes hashed and written per thread hop; also what is held back until verified.
+BLOCK = 1 << 20
+# Threads for the fetches' file work. Their own pool: followers may wait for a
+# growing file on the default pool (the TLS path), and must never starve the writer.
+FETCH_THREADS = 8
+
+
+def _range(header: str | None, size: int) -> ByteRange | None:
+    try:
+        return parse_range(header, size)
+    except Unsatisfiable:
+        raise RangeUnsatisfiable(size) from None
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def _open_pair(path: str) -> tuple[int, int]:
+    """A new file for writing, and a read descriptor on it that followers dup."""
+    wfd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        return wfd, os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(wfd)
+        raise
+
+
+@dataclass(eq=False)
+class Fetch:
+    """One upstream download of a blob, shared by every request for it."""
+
+    digest: Digest
+    repos: set[str]
+    ready: asyncio.Future[None]  # done once the size is known and the file exists
+    size: int = 0
+    read_fd: int = -1  # followers get a dup of it; closed when the fetch ends
+    progress: GrowingFile = field(default_factory=GrowingFile)
+    error: BaseException | None = None
+
+
+class CachingBlobs:
+    """`Blobs` of a node cache: served locally when stored, else fetched from the
+    upstream once per digest and followed while it downloads. Pushes and deletes
+    are refused (the upstream is the truth)."""
+
+    def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
+                 fsync: bool = True, hooks: Hooks | None = None) -> None:
+        self.inner = inner
+        self.hooks = hooks or NullHooks()
+        self.driver = driver
+        self.upstream = upstream
+        self.lru = lru
+        self.fsync = fsync
+        self._fetches: dict[Digest, Fetch] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="cache-fetch")
+
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def in_flight(self) -> int:
+        return len(self._fetches)
+
+    async def close(self) -> None:
+        """Stop fetches still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def size(self, digest: Digest) -> int | None:
+        return await self.inner.size(digest)
+
+    async def linked(self, repo: str, digest: Digest) -> bool:
+        return await self.inner.linked(repo, digest)
+
+    async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes:
+        return await self.inner.read(digest, max_bytes)
+
+    def reader(self, digest: Digest, offset: int = 0,
+               length: int | None = None) -> AsyncIterator[bytes]:
+        return self.inner.reader(digest, offset, length)
+
+    async def serve(self, repo: str, digest: Digest, range_header: str | None = None,
+                    with_body: bool = True) -> BlobPlan:
+        """Local if stored (linking it into `repo` if another repository brought it),
+        else a follower of the one fetch of `digest`; a HEAD of a blob not stored
+        asks the upstream for its size and fetches nothing."""
+        for _ in range(3):  # a fetch may finish or fail between the steps below
+            plan = await self._local(repo, digest, range_header, with_body)
+            if plan is not None:
+                return plan
+            fetch = self._fetches.get(digest)
+            if fetch is None:
+                if not with_body:
+                    size = await self.upstream.blob_size(repo, digest)
+                    return BlobPlan(digest, size, _range(range_header, size))
+                fetch = self._start(repo, digest)
+            else:
+                fetch.repos.add(repo)
+            # Shielded: a client that goes away must not cancel what others wait for.
+            await asyncio.shield(fetch.ready)
+            if fetch.error is not None:
+                raise _as_domain(fetch.error, digest)
+            rng = _range(range_header, fetch.size)
+            if not with_body:
+                return BlobPlan(digest, fetch.size, rng)
+            if fetch.read_fd < 0:
+                continue  # ended between the wake-up and now: stored, or to retry
+            # No await between the check and the dup: the fetch cannot close it meanwhile.
+            # (dup does not block; each follower needs a descriptor it can close.)
+            fd = os.dup(fetch.read_fd)
+            self.lru.pin(digest)
+            self.hooks.blob_pulled(repo, digest)  # a pull like any other (local ones: inner)
+            return BlobPlan(digest, fetch.size, rng,
+                            LocalFile(fd, fetch.progress, lambda: self.lru.unpin(digest)))
+        raise UpstreamUnavailable("blob fetch did not settle, retry", {"digest": str(digest)})
+
+    async def _local(self, repo: str, digest: Digest, range_header: str | None,
+                     with_body: bool) -> BlobPlan | None:
+        if not await self.inner.linked(repo, digest):
+            size = await self.inner.size(digest)
+            if size is None:
+                return None
+            # Content-addressed and already here (pulled through another repository).
+            await self.inner.link(repo, digest, size)
+        self.lru.pin(digest)
+        try:
+            plan = await self.inner.serve(repo, digest, range_header, with_body)
+        except BlobUnknown:
+            self.lru.unpin(digest)
+            return None  # linked, but evicted: fetch it again
+        except BaseException:
+            self.lru.unpin(digest)
+            raise
+        self.lru.touch(digest, plan.size)
+        if isinstance(plan.body, LocalFile):
+            plan.body.on_done = lambda: self.lru.unpin(digest)
+        else:
+            self.lru.unpin(digest)
+        return plan
+
+    # -- the fetch -----------------------------------------------------------
+
+    def _start(self, repo: str, digest: Digest) -> Fetch:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fetch = Fetch(digest, {repo}, ready)
+        self._fetches[digest] = fetch
+        task = asyncio.create_task(self._run(fetch, repo), name=f"fetch {digest}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return fetch
+
+    async def _run(self, fetch: Fetch, repo: str) -> None:
+        digest = fetch.digest
+        scratch = paths.scratch(f"fetch-{uuid.uuid4().hex}")
+        local = self.driver.local_path(scratch)
+        resp: aiohttp.ClientResponse | None = None
+        wfd = -1
+        created = False
+        try:
+            if local is None:
+                raise StorageError("the node cache needs a store on local disk")
+            resp, size = await self.upstream.open_blob(repo, digest)
+            fetch.size = size
+            fetch.progress = GrowingFile(size)
+            await self.lru.make_room(size)
+            wfd, fetch.read_fd = await self._io(_open_pair, local)
+            created = True
+            fetch.ready.set_result(None)
+            log.info("fetching %s (%d bytes) from %s", digest, size, self.upstream.base)
+            await self._download(fetch, resp, wfd)
+            if self.fsync:
+                await self._io(os.fsync, wfd)
+            await self._io(os.close, wfd)
+            wfd = -1
+            fetch.progress.complete()
+            # Every follower has what it needs in the file; now make it a stored blob.
+            await self.driver.move(scratch, paths.blob(digest))
+            created = False
+            self.lru.touch(digest, size)
+            for name in sorted(fetch.repos):
+                await self.inner.link(name, digest, size)
+            await self.lru.make_room()
+        except BaseException as exc:
+            if not fetch.progress.done:
+                fetch.error = exc
+                if fetch.ready.done():
+                    fetch.progress.fail(exc)  # every follower's connection is closed
+                else:
+                    fetch.ready.set_result(None)  # waiters raise fetch.error
+            # else: every follower has its bytes; only storing the blob failed.
+            if isinstance(exc, RegistryError | aiohttp.ClientError | TimeoutError | OSError):
+                log.warning("fetch of %s from %s failed: %s", digest, self.upstream.base,
+                            _describe(exc))
+            elif not isinstance(exc, asyncio.CancelledError):
+                log.error("fetch of %s failed", digest, exc_info=exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if self._fetches.get(digest) is fetch:
+                del self._fetches[digest]
+            if resp is not None:
+                resp.release()
+            # Taken before the await: a request waking up meanwhile must not dup a
+            # descriptor being closed (its number could already be another file's).
+            rfd, fetch.read_fd = fetch.read_fd, -1
+            await self._io(_cleanup, wfd, rfd, local if created else None)
+
+    async def _download(self, fetch: Fetch, resp: aiohttp.ClientResponse, wfd: int) -> None:
+        """Stream the body into the file while hashing it. The newest block is held
+        back (never in the file) until the whole stream has matched its digest."""
+        hasher = fetch.digest.hasher()
+        pending: list[bytes] = []
+        pending_len = 0
+        held: bytes | None = None
+        written = 0
+
+        def step(new: bytes, old: bytes | None, offset: int) -> None:
+            hasher.update(new)
+            if old is not None:
+                _write_all(wfd, old, offset)
+
+        try:
+            async for chunk in resp.content.iter_any():
+                pending.append(chunk)
+                pending_len += len(chunk)
+                if pending_len < BLOCK:
+                    continue
+                block = b"".join(pending)
+                pending, pending_len = [], 0
+                await self._io(step, block, held, written)
+                if held is not None:
+                    written += len(held)
+                    fetch.progress.advance(written)
+                held = block
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise UpstreamUnavailable(f"upstream registry {self.upstream.base} broke off "
+                                      "the blob", {"digest": str(fetch.digest),
+                                                   "error": _describe(exc)}) from None
+        tail = b"".join(pending)
+        await self._io(step, tail, None, 0)
+        total = written + (len(held) if held is not None else 0) + len(tail)
+        actual = Digest(fetch.digest.algorithm, hasher.hexdigest())
+        if total != fetch.size or actual != fetch.digest:
+            raise BadUpstream("upstream blob does not match its digest",
+                              {"digest": str(fetch.digest), "actual": str(actual),
+                               "size": fetch.size, "received": total})
+        last = (held or b"") + tail
+        await self._io(_write_all, wfd, last, written)
+        fetch.progress.advance(fetch.size)
+
+    # -- writes: the upstream is the truth -----------------------------------
+
+    async def link(self, repo: str, digest: Digest, size: int) -> None:
+        await self.inner.link(repo, digest, size)
+
+    async def unlink(self, repo: str, digest: Digest) -> None:
+        raise Unsupported(f"this is a read-only cache of {self.upstream.base}: delete there",
+                          {"upstream": self.upstream.base})
+
+    async def put_small(self, data: bytes, digest: Digest) -> None:
+        await self.inner.put_small(data, digest)
+
+
+def _cleanup(wfd: int, rfd: int, path: str | None) -> None:
+    for fd in (wfd, rfd):
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RegistryError):
+        return f"{exc.message} {exc.detail}"
+    return str(exc) or type(exc).__name__
+
+
+def _as_domain(exc: BaseException, digest: Digest) -> RegistryError:
+    """What a request waiting for a failed fetch answers."""
+    if isinstance(exc, RegistryError):
+        return exc
+    return UpstreamUnavailable("blob fetch failed, retry", {"digest": str(digest)})

@@ -1,0 +1,66 @@
+"""The node cache assembled: its upstream client, eviction table and decorators.
+
+`NodeCache.decorate` is a decorator for `core.factory.build_registry`: it replaces
+the blob, manifest, tag, referrer and upload services with wrappers of the same
+Protocols, so no handler knows it serves a cache. Used as an async context
+manager it owns what outlives a request: the upstream session, the fetches in
+flight and the eviction table (loaded from the store at start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import TracebackType
+
+from registry.cache.blobs import CachingBlobs
+from registry.cache.eviction import Lru
+from registry.cache.manifests import CachingManifests, CachingTags
+from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
+from registry.cache.upstream import Upstream
+from registry.config import CacheConfig
+from registry.core.cache import Generations
+from registry.core.hooks import Hooks
+from registry.core.service import Registry
+from registry.storage.driver import Driver
+
+
+class NodeCache:
+    """A pull-through cache of `[cache] upstream` over the local store `driver`."""
+
+    def __init__(self, config: CacheConfig, driver: Driver, generations: Generations,
+                 manifest_max_bytes: int = 4 << 20, fsync: bool = True,
+                 hooks: Hooks | None = None) -> None:
+        self.config = config
+        self.hooks = hooks
+        self.driver = driver
+        self.fsync = fsync
+        self.upstream = Upstream(config.upstream, config.username, config.password,
+                                 config.ca_bundle, manifest_max_bytes)
+        self.lru = Lru(driver, config.max_bytes, generations)
+        self.blobs: list[CachingBlobs] = []
+
+    def decorate(self, reg: Registry) -> Registry:
+        blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,
+                             self.hooks)
+        self.blobs.append(blobs)
+        ttl = float(self.config.tag_ttl)
+        return dataclasses.replace(
+            reg,
+            blobs=blobs,
+            manifests=CachingManifests(reg.manifests, reg.tags, self.upstream, ttl),
+            tags=CachingTags(reg.tags, self.upstream, ttl),
+            referrers=UpstreamReferrers(reg.referrers, self.upstream),
+            uploads=ReadOnlyUploads(reg.uploads, self.upstream),
+        )
+
+    async def __aenter__(self) -> NodeCache:
+        await self.upstream.start()
+        await self.lru.load()
+        await self.lru.make_room()  # the cap may have shrunk since the last run
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        for blobs in self.blobs:
+            await blobs.close()
+        await self.upstream.close()

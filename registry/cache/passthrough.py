@@ -1,0 +1,77 @@
+"""The node cache's referrers (the upstream's, or the local ones when it is down)
+and uploads (refused: a node cache is read-only, the upstream is the truth)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from registry.cache.manifests import read_only
+from registry.cache.upstream import Upstream
+from registry.core.errors import UpstreamUnavailable
+from registry.core.grammar import Digest
+from registry.core.protocols import Referrers, Uploads
+from registry.core.uploads import UploadStatus
+
+log = logging.getLogger("registry.cache")
+
+
+class UpstreamReferrers:
+    """`Referrers` answered by the upstream; the ones stored here if it is unavailable."""
+
+    def __init__(self, inner: Referrers, upstream: Upstream) -> None:
+        self.inner = inner
+        self.upstream = upstream
+
+    async def list(self, repo: str, subject: Digest,
+                   artifact_type: str | None = None) -> list[dict]:
+        try:
+            found = await self.upstream.referrers(repo, subject, artifact_type)
+        except UpstreamUnavailable as exc:
+            log.warning("upstream %s unavailable (%s): referrers of %s from this cache",
+                        self.upstream.base, exc.detail, subject)
+            return await self.inner.list(repo, subject, artifact_type)
+        if artifact_type:  # an upstream that does not filter
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+
+    def index(self, descriptors: list[dict]) -> dict:
+        return self.inner.index(descriptors)
+
+
+class ReadOnlyUploads:
+    """`Uploads` of a node cache: every push is refused with 405 UNSUPPORTED."""
+
+    def __init__(self, inner: Uploads, upstream: Upstream) -> None:
+        self.inner = inner
+        self.upstream = upstream
+
+    async def start(self, repo: str) -> UploadStatus:
+        raise read_only(self.upstream)
+
+    async def status(self, repo: str, upload_id: str) -> UploadStatus:
+        raise read_only(self.upstream)
+
+    async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> UploadStatus:
+        raise read_only(self.upstream)
+
+    async def finish(self, repo: str, upload_id: str, digest: Digest,
+                     chunks: AsyncIterator[bytes] | None = None,
+                     content_range: tuple[int, int] | None = None,
+                     content_length: int | None = None) -> int:
+        raise read_only(self.upstream)
+
+    async def cancel(self, repo: str, upload_id: str) -> None:
+        raise read_only(self.upstream)
+
+    async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
+                           content_length: int | None) -> int:
+        raise read_only(self.upstream)
+
+    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
+        raise read_only(self.upstream)
+
+    async def purge_stale(self, repositories: list[str], older_than: float) -> int:
+        return await self.inner.purge_stale(repositories, older_than)
