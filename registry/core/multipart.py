@@ -5,8 +5,11 @@
     multipart/<bucket>/<upload id>/data/<id>          the part's bytes
 
 Parts arrive in parallel and in any order, each streamed to its own fresh
-data file while its MD5 is computed, then recorded by one atomic put of its
-record (a part uploaded again replaces the record, then its old bytes go).
+data file while its MD5 is computed (sealed, not committed: on the s3 driver
+`compose` reads a sealed file's segments directly, saving a copy), then
+recorded by one atomic put of its record (a part uploaded again replaces the
+record, then its old bytes go). Uploads idle for `[storage] upload_purge_after`
+are deleted with the OCI upload sessions (`purge_stale`).
 Completing checks the client's list against the records (InvalidPart,
 InvalidPartOrder, EntityTooSmall), composes the parts server-side with
 `Driver.compose` into fresh object bytes (atomic: whole or nothing) and
@@ -98,7 +101,7 @@ class MultipartUploads:
         await self._state(bucket, key, upload_id)
         data_id = new_id()
         written = await stream_to(self.driver, paths.multipart_data(bucket, upload_id, data_id),
-                                  chunks, checks, want_sha256=False, publish=True)
+                                  chunks, checks, want_sha256=False, publish=False)
         record_path = paths.multipart_part(bucket, upload_id, number)
         old = await self._part(bucket, upload_id, number)
         record = {"etag": written.md5.hex(), "size": written.size, "data": data_id,
@@ -179,6 +182,30 @@ class MultipartUploads:
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         await self._state(bucket, key, upload_id)
         await self._drop(paths.multipart_dir(bucket, upload_id))
+
+    async def purge_stale(self, older_than: float) -> int:
+        """Delete uploads with no activity (no part written) for `older_than`
+        seconds, in every bucket; returns how many went."""
+        cutoff = time.time() - older_than
+        try:
+            buckets = await self.driver.list(paths.MULTIPART)
+        except PathNotFound:
+            return 0
+        purged = 0
+        for bucket in buckets:
+            try:
+                ids = await self.driver.list(paths.multipart_bucket_dir(bucket))
+            except (PathNotFound, paths.InvalidBucketName):
+                continue
+            for upload_id in ids:
+                if not _UPLOAD_ID.fullmatch(upload_id):
+                    continue
+                upload = paths.multipart_dir(bucket, upload_id)
+                newest = max([f.mtime async for f in self.driver.walk(upload)], default=None)
+                if newest is not None and newest < cutoff:
+                    await self._drop(upload)
+                    purged += 1
+        return purged
 
     async def _drop(self, path: str) -> None:
         try:

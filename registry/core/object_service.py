@@ -68,3 +68,6 @@ class ObjectService:
 
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         return await self.multipart.list_parts(bucket, key, upload_id)
+
+    async def purge_stale_uploads(self, older_than: float) -> int:
+        return await self.multipart.purge_stale(older_than)

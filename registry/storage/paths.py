@@ -321,9 +321,13 @@ def object_data(bucket: str, data_id: str) -> str:
     return f"{OBJECT_DATA}/{bucket}/{data_id[:2]}/{data_id}"
 
 
-def multipart_dir(bucket: str, upload_id: str) -> str:
+def multipart_bucket_dir(bucket: str) -> str:
     bucket_dir(bucket)
-    return f"{MULTIPART}/{bucket}/{upload_id}"
+    return f"{MULTIPART}/{bucket}"
+
+
+def multipart_dir(bucket: str, upload_id: str) -> str:
+    return f"{multipart_bucket_dir(bucket)}/{upload_id}"
 
 
 def multipart_state(bucket: str, upload_id: str) -> str:

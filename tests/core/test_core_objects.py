@@ -199,3 +199,14 @@ async def test_content_md5_accepted(reg):
     data = b"hello"
     md5 = base64.b64decode(base64.b64encode(hashlib.md5(data).digest()))
     assert (await put(reg, "okb", "k", data, md5=md5)).size == 5
+
+
+async def test_stale_multipart_uploads_are_purged(reg, driver):
+    upload = await reg.objects.create_multipart("mp3", "k", None)
+    await reg.objects.upload_part("mp3", "k", upload, 1, chunks(b"x"), Checks(1))
+    assert await reg.objects.purge_stale_uploads(3600) == 0
+    assert await reg.objects.purge_stale_uploads(-1) == 1
+    assert [p async for p in driver.walk(paths.MULTIPART)] == []
+    with pytest.raises(ObjectError) as exc:
+        await reg.objects.abort_multipart("mp3", "k", upload)
+    assert exc.value.s3_code == "NoSuchUpload"
