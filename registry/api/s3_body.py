@@ -26,6 +26,7 @@ MAX_LINE = 4096
 MAX_TRAILER = 16 << 10
 MAX_CONTENT_TYPE = 256
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+CRC32_HEADER = "x-amz-checksum-crc32"
 
 
 def _framing(message: str) -> ObjectError:
@@ -61,6 +62,12 @@ def write_body(request: web.BaseRequest) -> tuple[AsyncIterator[bytes], Checks]:
     declared = request.headers.get("x-amz-content-sha256", "").lower()
     if _HEX64.fullmatch(declared):
         checks.sha256 = declared
+    # botocore adds a CRC32 (flexible checksums): in a header over HTTP, in the
+    # aws-chunked trailer over HTTPS. Other algorithms are not checked.
+    crc32 = request.headers.get(CRC32_HEADER)
+    if crc32 is not None:
+        checks.crc32 = crc32.strip()[:64]
+    checks.want_crc32 = CRC32_HEADER in request.headers.get("x-amz-trailer", "").lower()
     length = content_length(request)
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if length is None and not chunked:
@@ -73,7 +80,7 @@ def write_body(request: web.BaseRequest) -> tuple[AsyncIterator[bytes], Checks]:
             raise ObjectError("MissingContentLength",
                               "aws-chunked bodies need x-amz-decoded-content-length", 411)
         checks.sha256 = None  # it names the framing, not the payload
-        return decode_aws_chunked(body_chunks(request)), checks
+        return decode_aws_chunked(body_chunks(request), checks), checks
     checks.length = length
     return body_chunks(request), checks
 
@@ -85,10 +92,12 @@ def content_type(request: web.BaseRequest) -> str | None:
     return value
 
 
-async def decode_aws_chunked(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def decode_aws_chunked(chunks: AsyncIterator[bytes],
+                             checks: Checks | None = None) -> AsyncIterator[bytes]:
     """The payload of an aws-chunked body: `<hex size>[;ext]\\r\\n<data>\\r\\n` ...
     `0[;ext]\\r\\n[trailers]\\r\\n`. Data is passed on in the pieces it arrived
-    in (sliced at frame edges, never joined); headers and trailers are bounded."""
+    in (sliced at frame edges, never joined); headers and trailers are bounded.
+    A trailing x-amz-checksum-crc32 goes into `checks`, checked once the body ends."""
     size_line = bytearray()
     trailer = bytearray()
     remaining = 0  # data bytes left in the current frame
@@ -136,6 +145,11 @@ async def decode_aws_chunked(chunks: AsyncIterator[bytes]) -> AsyncIterator[byte
                 raise _framing("bytes after the last chunk")
     if state != "done":
         raise _framing("the body ended inside a chunk")
+    if checks is not None:
+        for line in bytes(trailer).split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == CRC32_HEADER.encode():
+                checks.crc32 = value.strip().decode("ascii", "replace")[:64]
 
 
 def _frame_size(line: bytes) -> int:

@@ -31,6 +31,7 @@ never deleted (DeleteBucket is not offered), so a positive answer is cached.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -39,6 +40,7 @@ import re
 import time
 import uuid
 import weakref
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -170,25 +172,32 @@ class ObjectPlan:
 @dataclass(slots=True)
 class Checks:
     """What the client said the body should be: Content-MD5 (raw 16 bytes), a
-    hex x-amz-content-sha256, and its length."""
+    hex x-amz-content-sha256, an x-amz-checksum-crc32 (base64; in a header, or
+    in an aws-chunked trailer, filled in when the body ends: `want_crc32` says
+    one is coming), and its length."""
 
     length: int | None = None
     md5: bytes | None = None
     sha256: str | None = None
+    crc32: str | None = None
+    want_crc32: bool = False
 
 
 class Hashes:
-    """MD5 (the ETag) and, when something will be checked against it, SHA-256,
-    fed together by the upload pump on worker threads."""
+    """MD5 (the ETag) and, when something will be checked against them, SHA-256
+    and CRC32, fed together by the upload pump on worker threads."""
 
-    def __init__(self, sha256: bool) -> None:
+    def __init__(self, sha256: bool, crc32: bool = False) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256() if sha256 else None
+        self.crc32 = 0 if crc32 else None
 
     def update(self, data: bytes) -> None:
         self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)
+        if self.crc32 is not None:
+            self.crc32 = zlib.crc32(data, self.crc32)
 
 
 def bad_digest(message: str) -> ObjectError:
@@ -212,7 +221,8 @@ async def stream_to(driver: Driver, path: str, chunks: AsyncIterator[bytes], che
     committed as one object, else sealed (the next step is a move)."""
     if checks.length is not None and checks.length > MAX_OBJECT:
         raise ObjectError("EntityTooLarge", "your proposed upload exceeds the maximum size")
-    hashes = Hashes(want_sha256 or checks.sha256 is not None)
+    hashes = Hashes(want_sha256 or checks.sha256 is not None,
+                    checks.want_crc32 or checks.crc32 is not None)
     writer = await driver.writer(path)
     try:
         size = await _pump(chunks, writer, hashes)
@@ -228,6 +238,9 @@ async def stream_to(driver: Driver, path: str, chunks: AsyncIterator[bytes], che
         if checks.sha256 is not None and checks.sha256 != sha:
             raise ObjectError("XAmzContentSHA256Mismatch",
                               "the provided x-amz-content-sha256 does not match")
+        if checks.crc32 is not None and hashes.crc32 is not None and checks.crc32 != \
+                base64.b64encode(hashes.crc32.to_bytes(4, "big")).decode():
+            raise bad_digest("the x-amz-checksum-crc32 you specified did not match")
         await (writer.commit() if publish else writer.seal())
     except BaseException:
         try:

@@ -9,6 +9,7 @@ import http.client
 import os
 import socket
 import xml.etree.ElementTree as ET
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -204,16 +205,27 @@ def test_content_md5_and_sha256_are_checked(registry, s3, bucket, no_tracebacks)
     assert r.status == 400 and b"<Code>InvalidDigest</Code>" in r.body
     r = raw(registry, "PUT", f"/s3/{bucket}/k", {"x-amz-content-sha256": "0" * 64}, b"data")
     assert r.status == 400 and b"XAmzContentSHA256Mismatch" in r.body
+    r = raw(registry, "PUT", f"/s3/{bucket}/k", {"x-amz-checksum-crc32": crc32_of(b"x")},
+            b"data")
+    assert r.status == 400 and b"<Code>BadDigest</Code>" in r.body
+    r = raw(registry, "PUT", f"/s3/{bucket}/crc", {"x-amz-checksum-crc32": crc32_of(b"data")},
+            b"data")
+    assert r.status == 200
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="k")
 
 
-def aws_chunked(payload: bytes, size: int) -> bytes:
+def crc32_of(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def aws_chunked(payload: bytes, size: int, crc32: str | None = None) -> bytes:
     out = b""
     for i in range(0, len(payload), size):
         piece = payload[i:i + size]
         out += f"{len(piece):x};chunk-signature={'0' * 64}\r\n".encode() + piece + b"\r\n"
-    return out + b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"
+    crc = crc32 or crc32_of(payload)
+    return out + f"0\r\nx-amz-checksum-crc32:{crc}\r\n\r\n".encode()
 
 
 def test_aws_chunked_bodies_are_decoded(registry, s3, bucket, no_tracebacks):
@@ -226,6 +238,9 @@ def test_aws_chunked_bodies_are_decoded(registry, s3, bucket, no_tracebacks):
     r = raw(registry, "PUT", f"/s3/{bucket}/chunked", headers, aws_chunked(payload, 8192))
     assert r.status == 200, r.body
     assert s3.get_object(Bucket=bucket, Key="chunked")["Body"].read() == payload
+    r = raw(registry, "PUT", f"/s3/{bucket}/badcrc", headers,
+            aws_chunked(payload, 8192, crc32_of(b"other")))
+    assert r.status == 400 and b"<Code>BadDigest</Code>" in r.body
     r = raw(registry, "PUT", f"/s3/{bucket}/broken", headers, b"zz\r\n" + payload)
     assert r.status == 400 and b"<Code>IncompleteBody</Code>" in r.body
     headers["x-amz-decoded-content-length"] = str(len(payload) + 1)
