@@ -30,14 +30,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from registry.core.errors import ObjectError
-from registry.core.objects import (
-    Checks,
-    ObjectInfo,
-    ObjectStore,
-    entry_path,
-    new_id,
-    stream_to,
-)
+from registry.core.object_writes import Checks, stream_to
+from registry.core.objects import ObjectInfo, ObjectStore, entry_path, new_id
 from registry.storage import paths
 from registry.storage.driver import PathNotFound
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from registry.core.multipart import MultipartUploads, PartInfo
 from registry.core.object_listing import ListPage, list_objects
-from registry.core.objects import BucketInfo, Checks, ObjectInfo, ObjectPlan, ObjectStore
+from registry.core.object_writes import Checks
+from registry.core.objects import BucketInfo, ObjectInfo, ObjectPlan, ObjectStore
 from registry.core.protocols import Blobs
 from registry.storage.driver import Driver
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from registry.core.manifests import StoredManifest
     from registry.core.multipart import PartInfo
     from registry.core.object_listing import ListPage
-    from registry.core.objects import BucketInfo, Checks, ObjectInfo, ObjectPlan
+    from registry.core.object_writes import Checks
+    from registry.core.objects import BucketInfo, ObjectInfo, ObjectPlan
     from registry.core.uploads import UploadStatus
 
 
