@@ -14,6 +14,7 @@ from registry.api.dispatch import Dispatcher
 from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
+from registry.api.s3_buckets import register as register_s3
 from registry.cache.node import NodeCache
 from registry.config import Config
 from registry.core import indexing
@@ -33,7 +34,9 @@ def build_dispatcher(registry: Registry, config: Config,
                      access: AccessControl | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
-    families = [oci, SpackFamily(), ApiFamily(), UiFamily(), S3Family()]
+    s3 = S3Family()
+    register_s3(s3)
+    families = [oci, SpackFamily(), ApiFamily(), UiFamily(), s3]
     ctx = Context(registry, config, {f.name: f.prefix for f in families})
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
@@ -48,6 +51,7 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
         await asyncio.sleep(interval)
         try:
             purged = await reg.uploads.purge_stale(await reg.catalog.repositories(), older_than)
+            purged += await reg.objects.purge_stale_uploads(older_than)
             if purged:
                 log.info("purged %d abandoned upload(s)", purged)
         except Exception:  # housekeeping must never stop the server

@@ -96,15 +96,22 @@ class Dispatcher:
             raw = request.rel_url.raw_path
         path = raw.partition("?")[0]
         family = self.family_for(path) or self.default
+        awaiting_continue = "Expect" in request.headers
         try:
             handler, route, scope = family.resolve(request, path)
             if self._check is not None:
                 await self._check(request, scope)
-            if "Expect" in request.headers:
+            if awaiting_continue:
                 await _expect(request)
+                awaiting_continue = False
             response = await handler(request, route, self.ctx)
         except Exception as exc:
             response = family.render_error(exc, request)
+            if awaiting_continue:
+                # Refused before `100 Continue`: the client may send its body or not
+                # (botocore does not, and reuses the connection), so whatever comes
+                # next on this connection cannot be told from a new request. Close it.
+                response.force_close()
         if not response.prepared:
             family.finish(response)
         return response

@@ -5,7 +5,8 @@ S3 names its operations by method, path and query (`?uploads`, `?uploadId=`,
 into one operation before the access step; handlers are registered per
 operation. Errors are S3's XML (`<Error><Code>...`), with S3's codes, because
 boto3 and spack read those. Which operations exist is decided by the Spack
-build-cache stage; an operation without a handler answers 501 NotImplemented.
+build-cache stage (handlers in api/s3_buckets.py and api/s3_objects.py, mounted
+by `s3_buckets.register`); an operation without a handler answers 501 NotImplemented.
 """
 
 from __future__ import annotations
@@ -19,20 +20,15 @@ from aiohttp import web
 from registry.api.access import DELETE, PULL, PUSH, Scope
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
-from registry.core.errors import RegistryError
+from registry.core.errors import ObjectError
 
 FAMILY = "s3"
 MAX_KEY_BYTES = 1024
 MAX_PART_NUMBER = 10_000
 
 
-class S3Error(RegistryError):
-    """An error with S3's own code (NoSuchKey, InvalidPart, ...), for S3 clients."""
-
-    def __init__(self, s3_code: str, message: str, status: int = 400) -> None:
-        super().__init__(message, status=status, code=s3_code)
-        self.s3_code = s3_code
-
+# An error with S3's own code (NoSuchKey, InvalidPart, ...); core raises the same.
+S3Error = ObjectError
 
 @dataclass(frozen=True, slots=True)
 class S3Route:
@@ -112,13 +108,19 @@ def parse_path(sub: str) -> tuple[str, str]:
         raise S3Error("InvalidURI", "the request path is not valid UTF-8") from None
     if "/" in bucket or "\x00" in bucket:
         raise S3Error("InvalidBucketName", "invalid bucket name")
+    return bucket, check_key(key)
+
+
+def check_key(key: str) -> str:
+    """Refuse a key with a NUL, a `.` or `..` segment, or more than 1024 bytes
+    (from a path or from a DeleteObjects body alike)."""
     if "\x00" in key:
         raise S3Error("InvalidArgument", "object keys may not contain NUL")
     if any(seg in (".", "..") for seg in key.split("/")):
         raise S3Error("InvalidArgument", "object keys may not contain . or .. segments")
-    if len(key.encode()) > MAX_KEY_BYTES:
+    if len(key.encode(errors="surrogatepass")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", "your key is too long")
-    return bucket, key
+    return key
 
 
 async def _not_implemented(request: web.BaseRequest, route: S3Route,
@@ -149,8 +151,10 @@ class S3Family:
 
     def render_error(self, exc: Exception, request: web.BaseRequest) -> web.StreamResponse:
         err = classify(exc, request)
-        code = getattr(err, "s3_code", None) or _BY_CODE.get(err.code) or _BY_STATUS.get(
-            err.status, "InternalError" if err.status >= 500 else "InvalidRequest")
+        code = (getattr(err, "s3_code", None)
+                or (_BY_CODE.get(err.code) if err.status != 416 else "InvalidRange")
+                or _BY_STATUS.get(err.status,
+                                  "InternalError" if err.status >= 500 else "InvalidRequest"))
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 f"<Error><Code>{code}</Code><Message>{escape(err.message)}</Message>"
                 f"<Resource>{escape(request.raw_path.partition('?')[0][:1024])}</Resource></Error>")

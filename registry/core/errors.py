@@ -153,6 +153,16 @@ class BadUpstream(RegistryError):
     code, status, message = "UNKNOWN", 502, "upstream registry sent an invalid answer"
 
 
+class ObjectError(RegistryError):
+    """An error of the object store (buckets, keys, multipart uploads) named by its
+    S3 code (NoSuchKey, InvalidPart, BadDigest, ...): S3 clients act on the code,
+    and the S3 family writes it as is."""
+
+    def __init__(self, s3_code: str, message: str, status: int = 400) -> None:
+        super().__init__(message, status=status, code=s3_code)
+        self.s3_code = s3_code
+
+
 class InternalError(RegistryError):
     """Something failed that the client cannot fix: answered 500 with nothing of the
     server's internals. `cause` is what to log."""

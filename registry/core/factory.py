@@ -16,6 +16,7 @@ from registry.core.cache import Generations
 from registry.core.catalog import CatalogService
 from registry.core.hooks import Hooks, NullHooks
 from registry.core.manifests import ManifestService
+from registry.core.object_service import ObjectService
 from registry.core.referrers import ReferrersService
 from registry.core.service import Registry
 from registry.core.tags import TagStore
@@ -66,6 +67,7 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
         tags=tags,
         referrers=ReferrersService(driver, generations, s.shared_store),
         catalog=CatalogService(driver),
+        objects=ObjectService(driver, blobs),
     )
     for decorate in decorators:
         registry = decorate(registry)

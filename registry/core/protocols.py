@@ -18,6 +18,10 @@ from registry.core.serving import BlobPlan
 
 if TYPE_CHECKING:
     from registry.core.manifests import StoredManifest
+    from registry.core.multipart import PartInfo
+    from registry.core.object_listing import ListPage
+    from registry.core.object_writes import Checks
+    from registry.core.objects import BucketInfo, ObjectInfo, ObjectPlan
     from registry.core.uploads import UploadStatus
 
 
@@ -124,3 +128,44 @@ class Catalog(Protocol):
     async def exists(self, repo: str) -> bool: ...
 
     async def repositories(self) -> list[str]: ...
+
+
+class Objects(Protocol):
+    """The S3-compatible API's buckets and objects (core.objects): entries in the
+    objects area, content-addressed keys in the blob store, multipart uploads."""
+
+    async def bucket_exists(self, bucket: str) -> bool: ...
+
+    async def create_bucket(self, bucket: str) -> bool: ...
+
+    async def buckets(self) -> list[BucketInfo]: ...
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo: ...
+
+    async def serve(self, bucket: str, key: str, range_header: str | None = None,
+                    with_body: bool = True, if_match: str | None = None,
+                    if_none_match: str | None = None) -> ObjectPlan: ...
+
+    async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
+                  content_type: str | None = None) -> ObjectInfo: ...
+
+    async def delete(self, bucket: str, key: str) -> bool: ...
+
+    async def list(self, bucket: str, prefix: str = "", delimiter: str = "",
+                   max_keys: int = 1000, start_after: str = "",
+                   token: str | None = None) -> ListPage: ...
+
+    async def create_multipart(self, bucket: str, key: str,
+                               content_type: str | None) -> str: ...
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int,
+                          chunks: AsyncIterator[bytes], checks: Checks) -> str: ...
+
+    async def complete_multipart(self, bucket: str, key: str, upload_id: str,
+                                 parts: list[tuple[int, str]]) -> ObjectInfo: ...
+
+    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]: ...
+
+    async def purge_stale_uploads(self, older_than: float) -> int: ...

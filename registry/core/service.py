@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.core.protocols import Blobs, Catalog, Manifests, Referrers, Tags, Uploads
+from registry.core.protocols import (
+    Blobs,
+    Catalog,
+    Manifests,
+    Objects,
+    Referrers,
+    Tags,
+    Uploads,
+)
 from registry.storage.driver import Driver
 
 
@@ -20,3 +28,5 @@ class Registry:
     tags: Tags
     referrers: Referrers
     catalog: Catalog
+    # The S3-compatible API's buckets and objects.
+    objects: Objects

@@ -8,7 +8,12 @@
     repositories/<name>/_referrers/<alg>/<subject>/<alg>/<hex>     link: referrer of subject
     repositories/<name>/_uploads/<uuid>/data                       upload in progress
     repositories/<name>/_uploads/<uuid>/state                      its JSON state
-    objects/<bucket>/<encoded key>                                 S3-compatible API objects
+    buckets/<bucket>                                               marker: the bucket exists
+    objects/<bucket>/<encoded key>                                 S3 object entry (JSON)
+    objectdata/<bucket>/<2 hex>/<id>                               bytes of an S3 object
+    multipart/<bucket>/<upload id>/state                           S3 multipart upload
+    multipart/<bucket>/<upload id>/parts/<5 digits>                its part records (JSON)
+    multipart/<bucket>/<upload id>/data/<id>                       their bytes
     _tmp/...                                                       scratch space (scratch())
 
 Repository name components start with [a-z0-9], so the `_` directories can
@@ -77,6 +82,9 @@ class Digest(Protocol):
 BLOBS = "blobs"
 REPOSITORIES = "repositories"
 OBJECTS = "objects"
+BUCKETS = "buckets"
+OBJECT_DATA = "objectdata"
+MULTIPART = "multipart"
 TMP = "_tmp"
 REPO_MARKERS = ("_manifests", "_layers", "_uploads")
 
@@ -298,3 +306,48 @@ def object_key(bucket: str, path: str) -> str:
     if not path.startswith(base):
         raise InvalidKey(f"{path!r} is not in bucket {bucket!r}")
     return decode_key(path[len(base):])
+
+
+def bucket_marker(bucket: str) -> str:
+    """The marker whose presence says `bucket` exists (created explicitly or by
+    its first write), so an empty bucket exists too."""
+    bucket_dir(bucket)
+    return f"{BUCKETS}/{bucket}"
+
+
+def buckets_dir() -> str:
+    return BUCKETS
+
+
+def object_data(bucket: str, data_id: str) -> str:
+    """Where the bytes of an object that is not content-addressed live; `data_id`
+    is a fresh hex id per write, so a new version never overwrites the old one
+    in place (readers of the old entry keep reading the old bytes)."""
+    bucket_dir(bucket)
+    return f"{OBJECT_DATA}/{bucket}/{data_id[:2]}/{data_id}"
+
+
+def multipart_bucket_dir(bucket: str) -> str:
+    bucket_dir(bucket)
+    return f"{MULTIPART}/{bucket}"
+
+
+def multipart_dir(bucket: str, upload_id: str) -> str:
+    return f"{multipart_bucket_dir(bucket)}/{upload_id}"
+
+
+def multipart_state(bucket: str, upload_id: str) -> str:
+    return f"{multipart_dir(bucket, upload_id)}/state"
+
+
+def multipart_parts_dir(bucket: str, upload_id: str) -> str:
+    return f"{multipart_dir(bucket, upload_id)}/parts"
+
+
+def multipart_part(bucket: str, upload_id: str, number: int) -> str:
+    """The record of part `number` (zero-padded: the listing is in part order)."""
+    return f"{multipart_dir(bucket, upload_id)}/parts/{number:05d}"
+
+
+def multipart_data(bucket: str, upload_id: str, data_id: str) -> str:
+    return f"{multipart_dir(bucket, upload_id)}/data/{data_id}"

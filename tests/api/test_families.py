@@ -38,9 +38,9 @@ def test_ui_answers_html(registry):
     assert "<script>" not in r.text
 
 @pytest.mark.parametrize("method,path,status,code", [
-    ("GET", "/s3/", 501, "NotImplemented"),
-    ("GET", "/s3/bucket?list-type=2", 501, "NotImplemented"),
-    ("PUT", "/s3/bucket/a/b.spack", 501, "NotImplemented"),
+    ("GET", "/s3/bucket", 501, "NotImplemented"),  # ListObjects v1: Spack lists with v2
+    ("GET", "/s3/no-such-bucket?list-type=2", 404, "NoSuchBucket"),
+    ("PUT", "/s3/Bad_Bucket/a/b.spack", 400, "InvalidBucketName"),
     ("PATCH", "/s3/bucket/key", 405, "MethodNotAllowed"),
     ("PUT", "/s3/bucket/key?partNumber=10001&uploadId=x", 400, "InvalidArgument"),
     ("PUT", "/s3/bucket/key?partNumber=0&uploadId=x", 400, "InvalidArgument"),

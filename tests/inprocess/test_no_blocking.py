@@ -75,3 +75,36 @@ async def test_push_pull_delete_without_blocking(client):
     # Errors take the same path through the middleware.
     r = await client.get(f"/v2/{repo}/manifests/sha256:totallywrong")
     assert r.status == 400
+
+
+async def test_s3_objects_without_blocking(client):
+    """The S3-compatible API's writes, reads, listings and multipart uploads too."""
+    data = bytes(range(256)) * 40_000
+    key = f"blobs/sha256/{hashlib.sha256(data).hexdigest()[:2]}/{hashlib.sha256(data).hexdigest()}"
+    r = await client.put(f"/s3/nbcache/{key}", data=data)
+    assert r.status == 200, await r.text()
+    r = await client.put("/s3/nbcache/v3/layout.json", data=b"{}")
+    assert r.status == 200
+    r = await client.get(f"/s3/nbcache/{key}", headers={"Range": "bytes=5-9"})
+    assert r.status == 206 and await r.read() == data[5:10]
+    r = await client.head("/s3/nbcache/v3/layout.json")
+    assert r.status == 200 and r.headers["ETag"] == f'"{hashlib.md5(b"{}").hexdigest()}"'
+    r = await client.get("/s3/nbcache?list-type=2&delimiter=/")
+    assert r.status == 200 and b"<Prefix>blobs/</Prefix>" in await r.read()
+    r = await client.get("/s3/")
+    assert r.status == 200 and b"<Name>nbcache</Name>" in await r.read()
+    r = await client.post("/s3/nbcache/big?uploads")
+    upload = (await r.text()).split("<UploadId>")[1].split("<")[0]
+    r = await client.put(f"/s3/nbcache/big?partNumber=1&uploadId={upload}", data=data)
+    etag = r.headers["ETag"]
+    done = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>"
+            "</Part></CompleteMultipartUpload>")
+    r = await client.post(f"/s3/nbcache/big?uploadId={upload}", data=done.encode())
+    assert r.status == 200, await r.text()
+    r = await client.get("/s3/nbcache/big")
+    assert await r.read() == data
+    body = b"<Delete><Object><Key>big</Key></Object></Delete>"
+    assert (await client.post("/s3/nbcache?delete", data=body)).status == 200
+    assert (await client.delete("/s3/nbcache/v3/layout.json")).status == 204
+    r = await client.get("/s3/nbcache/v3/a%00b")
+    assert r.status == 400

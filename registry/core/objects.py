@@ -1,0 +1,369 @@
+"""Objects of the S3-compatible API: buckets, keys and their bytes, over the driver.
+
+Layout (storage/paths.py):
+
+    buckets/<bucket>                     marker: the bucket exists
+    objects/<bucket>/<encoded key>       the object's entry: a small JSON document
+    objectdata/<bucket>/<2 hex>/<id>     the bytes of an object that is not a blob
+    blobs/sha256/<2 hex>/<hex>           the bytes of a content-addressed object
+
+An entry holds what S3 answers about an object (size, ETag, Last-Modified,
+Content-Type, its key) and where its bytes are: a `data` id, fresh for every
+write, or a `blob` digest. Keys shaped like Spack's content-addressed blobs
+(`[<prefix>/]blobs/sha256/<2 hex>/<64 hex>`) are verified against the digest
+in their key and stored in the blob store OCI layers use, so a tarball pushed
+over OCI and over S3 is stored once; their entry only references the blob.
+
+Writes are atomic and streamed: the body goes to a fresh data path (never
+read by anyone before the entry names it) while being hashed on worker
+threads, is checked, then the entry is replaced in one atomic put, and only
+then are the bytes of the version it replaced deleted. A reader holding the
+old entry may find its bytes gone: it reads the entry again. Two processes
+replacing one key at once can leave the loser's bytes unreferenced (a later
+sweep of `objectdata/` against the entries can collect them); never a
+referenced one deleted.
+
+A bucket exists once its marker does: CreateBucket writes it, and so does
+the first write into a bucket (Spack never creates buckets). Buckets are
+never deleted (DeleteBucket is not offered), so a positive answer is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from registry.core.errors import ObjectError, RangeUnsatisfiable
+from registry.core.grammar import Digest
+from registry.core.object_writes import Checks, bad_digest, stream_to
+from registry.core.protocols import Blobs
+from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
+from registry.core.serving import ByteStream, LocalFile
+from registry.core.uploads import BLOCK
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound
+
+log = logging.getLogger("registry.objects")
+
+# Entries are a few hundred bytes; anything larger is not one of ours.
+ENTRY_MAX = 64 << 10
+DEFAULT_TYPE = "binary/octet-stream"
+# A Spack content-addressed blob, below the mirror's root (which may be a prefix).
+BLOB_KEY = re.compile(r"(?:.*/)?blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})")
+# Times a GET reads the entry again when an overwrite deleted the bytes under it.
+READ_ATTEMPTS = 3
+
+
+def blob_digest(key: str) -> Digest | None:
+    """The digest a content-addressed key names, or None for any other key."""
+    m = BLOB_KEY.fullmatch(key)
+    if m is None or m.group(2)[:2] != m.group(1):
+        return None
+    return Digest("sha256", m.group(2))
+
+
+def entry_path(bucket: str, key: str) -> str:
+    """The entry path of `key`, with the encoding's refusals in S3's words."""
+    try:
+        return paths.object_path(bucket, key)
+    except paths.InvalidBucketName:
+        raise ObjectError("InvalidBucketName", "the specified bucket is not valid") from None
+    except paths.KeyTooLong:
+        raise ObjectError("KeyTooLongError", "your key is too long") from None
+    except paths.InvalidKey as exc:
+        raise ObjectError("InvalidArgument", f"invalid object key: {exc}") from None
+
+
+def check_bucket(bucket: str) -> str:
+    try:
+        paths.bucket_dir(bucket)
+    except paths.InvalidBucketName:
+        raise ObjectError("InvalidBucketName", "the specified bucket is not valid") from None
+    return bucket
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What S3 tells about an object, and where its bytes are (`blob` or `data`).
+    `etag` is unquoted: the MD5 hex of the content, or `<md5 of part md5s>-<n>`."""
+
+    key: str
+    size: int
+    etag: str
+    modified: float
+    content_type: str = DEFAULT_TYPE
+    blob: Digest | None = None
+    data: str | None = None
+
+    def to_json(self) -> bytes:
+        doc = {"key": self.key, "size": self.size, "etag": self.etag,
+               "modified": self.modified, "type": self.content_type}
+        if self.blob is not None:
+            doc["blob"] = str(self.blob)
+        else:
+            doc["data"] = self.data
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ObjectInfo:
+        doc = json.loads(raw)
+        blob = doc.get("blob")
+        return cls(doc["key"], int(doc["size"]), str(doc["etag"]), float(doc["modified"]),
+                   str(doc.get("type") or DEFAULT_TYPE),
+                   Digest.parse(blob) if blob else None, doc.get("data"))
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.etag}"'
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInfo:
+    name: str
+    created: float
+
+
+@dataclass(slots=True)
+class ObjectPlan:
+    """The answer to an object GET or HEAD: the entry, the range asked for (None:
+    all of it), and how to send it (None for a HEAD or a 304)."""
+
+    info: ObjectInfo
+    range: ByteRange | None = None
+    body: LocalFile | ByteStream | None = None
+    not_modified: bool = False
+
+    @property
+    def offset(self) -> int:
+        return self.range.start if self.range is not None else 0
+
+    @property
+    def length(self) -> int:
+        return self.range.length if self.range is not None else self.info.size
+
+    def take_fd(self) -> int | None:
+        if isinstance(self.body, LocalFile) and self.body.fd >= 0:
+            fd, self.body.fd = self.body.fd, -1
+            return fd
+        return None
+
+    async def close(self) -> None:
+        fd = self.take_fd()
+        if fd is not None:
+            await asyncio.to_thread(os.close, fd)
+
+
+class ObjectStore:
+    """Buckets and objects of the S3-compatible API (see the module docstring)."""
+
+    def __init__(self, driver: Driver, blobs: Blobs) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self._buckets: set[str] = set()
+        # Serialises replacing one key in this process, so that the bytes of the
+        # version being replaced are deleted by exactly one writer.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    # -- buckets -------------------------------------------------------------
+
+    async def bucket_exists(self, bucket: str) -> bool:
+        check_bucket(bucket)
+        if bucket in self._buckets:
+            return True
+        try:
+            await self.driver.stat(paths.bucket_marker(bucket))
+        except PathNotFound:
+            return False
+        self._buckets.add(bucket)
+        return True
+
+    async def create_bucket(self, bucket: str) -> bool:
+        """Create `bucket` if it does not exist; True if this call created it."""
+        if await self.bucket_exists(bucket):
+            return False
+        marker = json.dumps({"created": time.time()}).encode()
+        await self.driver.put_content(paths.bucket_marker(bucket), marker)
+        self._buckets.add(bucket)
+        return True
+
+    async def buckets(self) -> list[BucketInfo]:
+        try:
+            names = await self.driver.list(paths.buckets_dir())
+        except PathNotFound:
+            return []
+        out = []
+        for name in names:
+            try:
+                info = await self.driver.stat(paths.bucket_marker(name))
+            except (PathNotFound, paths.InvalidBucketName):
+                continue  # removed meanwhile, or a stray name
+            out.append(BucketInfo(name, info.mtime))
+        return out
+
+    async def _missing(self, bucket: str) -> ObjectError:
+        if not await self.bucket_exists(bucket):
+            return ObjectError("NoSuchBucket", "the specified bucket does not exist", 404)
+        return ObjectError("NoSuchKey", "the specified key does not exist", 404)
+
+    # -- reading -------------------------------------------------------------
+
+    async def read_entry(self, path: str) -> ObjectInfo | None:
+        try:
+            return ObjectInfo.from_json(await self.driver.get_content(path, ENTRY_MAX))
+        except PathNotFound:
+            return None
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        info = await self.read_entry(entry_path(bucket, key))
+        if info is None:
+            raise await self._missing(bucket)
+        return info
+
+    def data_path(self, bucket: str, info: ObjectInfo) -> str:
+        if info.blob is not None:
+            return paths.blob(info.blob)
+        return paths.object_data(bucket, info.data or "")
+
+    async def serve(self, bucket: str, key: str, range_header: str | None = None,
+                    with_body: bool = True, if_match: str | None = None,
+                    if_none_match: str | None = None) -> ObjectPlan:
+        """What to send for a GET (`with_body`) or HEAD of an object: 304 when
+        `if_none_match` names its ETag, 412 when `if_match` does not, 416 for a
+        range outside it; else the bytes, as an open local file or a stream."""
+        for attempt in range(READ_ATTEMPTS):
+            info = await self.head(bucket, key)
+            if if_match is not None and not _etag_matches(if_match, info.etag):
+                raise ObjectError("PreconditionFailed",
+                                  "at least one of the preconditions did not hold", 412)
+            if if_none_match is not None and _etag_matches(if_none_match, info.etag):
+                return ObjectPlan(info, not_modified=True)
+            try:
+                rng = parse_range(range_header, info.size)
+            except Unsatisfiable:
+                raise RangeUnsatisfiable(info.size) from None
+            plan = ObjectPlan(info, rng)
+            if not with_body:
+                return plan
+            path = self.data_path(bucket, info)
+            local = self.driver.local_path(path)
+            if local is None:
+                plan.body = ByteStream(self.driver.reader(path, plan.offset, plan.length))
+                return plan
+            try:
+                fd = await asyncio.to_thread(os.open, local, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise
+                continue  # replaced meanwhile: the new entry names new bytes
+            plan.body = LocalFile(fd)
+            return plan
+        raise AssertionError("unreachable")
+
+    # -- writing -------------------------------------------------------------
+
+    def _lock(self, bucket: str, key: str) -> asyncio.Lock:
+        lock = self._locks.get((bucket, key))
+        if lock is None:
+            lock = self._locks[(bucket, key)] = asyncio.Lock()
+        return lock
+
+    async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
+                  content_type: str | None = None) -> ObjectInfo:
+        """PutObject: stream the body to fresh bytes, check it, then publish it."""
+        entry_path(bucket, key)  # a key we cannot store is refused before any byte
+        await self.create_bucket(bucket)
+        digest = blob_digest(key)
+        data_id = new_id()
+        written = await stream_to(self.driver, paths.object_data(bucket, data_id), chunks,
+                                  checks, want_sha256=digest is not None,
+                                  publish=digest is None)
+        return await self.publish(bucket, key, data_id, written.size, written.md5.hex(),
+                                  content_type, written.sha256)
+
+    async def publish(self, bucket: str, key: str, data_id: str, size: int, etag: str,
+                      content_type: str | None, sha256: str | None = None) -> ObjectInfo:
+        """Make the whole, checked bytes at `object_data(bucket, data_id)` the
+        object `key`: a content-addressed key is verified against its digest
+        (`sha256` if known, else by reading the bytes) and moved into the blob
+        store unless the blob is there already; then the entry is replaced."""
+        path = entry_path(bucket, key)
+        scratch = paths.object_data(bucket, data_id)
+        digest = blob_digest(key)
+        info = ObjectInfo(key, size, etag, time.time(), content_type or DEFAULT_TYPE,
+                          data=data_id)
+        if digest is not None:
+            try:
+                actual = sha256 or await self._sha256_of(scratch)
+                if actual != digest.hex:
+                    raise bad_digest("the content does not match the sha256 digest in its key")
+                if await self.blobs.size(digest) is None:
+                    await self.driver.move(scratch, paths.blob(digest))
+                    scratch = ""
+            finally:
+                if scratch:
+                    await self._drop(scratch)
+            info = ObjectInfo(key, size, etag, info.modified, info.content_type, blob=digest)
+        await self._replace(bucket, key, path, info)
+        return info
+
+    async def _sha256_of(self, path: str) -> str:
+        hasher = hashlib.sha256()
+        loop = asyncio.get_running_loop()
+        async for chunk in self.driver.reader(path, chunk_size=BLOCK):
+            await loop.run_in_executor(None, hasher.update, chunk)
+        return hasher.hexdigest()
+
+    async def _replace(self, bucket: str, key: str, path: str, info: ObjectInfo) -> None:
+        async with self._lock(bucket, key):
+            old = await self.read_entry(path)
+            await self.driver.put_content(path, info.to_json())
+            if old is not None and old.data and old.data != info.data:
+                try:
+                    await self._drop(paths.object_data(bucket, old.data))
+                except Exception:  # the new version is published: that must not fail now
+                    log.warning("could not delete replaced bytes of %s/%s", bucket, key,
+                                exc_info=True)
+
+    async def _drop(self, path: str) -> None:
+        try:
+            await self.driver.delete(path)
+        except PathNotFound:
+            pass
+
+    async def delete(self, bucket: str, key: str) -> bool:
+        """DeleteObject; False when there was no such object (S3 answers 204 all
+        the same). A blob-backed object's blob stays: OCI may use it too."""
+        path = entry_path(bucket, key)
+        async with self._lock(bucket, key):
+            old = await self.read_entry(path)
+            if old is None:
+                if not await self.bucket_exists(bucket):
+                    raise await self._missing(bucket)
+                return False
+            await self._drop(path)
+            if old.data:
+                await self._drop(paths.object_data(bucket, old.data))
+        return True
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """An If-Match / If-None-Match list against an ETag (weak or strong, or *)."""
+    for item in header.split(","):
+        item = item.strip()
+        if item == "*" or item.removeprefix("W/").strip('"') == etag:
+            return True
+    return False
