@@ -47,7 +47,7 @@ from registry.core.grammar import Digest
 from registry.core.object_writes import Checks, bad_digest, stream_to
 from registry.core.protocols import Blobs
 from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
-from registry.core.serving import ByteStream, LocalFile
+from registry.core.serving import ByteStream, LocalFile, Sendable
 from registry.core.uploads import BLOCK
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
@@ -137,7 +137,7 @@ class BucketInfo:
 
 
 @dataclass(slots=True)
-class ObjectPlan:
+class ObjectPlan(Sendable):
     """The answer to an object GET or HEAD: the entry, the range asked for (None:
     all of it), and how to send it (None for a HEAD or a 304)."""
 
@@ -147,23 +147,8 @@ class ObjectPlan:
     not_modified: bool = False
 
     @property
-    def offset(self) -> int:
-        return self.range.start if self.range is not None else 0
-
-    @property
-    def length(self) -> int:
-        return self.range.length if self.range is not None else self.info.size
-
-    def take_fd(self) -> int | None:
-        if isinstance(self.body, LocalFile) and self.body.fd >= 0:
-            fd, self.body.fd = self.body.fd, -1
-            return fd
-        return None
-
-    async def close(self) -> None:
-        fd = self.take_fd()
-        if fd is not None:
-            await asyncio.to_thread(os.close, fd)
+    def total(self) -> int:
+        return self.info.size
 
 
 class ObjectStore:

@@ -60,15 +60,18 @@ class ByteStream:
 Body = LocalFile | Redirect | ByteStream
 
 
-@dataclass(slots=True)
-class BlobPlan:
-    """The answer to one blob request: the blob's digest and total size, the byte
-    range asked for (None: all of it), and how to send it."""
+class Sendable:
+    """What every serving plan shares (blob plans here, S3 object plans in
+    core/objects.py): a byte range of a whole of `total` bytes, and a body that may
+    hold an open descriptor until the renderer takes it."""
 
-    digest: Digest
-    size: int
-    range: ByteRange | None = None
-    body: Body | None = None
+    __slots__ = ()
+    range: ByteRange | None
+    body: Body | None
+
+    @property
+    def total(self) -> int:
+        raise NotImplementedError
 
     @property
     def offset(self) -> int:
@@ -76,7 +79,7 @@ class BlobPlan:
 
     @property
     def length(self) -> int:
-        return self.range.length if self.range is not None else self.size
+        return self.range.length if self.range is not None else self.total
 
     def take_fd(self) -> int | None:
         """The local file descriptor, now owned by the caller (None if there is none)."""
@@ -94,3 +97,18 @@ class BlobPlan:
             done()
         if fd is not None:
             await asyncio.to_thread(os.close, fd)
+
+
+@dataclass(slots=True)
+class BlobPlan(Sendable):
+    """The answer to one blob request: the blob's digest and total size, the byte
+    range asked for (None: all of it), and how to send it."""
+
+    digest: Digest
+    size: int
+    range: ByteRange | None = None
+    body: Body | None = None
+
+    @property
+    def total(self) -> int:
+        return self.size

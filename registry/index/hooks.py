@@ -94,18 +94,14 @@ class IndexHooks:
     # -- core.hooks.Hooks: reads (called, not awaited, on every GET) -------------
 
     def manifest_pulled(self, repo: str, digest: Any) -> None:
-        # Keyed by the digest object (its text is made at flush): this runs on
-        # every GET, so it is kept to a dict lookup and two stores.
-        key = (repo, digest, "manifest")
-        entry = self._pulls.get(key)
-        if entry is None:
-            self._count_new(key)
-        else:
-            entry[0] += 1
-            entry[1] = time.time()
+        self._pulled((repo, digest, "manifest"))
 
     def blob_pulled(self, repo: str, digest: Any) -> None:
-        key = (repo, digest, "blob")
+        self._pulled((repo, digest, "blob"))
+
+    def _pulled(self, key: tuple[str, Any, str]) -> None:
+        # Keyed by the digest object (its text is made at flush): this runs on
+        # every GET, so it is kept to a dict lookup and two stores.
         entry = self._pulls.get(key)
         if entry is None:
             self._count_new(key)
