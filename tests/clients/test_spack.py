@@ -345,7 +345,8 @@ def test_install_cache_only(pushed: Setup):
 #
 #   producer: spack mirror add --unsigned --s3-endpoint-url https://HOST/s3 s3cache s3://BUCKET
 #             spack buildcache push --unsigned s3cache trivial-root   (boto3 upload_file)
-#             spack buildcache update-index s3cache                  (ListObjectsV2, GETs, PUT)
+#             spack buildcache update-index s3cache                  (ListObjectsV2, GETs, PUT;
+#                                                     without, then with the aws CLI on PATH)
 #   consumer: a fresh config, user cache and install tree with only that mirror;
 #             spack buildcache list --allarch -l; spack buildcache install -u trivial-root
 #
@@ -380,6 +381,12 @@ def use_s3(spack: Spack, registry: RunningRegistry) -> Spack:
     )
     spack.env = env
     return spack
+
+
+def path_without(program: str, path: str) -> str:
+    """PATH minus the directories holding `program` (spack needs only system tools)."""
+    return os.pathsep.join(d for d in path.split(os.pathsep)
+                           if d and not shutil.which(program, path=d))
 
 
 @dataclass
@@ -423,7 +430,13 @@ def s3_pushed(pushed: Setup) -> Iterator[S3Setup]:
         setup.add_mirror(spack)
         assert setup.mirror_url in spack("mirror", "list")
         setup.push_output = spack("buildcache", "push", "--unsigned", "s3cache", "trivial-root")
-        spack("buildcache", "update-index", "s3cache")
+        # spack 1.x indexes through `aws s3 sync` if an `aws` is on PATH, else through
+        # boto3 (ListObjectsV2 and a HeadObject per manifest): both ways when it can.
+        without_aws = copy.copy(spack)
+        without_aws.env = dict(spack.env, PATH=path_without("aws", spack.env.get("PATH", "")))
+        without_aws("buildcache", "update-index", "s3cache")
+        if shutil.which("aws", path=spack.env.get("PATH", "")):
+            spack("buildcache", "update-index", "s3cache")
         yield setup
     finally:
         registry.stop()
