@@ -1,4 +1,5 @@
-"""Real spack (v1.1.0 and v0.23.1) using the registry as an `oci://` build cache.
+"""Real spack (v1.1.0 and v0.23.1) using the registry as an `oci://` build cache, and as
+a classic `s3://` one through its S3-compatible endpoint (second half of this file).
 
 Slow (95-100 s for v1.1.0, 80-95 s for v0.23.1 on 2 busy cores) and opt-in: it runs only
 when SPACK_ROOT (and/or SPACK_ROOT_V023) points at a spack checkout, so CI,
@@ -31,6 +32,8 @@ into the user scope), HOME and TMPDIR.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import re
 import shlex
@@ -219,6 +222,7 @@ class Setup:
     hashes: dict[str, str]
     push_output: str
     list_output: str
+    producer: Spack
 
     def client(self, name: str) -> Spack:
         return Spack(self.spack_root, self.version, self.tmp / name, self.repos, self.cert,
@@ -274,7 +278,7 @@ def pushed(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]
         spack("buildcache", "update-index", "ours")
         list_output = spack("buildcache", "list", "--allarch", "-l")
         yield Setup(variable, spack_root, version, registry, cert, repo, mirror_url, repos,
-                    python, tmp, hashes, push_output, list_output)
+                    python, tmp, hashes, push_output, list_output, spack)
     finally:
         registry.stop()
 
@@ -328,6 +332,162 @@ def test_install_cache_only(pushed: Setup):
     spack("mirror", "add", "--unsigned", "ours", pushed.mirror_url)
     out = spack("install", "--cache-only", "trivial-root")
     assert "from binary cache" in out, out
+    _check_installed(spack)
+    hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
+              for n in pushed.hashes}
+    assert hashes == pushed.hashes
+
+
+# -- the classic build cache through the S3-compatible endpoint ---------------------------
+#
+# Per spack version, against a second TLS registry of ours (so that its blob store holds
+# only what came through S3), reusing the producer's installation of trivial-root:
+#
+#   producer: spack mirror add --unsigned --s3-endpoint-url https://HOST/s3 s3cache s3://BUCKET
+#             spack buildcache push --unsigned s3cache trivial-root   (boto3 upload_file)
+#             spack buildcache update-index s3cache                  (ListObjectsV2, GETs, PUT;
+#                                                     without, then with the aws CLI on PATH)
+#   consumer: a fresh config, user cache and install tree with only that mirror;
+#             spack buildcache list --allarch -l; spack buildcache install -u trivial-root
+#
+# spack 1.x writes layout v3: tarballs and spec files at blobs/sha256/<2 hex>/<hex>, which
+# the registry keeps in its (OCI) blob store; spack 0.23 writes layout v2 (build_cache/).
+
+S3_BUCKET = "spackcache"
+
+
+def use_s3(spack: Spack, registry: RunningRegistry) -> Spack:
+    """`spack` talking to `registry` through boto3: trust the test certificate
+    (AWS_CA_BUNDLE; SSL_CERT_FILE is only for spack's urllib) and hand boto3 dummy
+    credentials from the environment (it signs with them; the endpoint does not check
+    signatures yet), with no lookup in ~/.aws or the EC2 metadata service.
+
+    AWS_ENDPOINT_URL_S3 is for the `aws` CLI: when one is on PATH, spack 1.x's
+    `buildcache update-index` lists and fetches the spec manifests with `aws s3 sync` and
+    `aws s3 ls`, without passing the mirror's endpoint URL (and fails rather than fall
+    back if that fails). boto3 gets the endpoint from the mirror's config anyway."""
+    spack.registry = registry
+    env = {k: v for k, v in spack.env.items() if not k.startswith("AWS_")}
+    aws = spack.root / "aws"
+    env.update(
+        AWS_CA_BUNDLE=str(spack.cert),
+        AWS_ENDPOINT_URL_S3=f"{registry.url}/s3",
+        AWS_ACCESS_KEY_ID="registry-test",
+        AWS_SECRET_ACCESS_KEY="registry-test-secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(aws / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(aws / "credentials"),
+    )
+    spack.env = env
+    return spack
+
+
+def path_without(program: str, path: str) -> str:
+    """PATH minus the directories holding `program` (spack needs only system tools)."""
+    return os.pathsep.join(d for d in path.split(os.pathsep)
+                           if d and not shutil.which(program, path=d))
+
+
+@dataclass
+class S3Setup:
+    pushed: Setup
+    registry: RunningRegistry
+    endpoint: str
+    mirror_url: str
+    push_output: str
+
+    def add_mirror(self, spack: Spack) -> None:
+        spack("mirror", "add", "--unsigned", "--s3-endpoint-url", self.endpoint, "s3cache",
+              self.mirror_url)
+
+    def get(self, key: str, **params: str) -> requests.Response:
+        return requests.get(f"{self.endpoint}/{S3_BUCKET}/{key}", params=params,
+                            verify=str(self.pushed.cert), timeout=30)
+
+    def keys(self, prefix: str) -> list[str]:
+        """ListObjectsV2 (one page is plenty here) straight from the registry."""
+        resp = requests.get(f"{self.endpoint}/{S3_BUCKET}",
+                            params={"list-type": "2", "prefix": prefix},
+                            verify=str(self.pushed.cert), timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert "<IsTruncated>false</IsTruncated>" in resp.text, resp.text
+        return re.findall(r"<Key>([^<]*)</Key>", resp.text)
+
+
+@pytest.fixture(scope="module")
+def s3_pushed(pushed: Setup) -> Iterator[S3Setup]:
+    """The producer's trivial-root pushed and indexed through the S3 endpoint of a
+    second registry (same certificate)."""
+    registry = launch(pushed.tmp / "registry-s3",
+                      config=REGISTRY_CONFIG.format(cert=pushed.cert,
+                                                    key=pushed.cert.with_name("key.pem")),
+                      scheme="https", verify=str(pushed.cert))
+    try:
+        setup = S3Setup(pushed, registry, f"{registry.url}/s3", f"s3://{S3_BUCKET}", "")
+        # The producer's installation, seen through a copy that talks to the new registry.
+        spack = use_s3(copy.copy(pushed.producer), registry)
+        setup.add_mirror(spack)
+        assert setup.mirror_url in spack("mirror", "list")
+        setup.push_output = spack("buildcache", "push", "--unsigned", "s3cache", "trivial-root")
+        # spack 1.x indexes through `aws s3 sync` if an `aws` is on PATH, else through
+        # boto3 (ListObjectsV2 and a HeadObject per manifest): both ways when it can.
+        without_aws = copy.copy(spack)
+        without_aws.env = dict(spack.env, PATH=path_without("aws", spack.env.get("PATH", "")))
+        without_aws("buildcache", "update-index", "s3cache")
+        if shutil.which("aws", path=spack.env.get("PATH", "")):
+            spack("buildcache", "update-index", "s3cache")
+        yield setup
+    finally:
+        registry.stop()
+
+
+def test_s3_push_stores_tarballs_once(s3_pushed: S3Setup):
+    pushed, storage = s3_pushed.pushed, s3_pushed.registry.data_dir / "storage"
+    if pushed.version < (1, 0):
+        # Layout v2: build_cache/<arch>/<compiler>/<name>-<version>/...-<hash>.spack and a
+        # spec file per spec; nothing content-addressed, all in the objects area.
+        keys = s3_pushed.keys("build_cache/")
+        for name, h in pushed.hashes.items():
+            assert any(k.endswith(f"{name}-1.0-{h}.spack") for k in keys), keys
+            assert any(k.endswith(f"{name}-1.0-{h}.spec.json") for k in keys), keys
+        assert "build_cache/index.json" in keys, keys
+        return
+
+    assert "v3/layout.json" in s3_pushed.keys("v3/")
+    assert "v3/manifests/index/index.manifest.json" in s3_pushed.keys("v3/manifests/index/")
+    objectdata = {hashlib.sha256(f.read_bytes()).hexdigest()
+                  for f in (storage / "objectdata").rglob("*") if f.is_file()}
+    for name, h in pushed.hashes.items():
+        manifest = s3_pushed.get(f"v3/manifests/spec/{name}/{name}-1.0-{h}.spec.manifest.json")
+        assert manifest.status_code == 200, manifest.text
+        records = manifest.json()["data"]
+        media_types = {r["mediaType"].split("+")[0] for r in records}
+        assert "application/vnd.spack.install.v2.tar" in media_types, records
+        for record in records:
+            assert record["checksumAlgorithm"] == "sha256", record
+            digest = record["checksum"]
+            key = f"blobs/sha256/{digest[:2]}/{digest}"
+            # Through S3 the key reads back the blob ...
+            got = s3_pushed.get(key)
+            assert got.status_code == 200 and len(got.content) == record["contentLength"]
+            assert hashlib.sha256(got.content).hexdigest() == digest
+            # ... whose bytes are the registry's blob store's, once.
+            blob = storage / "blobs" / "sha256" / digest[:2] / digest
+            assert blob.is_file(), f"{key} is not in the blob store {storage / 'blobs'}"
+            assert blob.stat().st_size == record["contentLength"]
+            assert digest not in objectdata, f"{key}'s bytes are also in objectdata/"
+
+
+def test_s3_buildcache_list_and_install(s3_pushed: S3Setup):
+    """A fresh client with only the s3:// mirror lists the specs and installs them."""
+    pushed = s3_pushed.pushed
+    spack = use_s3(pushed.client("consumer-s3"), s3_pushed.registry)
+    s3_pushed.add_mirror(spack)
+    listed = spack("buildcache", "list", "--allarch", "-l")
+    for name in ("trivial-root", "trivial-dep"):
+        assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", listed), listed
+    spack("buildcache", "install", "-u", "trivial-root")
     _check_installed(spack)
     hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
               for n in pushed.hashes}
