@@ -77,10 +77,6 @@ class Dispatcher:
         # Longest prefix first, so a nested mount wins over its parent.
         self._families.sort(key=lambda f: len(f.prefix), reverse=True)
 
-    @property
-    def families(self) -> list[Family]:
-        return list(self._families)
-
     def family_for(self, path: str) -> Family | None:
         default = self.default  # the OCI family: the hot path, checked first
         if path.startswith(default.prefix) or path == default.root:

@@ -8,7 +8,6 @@ checked against the spec grammar before any handler runs.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote
@@ -68,12 +67,10 @@ def parse(tail: str) -> Route:
     raise NotFound(detail={"path": "/v2/" + tail[:200]})
 
 
-@functools.lru_cache(maxsize=4096)
 def route_for(path: str) -> Route:
     """The route of a raw request path (no query), its name checked against the
-    grammar. A pure function of the path, so memoised: clients repeat paths.
-    Only valid routes are kept (errors are raised, not cached), and a valid path is
-    at most ~1.2 kB even fully percent-encoded, so the memo stays under ~5 MB."""
+    grammar. A pure function of the path; the OCI family memoises it together
+    with the handler and scope (api/oci.py)."""
     if path in ("/v2", "/v2/"):
         return Route(Endpoint.BASE)
     if not path.startswith("/v2/"):
