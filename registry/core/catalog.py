@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from registry.core.grammar import NAME_RE
+from collections.abc import Callable
+
+from registry.core.grammar import ALGORITHMS, NAME_RE, Digest, DigestInvalid
 from registry.core.offload import valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
+
+
+async def digests_under(driver: Driver, directory_of: Callable[[str], str]) -> list[Digest]:
+    """Digests named by the entries of `directory_of(algorithm)` for each algorithm:
+    the layout of _layers/, _manifests/revisions/ and the subjects in _referrers/.
+    Stray names are skipped."""
+    out: list[Digest] = []
+    for alg in ALGORITHMS:
+        try:
+            names = await driver.list(directory_of(alg))
+        except PathNotFound:
+            continue
+        for name in names:
+            try:
+                out.append(Digest.parse(f"{alg}:{name}"))
+            except DigestInvalid:
+                continue
+    return out
 
 
 class CatalogService:

@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from registry.core.catalog import digests_under
 from registry.core.errors import ManifestUnknown
-from registry.core.grammar import ALGORITHMS, Digest, DigestInvalid
+from registry.core.grammar import Digest
 from registry.core.manifest_format import parse_manifest
 from registry.core.manifests import PARSE_INLINE_MAX
 from registry.core.offload import off_loop_if
@@ -44,7 +45,6 @@ from registry.index.records import (
     TagSet,
 )
 from registry.storage import paths
-from registry.storage.driver import PathNotFound
 
 log = logging.getLogger("registry.indexing")
 
@@ -89,20 +89,7 @@ async def read_manifest(reg: Registry, repo: str, digest: Digest) -> ManifestPut
 
 
 async def _digests(reg: Registry, directory_of: Callable[[str], str]) -> set[str]:
-    """Digests named by the entries of `directory_of(algorithm)` for each algorithm
-    (the layout of _layers/ and _manifests/revisions/); stray names are skipped."""
-    out: set[str] = set()
-    for alg in ALGORITHMS:
-        try:
-            names = await reg.driver.list(directory_of(alg))
-        except PathNotFound:
-            continue
-        for name in names:
-            try:
-                out.add(str(Digest.parse(f"{alg}:{name}")))
-            except DigestInvalid:
-                continue
-    return out
+    return {str(d) for d in await digests_under(reg.driver, directory_of)}
 
 
 ATTEMPTS = 3  # diffs of one repository per pass, while pushes keep changing it

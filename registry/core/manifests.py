@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from registry.core.cache import GenerationCache, Generations, fixed_weight
+from registry.core.catalog import digests_under
 from registry.core.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -260,21 +261,12 @@ class ManifestService:
         return manifest.subject.digest if manifest.subject is not None else None
 
     async def _find_subject(self, repo: str, referrer: Digest) -> Digest | None:
-        root = paths.referrers_root(repo)
-        try:
-            algorithms = await self.driver.list(root)
-        except PathNotFound:
-            return None
-        for alg in algorithms:
+        subjects = await digests_under(self.driver,
+                                       lambda alg: paths.referrer_subjects_dir(repo, alg))
+        for subject in subjects:
             try:
-                subjects = await self.driver.list(f"{root}/{alg}")
+                await self.driver.stat(paths.referrer_link(repo, subject, referrer))
             except PathNotFound:
                 continue
-            for hex_ in subjects:
-                try:
-                    subject = Digest.parse(f"{alg}:{hex_}")
-                    await self.driver.stat(paths.referrer_link(repo, subject, referrer))
-                except (DigestInvalid, PathNotFound):
-                    continue
-                return subject
+            return subject
         return None

@@ -147,8 +147,8 @@ def parse_tag_map_entry(entry: str) -> tuple[str, str, str] | None:
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[0] else None
 
 
-def referrers_root(name: str) -> str:
-    return f"{REPOSITORIES}/{name}/_referrers"
+def referrer_subjects_dir(name: str, algorithm: str) -> str:
+    return f"{REPOSITORIES}/{name}/_referrers/{algorithm}"
 
 
 def referrers_dir(name: str, subject: Digest) -> str:
