@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from registry.core.errors import ObjectError
-from registry.core.uploads import _pump
+from registry.core.uploads import pump
 from registry.storage.driver import Driver
 
 log = logging.getLogger("registry.objects")
@@ -80,7 +80,7 @@ async def stream_to(driver: Driver, path: str, chunks: AsyncIterator[bytes], che
                     checks.want_crc32 or checks.crc32 is not None)
     writer = await driver.writer(path)
     try:
-        size = await _pump(chunks, writer, hashes)
+        size = await pump(chunks, writer, hashes)
         if checks.length is not None and size != checks.length:
             raise ObjectError("IncompleteBody",
                               "you did not provide the number of bytes specified")

@@ -74,7 +74,7 @@ class _Hashers:
         self._items.pop(upload_id, None)
 
 
-async def _pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
+async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
     """Copy chunks to the writer in BLOCK-sized pieces while hashing them.
 
     Hashing and writing are two lanes, each handling its blocks in order on a
@@ -249,7 +249,7 @@ class UploadService:
             expected = length
         hasher = self._hashers.take(upload_id, offset)
         try:
-            written = await _pump(chunks, writer, hasher)
+            written = await pump(chunks, writer, hasher)
             if expected is not None and written != expected:
                 raise SizeInvalid("body length does not match the declared length",
                                   {"expected": expected, "received": written})
