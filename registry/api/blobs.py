@@ -8,7 +8,7 @@ from registry.api.common import Context, prepare
 from registry.api.routes import Route
 from registry.api.sendfile import send_file
 from registry.core.grammar import Digest
-from registry.core.serving import BlobPlan, ByteStream, LocalFile, Redirect
+from registry.core.serving import BlobPlan, ByteStream, LocalFile, Redirect, Sendable
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -37,17 +37,26 @@ async def get_blob(request: web.BaseRequest, route: Route, ctx: Context) -> web.
 
 async def render(request: web.BaseRequest, plan: BlobPlan, headers: dict[str, str],
                  not_modified: bool = False) -> web.StreamResponse:
-    """The response for a serving plan (shared by every family that serves blobs)."""
+    """The response for a blob's serving plan."""
     if not_modified:
         return web.Response(status=304, headers=headers)
-    body = plan.body
-    if isinstance(body, Redirect):
+    if isinstance(plan.body, Redirect):
         return web.Response(status=307, headers={
-            "Location": body.url, "Docker-Content-Digest": headers["Docker-Content-Digest"]})
+            "Location": plan.body.url,
+            "Docker-Content-Digest": headers["Docker-Content-Digest"]})
+    return await send_plan(request, plan, headers)
+
+
+async def send_plan(request: web.BaseRequest, plan: Sendable,
+                    headers: dict[str, str]) -> web.StreamResponse:
+    """Send the bytes a plan says (a blob's, an S3 object's): 200 or 206 with its
+    Content-Range, from a local file with sendfile (following it while it grows)
+    or from a stream, or headers only when the plan has no body (HEAD)."""
     status = 200
     if plan.range is not None:
         status = 206
-        headers["Content-Range"] = f"bytes {plan.range.start}-{plan.range.end}/{plan.size}"
+        headers["Content-Range"] = f"bytes {plan.range.start}-{plan.range.end}/{plan.total}"
+    body = plan.body
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = plan.length
     if isinstance(body, LocalFile):

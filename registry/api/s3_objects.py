@@ -10,12 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from registry.api import s3_xml
+from registry.api.blobs import send_plan
 from registry.api.common import Context, read_bounded
 from registry.api.s3 import S3Error, S3Route
 from registry.api.s3_body import content_type, write_body
-from registry.api.sendfile import send_file
 from registry.core.objects import ObjectInfo, ObjectPlan
-from registry.core.serving import ByteStream, LocalFile
 
 # CompleteMultipartUpload lists up to 10,000 parts of ~100-300 bytes each.
 MAX_COMPLETE_BODY = 4 << 20
@@ -56,29 +55,7 @@ async def render(request: web.BaseRequest, plan: ObjectPlan) -> web.StreamRespon
     if plan.not_modified:
         del headers["Content-Type"]
         return web.Response(status=304, headers=headers)
-    status = 200
-    if plan.range is not None:
-        status = 206
-        rng = plan.range
-        headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{plan.info.size}"
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = plan.length
-    body = plan.body
-    if isinstance(body, LocalFile):
-        fd = plan.take_fd()
-        assert fd is not None
-        return await send_file(request, response, fd, plan.offset, plan.length)
-    await response.prepare(request)
-    if isinstance(body, ByteStream):
-        try:
-            async for chunk in body.chunks:
-                await response.write(chunk)
-        finally:
-            close = getattr(body.chunks, "aclose", None)
-            if close is not None:  # a client gone mid-stream: release the store's reader
-                await close()
-    await response.write_eof()
-    return response
+    return await send_plan(request, plan, headers)
 
 
 async def put_object(request: web.BaseRequest, route: S3Route,
