@@ -15,6 +15,7 @@ from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
+from registry.api.spack_views import register as register_spack_views
 from registry.cache.node import NodeCache
 from registry.config import Config
 from registry.core import indexing
@@ -25,19 +26,24 @@ from registry.core.service import Registry
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
+from registry.spack.wiring import Spack
 from registry.storage import create_driver
 
 log = logging.getLogger("registry")
 
 
 def build_dispatcher(registry: Registry, config: Config,
-                     access: AccessControl | None = None) -> Dispatcher:
+                     access: AccessControl | None = None,
+                     spack: Spack | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
     register_s3(s3)
-    families = [oci, SpackFamily(), ApiFamily(), UiFamily(), s3]
-    ctx = Context(registry, config, {f.name: f.prefix for f in families})
+    spack_family = SpackFamily()
+    register_spack_views(spack_family)
+    families = [oci, spack_family, ApiFamily(), UiFamily(), s3]
+    ctx = Context(registry, config, {f.name: f.prefix for f in families},
+                  spack.caches if spack is not None else None)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -86,9 +92,12 @@ async def running(config: Config, hooks: Hooks | None = None,
         node_cache = NodeCache(config.cache, driver, generations,
                                config.limits.manifest_max_bytes, storage.fsync,
                                hooks or index_hooks)
+    # A node cache serves what its upstream holds; its spack views come with it.
+    spack = Spack(driver) if node_cache is None else None
     try:
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
-                             decorators=[node_cache.decorate] if node_cache else [])
+                             decorators=[node_cache.decorate] if node_cache
+                             else [spack.decorate] if spack else [])
         async with contextlib.AsyncExitStack() as stack:
             if node_cache is not None:
                 await stack.enter_async_context(node_cache)
@@ -103,7 +112,7 @@ async def running(config: Config, hooks: Hooks | None = None,
             uncached = build_registry(driver, settings=CoreSettings(shared_store=True))
             await stack.enter_async_context(background(indexing.keep_current(
                 uncached, index, index_hooks, config.index.sync_interval if shared_store else 0)))
-            yield build_dispatcher(reg, config)
+            yield build_dispatcher(reg, config, spack=spack)
     finally:
         await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()

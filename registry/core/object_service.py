@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from registry.core.grammar import Digest
 from registry.core.multipart import MultipartUploads, PartInfo
 from registry.core.object_listing import ListPage, list_objects
 from registry.core.object_writes import Checks
@@ -46,6 +47,10 @@ class ObjectService:
 
     async def delete(self, bucket: str, key: str) -> bool:
         return await self.store.delete(bucket, key)
+
+    async def put_blob_entry(self, bucket: str, key: str, digest: Digest, size: int,
+                             content_type: str | None = None) -> ObjectInfo:
+        return await self.store.put_blob_entry(bucket, key, digest, size, content_type)
 
     async def list(self, bucket: str, prefix: str = "", delimiter: str = "",
                    max_keys: int = 1000, start_after: str = "",

@@ -59,6 +59,10 @@ ENTRY_MAX = 64 << 10
 DEFAULT_TYPE = "binary/octet-stream"
 # A Spack content-addressed blob, below the mirror's root (which may be a prefix).
 BLOB_KEY = re.compile(r"(?:.*/)?blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})")
+# A Spack layout v2 tarball (`build_cache/<arch>/<compiler>/<name>-<version>/<stem>.spack`):
+# named by its spec, not its digest, but immutable and referenced by digest from its
+# spec file, so it too is stored in the blob store, under the digest of its bytes.
+TARBALL_KEY = re.compile(r"(?:.*/)?build_cache/[^/]+/[^/]+/[^/]+/[^/]+\.spack")
 # Times a GET reads the entry again when an overwrite deleted the bytes under it.
 READ_ATTEMPTS = 3
 
@@ -271,11 +275,10 @@ class ObjectStore:
         """PutObject: stream the body to fresh bytes, check it, then publish it."""
         entry_path(bucket, key)  # a key we cannot store is refused before any byte
         await self.create_bucket(bucket)
-        digest = blob_digest(key)
+        addressed = blob_digest(key) is not None or TARBALL_KEY.fullmatch(key) is not None
         data_id = new_id()
         written = await stream_to(self.driver, paths.object_data(bucket, data_id), chunks,
-                                  checks, want_sha256=digest is not None,
-                                  publish=digest is None)
+                                  checks, want_sha256=addressed, publish=not addressed)
         return await self.publish(bucket, key, data_id, written.size, written.md5.hex(),
                                   content_type, written.sha256)
 
@@ -290,6 +293,8 @@ class ObjectStore:
         digest = blob_digest(key)
         info = ObjectInfo(key, size, etag, time.time(), content_type or DEFAULT_TYPE,
                           data=data_id)
+        if digest is None and TARBALL_KEY.fullmatch(key) is not None:
+            digest = Digest("sha256", sha256 or await self._sha256_of(scratch))
         if digest is not None:
             try:
                 actual = sha256 or await self._sha256_of(scratch)
@@ -302,6 +307,17 @@ class ObjectStore:
                 if scratch:
                     await self._drop(scratch)
             info = ObjectInfo(key, size, etag, info.modified, info.content_type, blob=digest)
+        await self._replace(bucket, key, path, info)
+        return info
+
+    async def put_blob_entry(self, bucket: str, key: str, digest: Digest, size: int,
+                             content_type: str | None = None) -> ObjectInfo:
+        """Make `key` name a blob already in the blob store (a document the
+        server made): the entry is replaced atomically, no bytes are copied."""
+        path = entry_path(bucket, key)
+        await self.create_bucket(bucket)
+        info = ObjectInfo(key, size, digest.hex[:32], time.time(),
+                          content_type or DEFAULT_TYPE, blob=digest)
         await self._replace(bucket, key, path, info)
         return info
 

@@ -151,6 +151,9 @@ class Objects(Protocol):
 
     async def delete(self, bucket: str, key: str) -> bool: ...
 
+    async def put_blob_entry(self, bucket: str, key: str, digest: Digest, size: int,
+                             content_type: str | None = None) -> ObjectInfo: ...
+
     async def list(self, bucket: str, prefix: str = "", delimiter: str = "",
                    max_keys: int = 1000, start_after: str = "",
                    token: str | None = None) -> ListPage: ...

@@ -351,3 +351,36 @@ def multipart_part(bucket: str, upload_id: str, number: int) -> str:
 
 def multipart_data(bucket: str, upload_id: str, data_id: str) -> str:
     return f"{multipart_dir(bucket, upload_id)}/data/{data_id}"
+
+
+# -- Spack build caches (registry.spack) ------------------------------------------
+# spack/<cache>/_journal/<epoch>/<entry>   one record added or removed (spack.journal)
+# spack/<cache>/_snapshots/<entry>         every record, as of that journal entry
+# spack/<cache>/_signed/<sha256>           a document the registry clearsigned
+# A cache is named like a repository; `_` cannot start a component of one, so
+# cache `a` and cache `a/_journal` cannot collide.
+SPACK = "spack"
+
+
+def spack_cache(cache: str) -> str:
+    return f"{SPACK}/{cache}"
+
+
+def spack_journal_dir(cache: str) -> str:
+    return f"{SPACK}/{cache}/_journal"
+
+
+def spack_journal_entry(cache: str, epoch: str, name: str) -> str:
+    return f"{SPACK}/{cache}/_journal/{epoch}/{name}"
+
+
+def spack_snapshots_dir(cache: str) -> str:
+    return f"{SPACK}/{cache}/_snapshots"
+
+
+def spack_snapshot(cache: str, name: str) -> str:
+    return f"{SPACK}/{cache}/_snapshots/{name}"
+
+
+def spack_signed(cache: str, digest: Digest) -> str:
+    return f"{SPACK}/{cache}/_signed/{digest.algorithm}/{digest.hex}"

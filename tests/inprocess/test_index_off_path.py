@@ -26,7 +26,8 @@ def parts(app):
     """(client, the app's IndexHooks, its Registry), from conftest's in-process `app`."""
     client, dispatcher = app
     reg = dispatcher.ctx.registry
-    return client, reg.manifests.hooks, reg
+    manifests = getattr(reg.manifests, "inner", reg.manifests)  # below the spack decorator
+    return client, manifests.hooks, reg
 
 
 async def test_requests_are_answered_while_the_index_thread_is_stuck(parts):

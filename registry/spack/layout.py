@@ -1,0 +1,149 @@
+"""Where things are in spack's build-cache layouts, and the names spack gives them.
+
+One grammar for the three ways a cache is addressed:
+
+- OCI: repository `<cache>`, tag `<name>-<version>-<hash>.spack` per spec and
+  `index.spack` for the index;
+- classic over HTTPS: `/spack/<cache>/<path>`;
+- classic through S3: bucket and key, the cache being `<bucket>[/<prefix>]`
+  where the prefix is the part of the key before `v3/`, `blobs/` or `build_cache/`.
+
+Paths are matched by their shape and looked up by the DAG hash they end with,
+never rebuilt from a spec and compared: spack's own formatting of names (for
+example `format_path` on odd versions) then cannot make a record unreachable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from registry.core.grammar import NAME_MAX, NAME_RE, Digest
+
+INDEX_TAG = "index.spack"
+ROOTS = ("v3", "blobs", "build_cache")
+_H = r"(?P<hash>[a-z2-7]{32})"
+_FPR = r"(?P<fpr>[0-9A-F]{16,40})"
+# The classic paths below a cache's root, by kind.
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "layout": re.compile(r"v3/layout\.json"),
+    "index3": re.compile(r"v3/manifests/index/index\.manifest\.json"),
+    "spec3": re.compile(rf"v3/manifests/spec/[^/]+/[^/]*-{_H}\.spec\.manifest\.json"),
+    "keys3": re.compile(r"v3/manifests/key/keys\.manifest\.json"),
+    "key3": re.compile(rf"v3/manifests/key/{_FPR}\.key\.manifest\.json"),
+    "blob": re.compile(r"blobs/sha256/(?P<two>[0-9a-f]{2})/(?P<hex>[0-9a-f]{64})"),
+    "index2": re.compile(r"build_cache/index\.json"),
+    "hash2": re.compile(r"build_cache/index\.json\.hash"),
+    "specjson": re.compile(rf"build_cache/[^/]*-{_H}\.spec\.json"),
+    "specsig": re.compile(rf"build_cache/[^/]*-{_H}\.spec\.json\.sig"),
+    "tarball2": re.compile(rf"build_cache/[^/]+/[^/]+/[^/]+/[^/]*-{_H}\.spack"),
+    "keys2": re.compile(r"build_cache/_pgp/index\.json"),
+    "key2": re.compile(rf"build_cache/_pgp/{_FPR}\.pub"),
+}
+# The kinds a client's update-index writes: the server keeps its own instead.
+INDEX_KINDS = frozenset({"index3", "index2", "hash2"})
+# Kinds spack writes when it pushes one spec.
+SPEC_KINDS = frozenset({"spec3", "specjson", "specsig"})
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicPath:
+    """A path below a cache's root, classified: `kind` is a key of PATTERNS, or
+    "other"; `hash`, `fpr` and `digest` are set for the kinds that name one."""
+
+    path: str
+    kind: str
+    hash: str | None = None
+    fpr: str | None = None
+    digest: Digest | None = None
+
+
+def classify(path: str) -> ClassicPath:
+    for kind, pattern in PATTERNS.items():
+        m = pattern.fullmatch(path)
+        if m is None:
+            continue
+        groups = m.groupdict()
+        if kind == "blob":
+            if groups["hex"][:2] != groups["two"]:
+                break
+            return ClassicPath(path, kind, digest=Digest("sha256", groups["hex"]))
+        return ClassicPath(path, kind, groups.get("hash"), groups.get("fpr"))
+    return ClassicPath(path, "other")
+
+
+def valid_cache(name: str) -> bool:
+    """A cache name is an OCI repository name."""
+    return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None
+
+
+def split_view_path(path: str) -> tuple[str, str] | None:
+    """`<cache>/<classic path>` -> (cache, classic path), the cache ending just
+    before the first segment that starts a layout (`v3`, `blobs`, `build_cache`)."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        if parts[i] in ROOTS:
+            cache = "/".join(parts[:i])
+            return (cache, "/".join(parts[i:])) if valid_cache(cache) else None
+    return None
+
+
+def split_key(bucket: str, key: str) -> tuple[str, str] | None:
+    """An S3 object -> (cache, classic path), or None when it is not below a
+    layout root or the cache would not be a valid repository name."""
+    parts = key.split("/")
+    for i in range(len(parts)):
+        if parts[i] in ROOTS:
+            cache = "/".join([bucket, *parts[:i]])
+            return (cache, "/".join(parts[i:])) if valid_cache(cache) else None
+    return None
+
+
+def bucket_of(cache: str) -> tuple[str, str] | None:
+    """A cache -> (bucket, key prefix ending in "/" or empty), when its first
+    component is a valid bucket name (so it can also be pushed through S3)."""
+    bucket, _, rest = cache.partition("/")
+    if _BUCKET.fullmatch(bucket) is None or ".." in bucket:
+        return None
+    return bucket, f"{rest}/" if rest else ""
+
+
+def spec_tag(name: str, version: str, dag_hash: str) -> str:
+    """The tag spack gives a spec's image (spack.oci.image.ensure_valid_tag)."""
+    tag = re.sub(r"[^\w.-]", "_", f"{name}-{version}-{dag_hash}.spack", flags=re.ASCII)
+    return tag[:64] + tag[-64:] if len(tag) > 128 else tag
+
+
+def hash_of_tag(tag: str) -> str | None:
+    """The DAG hash a spec tag ends with, or None for any other tag."""
+    m = re.search(r"-([a-z2-7]{32})\.spack\Z", tag)
+    return m.group(1) if m and tag != INDEX_TAG else None
+
+
+def spec_manifest_path(name: str, version: str, dag_hash: str) -> str:
+    """Layout v3: the spec manifest of a spec (URLBuildcacheEntry.get_manifest_url)."""
+    return f"v3/manifests/spec/{name}/{_path_part(f'{name}-{version}-{dag_hash}')}" \
+        ".spec.manifest.json"
+
+
+def v2_stem(platform: str, os: str, target: str, compiler: str, name: str, version: str,
+            dag_hash: str) -> str:
+    """Layout v2: `<platform>-<os>-<target>-<compiler>-<version>-<name>-<version>-<hash>`
+    (binary_distribution.tarball_name)."""
+    cname, _, cversion = compiler.partition("@")
+    return _path_part(f"{platform}-{os}-{target}-{cname}-{cversion}-{name}-{version}-{dag_hash}")
+
+
+def v2_tarball_path(platform: str, os: str, target: str, compiler: str, name: str,
+                    version: str, dag_hash: str) -> str:
+    cname, _, cversion = compiler.partition("@")
+    stem = v2_stem(platform, os, target, compiler, name, version, dag_hash)
+    folder = _path_part(f"{platform}-{os}-{target}/{cname}-{cversion}/{name}-{version}",
+                        keep_slash=True)
+    return f"build_cache/{folder}/{stem}.spack"
+
+
+def _path_part(text: str, keep_slash: bool = False) -> str:
+    # spack's format_path replaces path separators inside a formatted field.
+    return text if keep_slash else text.replace("/", "_")

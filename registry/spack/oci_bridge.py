@@ -1,0 +1,213 @@
+"""The OCI side of a Spack build cache, as a decorator of the manifest service.
+
+- A manifest pushed under a spec tag (`<name>-<version>-<hash>.spack`) whose
+  config carries a spack `spec` becomes a record of the cache (the journal
+  entry is durable before the push is answered); a config that is not JSON, or
+  whose spec is malformed or names another hash than its tag, is refused with
+  MANIFEST_INVALID before anything is stored.
+- `index.spack` is answered from the server-kept index. A client's own
+  `update-index` may still push it: that is stored and changes nothing.
+- Deleting a spec's tag (or its manifest) removes the spec from the index.
+- A spec pushed as a classic cache through S3 gets its image made here (config
+  and manifest over the same tarball blobs) when it is first asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import zlib
+
+from registry.core.errors import ManifestInvalid, ManifestUnknown
+from registry.core.grammar import Digest, is_digest_like
+from registry.core.manifest_format import Manifest, decode_json
+from registry.core.manifests import StoredManifest
+from registry.core.protocols import Blobs, Manifests
+from registry.spack import synth
+from registry.spack.layout import INDEX_TAG, hash_of_tag, spec_tag, valid_cache
+from registry.spack.service import SpackCaches
+from registry.spack.specs import InvalidSpec, SpecDoc, SpecRecord
+
+log = logging.getLogger("registry.spack")
+
+CONFIG_MAX = 32 << 20
+
+
+class SpackManifests:
+    """Manifests (core.protocols) of repositories that are Spack build caches."""
+
+    def __init__(self, inner: Manifests, blobs: Blobs, caches: SpackCaches) -> None:
+        self.inner = inner
+        self.blobs = blobs
+        self.caches = caches
+        self._making: dict[tuple[str, str], asyncio.Future] = {}
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
+        if reference == INDEX_TAG:
+            data = await self.caches.oci_index(repo)
+            if data is not None:
+                return StoredManifest(Digest.of(data), synth.OCI_MANIFEST, len(data),
+                                      data if with_body else None)
+            return await self.inner.get(repo, reference, with_body)
+        try:
+            return await self.inner.get(repo, reference, with_body)
+        except ManifestUnknown:
+            h = None if is_digest_like(reference) else hash_of_tag(reference)
+            if h is None:
+                raise
+            record = await self.caches.record(repo, h)
+            if record is None or record.source == "oci":
+                raise
+        await self.materialize(repo, record)
+        return await self.inner.get(repo, reference, with_body)
+
+    async def exists(self, repo: str, digest: Digest) -> bool:
+        return await self.inner.exists(repo, digest)
+
+    async def read_bytes(self, digest: Digest) -> bytes:
+        return await self.inner.read_bytes(digest)
+
+    async def read_config(self, manifest: Manifest) -> bytes | None:
+        return await self.inner.read_config(manifest)
+
+    async def mirror(self, repo: str, digest: Digest, data: bytes, media_type: str | None,
+                     tag: str | None = None) -> Manifest:
+        return await self.inner.mirror(repo, digest, data, media_type, tag)
+
+    # -- writes ------------------------------------------------------------------
+
+    async def put(self, repo: str, reference: str, data: bytes,
+                  content_type: str | None) -> tuple[Digest, Manifest]:
+        h = None if is_digest_like(reference) else hash_of_tag(reference)
+        if h is None or not valid_cache(repo):
+            return await self.inner.put(repo, reference, data, content_type)
+        spec, config = await self._spec_of(data, h)
+        digest, manifest = await self.inner.put(repo, reference, data, content_type)
+        if spec is None:
+            return digest, manifest
+        await self.caches.add(repo, await self._record(spec, config, manifest, digest))
+        return digest, manifest
+
+    async def delete(self, repo: str, reference: str) -> None:
+        if is_digest_like(reference):
+            digest = Digest.parse(reference)
+            await self.inner.delete(repo, reference)
+            for record in await self.caches.records(repo):
+                if record.oci == digest:
+                    await self.caches.remove(repo, record.hash)
+            return
+        await self.inner.delete(repo, reference)
+        h = hash_of_tag(reference)
+        if h is not None:
+            await self.caches.remove(repo, h)
+
+    async def _spec_of(self, data: bytes, h: str) -> tuple[SpecDoc | None, dict]:
+        """The spec in the config of a manifest pushed under a spec tag; None when
+        the config has no `spec` (an ordinary image that happens to be so named)."""
+        try:
+            doc = decode_json(data)
+            config_digest = Digest.parse(doc["config"]["digest"])
+        except (KeyError, TypeError, ValueError, ManifestInvalid):
+            return None, {}  # the manifest service says what is wrong with it
+        try:
+            raw = await self.blobs.read(config_digest, CONFIG_MAX)
+        except Exception:
+            return None, {}  # unknown blob: refused by the manifest service
+        try:
+            config = json.loads(raw)
+        except ValueError:
+            raise ManifestInvalid("the config of a spack spec image is not valid JSON",
+                                  {"config": str(config_digest)}) from None
+        if not isinstance(config, dict) or "spec" not in config:
+            return None, {}
+        try:
+            spec = SpecDoc.parse(config)
+        except InvalidSpec as exc:
+            raise ManifestInvalid(f"the config's spack spec is invalid: {exc}",
+                                  {"config": str(config_digest)}) from None
+        if spec.root.hash != h:
+            raise ManifestInvalid("the tag names another spec than the config's",
+                                  {"tag_hash": h, "spec_hash": spec.root.hash})
+        return spec, config
+
+    async def _record(self, spec: SpecDoc, config: dict, manifest: Manifest,
+                      digest: Digest) -> SpecRecord:
+        if not manifest.layers:
+            raise ManifestInvalid("a spack spec image has no layers")
+        tarball = manifest.layers[-1]
+        checksum = config.get("binary_cache_checksum")
+        if isinstance(checksum, dict) and isinstance(checksum.get("hash"), str):
+            for layer in manifest.layers:  # the root's own layer, where it is
+                if layer.digest.hex == checksum["hash"]:
+                    tarball = layer
+        record = SpecRecord(spec, tarball.digest, tarball.size, "oci", oci=digest)
+        spec_file = synth.spec_file_v3(record)
+        spec_blob = Digest.of(spec_file)
+        await self.blobs.put_small(spec_file, spec_blob)
+        return SpecRecord(spec, tarball.digest, tarball.size, "oci", spec_blob, len(spec_file),
+                          oci=digest, pushed=_now())
+
+    # -- images for classic pushes --------------------------------------------
+
+    async def materialize(self, repo: str, record: SpecRecord) -> None:
+        """Push (once, however many ask at a time) the image of a spec that
+        arrived as a classic cache: the same tarball blobs as layers, dependencies
+        first when the cache holds them, the root's last."""
+        key = (repo, record.hash)
+        pending = self._making.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._making[key] = future
+        try:
+            await self._materialize(repo, record)
+            future.set_result(None)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it
+            raise
+        finally:
+            del self._making[key]
+
+    async def _materialize(self, repo: str, record: SpecRecord) -> None:
+        layers: list[tuple[Digest, int]] = []
+        for node in reversed(record.spec.nodes[1:]):
+            dep = await self.caches.record(repo, node.hash)
+            if dep is not None and not node.external:
+                layers.append((dep.tarball, dep.tarball_size))
+        layers.append((record.tarball, record.tarball_size))
+        diff_ids = [str(await self._uncompressed_digest(d)) for d, _ in layers]
+        config = synth.oci_config(record, diff_ids)
+        config_digest = Digest.of(config)
+        await self.blobs.put_small(config, config_digest)
+        for digest, size in [(config_digest, len(config)), *layers]:
+            if not await self.blobs.linked(repo, digest):
+                await self.blobs.link(repo, digest, size)
+        root = record.root
+        data = synth.oci_manifest(config_digest, len(config), layers,
+                                  f"{root.name}@{root.version} /{root.hash}")
+        await self.inner.put(repo, spec_tag(root.name, root.version, root.hash), data,
+                             synth.OCI_MANIFEST)
+
+    async def _uncompressed_digest(self, digest: Digest) -> Digest:
+        """The diff_id of a gzipped layer: the sha256 of its decompressed bytes,
+        streamed (the tarball may be large)."""
+        hasher = hashlib.sha256()
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+        def feed(chunk: bytes) -> None:
+            hasher.update(inflate.decompress(chunk))
+
+        async for chunk in self.blobs.reader(digest):
+            await asyncio.to_thread(feed, chunk)
+        return Digest("sha256", hasher.hexdigest())
+
+
+def _now() -> float:
+    import time
+    return time.time()

@@ -1,0 +1,264 @@
+"""Every cache's state, kept current from the journal, and the indexes made from it.
+
+`SpackCaches` is the one object the OCI and S3 bridges, the classic views, the
+API and the CLI use. Writes go to the journal first (`add`, `remove`: durable
+before the push that caused them is answered) and are applied to this
+process's state at once; other processes and replicas pick them up by reading
+the journal's newest entries, at most every REFRESH_S per cache, when the
+cache is next read. Indexes are rendered when asked for and the state changed
+since the last rendering, and stored as blobs: content-addressed, so replicas
+that render the same state serve the same digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from registry.core.grammar import Digest
+from registry.core.protocols import Blobs
+from registry.spack import synth
+from registry.spack.journal import WINDOW_NS, Journal
+from registry.spack.specs import SpecRecord
+from registry.spack.state import DB_VERSION, CacheState
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound
+
+log = logging.getLogger("registry.spack")
+
+REFRESH_S = 0.5
+SNAPSHOT_EVERY = 1000
+# How long "this cache has no journal" is believed before looking again.
+ABSENT_S = 1.0
+
+
+class SpecSink(Protocol):
+    """Who else wants to know of every record applied (the SQLite index)."""
+
+    async def spec_added(self, cache: str, record: SpecRecord) -> None: ...
+
+    async def spec_removed(self, cache: str, dag_hash: str) -> None: ...
+
+
+class Signer(Protocol):
+    """Clearsigns documents with the site key (spack.signing)."""
+
+    fingerprint: str
+
+    async def clearsign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An index document stored as a blob: its spec format, digest and size."""
+
+    fmt: int
+    digest: Digest
+    size: int
+    version: int
+
+
+class SpackCaches:
+    """The server-kept state of every Spack build cache in the store."""
+
+    def __init__(self, driver: Driver, blobs: Blobs | None = None,
+                 sink: SpecSink | None = None, signer: Signer | None = None,
+                 refresh_s: float = REFRESH_S) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self.sink = sink
+        self.signer = signer
+        self.refresh_s = refresh_s
+        self._states: dict[str, CacheState] = {}
+        self._checked: dict[str, float] = {}
+        self._absent: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._rendered: dict[tuple[str, int], Rendered] = {}
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    # -- state -----------------------------------------------------------------
+
+    async def state(self, cache: str) -> CacheState | None:
+        """The cache's state, caught up with the journal if it was not looked at
+        for REFRESH_S; None when the cache has never held a spec."""
+        now = time.monotonic()
+        state = self._states.get(cache)
+        if state is not None and now - self._checked.get(cache, 0.0) < self.refresh_s:
+            return state
+        if state is None and now - self._absent.get(cache, -ABSENT_S) < ABSENT_S:
+            return None
+        async with self._lock(cache):
+            state = self._states.get(cache)
+            if state is not None and time.monotonic() - self._checked.get(cache, 0.0) \
+                    < self.refresh_s:
+                return state
+            journal = Journal(self.driver, cache)
+            if state is None:
+                if not await journal.exists():
+                    self._absent[cache] = time.monotonic()
+                    return None
+                state = await self._load(journal)
+                self._states[cache] = state
+            else:
+                await self._catch_up(cache, journal, state)
+            self._checked[cache] = time.monotonic()
+            return state
+
+    async def _load(self, journal: Journal) -> CacheState:
+        snap = await journal.latest_snapshot()
+        state = CacheState.from_snapshot(snap[1]) if snap else CacheState()
+        await self._catch_up(journal.cache, journal, state)
+        for record in state.live():
+            await self._tell_added(journal.cache, record)
+        return state
+
+    async def _catch_up(self, cache: str, journal: Journal, state: CacheState) -> None:
+        after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
+        async for name, op in journal.entries(after):
+            await self._apply(cache, state, name, op)
+        await self._maybe_snapshot(journal, state)
+
+    async def _apply(self, cache: str, state: CacheState, name: str, op: dict) -> None:
+        h = op.get("hash")
+        if not isinstance(h, str):
+            return
+        record = None
+        if op.get("op") == "add":
+            try:
+                record = SpecRecord.from_json(op["record"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("spack: unreadable journal entry %s in %s", name, cache)
+                return
+        if state.apply(name, h, record):
+            if record is not None:
+                await self._tell_added(cache, record)
+            elif self.sink is not None:
+                await self.sink.spec_removed(cache, h)
+
+    async def _tell_added(self, cache: str, record: SpecRecord) -> None:
+        if self.sink is not None:
+            await self.sink.spec_added(cache, record)
+
+    async def _maybe_snapshot(self, journal: Journal, state: CacheState) -> None:
+        if state.since_snapshot < SNAPSHOT_EVERY or not state.last_entry:
+            return
+        state.since_snapshot = 0
+        try:
+            await journal.write_snapshot(state.last_entry, state.to_snapshot())
+        except Exception:  # the journal still holds everything
+            log.warning("spack: could not write a snapshot of %s", journal.cache,
+                        exc_info=True)
+
+    # -- writes ----------------------------------------------------------------
+
+    async def add(self, cache: str, record: SpecRecord) -> None:
+        """Record that `cache` holds `record`, durably, before returning. Its
+        blobs are linked into the cache's repository first, so that every view
+        (OCI included) can serve them once the record is visible."""
+        if self.blobs is not None:
+            for digest, size in ((record.tarball, record.tarball_size),
+                                 (record.spec_blob, record.spec_blob_size)):
+                if digest is not None and not await self.blobs.linked(cache, digest):
+                    await self.blobs.link(cache, digest, size)
+        await self._write(cache, {"op": "add", "hash": record.hash,
+                                  "record": record.to_json()})
+
+    async def remove(self, cache: str, dag_hash: str) -> None:
+        state = await self.state(cache)
+        if state is None or state.get(dag_hash) is None:
+            return
+        await self._write(cache, {"op": "remove", "hash": dag_hash})
+
+    async def _write(self, cache: str, op: dict) -> None:
+        journal = Journal(self.driver, cache)
+        name = await journal.append(op)
+        self._absent.pop(cache, None)
+        state = await self.state(cache)
+        if state is None:  # listing lags the write on some stores
+            state = self._states.setdefault(cache, CacheState())
+        async with self._lock(cache):
+            await self._apply(cache, state, name, op)
+
+    # -- reads -----------------------------------------------------------------
+
+    async def record(self, cache: str, dag_hash: str) -> SpecRecord | None:
+        state = await self.state(cache)
+        return state.get(dag_hash) if state is not None else None
+
+    async def records(self, cache: str) -> Iterator[SpecRecord]:
+        state = await self.state(cache)
+        return iter(list(state.live())) if state is not None else iter(())
+
+    def known_caches(self) -> list[str]:
+        return sorted(self._states)
+
+    async def index(self, cache: str, layout: str) -> Rendered | None:
+        """The database for `layout` ("v2", "v3" or "oci"), stored as a blob."""
+        state = await self.state(cache)
+        if state is None or self.blobs is None:
+            return None
+        fmt = state.db_format(layout)
+        if fmt is None:
+            return None
+        key = (cache, fmt)
+        done = self._rendered.get(key)
+        if done is not None and done.version == state.version:
+            return done
+        async with self._lock(f"render:{cache}:{fmt}"):
+            done = self._rendered.get(key)
+            version = state.version
+            if done is not None and done.version == version:
+                return done
+            data = state.unions[fmt].render(DB_VERSION[fmt])
+            digest = await asyncio.to_thread(Digest.of, data)
+            await self.store_blob(cache, data, digest)
+            done = self._rendered[key] = Rendered(fmt, digest, len(data), version)
+            return done
+
+    async def oci_index(self, cache: str) -> bytes | None:
+        """The `index.spack` manifest, its blobs stored and linked into the repository."""
+        rendered = await self.index(cache, "oci")
+        if rendered is None or self.blobs is None:
+            return None
+        await self.store_blob(cache, synth.EMPTY_CONFIG)
+        return synth.oci_index_manifest(rendered.digest, rendered.size)
+
+    async def store_blob(self, cache: str, data: bytes, digest: Digest | None = None) -> Digest:
+        """Store a document the server made as a blob of the cache's repository."""
+        assert self.blobs is not None
+        digest = digest or Digest.of(data)
+        await self.blobs.put_small(data, digest)
+        if not await self.blobs.linked(cache, digest):
+            await self.blobs.link(cache, digest, len(data))
+        return digest
+
+    async def signed(self, cache: str, data: bytes) -> bytes:
+        """`data` clearsigned with the site key: made once, kept in the store, so
+        every replica serves the same signature (gpg's carry a timestamp)."""
+        assert self.signer is not None
+        path = paths.spack_signed(cache, Digest.of(data))
+        try:
+            return await self.driver.get_content(path, 16 << 20)
+        except PathNotFound:
+            pass
+        signed = await self.signer.clearsign(data)
+        await self.driver.put_content(path, signed)
+        return signed
+
+    def has_digest(self, cache: str, state: CacheState, digest: Digest) -> bool:
+        """Whether `digest` is one of the cache's own blobs (tarballs, spec files,
+        indexes rendered here): what its classic view may serve."""
+        if any(r.digest == digest for (c, _), r in self._rendered.items() if c == cache):
+            return True
+        return any(rec.tarball == digest or rec.spec_blob == digest for rec in state.live())

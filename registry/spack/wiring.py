@@ -1,0 +1,28 @@
+"""The Spack build caches assembled: the shared state and the decorators that
+put it between the handlers and the core services."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from registry.core.service import Registry
+from registry.spack.oci_bridge import SpackManifests
+from registry.spack.s3_bridge import SpackObjects
+from registry.spack.service import Signer, SpackCaches, SpecSink
+from registry.storage.driver import Driver
+
+
+class Spack:
+    """`decorate` is a decorator for `core.factory.build_registry`: manifests
+    and objects learn which pushes are spack specs; `caches` is what the views,
+    the API and the CLI read."""
+
+    def __init__(self, driver: Driver, sink: SpecSink | None = None,
+                 signer: Signer | None = None) -> None:
+        self.caches = SpackCaches(driver, sink=sink, signer=signer)
+
+    def decorate(self, reg: Registry) -> Registry:
+        self.caches.blobs = reg.blobs
+        manifests = SpackManifests(reg.manifests, reg.blobs, self.caches)
+        objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests)
+        return dataclasses.replace(reg, manifests=manifests, objects=objects)
