@@ -492,3 +492,56 @@ def test_s3_buildcache_list_and_install(s3_pushed: S3Setup):
     hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
               for n in pushed.hashes}
     assert hashes == pushed.hashes
+
+
+# -- one push, every client: the server-kept index and the views across protocols ---------
+#
+#   oci push, no update-index  -> a fresh client lists and installs: the server kept the index
+#   oci push                   -> a fresh client installs from https://HOST/spack/<repo>
+#                                 (layout v3 for spack 1.x, v2 for spack 0.2x)
+#   s3 push (classic)          -> a fresh client installs over oci:// from the same cache
+
+
+def test_server_kept_index_without_update_index(pushed: Setup):
+    """Push to a new repository without running update-index: the index is there."""
+    repo = "spack/noindex"
+    url = f"oci://{pushed.registry.host}/{repo}"
+    producer = copy.copy(pushed.producer)
+    producer("mirror", "add", "--unsigned", "noindex", url)
+    producer("buildcache", "push", "--unsigned", "noindex", "trivial-root")
+    spack = pushed.client("consumer-server-index")
+    spack("mirror", "add", "--unsigned", "ours", url)
+    listed = spack("buildcache", "list", "--allarch", "-l")
+    for name in ("trivial-root", "trivial-dep"):
+        assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", listed), listed
+    spack("buildcache", "install", "-u", "trivial-root")
+    _check_installed(spack)
+
+
+def test_classic_view_of_oci_push(pushed: Setup):
+    """The OCI cache is also a plain https mirror (layout v3 or v2 by spack version)."""
+    spack = pushed.client("consumer-classic-view")
+    url = f"{pushed.registry.url}/spack/{pushed.repo}"
+    spack("mirror", "add", "--unsigned", "classic", url)
+    listed = spack("buildcache", "list", "--allarch", "-l")
+    for name in ("trivial-root", "trivial-dep"):
+        assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", listed), listed
+    spack("buildcache", "install", "-u", "trivial-root")
+    _check_installed(spack)
+    hashes = {n: spack("find", "--format", "{hash}", n).strip().splitlines()[-1]
+              for n in pushed.hashes}
+    assert hashes == pushed.hashes
+
+
+def test_oci_view_of_s3_push(s3_pushed: S3Setup):
+    """A classic cache pushed through S3 installs over oci:// from the same cache."""
+    pushed = s3_pushed.pushed
+    spack = pushed.client("consumer-oci-of-s3")
+    spack.registry = s3_pushed.registry
+    spack("mirror", "add", "--unsigned", "ours",
+          f"oci://{s3_pushed.registry.host}/{S3_BUCKET}")
+    listed = spack("buildcache", "list", "--allarch", "-l")
+    for name in ("trivial-root", "trivial-dep"):
+        assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", listed), listed
+    spack("buildcache", "install", "-u", "trivial-root")
+    _check_installed(spack)
