@@ -255,10 +255,3 @@ class SpackCaches:
         signed = await self.signer.clearsign(data)
         await self.driver.put_content(path, signed)
         return signed
-
-    def has_digest(self, cache: str, state: CacheState, digest: Digest) -> bool:
-        """Whether `digest` is one of the cache's own blobs (tarballs, spec files,
-        indexes rendered here): what its classic view may serve."""
-        if any(r.digest == digest for (c, _), r in self._rendered.items() if c == cache):
-            return True
-        return any(rec.tarball == digest or rec.spec_blob == digest for rec in state.live())
