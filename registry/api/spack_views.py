@@ -12,6 +12,7 @@ cache that maps to a bucket is the S3 object of that key.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -51,15 +52,25 @@ async def view(request: web.BaseRequest, route: dict[str, str],
     answer = await _answer(ctx, caches, cache, path)
     if answer is None:
         return await _object(request, ctx, cache, path.path)
+    if isinstance(answer, StoredKey):
+        return await _object(request, ctx, cache, answer.key, whole_key=True)
     if isinstance(answer, Digest):
         return await _blob(request, ctx, cache, answer)
     data, content_type = answer
     return await send_bytes(request, data, content_type)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """Send the S3 object spack wrote at `key` (the whole key, prefix included)."""
+
+    key: str
+
+
 async def _answer(ctx: Context, caches: SpackCaches, cache: str,
-                  path: ClassicPath) -> tuple[bytes, str] | Digest | None:
-    """What to send for a classic path: bytes, a blob, or None (the S3 object)."""
+                  path: ClassicPath) -> tuple[bytes, str] | Digest | StoredKey | None:
+    """What to send for a classic path: bytes, a blob, a stored object, or None
+    (the S3 object at that path, if any)."""
     kind = path.kind
     if kind == "blob":
         return path.digest
@@ -87,16 +98,16 @@ async def _answer(ctx: Context, caches: SpackCaches, cache: str,
     if kind == "tarball2":
         return record.tarball
     if kind == "spec3":
-        if record.source == "v3":
-            return None  # what spack wrote, unchanged
+        if record.source == "v3" and record.key:
+            return StoredKey(record.key)  # what spack wrote, unchanged
         return await _maybe_signed(caches, cache, _spec_manifest(record), JSON)
     if kind == "specjson":
         if record.source == "v2" and record.key and record.key.endswith(".spec.json"):
-            return None
+            return StoredKey(record.key)
         return synth.spec_json_v2(record), JSON
     if kind == "specsig":
         if record.source == "v2" and record.key and record.key.endswith(".sig"):
-            return None
+            return StoredKey(record.key)
         if caches.signer is None:
             raise _missing(path.path)
         return await _maybe_signed(caches, cache, synth.spec_json_v2(record), "text/plain")
@@ -178,15 +189,16 @@ async def _blob(request: web.BaseRequest, ctx: Context, cache: str,
 
 
 async def _object(request: web.BaseRequest, ctx: Context, cache: str,
-                  path: str) -> web.StreamResponse:
-    """The S3 object at `path` below the cache, when the cache maps to a bucket."""
+                  path: str, whole_key: bool = False) -> web.StreamResponse:
+    """The S3 object at `path` below the cache (or at key `path` of its bucket),
+    when the cache maps to a bucket."""
     where = bucket_of(cache)
     if where is None:
         raise _missing(path)
     bucket, prefix = where
     try:
         plan = await ctx.registry.objects.serve(
-            bucket, prefix + path, request.headers.get("Range"),
+            bucket, path if whole_key else prefix + path, request.headers.get("Range"),
             with_body=request.method == "GET",
             if_none_match=request.headers.get("If-None-Match"))
     except ObjectError as exc:
