@@ -80,6 +80,10 @@ class SpackCaches:
         self._absent: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple[str, int], Rendered] = {}
+        # (cache, digest) of documents stored and linked by this process. A blob
+        # is never deleted while its cache links it (GC, when it comes, must
+        # drop this too).
+        self._stored: set[tuple[str, Digest]] = set()
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -238,9 +242,14 @@ class SpackCaches:
         """Store a document the server made as a blob of the cache's repository."""
         assert self.blobs is not None
         digest = digest or Digest.of(data)
+        if (cache, digest) in self._stored:
+            return digest
         await self.blobs.put_small(data, digest)
         if not await self.blobs.linked(cache, digest):
             await self.blobs.link(cache, digest, len(data))
+        if len(self._stored) > 4096:  # documents of the past: only a shortcut
+            self._stored.clear()
+        self._stored.add((cache, digest))
         return digest
 
     async def signed(self, cache: str, data: bytes) -> bytes:
