@@ -1,0 +1,74 @@
+"""Spack's build-cache paths and names, and clearsigned documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.spack.layout import (
+    bucket_of,
+    classify,
+    hash_of_tag,
+    spec_tag,
+    split_key,
+    split_view_path,
+)
+from registry.spack.s3_bridge import clear_text
+
+H = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@pytest.mark.parametrize("path,kind", [
+    ("v3/layout.json", "layout"),
+    ("v3/manifests/index/index.manifest.json", "index3"),
+    (f"v3/manifests/spec/zlib/zlib-1.3-{H}.spec.manifest.json", "spec3"),
+    ("v3/manifests/key/0123456789ABCDEF0123456789ABCDEF01234567.key.manifest.json", "key3"),
+    ("v3/manifests/key/keys.manifest.json", "keys3"),
+    ("blobs/sha256/ab/ab" + "0" * 62, "blob"),
+    ("blobs/sha256/cd/ab" + "0" * 62, "other"),  # the two hex must be the digest's
+    ("build_cache/index.json", "index2"),
+    ("build_cache/index.json.hash", "hash2"),
+    (f"build_cache/linux-x-y-gcc-12-zlib-1.3-{H}.spec.json", "specjson"),
+    (f"build_cache/linux-x-y-gcc-12-zlib-1.3-{H}.spec.json.sig", "specsig"),
+    (f"build_cache/linux-x-y/gcc-12/zlib-1.3/linux-x-y-gcc-12-zlib-1.3-{H}.spack", "tarball2"),
+    ("build_cache/_pgp/index.json", "keys2"),
+    ("build_cache/_pgp/0123456789ABCDEF.pub", "key2"),
+    (f"v3/manifests/spec/zlib/zlib-1.3-{H[:-1]}.spec.manifest.json", "other"),
+])
+def test_classify(path, kind):
+    assert classify(path).kind == kind
+
+
+def test_hash_comes_from_the_path():
+    assert classify(f"v3/manifests/spec/a/a-1-{H}.spec.manifest.json").hash == H
+
+
+def test_caches_and_buckets():
+    assert split_view_path("site/cache/v3/layout.json") == ("site/cache", "v3/layout.json")
+    assert split_view_path("v3/layout.json") is None  # no cache before the layout
+    assert split_view_path("Bad/v3/layout.json") is None
+    assert split_key("mybucket", "pre/fix/blobs/sha256/ab/x") == ("mybucket/pre/fix",
+                                                                   "blobs/sha256/ab/x")
+    assert split_key("mybucket", "build_cache/index.json") == ("mybucket",
+                                                               "build_cache/index.json")
+    assert split_key("mybucket", "other/key") is None
+    assert split_key("mybucket", "Upper/v3/layout.json") is None  # not a repository name
+    assert bucket_of("mybucket/pre/fix") == ("mybucket", "pre/fix/")
+    assert bucket_of("mybucket") == ("mybucket", "")
+    assert bucket_of("my_cache") is None and bucket_of("ab") is None
+
+
+def test_tags_as_spack_makes_them():
+    assert spec_tag("zlib", "1.3", H) == f"zlib-1.3-{H}.spack"
+    assert spec_tag("zlib", "git.a/b=1", H) == f"zlib-git.a_b_1-{H}.spack"
+    long = spec_tag("x" * 200, "1", H)
+    assert len(long) == 128 and long.endswith(f"{H}.spack")
+    assert hash_of_tag(long) == H
+    assert hash_of_tag("index.spack") is None and hash_of_tag("latest") is None
+
+
+def test_clear_text_of_a_clearsigned_document():
+    signed = (b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"
+              b'{"a":1}\n- -----not a header\n'
+              b"-----BEGIN PGP SIGNATURE-----\n\nxx\n-----END PGP SIGNATURE-----\n")
+    assert clear_text(signed) == b'{"a":1}\n-----not a header'
+    assert clear_text(b'{"a":1}') == b'{"a":1}'
