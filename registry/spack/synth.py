@@ -18,6 +18,8 @@ import io
 import json
 from typing import Any
 
+import archspec.cpu
+
 from registry.core.grammar import Digest
 from registry.spack.specs import SpecRecord
 
@@ -114,8 +116,6 @@ def parse_manifest_v3(doc: Any) -> list[dict]:
 
 def target_family(target: str) -> str:
     """The family of a microarchitecture (skylake -> x86_64), by archspec."""
-    import archspec.cpu
-
     found = archspec.cpu.TARGETS.get(target)
     return found.family.name if found is not None else target
 
