@@ -1,4 +1,5 @@
-"""Command line: `registry serve`, `registry config check FILE`, `registry reindex`."""
+"""Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
+`registry spack import DIR`."""
 
 from __future__ import annotations
 
@@ -71,6 +72,60 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spack_import(args: argparse.Namespace) -> int:
+    from registry.core.factory import CoreSettings, build_registry
+    from registry.index.db import Index
+    from registry.index.hooks import IndexHooks
+    from registry.progressbar import ProgressBar
+    from registry.spack import importer
+    from registry.spack.layout import bucket_of
+    from registry.spack.wiring import Spack
+    from registry.storage import create_driver
+
+    config = _load(args)
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"spack import: {root} is not a directory", file=sys.stderr)
+        return 2
+    if bucket_of(args.cache) is None:
+        print(f"spack import: {args.cache!r} cannot be a build cache name (its first "
+              "component must be a valid S3 bucket name)", file=sys.stderr)
+        return 2
+    todo = importer.plan(root)
+    if todo.files == 0:
+        print(f"spack import: no build cache under {root} (no v3/, blobs/ or build_cache/)",
+              file=sys.stderr)
+        return 2
+
+    async def run() -> importer.Summary:
+        driver = create_driver(config.storage)
+        # The server's index learns of what is imported as it would of a push.
+        index = Index(config.index.path)
+        await index.open()
+        hooks = IndexHooks(index)
+        hooks.start()
+        spack = Spack(driver)
+        reg = build_registry(driver, hooks, CoreSettings.from_config(config),
+                             decorators=[spack.decorate])
+        bar = ProgressBar(todo.files, todo.bytes)
+        try:
+            summary = await importer.run(reg.objects, args.cache, todo, args.jobs, bar.update)
+            await reg.objects.settle()
+            return summary
+        finally:
+            bar.close()
+            await hooks.close()
+            await driver.close()
+            await index.close()
+
+    summary = asyncio.run(run())
+    print(f"{args.cache}: {summary.stored} files stored, {summary.unchanged} already there, "
+          f"{len(todo.skipped)} skipped, {len(summary.failed)} refused")
+    for rel, why in summary.failed:
+        print(f"  refused {rel}: {why}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="registry", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +150,17 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reindex", help="rebuild the SQLite index from storage")
     common(r)
     r.set_defaults(func=cmd_reindex)
+
+    sp = sub.add_parser("spack", help="Spack build caches")
+    spsub = sp.add_subparsers(dest="spack_command", required=True)
+    imp = spsub.add_parser("import", help="import a build cache directory "
+                                          "(spack buildcache push file://DIR)")
+    common(imp)
+    imp.add_argument("dir", help="the directory spack pushed to")
+    imp.add_argument("--cache", required=True,
+                     help="the cache to import into (its OCI repository name)")
+    imp.add_argument("--jobs", type=int, default=4, help="files stored at once (default 4)")
+    imp.set_defaults(func=cmd_spack_import)
     return p
 
 

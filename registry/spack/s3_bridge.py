@@ -154,6 +154,12 @@ class SpackObjects:
                     await self.caches.remove(where[0], path.hash)
         return existed
 
+    async def settle(self) -> None:
+        """Wait for the OCI images being made in the background (a CLI import
+        must not close the store under them)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _added(self, cache: str, record: SpecRecord) -> None:
         await self.caches.add(cache, record)
         task = asyncio.get_running_loop().create_task(self._image(cache, record))
