@@ -545,3 +545,27 @@ def test_oci_view_of_s3_push(s3_pushed: S3Setup):
         assert re.search(rf"\b{pushed.hashes[name][:7]} {name}@1\.0\b", listed), listed
     spack("buildcache", "install", "-u", "trivial-root")
     _check_installed(spack)
+
+
+def test_import_of_a_directory_push(pushed: Setup):
+    """`spack buildcache push file:///DIR` then `registry spack import DIR`: the
+    cache installs over oci:// and from its classic view, no update-index run."""
+    producer = copy.copy(pushed.producer)
+    directory = pushed.tmp / "offline-cache"
+    producer("buildcache", "push", "--unsigned", f"file://{directory}", "trivial-root")
+    repo = "spack/imported"
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "spack", "import", str(directory), "--cache", repo,
+         "--data", str(pushed.registry.data_dir)],
+        capture_output=True, text=True, env=pushed.registry.env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 refused" in done.stdout, done.stdout
+    for name, url in [("oci", f"oci://{pushed.registry.host}/{repo}"),
+                      ("classic", f"{pushed.registry.url}/spack/{repo}")]:
+        spack = pushed.client(f"consumer-import-{name}")
+        spack("mirror", "add", "--unsigned", "ours", url)
+        listed = spack("buildcache", "list", "--allarch", "-l")
+        for pkg in ("trivial-root", "trivial-dep"):
+            assert re.search(rf"\b{pushed.hashes[pkg][:7]} {pkg}@1\.0\b", listed), listed
+        spack("buildcache", "install", "-u", "trivial-root")
+        _check_installed(spack)
