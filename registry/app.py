@@ -15,6 +15,7 @@ from registry.api.families import ApiFamily, SpackFamily, UiFamily
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
+from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.cache.node import NodeCache
 from registry.config import Config
@@ -26,6 +27,7 @@ from registry.core.service import Registry
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
+from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
 
@@ -41,9 +43,12 @@ def build_dispatcher(registry: Registry, config: Config,
     register_s3(s3)
     spack_family = SpackFamily()
     register_spack_views(spack_family)
-    families = [oci, spack_family, ApiFamily(), UiFamily(), s3]
+    api = ApiFamily()
+    register_spack_api(api)
+    families = [oci, spack_family, api, UiFamily(), s3]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
-                  spack.caches if spack is not None else None)
+                  spack.caches if spack is not None else None,
+                  spack.catalog if spack is not None else None)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -93,7 +98,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                                config.limits.manifest_max_bytes, storage.fsync,
                                hooks or index_hooks)
     # A node cache serves what its upstream holds; its spack views come with it.
-    spack = Spack(driver) if node_cache is None else None
+    spack = Spack(driver, SpecCatalog(index, index_hooks)) if node_cache is None else None
     try:
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
                              decorators=[node_cache.decorate] if node_cache
@@ -112,6 +117,9 @@ async def running(config: Config, hooks: Hooks | None = None,
             uncached = build_registry(driver, settings=CoreSettings(shared_store=True))
             await stack.enter_async_context(background(indexing.keep_current(
                 uncached, index, index_hooks, config.index.sync_interval if shared_store else 0)))
+            if spack is not None and spack.catalog is not None:
+                await stack.enter_async_context(background(
+                    keep_current(spack.caches, spack.catalog)))
             yield build_dispatcher(reg, config, spack=spack)
     finally:
         await index_hooks.close()  # drain the queue and the pull counts first

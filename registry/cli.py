@@ -78,6 +78,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
     from registry.index.hooks import IndexHooks
     from registry.progressbar import ProgressBar
     from registry.spack import importer
+    from registry.spack.catalog import SpecCatalog
     from registry.spack.layout import bucket_of
     from registry.spack.wiring import Spack
     from registry.storage import create_driver
@@ -104,7 +105,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
         await index.open()
         hooks = IndexHooks(index)
         hooks.start()
-        spack = Spack(driver)
+        spack = Spack(driver, SpecCatalog(index, hooks))
         reg = build_registry(driver, hooks, CoreSettings.from_config(config),
                              decorators=[spack.decorate])
         bar = ProgressBar(todo.files, todo.bytes)
@@ -124,6 +125,52 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
     for rel, why in summary.failed:
         print(f"  refused {rel}: {why}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def cmd_spack_list(args: argparse.Namespace) -> int:
+    from registry.api.spack_api import spec_json
+    from registry.index.db import Index
+    from registry.spack import catalog
+    from registry.spack.service import SpackCaches
+    from registry.storage import create_driver
+
+    config = _load(args)
+
+    async def run() -> list:
+        driver = create_driver(config.storage)
+        index = Index(config.index.path)
+        await index.open()
+        try:
+            # The store is the truth: bring the index's rows up to it first, so the
+            # list is right with the server stopped, or another replica's pushes.
+            specs = catalog.SpecCatalog(index)
+            await catalog.sync(SpackCaches(driver, sink=specs), specs)
+            return await specs.specs(args.cache, name=args.name, target=args.target)
+        finally:
+            await driver.close()
+            await index.close()
+
+    rows = asyncio.run(run())
+    if args.json:
+        print(json.dumps([spec_json(r) for r in rows], indent=1))
+        return 0
+    for r in rows:
+        compiler = f" %{r.compiler}" if r.compiler else ""
+        print(f"{r.hash[:7]} {r.name}@{r.version}{compiler} "
+              f"arch={r.platform}-{r.os}-{r.target}  {r.cache}  {_size(r.size)}")
+    caches = len({r.cache for r in rows})
+    print(f"{len(rows)} spec{'s' * (len(rows) != 1)} in {caches} "
+          f"cache{'s' * (caches != 1)}", file=sys.stderr)
+    return 0
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -161,6 +208,13 @@ def parser() -> argparse.ArgumentParser:
                      help="the cache to import into (its OCI repository name)")
     imp.add_argument("--jobs", type=int, default=4, help="files stored at once (default 4)")
     imp.set_defaults(func=cmd_spack_import)
+    ls = spsub.add_parser("list", help="list the specs of every build cache (or one)")
+    common(ls)
+    ls.add_argument("--cache", help="only this cache (its OCI repository name)")
+    ls.add_argument("--name", help="only specs of this package")
+    ls.add_argument("--target", help="only specs built for this target (e.g. x86_64_v3)")
+    ls.add_argument("--json", action="store_true", help="JSON, as the API answers")
+    ls.set_defaults(func=cmd_spack_list)
     return p
 
 

@@ -11,6 +11,7 @@ from registry.config import Config
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 from registry.core.uploads import UploadStatus
+from registry.spack.catalog import SpecCatalog
 from registry.spack.service import SpackCaches
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -26,6 +27,8 @@ class Context:
     families: dict[str, str] = field(default_factory=dict)
     # Spack build caches (registry.spack.service.SpackCaches); None when off.
     spack: SpackCaches | None = None
+    # The SQLite index of every spec (registry.spack.catalog); None when off.
+    specs: SpecCatalog | None = None
 
 
 def upload_headers(status: UploadStatus) -> dict[str, str]:

@@ -13,6 +13,8 @@ Tables (schema.py has the DDL and its versions):
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
     blobs      (repo, digest) size: blobs linked into a repository
     pulls      (repo, digest, kind) count, last_pulled: read events
+    spack_specs (cache, hash) name, version, arch, compiler, variants, dependencies,
+               size: the specs of every Spack build cache (registry.spack.catalog)
     meta       schema_version, catchup ("1": contents unknown, fill from storage)
     writers    one row per process that has the file open for writing
 
@@ -45,6 +47,7 @@ from registry.index.records import (
     ManifestRow,
     Platform,
     PullStat,
+    SpecRow,
     TagRow,
 )
 from registry.index.writes import APPLY
@@ -300,9 +303,53 @@ class Index:
             f" ORDER BY p.last_pulled IS NOT NULL, p.last_pulled, t.repo, t.digest LIMIT ?",
             [kind, kind, limit])]
 
+    async def spack_specs(self, cache: str | None = None, *, name: str | None = None,
+                          target: str | None = None, after: tuple[str, str] | None = None,
+                          limit: int | None = None) -> list[SpecRow]:
+        """Specs of one cache (or all), by name then hash, optionally only those
+        named `name` or built for target `target`, starting after (name, hash)."""
+        where, params = [], []
+        for col, value in (("cache", cache), ("name", name), ("target", target)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if after is not None:
+            where.append("(name, hash) > (?, ?)")
+            params.extend(after)
+        sql = "SELECT * FROM spack_specs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY name, hash, cache"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_spec_row(r) for r in await self._query(sql, params)]
+
+    async def spack_caches(self) -> dict[str, int]:
+        """Every cache with a spec, and how many it holds."""
+        return {r["cache"]: r["n"] for r in await self._query(
+            "SELECT cache, count(*) AS n FROM spack_specs GROUP BY cache ORDER BY cache")}
+
     async def schema_version(self) -> int:
         """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""
         return await self._run(lambda: schema.version_of(self._connection()))
+
+
+def _json(text: str | None, default: Any) -> Any:
+    try:
+        value = json.loads(text or "null")
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+def _spec_row(r: dict[str, Any]) -> SpecRow:
+    deps = tuple((str(d[0]), str(d[1])) for d in _json(r["dependencies"], [])
+                 if isinstance(d, list) and len(d) == 2)
+    return SpecRow(r["cache"], r["hash"], r["name"] or "", r["version"] or "",
+                   r["platform"] or "", r["os"] or "", r["target"] or "",
+                   r["compiler"] or "", _json(r["variants"], {}), deps, r["size"] or 0,
+                   r["format"] or 0, r["source"] or "", r["pushed_at"] or 0.0)
 
 
 def _manifest_row(r: dict[str, Any]) -> ManifestRow:

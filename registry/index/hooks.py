@@ -35,6 +35,9 @@ from registry.index.records import (
     ManifestPut,
     PullCount,
     PullsSeen,
+    SpecDeleted,
+    SpecPut,
+    SpecsReset,
     TagDeleted,
     WriteEvent,
 )
@@ -90,6 +93,13 @@ class IndexHooks:
 
     async def blob_unlinked(self, repo: str, digest: Any) -> None:
         self._put(BlobUnlinked(repo, str(digest)))
+
+    # -- Spack build caches (registry.spack.catalog) -----------------------------
+
+    def spec_event(self, event: SpecPut | SpecDeleted | SpecsReset) -> None:
+        """Queue a change to the specs of a cache, like any write event. A dropped
+        one marks the index dirty; the catalog's refresh resets the cache's rows."""
+        self._put(event)
 
     # -- core.hooks.Hooks: reads (called, not awaited, on every GET) -------------
 

@@ -101,7 +101,56 @@ class PullsSeen:
     counts: tuple[PullCount, ...]
 
 
-WriteEvent = ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
+@dataclass(frozen=True, slots=True)
+class SpecRow:
+    """One spec a Spack build cache holds: what `registry spack list` and the API
+    show. `variants` maps variant names to values; `dependencies` lists the
+    direct dependencies' names and hashes."""
+
+    cache: str
+    hash: str
+    name: str
+    version: str
+    platform: str
+    os: str
+    target: str
+    compiler: str
+    variants: dict[str, Any]
+    dependencies: tuple[tuple[str, str], ...]  # (name, hash)
+    size: int  # of the tarball
+    format: int  # the spec format: 4 (spack 0.2x) or 5 (spack 1.x)
+    source: str  # how it arrived: "oci", "v3" or "v2"
+    pushed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpecPut:
+    """A cache holds `row` (replacing what it held under the same hash)."""
+
+    row: SpecRow
+
+    @property
+    def repo(self) -> str:
+        return self.row.cache
+
+
+@dataclass(frozen=True, slots=True)
+class SpecDeleted:
+    repo: str  # the cache
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpecsReset:
+    """A cache holds exactly `rows`: what it held before and is not among them is gone."""
+
+    repo: str  # the cache
+    rows: tuple[SpecRow, ...]
+
+
+SpecEvent = SpecPut | SpecDeleted | SpecsReset
+WriteEvent = (ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
+              | SpecEvent)
 Event = WriteEvent | PullsSeen
 
 

@@ -60,7 +60,18 @@ V2 = [
     'CREATE INDEX "idx_blobs_digest" ON "blobs" ("digest")',
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2]  # MIGRATIONS[n - 1] brings a file to version n
+# Version 3: the specs of every Spack build cache (registry.spack.catalog), one row
+# per spec a cache holds, for `registry spack list`, the API and search.
+V3 = [
+    """CREATE TABLE "spack_specs" (
+   "cache" TEXT, "hash" TEXT, "name" TEXT, "version" TEXT, "platform" TEXT, "os" TEXT,
+   "target" TEXT, "compiler" TEXT, "variants" TEXT, "dependencies" TEXT, "size" INTEGER,
+   "format" INTEGER, "source" TEXT, "pushed_at" REAL, PRIMARY KEY ("cache", "hash"))""",
+    'CREATE INDEX "idx_spack_specs_name" ON "spack_specs" ("name", "hash")',
+    'CREATE INDEX "idx_spack_specs_target" ON "spack_specs" ("target")',
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3]  # MIGRATIONS[n - 1] brings a file to version n
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -15,6 +15,10 @@ from registry.index.records import (
     ManifestDeleted,
     ManifestPut,
     PullsSeen,
+    SpecDeleted,
+    SpecPut,
+    SpecRow,
+    SpecsReset,
     TagDeleted,
     TagSet,
 )
@@ -99,8 +103,34 @@ def _pulls_seen(conn: sqlite3.Connection, e: PullsSeen) -> None:
         [[c.repo, c.digest, c.kind, c.count, c.last_pulled] for c in e.counts])
 
 
+def _spec_values(r: SpecRow) -> list[Any]:
+    return [r.cache, r.hash, r.name, r.version, r.platform, r.os, r.target, r.compiler,
+            json.dumps(r.variants, sort_keys=True, default=str),
+            json.dumps([list(d) for d in r.dependencies]), r.size, r.format, r.source,
+            r.pushed_at]
+
+
+_SPEC_INSERT = ("INSERT OR REPLACE INTO spack_specs (cache, hash, name, version, platform, os,"
+                " target, compiler, variants, dependencies, size, format, source, pushed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _spec_put(conn: sqlite3.Connection, e: SpecPut) -> None:
+    conn.execute(_SPEC_INSERT, _spec_values(e.row))
+
+
+def _spec_deleted(conn: sqlite3.Connection, e: SpecDeleted) -> None:
+    conn.execute("DELETE FROM spack_specs WHERE cache = ? AND hash = ?", [e.repo, e.hash])
+
+
+def _specs_reset(conn: sqlite3.Connection, e: SpecsReset) -> None:
+    conn.execute("DELETE FROM spack_specs WHERE cache = ?", [e.repo])
+    conn.executemany(_SPEC_INSERT, [_spec_values(r) for r in e.rows])
+
+
 APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     ManifestPut: _manifest_put, ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
     TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
-    PullsSeen: _pulls_seen,
+    PullsSeen: _pulls_seen, SpecPut: _spec_put, SpecDeleted: _spec_deleted,
+    SpecsReset: _specs_reset,
 }

@@ -128,3 +128,26 @@ class Journal:
             await self.driver.delete(path)
         except PathNotFound:
             pass
+
+
+async def caches(driver: Driver, max_depth: int = 16) -> list[str]:
+    """Every cache with a journal or snapshots in the store, sorted. Walks the
+    directories under `spack/` (a cache name has a component per level) without
+    listing any journal: one `list` per directory, not per entry."""
+    found: list[str] = []
+
+    async def visit(prefix: str, depth: int) -> None:
+        path = paths.spack_cache(prefix) if prefix else paths.SPACK
+        try:
+            children = await driver.list(path)
+        except PathNotFound:
+            return
+        if prefix and ("_journal" in children or "_snapshots" in children):
+            found.append(prefix)
+        if depth < max_depth:
+            for child in children:
+                if not child.startswith("_"):
+                    await visit(f"{prefix}/{child}" if prefix else child, depth + 1)
+
+    await visit("", 0)
+    return sorted(found)

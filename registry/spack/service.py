@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +42,9 @@ class SpecSink(Protocol):
     async def spec_added(self, cache: str, record: SpecRecord) -> None: ...
 
     async def spec_removed(self, cache: str, dag_hash: str) -> None: ...
+
+    async def cache_loaded(self, cache: str, records: Iterable[SpecRecord]) -> None:
+        """The cache holds exactly `records` (a process loaded it from the store)."""
 
 
 class Signer(Protocol):
@@ -122,18 +125,26 @@ class SpackCaches:
     async def _load(self, journal: Journal) -> CacheState:
         snap = await journal.latest_snapshot()
         state = CacheState.from_snapshot(snap[1]) if snap else CacheState()
-        await self._catch_up(journal.cache, journal, state)
-        for record in state.live():
-            await self._tell_added(journal.cache, record)
+        await self._catch_up(journal.cache, journal, state, tell=False)
+        if self.sink is not None:
+            await self.sink.cache_loaded(journal.cache, list(state.live()))
         return state
 
-    async def _catch_up(self, cache: str, journal: Journal, state: CacheState) -> None:
+    async def resend(self, cache: str) -> None:
+        """Tell the sink again everything `cache` holds (it lost an event)."""
+        state = self._states.get(cache)
+        if state is not None and self.sink is not None:
+            await self.sink.cache_loaded(cache, list(state.live()))
+
+    async def _catch_up(self, cache: str, journal: Journal, state: CacheState,
+                        tell: bool = True) -> None:
         after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
         async for name, op in journal.entries(after):
-            await self._apply(cache, state, name, op)
+            await self._apply(cache, state, name, op, tell)
         await self._maybe_snapshot(journal, state)
 
-    async def _apply(self, cache: str, state: CacheState, name: str, op: dict) -> None:
+    async def _apply(self, cache: str, state: CacheState, name: str, op: dict,
+                     tell: bool = True) -> None:
         h = op.get("hash")
         if not isinstance(h, str):
             return
@@ -144,7 +155,7 @@ class SpackCaches:
             except (KeyError, TypeError, ValueError):
                 log.warning("spack: unreadable journal entry %s in %s", name, cache)
                 return
-        if state.apply(name, h, record):
+        if state.apply(name, h, record) and tell:
             if record is not None:
                 await self._tell_added(cache, record)
             elif self.sink is not None:

@@ -6,20 +6,23 @@ from __future__ import annotations
 import dataclasses
 
 from registry.core.service import Registry
+from registry.spack.catalog import SpecCatalog
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.s3_bridge import SpackObjects
-from registry.spack.service import Signer, SpackCaches, SpecSink
+from registry.spack.service import Signer, SpackCaches
 from registry.storage.driver import Driver
 
 
 class Spack:
     """`decorate` is a decorator for `core.factory.build_registry`: manifests
     and objects learn which pushes are spack specs; `caches` is what the views,
-    the API and the CLI read."""
+    the API and the CLI read; `catalog` (when given) is the SQLite index of
+    every spec, kept by `caches`."""
 
-    def __init__(self, driver: Driver, sink: SpecSink | None = None,
+    def __init__(self, driver: Driver, catalog: SpecCatalog | None = None,
                  signer: Signer | None = None) -> None:
-        self.caches = SpackCaches(driver, sink=sink, signer=signer)
+        self.catalog = catalog
+        self.caches = SpackCaches(driver, sink=catalog, signer=signer)
 
     def decorate(self, reg: Registry) -> Registry:
         self.caches.blobs = reg.blobs

@@ -139,3 +139,41 @@ def test_what_is_not_a_cache_is_refused(reg, tmp_path):
     write_v3(src, [make_spec("x", "1")])
     done = spack_import(reg.data_dir, src, cache="Not_A_Bucket/x")
     assert done.returncode == 2 and "cannot be a build cache" in done.stderr
+
+
+def spack_list(data: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "registry", "spack", "list", "--data", str(data), *args],
+        capture_output=True, text=True, env=child_env(), timeout=120)
+
+
+def test_imported_specs_are_listed_by_the_cli_and_the_api(reg, tmp_path):
+    """What another process wrote to the store (an import here, another replica
+    in production) reaches the server's spec index without a request for it."""
+    dep = make_spec("zlib", "1.3", target="icelake")
+    root = make_spec("hdf5", "1.14", deps=[dep], target="zen3")
+    src = tmp_path / "cache"
+    write_v3(src, [dep, root])
+    assert spack_import(reg.data_dir, src).returncode == 0
+
+    listed = spack_list(reg.data_dir, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["cache"], r["name"], r["hash"]) for r in rows] == [
+        (CACHE, "hdf5", root.hash), (CACHE, "zlib", dep.hash)]
+    assert rows[0]["dependencies"] == [{"name": "zlib", "hash": dep.hash}]
+    text = spack_list(reg.data_dir, "--target", "zen3")
+    assert text.stdout.splitlines() == [
+        f"{root.hash[:7]} hdf5@1.14 %gcc@=12.2.0 arch=linux-debian12-zen3  {CACHE}  "
+        f"{len(root.tarball) / 1024:.1f} KiB"], text.stdout
+    assert "1 spec in 1 cache" in text.stderr
+    assert spack_list(reg.data_dir, "--cache", "other").stdout == ""
+
+    def api() -> list[str]:
+        r = requests.get(f"{reg.url}/api/v1/spack/{CACHE}/specs")
+        return [s["name"] for s in r.json()["specs"]] if r.status_code == 200 else []
+
+    assert wait_for(api, lambda got: got == ["hdf5", "zlib"], deadline=30) == ["hdf5", "zlib"]
+    r = requests.delete(f"{reg.url}/v2/{CACHE}/manifests/{root.tag}")
+    assert r.status_code == 202
+    assert wait_for(api, lambda got: got == ["zlib"]) == ["zlib"]

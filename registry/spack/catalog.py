@@ -1,0 +1,119 @@
+"""The specs of every cache in the SQLite index, for `registry spack list`, the
+API and the search that will be built on it.
+
+`SpecCatalog` is the `SpecSink` of `SpackCaches`: every record a cache's state
+gains or loses becomes a row event. In the server the events go through the
+index's write queue, off the request path; the CLI applies them at once.
+`keep_current` makes the rows follow the store, whoever wrote it: it finds the
+caches (other replicas' and `registry spack import`'s included), catches each
+up with its journal, and rewrites a cache's rows whenever an event was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from registry.index.db import Index
+from registry.index.hooks import IndexHooks
+from registry.index.records import SpecDeleted, SpecPut, SpecRow, SpecsReset
+from registry.spack import journal
+from registry.spack.service import SpackCaches
+from registry.spack.specs import SpecRecord
+
+log = logging.getLogger("registry.spack")
+
+REFRESH_S = 2.0
+DISCOVER_S = 10.0
+
+
+def row_of(cache: str, record: SpecRecord) -> SpecRow:
+    """The index row of `record` in `cache`."""
+    root = record.root
+    names = {n.hash: n.name for n in record.spec.nodes}
+    return SpecRow(cache, root.hash, root.name, root.version, root.platform, root.os,
+                   root.target, root.compiler, dict(root.variants),
+                   tuple((names.get(h, ""), h) for h in root.deps), record.tarball_size,
+                   record.spec.format, record.source, record.pushed)
+
+
+class SpecCatalog:
+    """Keeps the `spack_specs` table of the index equal to the caches' state,
+    and answers queries over it (see the module docstring)."""
+
+    def __init__(self, index: Index, hooks: IndexHooks | None = None) -> None:
+        self.index = index
+        self.hooks = hooks
+
+    async def _emit(self, event: SpecPut | SpecDeleted | SpecsReset) -> None:
+        if self.hooks is not None:
+            self.hooks.spec_event(event)
+        else:
+            await self.index.apply([event])
+
+    # -- SpecSink ---------------------------------------------------------------
+
+    async def spec_added(self, cache: str, record: SpecRecord) -> None:
+        await self._emit(SpecPut(row_of(cache, record)))
+
+    async def spec_removed(self, cache: str, dag_hash: str) -> None:
+        await self._emit(SpecDeleted(cache, dag_hash))
+
+    async def cache_loaded(self, cache: str, records: Iterable[SpecRecord]) -> None:
+        await self._emit(SpecsReset(cache, tuple(row_of(cache, r) for r in records)))
+
+    # -- reads ------------------------------------------------------------------
+
+    async def specs(self, cache: str | None = None, *, name: str | None = None,
+                    target: str | None = None, after: tuple[str, str] | None = None,
+                    limit: int | None = None) -> list[SpecRow]:
+        """The specs of `cache` (or of all caches) by name then hash; see
+        Index.spack_specs. Everything queued before the call is applied first."""
+        if self.hooks is not None and self.hooks.queued:
+            await self.hooks.flush()
+        return await self.index.spack_specs(cache, name=name, target=target, after=after,
+                                            limit=limit)
+
+    async def caches(self) -> dict[str, int]:
+        """Every cache with a spec, and how many."""
+        if self.hooks is not None and self.hooks.queued:
+            await self.hooks.flush()
+        return await self.index.spack_caches()
+
+
+async def sync(caches: SpackCaches, catalog: SpecCatalog) -> list[str]:
+    """Load every cache in the store into `caches` (and so its rows into the
+    catalog), drop the rows of caches the store no longer has; the caches."""
+    names = await journal.caches(caches.driver)
+    for name in names:
+        await caches.state(name)
+    for gone in set(await catalog.caches()) - set(names):
+        await catalog.cache_loaded(gone, ())
+    return names
+
+
+async def keep_current(caches: SpackCaches, catalog: SpecCatalog,
+                       refresh_s: float = REFRESH_S, discover_s: float = DISCOVER_S) -> None:
+    """Run until cancelled: the catalog follows every cache in the store."""
+    names: list[str] = []
+    discovered = float("-inf")
+    dropped = catalog.hooks.dropped if catalog.hooks is not None else 0
+    while True:
+        try:
+            if time.monotonic() - discovered >= discover_s:
+                names = await sync(caches, catalog)
+                discovered = time.monotonic()
+            for name in set(names) | set(caches.known_caches()):
+                await caches.state(name)
+            now_dropped = catalog.hooks.dropped if catalog.hooks is not None else 0
+            if now_dropped != dropped:  # some row event was lost: rewrite every cache
+                dropped = now_dropped
+                for name in caches.known_caches():
+                    await caches.resend(name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next round tries again; serving never depends on it
+            log.warning("spack: keeping the spec index current failed", exc_info=True)
+        await asyncio.sleep(refresh_s)
