@@ -18,7 +18,7 @@ from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.cache.node import NodeCache
-from registry.config import Config
+from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
@@ -28,6 +28,7 @@ from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
 from registry.spack.catalog import SpecCatalog, keep_current
+from registry.spack.signing import GpgSigner, SigningError
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
 
@@ -69,6 +70,16 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
             log.exception("upload purge failed")
 
 
+async def _signer(config: Config) -> GpgSigner | None:
+    if not config.spack.signing_key:
+        return None
+    try:
+        return await asyncio.to_thread(GpgSigner.open, config.spack.signing_key,
+                                       config.spack.gnupg_home)
+    except SigningError as exc:
+        raise ConfigError([f"[spack] signing_key: {exc}"]) from None
+
+
 @contextlib.asynccontextmanager
 async def running(config: Config, hooks: Hooks | None = None,
                   generations: Generations | None = None) -> AsyncIterator[Dispatcher]:
@@ -77,6 +88,8 @@ async def running(config: Config, hooks: Hooks | None = None,
     `generations` are the write counters shared by worker processes (see core.cache);
     None for a single process."""
     settings = CoreSettings.from_config(config)
+    # First: a key that cannot sign stops the start before anything is opened.
+    signer = None if config.cache.enabled else await _signer(config)
     # Other machines write to the same store: no exact cache invalidation, and the
     # index must catch up with their writes.
     shared_store = settings.shared_store
@@ -98,7 +111,9 @@ async def running(config: Config, hooks: Hooks | None = None,
                                config.limits.manifest_max_bytes, storage.fsync,
                                hooks or index_hooks)
     # A node cache serves what its upstream holds; its spack views come with it.
-    spack = Spack(driver, SpecCatalog(index, index_hooks)) if node_cache is None else None
+    spack = None
+    if node_cache is None:
+        spack = Spack(driver, SpecCatalog(index, index_hooks), signer)
     try:
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
                              decorators=[node_cache.decorate] if node_cache

@@ -28,15 +28,30 @@ def _load(args: argparse.Namespace) -> Config:
     return load(args.config, overrides=_overrides(args))
 
 
+def _check_signing(config: Config) -> None:
+    """gpg can sign with [spack] signing_key (ConfigError saying why not)."""
+    if not config.spack.signing_key:
+        return
+    from registry.spack.signing import GpgSigner, SigningError
+
+    try:
+        GpgSigner.open(config.spack.signing_key, config.spack.gnupg_home)
+    except SigningError as exc:
+        raise ConfigError([f"[spack] signing_key: {exc}"]) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from registry.server import serve
 
-    return serve(_load(args))
+    config = _load(args)
+    _check_signing(config)  # before any worker forks: one clear error
+    return serve(config)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         config = load(args.file)
+        _check_signing(config)
     except ConfigError as exc:
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:

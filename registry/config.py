@@ -100,12 +100,24 @@ class CacheConfig:
 
 
 @dataclass
+class SpackConfig:
+    """Spack build caches (docs/spack.md)."""
+
+    # A secret key of the gpg keyring below (fingerprint, key id or user id): the
+    # registry clearsigns the spec manifests and spec files it synthesizes with
+    # it and publishes its public key; "" = synthesized documents are unsigned.
+    signing_key: str = ""
+    gnupg_home: str = ""  # the keyring's directory; "" = gpg's default (~/.gnupg)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    spack: SpackConfig = field(default_factory=SpackConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,7 +130,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
-           "limits": LimitsConfig, "cache": CacheConfig}[section]
+           "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 
@@ -238,6 +250,11 @@ def validate(config: Config) -> list[str]:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")
     problems += _validate_cache(config)
+    sp = config.spack
+    if sp.gnupg_home and not Path(sp.gnupg_home).is_dir():
+        problems.append(f"[spack] gnupg_home: no such directory {sp.gnupg_home!r}")
+    if sp.gnupg_home and not sp.signing_key:
+        problems.append("[spack] gnupg_home: set without a signing_key")
     return problems
 
 

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients and reference servers the tests drive (Debian packages).
-APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl)
-COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl)
+APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl gnupg)
+COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl gpg gpgconf)
 missing=0
 for cmd in "${COMMANDS[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing=1
