@@ -15,10 +15,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import zlib
+import time
 
 from registry.core.errors import ManifestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like
@@ -26,6 +25,7 @@ from registry.core.manifest_format import Manifest, decode_json
 from registry.core.manifests import StoredManifest
 from registry.core.protocols import Blobs, Manifests
 from registry.spack import synth
+from registry.spack.gunzip import GunzipHasher, NotGzip
 from registry.spack.layout import INDEX_TAG, hash_of_tag, spec_tag, valid_cache
 from registry.spack.service import SpackCaches
 from registry.spack.specs import InvalidSpec, SpecDoc, SpecRecord
@@ -62,7 +62,11 @@ class SpackManifests:
             record = await self.caches.record(repo, h)
             if record is None or record.source == "oci":
                 raise
-        await self.materialize(repo, record)
+        try:
+            await self.materialize(repo, record)
+        except NotGzip as exc:  # installable from the classic views, not as an image
+            raise ManifestUnknown(f"spec {record.hash} has no OCI image: its tarball is "
+                                  f"not a usable gzip stream ({exc})") from None
         return await self.inner.get(repo, reference, with_body)
 
     async def exists(self, repo: str, digest: Digest) -> bool:
@@ -149,7 +153,7 @@ class SpackManifests:
         spec_blob = Digest.of(spec_file)
         await self.blobs.put_small(spec_file, spec_blob)
         return SpecRecord(spec, tarball.digest, tarball.size, "oci", spec_blob, len(spec_file),
-                          oci=digest, pushed=_now())
+                          oci=digest, pushed=time.time())
 
     # -- images for classic pushes --------------------------------------------
 
@@ -176,12 +180,12 @@ class SpackManifests:
 
     async def _materialize(self, repo: str, record: SpecRecord) -> None:
         layers: list[tuple[Digest, int]] = []
-        for node in reversed(record.spec.nodes[1:]):
+        for node in record.spec.runtime_deps():
             dep = await self.caches.record(repo, node.hash)
-            if dep is not None and not node.external:
+            if dep is not None:
                 layers.append((dep.tarball, dep.tarball_size))
         layers.append((record.tarball, record.tarball_size))
-        diff_ids = [str(await self._uncompressed_digest(d)) for d, _ in layers]
+        diff_ids = [str(await self._uncompressed_digest(d, n)) for d, n in layers]
         config = synth.oci_config(record, diff_ids)
         config_digest = Digest.of(config)
         await self.blobs.put_small(config, config_digest)
@@ -194,20 +198,10 @@ class SpackManifests:
         await self.inner.put(repo, spec_tag(root.name, root.version, root.hash), data,
                              synth.OCI_MANIFEST)
 
-    async def _uncompressed_digest(self, digest: Digest) -> Digest:
+    async def _uncompressed_digest(self, digest: Digest, size: int) -> Digest:
         """The diff_id of a gzipped layer: the sha256 of its decompressed bytes,
         streamed (the tarball may be large)."""
-        hasher = hashlib.sha256()
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-        def feed(chunk: bytes) -> None:
-            hasher.update(inflate.decompress(chunk))
-
+        hasher = GunzipHasher(size)
         async for chunk in self.blobs.reader(digest):
-            await asyncio.to_thread(feed, chunk)
+            await asyncio.to_thread(hasher.update, chunk)
         return Digest("sha256", hasher.hexdigest())
-
-
-def _now() -> float:
-    import time
-    return time.time()

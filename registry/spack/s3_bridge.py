@@ -27,11 +27,14 @@ from registry.core.errors import ObjectError
 from registry.core.grammar import Digest
 from registry.core.protocols import Blobs, Objects
 from registry.spack import synth
+from registry.spack.gunzip import NotGzip
 from registry.spack.layout import INDEX_KINDS, SPEC_KINDS, ClassicPath, classify, split_key
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SPEC_MAX_BYTES, InvalidSpec, SpecDoc, SpecRecord
 
+# Roots waiting for a dependency before their image is made in the background.
+WAITING_MAX = 10_000
 log = logging.getLogger("registry.spack")
 
 DOC_MAX = 1 << 20  # a spec manifest or spec file as uploaded (signed, maybe gzipped)
@@ -103,6 +106,8 @@ class SpackObjects:
         self.caches = caches
         self.manifests = manifests
         self._tasks: set[asyncio.Task] = set()
+        # (cache, missing dependency hash) -> records whose image waits for it
+        self._waiting: dict[tuple[str, str], list[SpecRecord]] = {}
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)  # buckets, listings, parts: as they are
@@ -162,13 +167,24 @@ class SpackObjects:
 
     async def _added(self, cache: str, record: SpecRecord) -> None:
         await self.caches.add(cache, record)
-        task = asyncio.get_running_loop().create_task(self._image(cache, record))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Spack pushes a DAG's specs in any order: the images of roots that
+        # waited for this one can now be made whole.
+        for root in [record, *self._waiting.pop((cache, record.hash), [])]:
+            task = asyncio.get_running_loop().create_task(self._image(cache, root))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _image(self, cache: str, record: SpecRecord) -> None:
+        for node in record.spec.runtime_deps():
+            if await self.caches.record(cache, node.hash) is None:
+                if len(self._waiting) >= WAITING_MAX:  # memory bound: made on pull then
+                    self._waiting.clear()
+                self._waiting.setdefault((cache, node.hash), []).append(record)
+                return
         try:
             await self.manifests.materialize(cache, record)
+        except NotGzip as exc:  # a tarball that is no image: the classic views serve it
+            log.warning("spack: %s in %s has no OCI image: %s", record.hash, cache, exc)
         except Exception:  # made on first pull instead
             log.warning("spack: could not make the OCI image of %s in %s", record.hash,
                         cache, exc_info=True)

@@ -107,6 +107,20 @@ def parse_node(node: Any) -> Node:
 _FLAGS = frozenset({"cflags", "cppflags", "cxxflags", "fflags", "ldflags", "ldlibs"})
 
 
+RUNTIME = frozenset({"link", "run"})
+
+
+def _runtime_edges(node: Node) -> list[str]:
+    """Hashes of `node`'s link and run dependencies (what its binaries need)."""
+    out = []
+    for dep in node.raw.get("dependencies", []):
+        params = dep.get("parameters")
+        types = params.get("deptypes") if isinstance(params, dict) else dep.get("type")
+        if isinstance(types, list) and RUNTIME & set(types):
+            out.append(dep["hash"])
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SpecDoc:
     """A parsed spec document: its format, its nodes (root first) by hash."""
@@ -118,6 +132,30 @@ class SpecDoc:
     @property
     def root(self) -> Node:
         return self.nodes[0]
+
+    def runtime_deps(self) -> list[Node]:
+        """The nodes the root needs at run time (link and run edges, transitively),
+        externals excluded, each after its own dependencies: the layers of the
+        root's image before its own, as spack's OCI push orders them."""
+        by_hash = {n.hash: n for n in self.nodes}
+        done: set[str] = set()
+        out: list[Node] = []
+        stack: list[tuple[Node, bool]] = [(self.root, False)]
+        while stack:  # iterative post-order: DAGs of hostile depth cannot recurse
+            node, expanded = stack.pop()
+            if expanded:
+                if node is not self.root and not node.external:
+                    out.append(node)
+                continue
+            if node.hash in done:
+                continue
+            done.add(node.hash)
+            stack.append((node, True))
+            for h in reversed(_runtime_edges(node)):
+                child = by_hash.get(h)
+                if child is not None and child.hash not in done:
+                    stack.append((child, False))
+        return out
 
     @classmethod
     def parse(cls, doc: Any) -> SpecDoc:

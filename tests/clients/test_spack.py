@@ -40,6 +40,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -569,3 +570,43 @@ def test_import_of_a_directory_push(pushed: Setup):
             assert re.search(rf"\b{pushed.hashes[pkg][:7]} {pkg}@1\.0\b", listed), listed
         spack("buildcache", "install", "-u", "trivial-root")
         _check_installed(spack)
+
+
+def _gpg(home: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["gpg", "--batch", "--no-tty", "--homedir", home, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_signed_install_from_the_classic_view(pushed: Setup):
+    """`[spack] signing_key`: a second registry process on the same store, with a site
+    key, signs what it synthesizes for the unsigned OCI push; a client that trusts only
+    the key the cache publishes installs with signature checks on (no --unsigned)."""
+    homes = [tempfile.mkdtemp(prefix="g", dir="/tmp") for _ in range(2)]  # short: agent socket
+    site, client_home = homes
+    try:
+        made = _gpg(site, "--passphrase", "", "--quick-gen-key",
+                    "Site Signer <spack@site.example>", "ed25519", "sign", "never")
+        assert made.returncode == 0, made.stderr
+        cert = pushed.cert
+        config = (REGISTRY_CONFIG.format(cert=cert, key=cert.parent / "key.pem")
+                  + f'[spack]\nsigning_key = "spack@site.example"\ngnupg_home = "{site}"\n')
+        signing = launch(pushed.tmp / "signing-registry", config=config, scheme="https",
+                         verify=str(cert), data=False,
+                         args=["--data", str(pushed.registry.data_dir)])
+        try:
+            spack = Spack(pushed.spack_root, pushed.version, pushed.tmp / "consumer-signed",
+                          pushed.repos, cert, signing, pushed.python,
+                          seed=pushed.tmp / "producer" / "misc-cache")
+            spack.env["SPACK_GNUPGHOME"] = client_home
+            spack("mirror", "add", "--signed", "ours", f"{signing.url}/spack/{pushed.repo}")
+            spack("buildcache", "keys", "--install", "--trust")
+            assert "spack@site.example" in spack("gpg", "list")
+            spack("buildcache", "install", "trivial-root")
+            _check_installed(spack)
+        finally:
+            signing.stop()
+    finally:
+        for home in homes:
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"],
+                           capture_output=True)
+            shutil.rmtree(home, ignore_errors=True)
