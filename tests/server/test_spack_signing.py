@@ -5,7 +5,6 @@ key verifies every document. A key that cannot sign stops the start."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -16,12 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 from harness import child_env
+from s3api.spackput import push_oci
 
 from loadtest.spackdir import v2_names
-from loadtest.spackgen import FakeSpec, make_spec
+from loadtest.spackgen import make_spec
 
 CACHE = "site/signed"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def gpg(home: str, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
@@ -46,27 +45,6 @@ def site_key(gpg_home) -> tuple[str, str]:
     listing = gpg(gpg_home, "--with-colons", "--list-secret-keys").stdout.decode()
     fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
     return gpg_home, fpr
-
-
-def push_blob(url: str, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data)
-    assert r.status_code == 201, r.text
-    return digest
-
-
-def push_oci(url: str, repo: str, spec: FakeSpec) -> None:
-    """As spack's OCI push: the tarball, the config carrying the spec, the manifest."""
-    layer = push_blob(url, repo, spec.tarball)
-    config = spec.oci_config()
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": push_blob(url, repo, config), "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": layer, "size": len(spec.tarball)}]}
-    r = requests.put(f"{url}/v2/{repo}/manifests/{spec.tag}", data=json.dumps(manifest),
-                     headers={"Content-Type": OCI_MANIFEST})
-    assert r.status_code == 201, r.text
 
 
 def get(url: str) -> bytes:
