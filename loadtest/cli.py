@@ -24,6 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the scenarios")
+    sub.add_parser("spack", help="spack build cache at scale (python -m loadtest spack -h)",
+                   add_help=False)
     b = sub.add_parser("bench", help="run the benchmark", description=bench.__doc__)
     b.add_argument(
         "--scenario",
@@ -350,6 +352,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["spack"]:  # its own options: see loadtest/spack_bench.py
+        from loadtest import spack_bench
+
+        return spack_bench.main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "list":
         return cmd_list()

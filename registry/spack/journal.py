@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from typing import Any
 
 from registry.storage import paths
@@ -73,12 +73,17 @@ class Journal:
         await self.driver.put_content(path, json.dumps(op, separators=(",", ":")).encode())
         return name
 
-    async def entries(self, after_ns: int) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Every entry whose name is after time `after_ns`, in name order."""
+    async def entries(self, after_ns: int, known: Container[str] = ()
+                      ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every entry whose name is after time `after_ns` and not in `known`, in
+        name order. A reader re-lists a window of entries it has mostly applied
+        already: those cost a name in a listing, not a read."""
         base = paths.spack_journal_dir(self.cache)
         start = f"{base}/{_epoch(after_ns)}/{after_ns:020d}" if after_ns > 0 else ""
         async for info in self.driver.walk(base, start_after=start):
             name = info.path.rsplit("/", 1)[-1]
+            if name in known:
+                continue
             try:
                 raw = await self.driver.get_content(info.path, ENTRY_MAX)
                 yield name, json.loads(raw)

@@ -139,7 +139,7 @@ class SpackCaches:
     async def _catch_up(self, cache: str, journal: Journal, state: CacheState,
                         tell: bool = True) -> None:
         after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
-        async for name, op in journal.entries(after):
+        async for name, op in journal.entries(after, state.seen):
             await self._apply(cache, state, name, op, tell)
         await self._maybe_snapshot(journal, state)
 

@@ -1,0 +1,424 @@
+"""Spack build cache at scale: the server-kept index against spack's own
+update-index on the reference registry, and classic reads against nginx.
+
+    python -m loadtest spack [--specs 10000] [--repeat 3] [--out DIR]
+
+Starts, on 127.0.0.1 and all over TLS (spack talks https): our registry,
+Debian's docker-registry, and nginx serving the same cache as static files.
+Pushes SPECS specs over OCI to both registries as spack's push does (tarball,
+config carrying the spec, manifest under the spec's tag), then measures,
+alternating targets, REPEAT times each (medians):
+
+- push-to-index: a new spec pushed until a client reading `index.spack` sees
+  it. Ours keeps the index: the push and one index read. docker-registry
+  needs the client's update-index, done as spack 1.x does it (list every tag,
+  GET every manifest and config, push a new index); the same client-side
+  update-index is timed against ours too.
+- index fetch: the `index.spack` manifest and its database blob, from each
+  registry and from nginx (the same bytes as a static file).
+- classic reads: 32 concurrent clients GET random spec manifests and tarballs
+  for 10 s from our `/spack/<cache>/v3/` view and from nginx serving a
+  directory `spack buildcache push file://` wrote with the same specs.
+
+Writes results.json in --out (default loadtest/results/spack-<time>/) and
+prints a table. Touches only 127.0.0.1; stops every process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from loadtest import sysinfo
+from loadtest.spackdir import write_v3
+from loadtest.spackgen import FakeSpec, make_spec
+from loadtest.targets import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness import launch
+from tlsutil import make_cert
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+CACHE = "bench/cache"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+DOCKER_REGISTRY = """\
+version: 0.1
+log: {{level: error, accesslog: {{disabled: true}}}}
+storage:
+  filesystem: {{rootdirectory: {data}}}
+  delete: {{enabled: true}}
+  cache: {{blobdescriptor: inmemory}}
+http:
+  addr: 127.0.0.1:{port}
+  tls: {{certificate: {cert}, key: {key}}}
+"""
+
+NGINX = """\
+daemon off;
+worker_processes auto;
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000000;
+    client_body_temp_path {tmp}/cb;
+    proxy_temp_path {tmp}/px;
+    fastcgi_temp_path {tmp}/fc;
+    uwsgi_temp_path {tmp}/uw;
+    scgi_temp_path {tmp}/sc;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {www};
+        location = /v2/ {{ return 200 "{{}}"; }}
+    }}
+}}
+"""
+
+
+class Proc:
+    """A server process this benchmark started (docker-registry or nginx)."""
+
+    def __init__(self, name: str, argv: list[str], port: int, tmp: Path) -> None:
+        self.name, self.port, self.tmp = name, port, tmp
+        self.url = f"https://127.0.0.1:{port}"
+        log = (tmp / f"{name}.log").open("wb")
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+async def wait_ready(url: str, ctx: ssl.SSLContext, limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
+        while time.monotonic() < deadline:
+            try:
+                async with s.get(f"{url}/v2/") as r:
+                    if r.status in (200, 401):
+                        return
+            except (aiohttp.ClientError, OSError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready")
+
+
+# -- spack's side -----------------------------------------------------------------
+
+
+async def push_blob(s: aiohttp.ClientSession, url: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with s.head(f"{url}/v2/{CACHE}/blobs/{digest}") as r:
+        if r.status == 200:
+            return digest
+    async with s.post(f"{url}/v2/{CACHE}/blobs/uploads/") as r:
+        assert r.status == 202, await r.text()
+        loc = r.headers["Location"]
+    loc = loc if loc.startswith("http") else url + loc
+    sep = "&" if "?" in loc else "?"
+    async with s.put(f"{loc}{sep}digest={digest}", data=data,
+                     headers={"Content-Type": "application/octet-stream"}) as r:
+        assert r.status == 201, await r.text()
+    return digest
+
+
+async def push_manifest(s: aiohttp.ClientSession, url: str, tag: str, config: bytes,
+                        layers: list[tuple[str, int]]) -> None:
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": await push_blob(s, url, config),
+                           "size": len(config)},
+                "layers": [{"mediaType": LAYER, "digest": d, "size": n} for d, n in layers]}
+    async with s.put(f"{url}/v2/{CACHE}/manifests/{tag}", data=json.dumps(manifest).encode(),
+                     headers={"Content-Type": OCI_MANIFEST}) as r:
+        assert r.status == 201, await r.text()
+
+
+async def push_spec(s: aiohttp.ClientSession, url: str, spec: FakeSpec) -> None:
+    """As spack's OCI push: the tarball, the config with the spec, the manifest."""
+    layer = await push_blob(s, url, spec.tarball)
+    await push_manifest(s, url, spec.tag, spec.oci_config(), [(layer, len(spec.tarball))])
+
+
+async def bounded(n: int, coros) -> list:
+    sem = asyncio.Semaphore(n)
+
+    async def one(c):
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def get_json(s: aiohttp.ClientSession, url: str, accept: str = "") -> tuple[dict, bytes]:
+    async with s.get(url, headers={"Accept": accept} if accept else {}) as r:
+        assert r.status == 200, (url, r.status)
+        body = await r.read()
+    return json.loads(body), body
+
+
+async def update_index(s: aiohttp.ClientSession, url: str, jobs: int = 16) -> int:
+    """spack 1.x's OCI update-index: every tag, every manifest and config, one
+    new index.spack. The number of specs it indexed."""
+    tags: list[str] = []
+    path = f"/v2/{CACHE}/tags/list?n=1000"
+    while path:
+        async with s.get(url + path) as r:
+            tags += (await r.json())["tags"] or []
+            link = r.headers.get("Link", "")
+        path = link[1:link.index(">")] if link else ""
+
+    async def spec_of(tag: str) -> dict:
+        manifest, _ = await get_json(s, f"{url}/v2/{CACHE}/manifests/{tag}", OCI_MANIFEST)
+        config, _ = await get_json(s, f"{url}/v2/{CACHE}/blobs/{manifest['config']['digest']}")
+        return config["spec"]["nodes"][0]
+
+    nodes = await bounded(jobs, [spec_of(t) for t in tags
+                                      if t.endswith(".spack") and t != "index.spack"])
+    db = json.dumps({"database": {"version": "8", "installs": {
+        n["hash"]: {"spec": n, "ref_count": 0, "in_buildcache": True} for n in nodes}}}).encode()
+    layer = await push_blob(s, url, db)
+    await push_manifest(s, url, "index.spack", b"{}", [(layer, len(db))])
+    return len(nodes)
+
+
+async def fetch_index(s: aiohttp.ClientSession, url: str) -> dict:
+    manifest, _ = await get_json(s, f"{url}/v2/{CACHE}/manifests/index.spack", OCI_MANIFEST)
+    db, _ = await get_json(s, f"{url}/v2/{CACHE}/blobs/{manifest['layers'][-1]['digest']}")
+    return db["database"]["installs"]
+
+
+# -- measurements -----------------------------------------------------------------
+
+
+async def push_to_index(s: aiohttp.ClientSession, url: str, spec: FakeSpec,
+                        client_update: bool) -> float:
+    start = time.perf_counter()
+    await push_spec(s, url, spec)
+    if client_update:
+        await update_index(s, url)
+    installs = await fetch_index(s, url)
+    took = time.perf_counter() - start
+    assert spec.hash in installs
+    return took
+
+
+async def classic_reads(ctx: ssl.SSLContext, paths: list[str], seconds: float,
+                        clients: int = 32) -> float:
+    """Requests per second of `clients` looping over random `paths` (full URLs)."""
+    done = 0
+    stop = time.perf_counter() + seconds
+    rng = random.Random(7)
+
+    async def client(s: aiohttp.ClientSession) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            async with s.get(rng.choice(paths)) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            done += 1
+
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=clients)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(s) for _ in range(clients)))
+        return done / (time.perf_counter() - start)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict:
+    cert, key = make_cert(tmp)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    specs = [make_spec(f"pkg{i % 500}", f"1.{i // 500}", seed=i, tar_size=args.tar_size)
+             for i in range(args.specs + args.repeat * 4)]
+    base, extra = specs[:args.specs], specs[args.specs:]
+
+    ours = launch(tmp / "ours", scheme="https", verify=str(cert), config=(
+        f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\nworkers = {args.workers}\n'
+        f'[storage]\nfsync = {"true" if args.fsync else "false"}\n'))
+    dr_port = free_port()
+    (tmp / "dr").mkdir()
+    (tmp / "dr.yml").write_text(DOCKER_REGISTRY.format(data=tmp / "dr", port=dr_port,
+                                                      cert=cert, key=key))
+    theirs = Proc("docker-registry", [args.theirs_bin, "serve", str(tmp / "dr.yml")],
+                  dr_port, tmp)
+    www = tmp / "www"
+    write_v3(www / "cache", base)
+    ng_port = free_port()
+    for d in ("cb", "px", "fc", "uw", "sc"):
+        (tmp / d).mkdir()
+    user = "user root root;" if os.geteuid() == 0 else ""
+    (tmp / "nginx.conf").write_text(NGINX.format(tmp=tmp, port=ng_port, user=user, cert=cert,
+                                                 key=key, www=www))
+    nginx = Proc("nginx", [args.nginx_bin, "-e", str(tmp / "error.log"), "-p", str(tmp),
+                           "-c", str(tmp / "nginx.conf")], ng_port, tmp)
+    out: dict = {"specs": args.specs, "repeat": args.repeat, "tar_size": args.tar_size,
+                 "workers": args.workers, "fsync": args.fsync,
+                 "machine": sysinfo.machine()}
+    try:
+        await asyncio.gather(wait_ready(theirs.url, ctx), wait_ready(nginx.url, ctx))
+        targets = {"ours": ours.url, "docker-registry": theirs.url}
+        conn = aiohttp.TCPConnector(ssl=ctx, limit=64)
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
+            for name, url in targets.items():
+                start = time.perf_counter()
+                await bounded(32, [push_spec(s, url, spec) for spec in base])
+                secs = time.perf_counter() - start
+                out[f"push_specs_per_s.{name}"] = args.specs / secs
+                print(f"{name}: pushed {args.specs} specs in {secs:.1f} s", flush=True)
+            # docker-registry has no index until a client makes one.
+            start = time.perf_counter()
+            assert await update_index(s, theirs.url) == args.specs
+            out["first_update_index_s.docker-registry"] = time.perf_counter() - start
+
+            rows: dict[str, list[float]] = {}
+            spare = iter(extra)
+            for _ in range(args.repeat):
+                for label, url, client_update in (
+                        ("ours (server-kept)", ours.url, False),
+                        ("docker-registry + update-index", theirs.url, True),
+                        ("ours + update-index", ours.url, True)):
+                    took = await push_to_index(s, url, next(spare), client_update)
+                    rows.setdefault(f"push_to_index_s.{label}", []).append(took)
+            index_url = {"ours": ours.url, "docker-registry": theirs.url}
+            installs = await fetch_index(s, ours.url)
+            db = json.dumps({"database": {"version": "8", "installs": installs}}).encode()
+            (www / "index.json").write_bytes(db)
+            out["index_bytes"] = len(db)
+            for _ in range(args.repeat):
+                for name, url in index_url.items():
+                    start = time.perf_counter()
+                    await fetch_index(s, url)
+                    rows.setdefault(f"index_fetch_s.{name}", []).append(
+                        time.perf_counter() - start)
+                start = time.perf_counter()
+                async with s.get(f"{nginx.url}/index.json") as r:
+                    json.loads(await r.read())
+                rows.setdefault("index_fetch_s.nginx", []).append(time.perf_counter() - start)
+
+        def paths(prefix: str) -> list[str]:
+            out_paths = []
+            for spec in base[:2000]:
+                hexd = spec.tarball_digest.split(":")[1]
+                out_paths.append(f"{prefix}/v3/manifests/spec/{spec.name}/{spec.name}-"
+                                 f"{spec.version}-{spec.hash}.spec.manifest.json")
+                out_paths.append(f"{prefix}/blobs/sha256/{hexd[:2]}/{hexd}")
+            return out_paths
+
+        read_targets = {"ours": paths(f"{ours.url}/spack/{CACHE}"),
+                        "nginx": paths(f"{nginx.url}/cache")}
+        # Warm: ours synthesizes each spec manifest once and keeps it.
+        await classic_reads(ctx, read_targets["ours"], 2.0)
+        for _ in range(args.repeat):
+            for name, urls in read_targets.items():
+                rows.setdefault(f"classic_reads_per_s.{name}", []).append(
+                    await classic_reads(ctx, urls, args.seconds))
+        for k, v in rows.items():
+            out[k] = median(v)
+            out[k + ".runs"] = v
+        out["rss_mb.ours"] = _rss_mb(ours.process.pid)
+    finally:
+        ours.stop()
+        theirs.stop()
+        nginx.stop()
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def table(res: dict) -> str:
+    lines = [f"{res['specs']} specs, medians of {res['repeat']} alternating runs, all over TLS; "
+             f"ours: workers {res['workers']}, fsync {res['fsync']}",
+             f"index database: {res['index_bytes'] / 1e6:.1f} MB"]
+    for key in sorted(k for k in res if "." in k and not k.endswith(".runs")):
+        value = res[key]
+        lines.append(f"  {key:<55} {value:12.3f}")
+    ours = res.get("push_to_index_s.ours (server-kept)")
+    theirs = res.get("push_to_index_s.docker-registry + update-index")
+    if ours and theirs:
+        lines.append(f"push-to-index: docker-registry + update-index / ours = "
+                     f"{theirs / ours:.0f}x")
+    ours_idx, theirs_idx = res.get("index_fetch_s.ours"), res.get("index_fetch_s.docker-registry")
+    nginx_idx = res.get("index_fetch_s.nginx")
+    if ours_idx and theirs_idx and nginx_idx:
+        lines.append(f"index fetch: ours {ours_idx * 1000:.0f} ms, docker-registry "
+                     f"{theirs_idx * 1000:.0f} ms, nginx {nginx_idx * 1000:.0f} ms")
+    ours_r, nginx_r = res.get("classic_reads_per_s.ours"), res.get("classic_reads_per_s.nginx")
+    if ours_r and nginx_r:
+        lines.append(f"classic reads: ours / nginx = {ours_r / nginx_r:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m loadtest spack",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--specs", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per classic-read run")
+    ap.add_argument("--tar-size", type=int, default=4096, help="bytes of each tarball's content")
+    ap.add_argument("--workers", type=int, default=1, help="our [server] workers (1)")
+    ap.add_argument("--no-fsync", dest="fsync", action="store_false",
+                    help="our [storage] fsync = false (docker-registry never fsyncs)")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--theirs-bin", default="docker-registry")
+    ap.add_argument("--nginx-bin", default="nginx")
+    args = ap.parse_args(argv)
+    if not 10 <= args.specs <= 200_000 or not 1 <= args.repeat <= 20:
+        raise SystemExit("--specs must be in [10, 200000], --repeat in [1, 20]")
+    for tool in (args.theirs_bin, args.nginx_bin):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (apt-get install docker-registry nginx-light)")
+    out_dir = args.out or RESULTS / f"spack-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    with tempfile.TemporaryDirectory(prefix="bench-spack-") as tmp:
+        res = asyncio.run(run(args, Path(tmp)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(res, indent=1))
+    text = table(res)
+    (out_dir / "summary.txt").write_text(text + "\n")
+    print(text)
+    print(f"results: {out_dir}")
+    return 0
