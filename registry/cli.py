@@ -1,16 +1,23 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
-`registry spack import DIR`."""
+`registry spack import DIR`, `registry spack list`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.config import Config, ConfigError, load
+
+if TYPE_CHECKING:  # imported where used: `registry config check` stays light
+    from registry.index.db import Index
+    from registry.storage.driver import Driver
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -63,24 +70,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _store(config: Config) -> AsyncIterator[tuple[Driver, Index]]:
+    """The configured store and the SQLite index, open (for the offline commands)."""
+    from registry.index.db import Index
+    from registry.storage import create_driver
+
+    driver = create_driver(config.storage)
+    index = Index(config.index.path)
+    await index.open()
+    try:
+        yield driver, index
+    finally:
+        await driver.close()
+        await index.close()
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     from registry.core.factory import build_registry
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
-    from registry.index.db import Index
-    from registry.storage import create_driver
 
     config = _load(args)
 
     async def run() -> None:
-        driver = create_driver(config.storage)
-        index = Index(config.index.path)
-        await index.open()
-        try:
+        async with _store(config) as (driver, index):
             stats = await rebuild(build_registry(driver, NullHooks()), index)
-        finally:
-            await index.close()
-            await driver.close()
         print(json.dumps(dataclasses.asdict(stats)))
 
     asyncio.run(run())
@@ -89,14 +104,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 def cmd_spack_import(args: argparse.Namespace) -> int:
     from registry.core.factory import CoreSettings, build_registry
-    from registry.index.db import Index
     from registry.index.hooks import IndexHooks
     from registry.progressbar import ProgressBar
     from registry.spack import importer
     from registry.spack.catalog import SpecCatalog
     from registry.spack.layout import bucket_of
     from registry.spack.wiring import Spack
-    from registry.storage import create_driver
 
     config = _load(args)
     root = Path(args.dir)
@@ -114,25 +127,22 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> importer.Summary:
-        driver = create_driver(config.storage)
-        # The server's index learns of what is imported as it would of a push.
-        index = Index(config.index.path)
-        await index.open()
-        hooks = IndexHooks(index)
-        hooks.start()
-        spack = Spack(driver, SpecCatalog(index, hooks))
-        reg = build_registry(driver, hooks, CoreSettings.from_config(config),
-                             decorators=[spack.decorate])
-        bar = ProgressBar(todo.files, todo.bytes)
-        try:
-            summary = await importer.run(reg.objects, args.cache, todo, args.jobs, bar.update)
-            await reg.objects.settle()
-            return summary
-        finally:
-            bar.close()
-            await hooks.close()
-            await driver.close()
-            await index.close()
+        async with _store(config) as (driver, index):
+            # The server's index learns of what is imported as it would of a push.
+            hooks = IndexHooks(index)
+            hooks.start()
+            spack = Spack(driver, SpecCatalog(index, hooks))
+            reg = build_registry(driver, hooks, CoreSettings.from_config(config),
+                                 decorators=[spack.decorate])
+            bar = ProgressBar(todo.files, todo.bytes)
+            try:
+                summary = await importer.run(reg.objects, args.cache, todo, args.jobs,
+                                             bar.update)
+                await reg.objects.settle()
+                return summary
+            finally:
+                bar.close()
+                await hooks.close()
 
     summary = asyncio.run(run())
     print(f"{args.cache}: {summary.stored} files stored, {summary.unchanged} already there, "
@@ -144,26 +154,18 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
 
 def cmd_spack_list(args: argparse.Namespace) -> int:
     from registry.api.spack_api import spec_json
-    from registry.index.db import Index
     from registry.spack import catalog
     from registry.spack.service import SpackCaches
-    from registry.storage import create_driver
 
     config = _load(args)
 
     async def run() -> list:
-        driver = create_driver(config.storage)
-        index = Index(config.index.path)
-        await index.open()
-        try:
+        async with _store(config) as (driver, index):
             # The store is the truth: bring the index's rows up to it first, so the
             # list is right with the server stopped, or another replica's pushes.
             specs = catalog.SpecCatalog(index)
             await catalog.sync(SpackCaches(driver, sink=specs), specs)
             return await specs.specs(args.cache, name=args.name, target=args.target)
-        finally:
-            await driver.close()
-            await index.close()
 
     rows = asyncio.run(run())
     if args.json:

@@ -124,3 +124,15 @@ def launch(
     return reg
 
 
+
+
+def wait_for(fn, want, deadline: float = 20.0):
+    """Poll `fn()` until `want(result)` or `deadline` seconds pass; the last result.
+    For state a server applies in the background (a cache's journal, at most every
+    half second; another process's writes): poll rather than assume a time."""
+    end = time.monotonic() + deadline
+    while True:
+        got = fn()
+        if want(got) or time.monotonic() > end:
+            return got
+        time.sleep(0.2)

@@ -9,12 +9,12 @@ import gzip
 import hashlib
 import http.client
 import json
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from harness import wait_for
 from s3api.spackput import upload_dir
 
 from loadtest.spackdir import v2_names, write_v2, write_v3
@@ -22,15 +22,6 @@ from loadtest.spackgen import make_spec
 
 MiB = 1 << 20
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def wait_for(fn, want, deadline: float = 20.0):
-    end = time.monotonic() + deadline
-    while True:
-        got = fn()
-        if want(got) or time.monotonic() > end:
-            return got
-        time.sleep(0.2)
 
 
 def v3_installs(reg, cache: str) -> dict:

@@ -8,12 +8,11 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from harness import child_env
+from harness import child_env, wait_for
 
 from loadtest.spackdir import v2_names, write_v2, write_v3
 from loadtest.spackgen import make_spec
@@ -36,17 +35,6 @@ def v3_index(reg, cache: str = CACHE) -> dict:
     r = requests.get(f"{reg.url}/spack/{cache}/blobs/sha256/{blob[:2]}/{blob}")
     assert r.status_code == 200
     return r.json()["database"]["installs"]
-
-
-def wait_for(fn, want, deadline: float = 20.0):
-    """The server applies a cache's new journal entries when next read (at most
-    every half second): poll rather than assume a time."""
-    end = time.monotonic() + deadline
-    while True:
-        got = fn()
-        if want(got) or time.monotonic() > end:
-            return got
-        time.sleep(0.2)
 
 
 @pytest.fixture
