@@ -16,9 +16,11 @@ alternating targets, REPEAT times each (medians):
   update-index is timed against ours too.
 - index fetch: the `index.spack` manifest and its database blob, from each
   registry and from nginx (the same bytes as a static file).
-- classic reads: 32 concurrent clients GET random spec manifests and tarballs
-  for 10 s from our `/spack/<cache>/v3/` view and from nginx serving a
-  directory `spack buildcache push file://` wrote with the same specs.
+- classic reads, from our `/spack/<cache>/` view and from nginx serving the
+  same bytes at the same paths: the v3 index manifest, the index database and
+  a 64 MiB tarball (wrk, 16 connections, SECONDS each), and a random mix of
+  spec manifests and tarballs as installs read them (32 aiohttp clients; nginx
+  serves the directory `spack buildcache push file://` wrote for the specs).
 
 Writes results.json in --out (default loadtest/results/spack-<time>/) and
 prints a table. Touches only 127.0.0.1; stops every process it started.
@@ -44,7 +46,7 @@ from pathlib import Path
 
 import aiohttp
 
-from loadtest import sysinfo
+from loadtest import sysinfo, wrk
 from loadtest.spackdir import write_v3
 from loadtest.spackgen import FakeSpec, make_spec
 from loadtest.targets import free_port
@@ -332,6 +334,41 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                     json.loads(await r.read())
                 rows.setdefault("index_fetch_s.nginx", []).append(time.perf_counter() - start)
 
+        # Classic reads, ours against nginx serving the very same bytes at the same
+        # paths: the v3 index manifest and database, a large tarball (wrk, one
+        # thread, 16 connections), and a random mix of spec manifests and small
+        # tarballs as installs read them (32 aiohttp clients).
+        big = make_spec("bigpkg", "1.0", seed=1, tar_size=args.big_mib << 20)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
+                                         timeout=timeout) as s:
+            await push_spec(s, ours.url, big)
+            index_manifest = "v3/manifests/index/index.manifest.json"
+            manifest, raw = await get_json(s, f"{ours.url}/spack/{CACHE}/{index_manifest}")
+            h = manifest["data"][0]["checksum"]
+            index_blob = f"blobs/sha256/{h[:2]}/{h}"
+            async with s.get(f"{ours.url}/spack/{CACHE}/{index_blob}") as r:
+                db_bytes = await r.read()
+        (www / "cache" / index_manifest).write_bytes(raw)
+        (www / "cache" / index_blob).parent.mkdir(parents=True, exist_ok=True)
+        (www / "cache" / index_blob).write_bytes(db_bytes)
+        tar_hex = big.tarball_digest.split(":")[1]
+        tarball = f"blobs/sha256/{tar_hex[:2]}/{tar_hex}"
+        (www / "cache" / tarball).parent.mkdir(parents=True, exist_ok=True)
+        (www / "cache" / tarball).write_bytes(big.tarball)
+        lua = wrk.script("get", tmp)
+        prefixes = {"ours": f"{ours.url}/spack/{CACHE}", "nginx": f"{nginx.url}/cache"}
+        for _ in range(args.repeat):
+            for what, rel, unit in (("index_manifest", index_manifest, "rps"),
+                                    ("index_db", index_blob, "bytes_per_s"),
+                                    ("tarball", tarball, "bytes_per_s")):
+                for name, prefix in prefixes.items():
+                    res = await wrk.run(f"{prefix}/{rel}", lua, connections=16,
+                                        duration=args.seconds, threads=1, timeout_s=30)
+                    wrk.check(res)
+                    value = res[unit] / (1 << 20) if unit == "bytes_per_s" else res[unit]
+                    key = f"classic_{what}_{'mib_s' if unit == 'bytes_per_s' else 'rps'}"
+                    rows.setdefault(f"{key}.{name}", []).append(value)
+
         def paths(prefix: str) -> list[str]:
             out_paths = []
             for spec in base[:2000]:
@@ -341,13 +378,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 out_paths.append(f"{prefix}/blobs/sha256/{hexd[:2]}/{hexd}")
             return out_paths
 
-        read_targets = {"ours": paths(f"{ours.url}/spack/{CACHE}"),
-                        "nginx": paths(f"{nginx.url}/cache")}
+        read_targets = {name: paths(prefix) for name, prefix in prefixes.items()}
         # Warm: ours synthesizes each spec manifest once and keeps it.
         await classic_reads(ctx, read_targets["ours"], 2.0)
         for _ in range(args.repeat):
             for name, urls in read_targets.items():
-                rows.setdefault(f"classic_reads_per_s.{name}", []).append(
+                rows.setdefault(f"classic_mix_per_s.{name}", []).append(
                     await classic_reads(ctx, urls, args.seconds))
         for k, v in rows.items():
             out[k] = median(v)
@@ -387,9 +423,11 @@ def table(res: dict) -> str:
     if ours_idx and theirs_idx and nginx_idx:
         lines.append(f"index fetch: ours {ours_idx * 1000:.0f} ms, docker-registry "
                      f"{theirs_idx * 1000:.0f} ms, nginx {nginx_idx * 1000:.0f} ms")
-    ours_r, nginx_r = res.get("classic_reads_per_s.ours"), res.get("classic_reads_per_s.nginx")
-    if ours_r and nginx_r:
-        lines.append(f"classic reads: ours / nginx = {ours_r / nginx_r:.2f}")
+    for what in ("classic_index_manifest_rps", "classic_index_db_mib_s",
+                 "classic_tarball_mib_s", "classic_mix_per_s"):
+        ours_r, nginx_r = res.get(f"{what}.ours"), res.get(f"{what}.nginx")
+        if ours_r and nginx_r:
+            lines.append(f"{what}: ours / nginx = {ours_r / nginx_r:.2f}")
     return "\n".join(lines)
 
 
@@ -400,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0, help="per classic-read run")
     ap.add_argument("--tar-size", type=int, default=4096, help="bytes of each tarball's content")
+    ap.add_argument("--big-mib", type=int, default=64, help="MiB of the large tarball read")
     ap.add_argument("--workers", type=int, default=1, help="our [server] workers (1)")
     ap.add_argument("--no-fsync", dest="fsync", action="store_false",
                     help="our [storage] fsync = false (docker-registry never fsyncs)")

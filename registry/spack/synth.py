@@ -13,6 +13,7 @@ document made twice, or by two replicas, has one digest.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -79,6 +80,7 @@ def spec_manifest_v3(record: SpecRecord, spec_blob: Digest, spec_blob_size: int)
     ])
 
 
+@functools.lru_cache(maxsize=1024)  # asked for on every index read: one per index version
 def index_manifest_v3(fmt: int, digest: Digest, size: int) -> bytes:
     return manifest_v3([blob_entry(size, DB_TYPE[fmt], digest, "none")])
 
