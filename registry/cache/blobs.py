@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +31,9 @@ from typing import TypeVar
 
 import aiohttp
 
+from registry.cache import shared
 from registry.cache.eviction import Lru
+from registry.cache.shared import SharedPaths
 from registry.cache.upstream import Upstream
 from registry.core.errors import (
     BadUpstream,
@@ -59,6 +60,10 @@ BLOCK = 1 << 20
 # Threads for the fetches' file work. Their own pool: followers may wait for a
 # growing file on the default pool (the TLS path), and must never starve the writer.
 FETCH_THREADS = 8
+# A worker following another worker's fetch looks at the file this often, and
+# waits this long for the upstream to answer that worker.
+FOLLOW_POLL_S = 0.005
+FOLLOW_START_S = 60.0
 
 
 def _range(header: str | None, size: int) -> ByteRange | None:
@@ -209,27 +214,53 @@ class CachingBlobs:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fetch = Fetch(digest, {repo}, ready)
         self._fetches[digest] = fetch
-        task = asyncio.create_task(self._run(fetch, repo), name=f"fetch {digest}")
+        task = asyncio.create_task(self._claim(fetch, repo), name=f"fetch {digest}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return fetch
 
-    async def _run(self, fetch: Fetch, repo: str) -> None:
+    def _shared_paths(self, digest: Digest) -> SharedPaths:
+        local = self.driver.local_path(paths.scratch("x"))
+        if local is None:
+            raise StorageError("the node cache needs a store on local disk")
+        return SharedPaths.of(os.path.dirname(local), digest)
+
+    async def _claim(self, fetch: Fetch, repo: str) -> None:
+        """Fetch from the upstream if no other worker of this cache is fetching the
+        blob (shared.py), else follow the file that worker writes."""
+        try:
+            shared_paths = self._shared_paths(fetch.digest)
+            lock = await self._io(shared.try_lock, shared_paths.lock)
+        except BaseException as exc:
+            self._fetches.pop(fetch.digest, None)
+            fetch.error = exc
+            fetch.ready.set_result(None)
+            raise
+        if lock is None:
+            await self._follow(fetch, shared_paths)
+            return
+        try:
+            await self._run(fetch, repo, shared_paths)
+        finally:
+            await self._io(shared.unlock, lock, shared_paths.lock)
+
+    async def _run(self, fetch: Fetch, repo: str, shared_paths: SharedPaths) -> None:
         digest = fetch.digest
-        scratch = paths.scratch(f"fetch-{uuid.uuid4().hex}")
-        local = self.driver.local_path(scratch)
+        local = shared_paths.data
+        scratch = paths.scratch(os.path.basename(local))
         resp: aiohttp.ClientResponse | None = None
         wfd = -1
         created = False
         try:
-            if local is None:
-                raise StorageError("the node cache needs a store on local disk")
             resp, size = await self.upstream.open_blob(repo, digest)
             fetch.size = size
             fetch.progress = GrowingFile(size)
             await self.lru.make_room(size)
+            # What a fetcher that died left (we hold the lock: nobody else writes it).
+            await self._io(shared.remove, local, shared_paths.size)
             wfd, fetch.read_fd = await self._io(_open_pair, local)
             created = True
+            await self._io(shared.publish_size, shared_paths, size)
             fetch.ready.set_result(None)
             log.info("fetching %s (%d bytes) from %s", digest, size, self.upstream.base)
             await self._download(fetch, resp, wfd)
@@ -269,6 +300,84 @@ class CachingBlobs:
             # descriptor being closed (its number could already be another file's).
             rfd, fetch.read_fd = fetch.read_fd, -1
             await self._io(_cleanup, wfd, rfd, local if created else None)
+            await self._io(shared.remove, shared_paths.size)
+
+    async def _follow(self, fetch: Fetch, shared_paths: SharedPaths) -> None:
+        """Serve this process's requests from the file another worker is fetching
+        into. When that worker is gone before the file is whole, fail them: the
+        next request claims the fetch."""
+        digest = fetch.digest
+        rfd = -1
+        try:
+            opened = await self._wait_for_file(shared_paths)
+            if opened is None:  # the fetcher finished or gave up: look again
+                self._fetches.pop(digest, None)
+                fetch.ready.set_result(None)
+                return
+            rfd, size = opened
+            fetch.size, fetch.progress, fetch.read_fd = size, GrowingFile(size), rfd
+            fetch.ready.set_result(None)
+            polls = 0
+            while True:
+                st = await self._io(os.fstat, rfd)
+                have = st.st_size
+                fetch.progress.advance(min(have, size))
+                if have >= size:  # whole only once verified (see shared.py)
+                    break
+                if st.st_nlink == 0:  # a dead fetcher's file, removed by the next one
+                    raise UpstreamUnavailable("the fetch of the blob started over, retry",
+                                              {"digest": str(digest)})
+                polls += 1
+                if polls % 20 == 0 and await self._io(shared.holder_gone, shared_paths):
+                    if (await self._io(os.fstat, rfd)).st_size >= size:
+                        continue
+                    raise UpstreamUnavailable("the worker fetching the blob stopped, retry",
+                                              {"digest": str(digest)})
+                await asyncio.sleep(FOLLOW_POLL_S)
+            fetch.progress.advance(size)
+            fetch.progress.complete()
+            # The fetcher moves the file into the store right after; link ours then.
+            for _ in range(200):
+                if await self.inner.size(digest) is not None:
+                    for name in sorted(fetch.repos):
+                        await self.inner.link(name, digest, size)
+                    self.lru.touch(digest, size)
+                    break
+                await asyncio.sleep(0.05)
+        except BaseException as exc:
+            if not fetch.progress.done:
+                fetch.error = exc
+                if fetch.ready.done():
+                    fetch.progress.fail(exc)
+                else:
+                    fetch.ready.set_result(None)
+            if isinstance(exc, RegistryError | OSError):
+                log.warning("following the fetch of %s failed: %s", digest, _describe(exc))
+            elif not isinstance(exc, asyncio.CancelledError):
+                log.error("following the fetch of %s failed", digest, exc_info=exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if self._fetches.get(digest) is fetch:
+                del self._fetches[digest]
+            rfd, fetch.read_fd = fetch.read_fd, -1
+            if rfd >= 0:
+                await self._io(_cleanup, -1, rfd, None)
+
+    async def _wait_for_file(self, shared_paths: SharedPaths) -> tuple[int, int] | None:
+        """(read descriptor, size) of the file the fetching worker writes, once the
+        upstream has answered it; None when that worker is no longer fetching."""
+        deadline = asyncio.get_running_loop().time() + FOLLOW_START_S
+        while True:
+            opened = await self._io(_open_current, shared_paths)
+            if opened is not None:
+                return opened
+            if await self._io(shared.holder_gone, shared_paths):
+                return None
+            if asyncio.get_running_loop().time() > deadline:
+                raise UpstreamUnavailable("the worker fetching the blob got no answer from "
+                                          "the upstream in time, retry")
+            await asyncio.sleep(FOLLOW_POLL_S)
 
     async def _download(self, fetch: Fetch, resp: aiohttp.ClientResponse, wfd: int) -> None:
         """Stream the body into the file while hashing it. The newest block is held
@@ -324,6 +433,22 @@ class CachingBlobs:
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         await self.inner.put_small(data, digest)
+
+
+def _open_current(shared_paths: SharedPaths) -> tuple[int, int] | None:
+    """A descriptor on the fetch's data file and the blob's size, when both are
+    published and the file is the live one (not a dead fetcher's, unlinked)."""
+    size = shared.read_size(shared_paths)
+    if size is None:
+        return None
+    try:
+        fd = os.open(shared_paths.data, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    if os.fstat(fd).st_nlink == 0:
+        os.close(fd)
+        return None
+    return fd, size
 
 
 def _cleanup(wfd: int, rfd: int, path: str | None) -> None:

@@ -64,6 +64,27 @@ def test_32_clients_share_one_upstream_get(origin, start_cache):
     assert upstream_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
 
 
+def test_workers_of_one_cache_share_one_upstream_get(origin, start_cache):
+    """`[server] workers = 4`: the clients' connections land on every worker, and the
+    node still sends the origin one GET; the workers that did not fetch follow the
+    file the fetching one writes."""
+    repo = "fanout/workers"
+    data = os.urandom(24 * MiB)
+    digest = push_blob(origin, repo, data)
+    cache = start_cache(origin.url, extra="[server]\nworkers = 4\n")
+    url = f"{cache.url}/v2/{repo}/blobs/{digest}"
+    with ThreadPoolExecutor(48) as pool:
+        results = list(pool.map(lambda _: pull(url), range(48)))
+    expected = hashlib.sha256(data).hexdigest()
+    assert [status for status, _ in results] == [200] * 48
+    assert {hashlib.sha256(body).hexdigest() for _, body in results} == {expected}
+    assert settled_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
+    assert stored(cache, digest) == data
+    # Another repository's name for it, on whichever worker: linked, not fetched.
+    assert get(f"{cache.url}/v2/other/repo/blobs/{digest}").content == data
+    assert upstream_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
+
+
 def test_range_and_head_while_the_blob_downloads(fake_upstream, start_cache):
     fake_upstream.delay = 0.02  # 8 MiB in about 0.6 s
     data = os.urandom(8 * MiB)
