@@ -93,6 +93,11 @@ class CacheConfig:
     username: str = ""  # upstream credentials: Basic, or for the bearer token flow
     password: str = ""
     ca_bundle: str = ""  # PEM CA certificates for an https upstream; "" = system CAs
+    # Sibling caches sharing the upstream, this one included (the same list on
+    # each): per digest one of them, by rendezvous hashing, fetches from the
+    # upstream and the others fetch from it. `advertise` is this cache's entry.
+    peers: list[str] = field(default_factory=list)
+    advertise: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -149,6 +154,12 @@ def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
         problems.append(f"{where}: expected an integer, got {value!r}")
+    elif kind is list:
+        if isinstance(value, str):  # the environment: comma-separated
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        problems.append(f"{where}: expected a list of strings, got {value!r}")
     else:
         if isinstance(value, str):
             return value
@@ -258,6 +269,13 @@ def validate(config: Config) -> list[str]:
     return problems
 
 
+def _is_base_url(url: str) -> bool:
+    scheme, sep, rest = url.partition("://")
+    host = rest.rstrip("/")
+    return scheme in ("http", "https") and bool(sep) and bool(host) and "/" not in host \
+        and "?" not in host and "@" not in host
+
+
 def _validate_cache(config: Config) -> list[str]:
     c = config.cache
     problems = []
@@ -271,12 +289,15 @@ def _validate_cache(config: Config) -> list[str]:
         problems.append("[cache] password: set without a username")
     if not c.upstream:
         return problems
-    scheme, sep, rest = c.upstream.partition("://")
-    host = rest.rstrip("/")
-    if scheme not in ("http", "https") or not sep or not host or "/" in host \
-            or "?" in host or "@" in host:
-        problems.append("[cache] upstream: expected http://HOST[:PORT] or https://HOST[:PORT], "
-                        f"got {c.upstream!r}")
+    for key, url in [("upstream", c.upstream), *(("peers", p) for p in c.peers)]:
+        if not _is_base_url(url):
+            problems.append(f"[cache] {key}: expected http://HOST[:PORT] or "
+                            f"https://HOST[:PORT], got {url!r}")
+    if c.peers and c.advertise not in c.peers:
+        problems.append(f"[cache] advertise: must be this cache's entry in [cache] peers, "
+                        f"got {c.advertise!r}")
+    if len(set(c.peers)) != len(c.peers):
+        problems.append("[cache] peers: listed twice")
     if not c.dir:
         problems.append("[cache] dir: required when [cache] upstream is set")
     if config.storage.driver != "filesystem":

@@ -92,10 +92,12 @@ def launch(
     scheme: str = "http",
     verify: bool | str = True,
     data: bool = True,
+    port: int | None = None,
 ) -> RunningRegistry:
-    """Start `python -m registry serve` on a free port with its data under `tmp`."""
+    """Start `python -m registry serve` on `port` (default: a free one) with its data
+    under `tmp`."""
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "registry", "serve", "--listen", f"127.0.0.1:{port}"]
     if data:
         cmd += ["--data", str(tmp / "data")]

@@ -33,6 +33,7 @@ import aiohttp
 
 from registry.cache import shared
 from registry.cache.eviction import Lru
+from registry.cache.peers import Peers
 from registry.cache.shared import SharedPaths
 from registry.cache.upstream import Upstream
 from registry.core.errors import (
@@ -110,8 +111,10 @@ class CachingBlobs:
     are refused (the upstream is the truth)."""
 
     def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
-                 fsync: bool = True, hooks: Hooks | None = None) -> None:
+                 fsync: bool = True, hooks: Hooks | None = None,
+                 peers: Peers | None = None) -> None:
         self.inner = inner
+        self.peers = peers
         self.hooks = hooks or NullHooks()
         self.driver = driver
         self.upstream = upstream
@@ -252,7 +255,7 @@ class CachingBlobs:
         wfd = -1
         created = False
         try:
-            resp, size = await self.upstream.open_blob(repo, digest)
+            resp, size, source = await self._open(repo, digest)
             fetch.size = size
             fetch.progress = GrowingFile(size)
             await self.lru.make_room(size)
@@ -262,7 +265,7 @@ class CachingBlobs:
             created = True
             await self._io(shared.publish_size, shared_paths, size)
             fetch.ready.set_result(None)
-            log.info("fetching %s (%d bytes) from %s", digest, size, self.upstream.base)
+            log.info("fetching %s (%d bytes) from %s", digest, size, source)
             await self._download(fetch, resp, wfd)
             if self.fsync:
                 await self._io(os.fsync, wfd)
@@ -378,6 +381,19 @@ class CachingBlobs:
                 raise UpstreamUnavailable("the worker fetching the blob got no answer from "
                                           "the upstream in time, retry")
             await asyncio.sleep(FOLLOW_POLL_S)
+
+    async def _open(self, repo: str,
+                    digest: Digest) -> tuple[aiohttp.ClientResponse, int, str]:
+        """The blob's GET, its size and where from: the sibling cache that fetches
+        it (peers.py), or the upstream when this cache is the one or no sibling
+        answers."""
+        if self.peers is not None:
+            for peer in self.peers.sources(digest):
+                try:
+                    return (*await peer.open_blob(repo, digest), peer.base)
+                except UpstreamUnavailable as exc:
+                    self.peers.failed(peer, _describe(exc))
+        return (*await self.upstream.open_blob(repo, digest), self.upstream.base)
 
     async def _download(self, fetch: Fetch, resp: aiohttp.ClientResponse, wfd: int) -> None:
         """Stream the body into the file while hashing it. The newest block is held

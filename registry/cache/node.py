@@ -16,6 +16,7 @@ from registry.cache.blobs import CachingBlobs
 from registry.cache.eviction import Lru
 from registry.cache.manifests import CachingManifests, CachingTags
 from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
+from registry.cache.peers import CONNECT_S, Peers
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
 from registry.core.cache import Generations
@@ -37,11 +38,16 @@ class NodeCache:
         self.upstream = Upstream(config.upstream, config.username, config.password,
                                  config.ca_bundle, manifest_max_bytes)
         self.lru = Lru(driver, config.max_bytes, generations)
+        self.peers = None
+        if config.peers:
+            self.peers = Peers(config.advertise, config.peers, lambda url: Upstream(
+                url, ca_bundle=config.ca_bundle, manifest_max_bytes=manifest_max_bytes,
+                connect_timeout=CONNECT_S))
         self.blobs: list[CachingBlobs] = []
 
     def decorate(self, reg: Registry) -> Registry:
         blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,
-                             self.hooks)
+                             self.hooks, self.peers)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)
         return dataclasses.replace(
@@ -55,6 +61,8 @@ class NodeCache:
 
     async def __aenter__(self) -> NodeCache:
         await self.upstream.start()
+        if self.peers is not None:
+            await self.peers.start()
         await self.lru.load()
         await self.lru.make_room()  # the cap may have shrunk since the last run
         return self
@@ -64,3 +72,5 @@ class NodeCache:
         for blobs in self.blobs:
             await blobs.close()
         await self.upstream.close()
+        if self.peers is not None:
+            await self.peers.close()

@@ -22,9 +22,11 @@ def start_cache(start_registry, tmp_path_factory) -> Iterator[Callable[..., Runn
     """start_cache(upstream_url, tag_ttl=60, extra="") -> a node cache registry process."""
     started: list[RunningRegistry] = []
 
-    def start(upstream: str, tag_ttl: int = 60, extra: str = "") -> RunningRegistry:
+    def start(upstream: str, tag_ttl: int = 60, extra: str = "",
+              port: int | None = None) -> RunningRegistry:
         tmp = tmp_path_factory.mktemp("node-cache")
-        reg = start_registry(tmp, config=cache_config(upstream, tmp / "cache", tag_ttl, extra))
+        reg = start_registry(tmp, config=cache_config(upstream, tmp / "cache", tag_ttl, extra),
+                             port=port)
         reg.cache_dir = tmp / "cache"  # type: ignore[attr-defined]
         started.append(reg)
         return reg
