@@ -190,6 +190,37 @@ def _size(n: int) -> str:
     return f"{size:.1f} GiB"
 
 
+def cmd_cache_stats(args: argparse.Namespace) -> int:
+    import os
+
+    from registry.cache.stats import StatsFiles
+
+    config = _load(args)
+    if not config.cache.enabled:
+        print("cache stats: this configuration is not a node cache ([cache] upstream is "
+              "empty)", file=sys.stderr)
+        return 2
+    totals, live = StatsFiles(config.cache.dir).totals()
+    blobs = held = 0
+    for root, _, names in os.walk(Path(config.cache.dir) / "blobs"):
+        for name in names:
+            blobs += 1
+            held += os.stat(os.path.join(root, name)).st_size
+    doc = {"upstream": config.cache.upstream, "dir": config.cache.dir,
+           "processes_counting": live, "blobs_held": blobs, "bytes_held": held,
+           "max_bytes": config.cache.max_bytes, **totals.to_json()}
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    asked = totals.hits + totals.misses + totals.coalesced
+    for key, value in doc.items():
+        print(f"{key:<20} {value}")
+    if asked:
+        print(f"{'hit ratio':<20} {(totals.hits + totals.coalesced) / asked:.3f} "
+              "(hits and coalesced over all blob requests)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="registry", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -232,6 +263,14 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--target", help="only specs built for this target (e.g. x86_64_v3)")
     ls.add_argument("--json", action="store_true", help="JSON, as the API answers")
     ls.set_defaults(func=cmd_spack_list)
+
+    ca = sub.add_parser("cache", help="node cache tools")
+    casub = ca.add_subparsers(dest="cache_command", required=True)
+    st = casub.add_parser("stats", help="what the node cache did: hits, misses, coalesced "
+                                        "requests, bytes from upstream and served")
+    common(st)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_cache_stats)
     return p
 
 

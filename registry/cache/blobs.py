@@ -35,6 +35,7 @@ from registry.cache import shared
 from registry.cache.eviction import Lru
 from registry.cache.peers import Peers
 from registry.cache.shared import SharedPaths
+from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream
 from registry.core.errors import (
     BadUpstream,
@@ -112,9 +113,10 @@ class CachingBlobs:
 
     def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
                  fsync: bool = True, hooks: Hooks | None = None,
-                 peers: Peers | None = None) -> None:
+                 peers: Peers | None = None, stats: CacheStats | None = None) -> None:
         self.inner = inner
         self.peers = peers
+        self.stats = stats or CacheStats()
         self.hooks = hooks or NullHooks()
         self.driver = driver
         self.upstream = upstream
@@ -160,6 +162,9 @@ class CachingBlobs:
         for _ in range(3):  # a fetch may finish or fail between the steps below
             plan = await self._local(repo, digest, range_header, with_body)
             if plan is not None:
+                if with_body:
+                    self.stats.hits += 1
+                    self.stats.bytes_served += _length(plan)
                 return plan
             fetch = self._fetches.get(digest)
             if fetch is None:
@@ -169,6 +174,7 @@ class CachingBlobs:
                 fetch = self._start(repo, digest)
             else:
                 fetch.repos.add(repo)
+                self.stats.coalesced += 1
             # Shielded: a client that goes away must not cancel what others wait for.
             await asyncio.shield(fetch.ready)
             if fetch.error is not None:
@@ -183,8 +189,10 @@ class CachingBlobs:
             fd = os.dup(fetch.read_fd)
             self.lru.pin(digest)
             self.hooks.blob_pulled(repo, digest)  # a pull like any other (local ones: inner)
-            return BlobPlan(digest, fetch.size, rng,
+            plan = BlobPlan(digest, fetch.size, rng,
                             LocalFile(fd, fetch.progress, lambda: self.lru.unpin(digest)))
+            self.stats.bytes_served += _length(plan)
+            return plan
         raise UpstreamUnavailable("blob fetch did not settle, retry", {"digest": str(digest)})
 
     async def _local(self, repo: str, digest: Digest, range_header: str | None,
@@ -240,8 +248,10 @@ class CachingBlobs:
             fetch.ready.set_result(None)
             raise
         if lock is None:
+            self.stats.coalesced += 1  # another worker of this cache is fetching it
             await self._follow(fetch, shared_paths)
             return
+        self.stats.misses += 1
         try:
             await self._run(fetch, repo, shared_paths)
         finally:
@@ -280,6 +290,7 @@ class CachingBlobs:
                 await self.inner.link(name, digest, size)
             await self.lru.make_room()
         except BaseException as exc:
+            self.stats.fetch_errors += 1
             if not fetch.progress.done:
                 fetch.error = exc
                 if fetch.ready.done():
@@ -411,6 +422,7 @@ class CachingBlobs:
 
         try:
             async for chunk in resp.content.iter_any():
+                self.stats.bytes_upstream += len(chunk)
                 pending.append(chunk)
                 pending_len += len(chunk)
                 if pending_len < BLOCK:
@@ -449,6 +461,10 @@ class CachingBlobs:
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         await self.inner.put_small(data, digest)
+
+
+def _length(plan: BlobPlan) -> int:
+    return plan.range.length if plan.range is not None else plan.size
 
 
 def _open_current(shared_paths: SharedPaths) -> tuple[int, int] | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 
+from registry.cache.stats import CacheStats
 from registry.core.cache import GLOBAL, Generations
 from registry.core.errors import DigestInvalid
 from registry.core.grammar import Digest
@@ -29,8 +30,10 @@ log = logging.getLogger("registry.cache")
 class Lru:
     """Stored blobs by last use, their total size, and the pins of those in use."""
 
-    def __init__(self, driver: Driver, max_bytes: int, generations: Generations) -> None:
+    def __init__(self, driver: Driver, max_bytes: int, generations: Generations,
+                 stats: CacheStats | None = None) -> None:
         self.driver = driver
+        self.stats = stats
         self.max_bytes = max_bytes  # 0: no cap
         self.generations = generations
         self._sizes: OrderedDict[Digest, int] = OrderedDict()
@@ -97,5 +100,8 @@ class Lru:
             return 0
         # Blob sizes are cached under the global scope: they must go with the file.
         self.generations.bump(GLOBAL)
+        if self.stats is not None:
+            self.stats.evictions += 1
+            self.stats.bytes_evicted += size
         log.info("evicted %s (%d bytes); node cache now %d bytes", digest, size, self.total)
         return size

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sized
 from typing import TypeVar
 
+from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream, UpstreamManifest
 from registry.core.errors import (
     BlobUnknown,
@@ -81,8 +82,10 @@ class CachingManifests:
     """`Manifests` of a node cache (see the module docstring)."""
 
     def __init__(self, inner: Manifests, tags: Tags, upstream: Upstream, tag_ttl: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 stats: CacheStats | None = None) -> None:
         self.inner = inner
+        self.stats = stats or CacheStats()
         self.tags = tags  # the local tags (the inner manifest service's)
         self.upstream = upstream
         self.tag_ttl = tag_ttl
@@ -123,7 +126,10 @@ class CachingManifests:
             await self._flights.run((repo, str(digest)),
                                     lambda: self._fetch(repo, str(digest), None))
             stored = await self.inner.get(repo, reference, with_body)
-        return dataclasses.replace(stored, stale=True) if stale else stored
+        if not stale:
+            return stored
+        self.stats.stale += 1
+        return dataclasses.replace(stored, stale=True)
 
     async def _revalidate(self, repo: str, tag: str) -> tuple[bool, StoredManifest | None]:
         """Ask the upstream whether `tag` still points where it does here; store its new

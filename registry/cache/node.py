@@ -9,7 +9,10 @@ flight and the eviction table (loaded from the store at start).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 from types import TracebackType
 
 from registry.cache.blobs import CachingBlobs
@@ -17,12 +20,15 @@ from registry.cache.eviction import Lru
 from registry.cache.manifests import CachingManifests, CachingTags
 from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
 from registry.cache.peers import CONNECT_S, Peers
+from registry.cache.stats import FLUSH_S, CacheStats, StatsFiles
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
 from registry.core.cache import Generations
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.storage.driver import Driver
+
+log = logging.getLogger("registry.cache")
 
 
 class NodeCache:
@@ -37,7 +43,10 @@ class NodeCache:
         self.fsync = fsync
         self.upstream = Upstream(config.upstream, config.username, config.password,
                                  config.ca_bundle, manifest_max_bytes)
-        self.lru = Lru(driver, config.max_bytes, generations)
+        self.stats = CacheStats()
+        self.stats_files = StatsFiles(config.dir)
+        self._flusher: asyncio.Task | None = None
+        self.lru = Lru(driver, config.max_bytes, generations, self.stats)
         self.peers = None
         if config.peers:
             self.peers = Peers(config.advertise, config.peers, lambda url: Upstream(
@@ -47,13 +56,14 @@ class NodeCache:
 
     def decorate(self, reg: Registry) -> Registry:
         blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,
-                             self.hooks, self.peers)
+                             self.hooks, self.peers, self.stats)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)
         return dataclasses.replace(
             reg,
             blobs=blobs,
-            manifests=CachingManifests(reg.manifests, reg.tags, self.upstream, ttl),
+            manifests=CachingManifests(reg.manifests, reg.tags, self.upstream, ttl,
+                                       stats=self.stats),
             tags=CachingTags(reg.tags, self.upstream, ttl),
             referrers=UpstreamReferrers(reg.referrers, self.upstream),
             uploads=ReadOnlyUploads(reg.uploads, self.upstream),
@@ -65,10 +75,26 @@ class NodeCache:
             await self.peers.start()
         await self.lru.load()
         await self.lru.make_room()  # the cap may have shrunk since the last run
+        await asyncio.to_thread(self.stats_files.fold_dead)
+        self._flusher = asyncio.create_task(self._flush_stats(), name="cache-stats")
         return self
+
+    async def _flush_stats(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            try:
+                await asyncio.to_thread(self.stats_files.write, self.stats)
+            except OSError:  # counters are statistics: never stop the cache for them
+                log.warning("could not write the cache's counters", exc_info=True)
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self.stats_files.write, self.stats)
         for blobs in self.blobs:
             await blobs.close()
         await self.upstream.close()

@@ -32,7 +32,7 @@ from registry.storage.driver import (
     StorageUnavailable,
     check_path,
 )
-from registry.storage.paths import TMP
+from registry.storage.paths import KEEP_PREFIX, TMP
 from registry.storage.walk import Entry, sort_entries, walk_tree
 
 to_thread = asyncio.to_thread
@@ -413,6 +413,8 @@ class FilesystemDriver:
         cutoff = time.time() - older_than
         removed = 0
         for entry in os.scandir(self.root / TMP):
+            if entry.name.startswith(KEEP_PREFIX):
+                continue
             try:
                 if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                     if entry.is_dir(follow_symlinks=False):

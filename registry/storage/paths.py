@@ -86,6 +86,9 @@ BUCKETS = "buckets"
 OBJECT_DATA = "objectdata"
 MULTIPART = "multipart"
 TMP = "_tmp"
+# Entries of the scratch space whose name starts with this survive the start-up
+# clean (a node cache's counters: registry/cache/stats.py).
+KEEP_PREFIX = "keep-"
 REPO_MARKERS = ("_manifests", "_layers", "_uploads")
 
 

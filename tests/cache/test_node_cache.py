@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,7 @@ import pytest
 import requests
 from api.helpers import assert_error, call, push_blob, push_image
 from cache_helpers import blob_file, settled_gets, stored, upstream_gets
+from harness import child_env, wait_for
 from tlsutil import make_cert
 
 MiB = 1 << 20
@@ -118,7 +120,9 @@ def test_upstream_faults_abort_every_client_and_cache_nothing(fake_upstream, sta
         [(s, len(b) if b else b) for s, b in results]  # never a short 200 taken as whole
     assert fake_upstream.blob_gets(digest) == 1
     assert not blob_file(cache, digest).exists()
-    assert not any((cache.cache_dir / "_tmp").iterdir())  # the scratch file is gone
+    left = [p.name for p in (cache.cache_dir / "_tmp").iterdir()
+            if not p.name.startswith("keep-")]  # the counters stay
+    assert left == []  # the scratch file is gone
     # The next request tries again, and the fixed upstream is cached.
     setattr(fake_upstream, fault, False)
     assert get(url).content == data
@@ -237,3 +241,37 @@ def test_https_upstream_with_a_ca_bundle(start_registry, start_cache, tmp_path):
     assert r.status_code == 503 and r.json()["errors"][0]["code"] == "UNAVAILABLE"
     cache = start_cache(origin.url, extra=f'ca_bundle = "{cert}"\n')
     assert get(f"{cache.url}/v2/tls/app/blobs/{digest}").content == data
+
+
+def cache_stats(cache) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "cache", "stats", "--json",
+         "--config", str(cache.cache_dir.parent / "registry.toml")],
+        capture_output=True, text=True, env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_cache_stats_count_hits_misses_and_bytes(origin, start_cache):
+    repo = "stats/app"
+    data = os.urandom(4 * MiB)
+    digest = push_blob(origin, repo, data)
+    cache = start_cache(origin.url)
+    url = f"{cache.url}/v2/{repo}/blobs/{digest}"
+    assert pull(url)[1] == data
+    with ThreadPoolExecutor(8) as pool:
+        assert all(body == data for _, body in pool.map(lambda _: pull(url), range(8)))
+    assert get(url, headers={"Range": "bytes=0-99"}).status_code == 206
+    # Counters reach the file every 5 s; nine whole pulls and one range.
+    want = {"misses": 1, "bytes_upstream": len(data), "fetch_errors": 0,
+            "bytes_served": 9 * len(data) + 100}
+    stats = wait_for(lambda: cache_stats(cache),
+                     lambda got: all(got[k] == v for k, v in want.items()), deadline=20)
+    assert {k: stats[k] for k in want} == want, stats
+    assert stats["hits"] + stats["coalesced"] == 9
+    assert stats["blobs_held"] == 1 and stats["bytes_held"] == len(data)
+    assert stats["processes_counting"] == 1
+    cache.stop()  # the last counts are written at shutdown and kept
+    after = cache_stats(cache)
+    assert after["processes_counting"] == 0
+    assert {k: after[k] for k in want} == want
