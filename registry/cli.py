@@ -221,6 +221,51 @@ def cmd_cache_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_warm(args: argparse.Namespace) -> int:
+    from registry.cache.warm import Ref, Warmer, WarmError
+    from registry.progressbar import ProgressBar
+    from registry.spack.lockfile import LockfileError, spec_tags
+
+    try:
+        refs = [Ref.parse(r) for r in args.refs]
+        if args.spack_lock:
+            if not args.spack_cache:
+                raise WarmError("--spack-lock needs --spack-cache (the build cache's OCI "
+                                "repository, as in oci://HOST/REPO)")
+            cache = Ref.parse(args.spack_cache).repo
+            refs += [Ref(cache, tag) for tag in spec_tags(args.spack_lock)]
+    except (WarmError, LockfileError) as exc:
+        print(f"cache warm: {exc}", file=sys.stderr)
+        return 2
+    if not refs:
+        print("cache warm: nothing to warm (give references or --spack-lock)", file=sys.stderr)
+        return 2
+    url = args.url
+    if url is None:
+        config = _load(args)
+        host, _, port = config.server.listen.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]", "") else host
+        url = f"{'https' if config.server.tls_cert else 'http'}://{host}:{port}"
+    warmer = Warmer(url, args.jobs, set(args.platform) if args.platform else None,
+                    args.cafile)
+
+    async def run() -> tuple[int, int, int]:
+        plan = await warmer.plan(refs)
+        bar = ProgressBar(len(plan.blobs), plan.bytes)
+        try:
+            got = await warmer.fetch(plan, bar.update)
+        finally:
+            bar.close()
+        return plan.manifests, len(plan.blobs), got
+
+    manifests, blobs, got = asyncio.run(run())
+    print(f"warmed {len(refs)} reference(s) through {url}: {manifests} manifests, "
+          f"{blobs} blobs, {got} bytes, {len(warmer.failed)} failed")
+    for what, why in warmer.failed:
+        print(f"  failed {what}: {why}", file=sys.stderr)
+    return 1 if warmer.failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="registry", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -271,6 +316,19 @@ def parser() -> argparse.ArgumentParser:
     common(st)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_cache_stats)
+    wa = casub.add_parser("warm", help="pull images (or a Spack environment's binaries) "
+                                       "through a running node cache before a job")
+    common(wa)
+    wa.add_argument("refs", nargs="*", metavar="REF", help="repo[:tag][@digest]")
+    wa.add_argument("--url", help="the node cache (default: from the config's listen)")
+    wa.add_argument("--cafile", help="CA bundle for an https node cache")
+    wa.add_argument("--jobs", type=int, default=8, help="blobs fetched at once (default 8)")
+    wa.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                    help="only these platforms of image indexes (repeatable; default all)")
+    wa.add_argument("--spack-lock", help="a spack.lock: warm every binary it names")
+    wa.add_argument("--spack-cache", help="with --spack-lock: the build cache's OCI "
+                                          "repository")
+    wa.set_defaults(func=cmd_cache_warm)
     return p
 
 
