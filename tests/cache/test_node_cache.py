@@ -275,3 +275,27 @@ def test_cache_stats_count_hits_misses_and_bytes(origin, start_cache):
     after = cache_stats(cache)
     assert after["processes_counting"] == 0
     assert {k: after[k] for k in want} == want
+
+
+def test_eviction_under_a_small_cap_spares_what_is_being_read(origin, start_cache):
+    """The cap holds the 48 MiB blob a slow client is reading and two 4 MiB ones:
+    pulling three small ones must evict, and takes the oldest that nobody reads
+    (not the older blob still being sent, far beyond the socket buffers)."""
+    repo = "evict/app"
+    blobs = [os.urandom(48 * MiB), *(os.urandom(4 * MiB) for _ in range(3))]
+    digests = [push_blob(origin, repo, b) for b in blobs]
+    cache = start_cache(origin.url, extra=f"max_bytes = {57 * MiB}\n")
+    slow = requests.get(f"{cache.url}/v2/{repo}/blobs/{digests[0]}", stream=True, timeout=60)
+    assert slow.status_code == 200
+    got = bytearray(slow.raw.read(MiB))  # a client that reads a little, then stalls
+    assert stored(cache, digests[0])  # fetched whole (the cache reads on), still being sent
+    for digest, data in zip(digests[1:], blobs[1:], strict=True):
+        assert get(f"{cache.url}/v2/{repo}/blobs/{digest}").content == data
+    # The oldest blob, but pinned by its reader: the next oldest went instead.
+    assert blob_file(cache, digests[0]).exists()
+    assert not blob_file(cache, digests[1]).exists()
+    got += slow.raw.read()
+    assert bytes(got) == blobs[0]
+    held = sum(p.stat().st_size for p in (cache.cache_dir / "blobs").rglob("*") if p.is_file())
+    assert held <= 57 * MiB
+    assert "evicted" in cache.log()
