@@ -18,6 +18,7 @@ from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.cache.node import NodeCache
+from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.cache import Generations
@@ -37,7 +38,8 @@ log = logging.getLogger("registry")
 
 def build_dispatcher(registry: Registry, config: Config,
                      access: AccessControl | None = None,
-                     spack: Spack | None = None) -> Dispatcher:
+                     spack: Spack | None = None,
+                     spack_proxy: SpackProxy | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -49,7 +51,7 @@ def build_dispatcher(registry: Registry, config: Config,
     families = [oci, spack_family, api, UiFamily(), s3]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
-                  spack.catalog if spack is not None else None)
+                  spack.catalog if spack is not None else None, spack_proxy)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -135,7 +137,8 @@ async def running(config: Config, hooks: Hooks | None = None,
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
-            yield build_dispatcher(reg, config, spack=spack)
+            yield build_dispatcher(reg, config, spack=spack,
+                                   spack_proxy=node_cache.spack if node_cache else None)
     finally:
         await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()

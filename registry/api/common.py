@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
@@ -29,6 +30,8 @@ class Context:
     spack: SpackCaches | None = None
     # The SQLite index of every spec (registry.spack.catalog); None when off.
     specs: SpecCatalog | None = None
+    # A node cache's view of its upstream's Spack caches; None elsewhere.
+    spack_proxy: SpackProxy | None = None
 
 
 def upload_headers(status: UploadStatus) -> dict[str, str]:

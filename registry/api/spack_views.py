@@ -20,6 +20,7 @@ from aiohttp import web
 from registry.api.blobs import send_plan
 from registry.api.common import Context
 from registry.api.families import PatternFamily
+from registry.cache.spack_proxy import SpackProxy
 from registry.core.errors import BlobUnknown, NotFound, ObjectError, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.ranges import Unsatisfiable, parse_range
@@ -49,6 +50,8 @@ async def view(request: web.BaseRequest, route: dict[str, str],
     caches: SpackCaches | None = ctx.spack
     cache, path = route["name"], classify(route["path"])
     if caches is None:
+        if ctx.spack_proxy is not None:  # a node cache: its upstream's views
+            return await _proxied(request, ctx, ctx.spack_proxy, cache, path)
         raise _missing(path.path)
     answer = await _answer(ctx, caches, cache, path)
     if answer is None:
@@ -169,6 +172,17 @@ async def _pushed_keys(ctx: Context, cache: str, kind: str) -> list[str]:
         if name.endswith(suffix):
             out.append(name[: -len(suffix)])
     return out
+
+
+async def _proxied(request: web.BaseRequest, ctx: Context, proxy: SpackProxy, cache: str,
+                   path: ClassicPath) -> web.StreamResponse:
+    if path.digest is not None:
+        return await _blob(request, ctx, cache, path.digest)
+    digest, data, content_type = await proxy.lookup(cache, path.path)
+    if digest is not None:
+        return await _blob(request, ctx, cache, digest)
+    assert data is not None
+    return await send_bytes(request, data, content_type)
 
 
 async def _blob(request: web.BaseRequest, ctx: Context, cache: str,

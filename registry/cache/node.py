@@ -20,6 +20,7 @@ from registry.cache.eviction import Lru
 from registry.cache.manifests import CachingManifests, CachingTags
 from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
 from registry.cache.peers import CONNECT_S, Peers
+from registry.cache.spack_proxy import SpackProxy
 from registry.cache.stats import FLUSH_S, CacheStats, StatsFiles
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
@@ -53,6 +54,7 @@ class NodeCache:
                 url, ca_bundle=config.ca_bundle, manifest_max_bytes=manifest_max_bytes,
                 connect_timeout=CONNECT_S))
         self.blobs: list[CachingBlobs] = []
+        self.spack = SpackProxy(self.upstream, float(config.tag_ttl))
 
     def decorate(self, reg: Registry) -> Registry:
         blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
@@ -30,6 +31,7 @@ from registry.core.errors import (
     Denied,
     ManifestUnknown,
     NameUnknown,
+    NotFound,
     RegistryError,
     TooManyRequests,
     UpstreamUnavailable,
@@ -297,6 +299,32 @@ class Upstream:
             resp.release()
             raise BadUpstream("upstream gave no size for the blob", {"digest": str(digest)})
         return resp, resp.content_length
+
+    # -- Spack's classic views ---------------------------------------------------
+
+    async def spack_document(self, cache: str, rel: str,
+                             limit: int) -> tuple[Digest | None, bytes | None, str]:
+        """What the upstream's `/spack/<cache>/<rel>` is: (digest, None, type) when
+        it answers with a blob's ETag (`"sha256:..."`: a tarball, an index, to be
+        fetched like any blob), else (None, the document, its type), at most
+        `limit` bytes. A HEAD first, so that a tarball is never fetched twice."""
+        path = f"/spack/{quote(cache)}/{quote(rel)}"
+        scope = f"repository:{cache}:pull"
+        for method in ("HEAD", "GET"):
+            resp = await self._send(method, path, scope, dict(IDENTITY))
+            try:
+                if resp.status != 200:
+                    raise await self._error(resp, NotFound, {"path": rel[:200]})
+                ctype = resp.headers.get("Content-Type", "application/octet-stream")
+                etag = resp.headers.get("ETag", "").strip('"')
+                if etag.startswith("sha256:"):
+                    with contextlib.suppress(RegistryError):
+                        return Digest.parse(etag), None, ctype
+                if method == "GET":
+                    return None, await self._read_bounded(resp, limit), ctype
+            finally:
+                resp.release()
+        raise AssertionError("unreachable")
 
     # -- listings ------------------------------------------------------------
 

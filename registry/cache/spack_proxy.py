@@ -1,0 +1,52 @@
+"""Spack's classic mirror views (`/spack/<cache>/...`) of the upstream, served by
+a node cache.
+
+Content-addressed paths (`blobs/sha256/..`) are blobs of the cache's
+repository upstream: they go through `CachingBlobs` like any layer, fetched
+once and kept. For every other path the upstream is asked what it is: when it
+answers with a blob's ETag (`"sha256:..."`: a v2 tarball, an index database)
+the node serves that blob the same way; otherwise (a spec manifest, an index
+manifest, a key) the document itself is passed on. Both answers are kept for
+`tag_ttl` seconds, so a job start's thousand index reads cost the upstream one,
+and concurrent lookups of a path share one upstream request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from registry.cache.manifests import Flights
+from registry.cache.upstream import Upstream
+from registry.core.grammar import Digest
+
+DOC_MAX = 16 << 20
+ENTRIES_MAX = 4096
+
+Answer = tuple[Digest | None, bytes | None, str]  # (blob digest | None, document, type)
+
+
+class SpackProxy:
+    """What the upstream's classic views answer, looked up and kept for a while."""
+
+    def __init__(self, upstream: Upstream, ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.upstream = upstream
+        self.ttl = ttl
+        self.clock = clock
+        self._memo: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+        self._flights = Flights()
+
+    async def lookup(self, cache: str, rel: str) -> Answer:
+        key = (cache, rel)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
+        answer = await self._flights.run(
+            key, lambda: self.upstream.spack_document(cache, rel, DOC_MAX))
+        self._memo[key] = (self.clock() + self.ttl, answer)
+        self._memo.move_to_end(key)
+        while len(self._memo) > ENTRIES_MAX:
+            self._memo.popitem(last=False)
+        return answer
