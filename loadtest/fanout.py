@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import aiohttp
 
+from loadtest.procs import Proc, nginx, peak_rss_mb, wait_ready
 from loadtest.targets import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -65,34 +65,6 @@ proxy:
   remoteurl: {origin}
 """
 
-NGINX = """\
-daemon off;
-worker_processes auto;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    client_body_temp_path {tmp}/cb;
-    proxy_temp_path {tmp}/px;
-    fastcgi_temp_path {tmp}/fc;
-    uwsgi_temp_path {tmp}/uw;
-    scgi_temp_path {tmp}/sc;
-    types {{ }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
-        location = /v2/ {{ return 200 "{{}}"; }}
-    }}
-}}
-"""
-
-
 def parse_size(text: str) -> int:
     units = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "K": 1 << 10, "M": 1 << 20,
              "G": 1 << 30, "B": 1}
@@ -109,50 +81,6 @@ def wchar(pid: int) -> int:
         if line.startswith("wchar:"):
             return int(line.split()[1])
     return 0
-
-
-def hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class Proc:
-    """A docker-registry or nginx process of this run."""
-
-    def __init__(self, argv: list[str], port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-async def ready(url: str, limit_s: float = 30) -> None:
-    deadline = time.monotonic() + limit_s
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(f"{url}/v2/") as r:
-                    if r.status == 200:
-                        return
-            except (aiohttp.ClientError, OSError):
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 # -- the image ----------------------------------------------------------------------
@@ -255,7 +183,7 @@ async def scenario(name: str, origin: RunningRegistry, urls: list[str], paths: l
     before = wchar(origin.process.pid)
     res = await pull_all(urls, paths, image_bytes)
     res["origin_egress_x"] = (wchar(origin.process.pid) - before) / image_bytes
-    res["rss_mb"] = {label: hwm_mb(pid) for label, pid in watch.items()}
+    res["rss_mb"] = {label: peak_rss_mb(pid) for label, pid in watch.items()}
     print(f"{name:>12}: origin egress {res['origin_egress_x']:.2f}x image, p50 "
           f"{res['p50_s']:.1f} s, p95 {res['p95_s']:.1f} s, max {res['max_s']:.1f} s, "
           f"{res['aggregate_gib_s']:.2f} GiB/s, peak RSS "
@@ -301,7 +229,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                                                            origin=origin.url))
             dr = Proc([args.theirs_bin, "serve", str(tmp / "dr.yml")], port, tmp / "dr.log")
             procs.append(dr)
-            await ready(dr.url)
+            await wait_ready(dr.url)
             out["scenarios"]["distribution"] = await scenario(
                 "distribution", origin, [dr.url] * args.clients, paths, image_bytes,
                 {"distribution": dr.pid})
@@ -312,16 +240,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 dest = www / "v2" / REPO / "blobs" / digest
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.link(path, dest)
-            for d in ("cb", "px", "fc", "uw", "sc"):
-                (tmp / d).mkdir()
-            port = free_port()
-            user = "user root root;" if os.geteuid() == 0 else ""
-            (tmp / "nginx.conf").write_text(NGINX.format(tmp=tmp, port=port, user=user,
-                                                         www=www))
-            ng = Proc([args.nginx_bin, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c",
-                       str(tmp / "nginx.conf")], port, tmp / "nginx.log")
+            ng = nginx(args.nginx_bin, tmp, free_port(), www)
             procs.append(ng)
-            await ready(ng.url)
+            await wait_ready(ng.url)
             out["scenarios"]["nginx"] = await scenario(
                 "nginx", origin, [ng.url] * args.clients, paths, image_bytes, {})
         # The first cache again, warm.

@@ -33,12 +33,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import os
 import random
 import shutil
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ from pathlib import Path
 
 import aiohttp
 
-from loadtest import sysinfo, wrk
+from loadtest import procs, sysinfo, wrk
 from loadtest.spackdir import write_v3
 from loadtest.spackgen import FakeSpec, make_spec
 from loadtest.targets import free_port
@@ -72,71 +70,6 @@ http:
   addr: 127.0.0.1:{port}
   tls: {{certificate: {cert}, key: {key}}}
 """
-
-NGINX = """\
-daemon off;
-worker_processes auto;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    client_body_temp_path {tmp}/cb;
-    proxy_temp_path {tmp}/px;
-    fastcgi_temp_path {tmp}/fc;
-    uwsgi_temp_path {tmp}/uw;
-    scgi_temp_path {tmp}/sc;
-    types {{ }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        root {www};
-        location = /v2/ {{ return 200 "{{}}"; }}
-    }}
-}}
-"""
-
-
-class Proc:
-    """A server process this benchmark started (docker-registry or nginx)."""
-
-    def __init__(self, name: str, argv: list[str], port: int, tmp: Path) -> None:
-        self.name, self.port, self.tmp = name, port, tmp
-        self.url = f"https://127.0.0.1:{port}"
-        log = (tmp / f"{name}.log").open("wb")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-async def wait_ready(url: str, ctx: ssl.SSLContext, limit_s: float = 30) -> None:
-    deadline = time.monotonic() + limit_s
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(f"{url}/v2/") as r:
-                    if r.status in (200, 401):
-                        return
-            except (aiohttp.ClientError, OSError):
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
-
 
 # -- spack's side -----------------------------------------------------------------
 
@@ -277,23 +210,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
     (tmp / "dr").mkdir()
     (tmp / "dr.yml").write_text(DOCKER_REGISTRY.format(data=tmp / "dr", port=dr_port,
                                                       cert=cert, key=key))
-    theirs = Proc("docker-registry", [args.theirs_bin, "serve", str(tmp / "dr.yml")],
-                  dr_port, tmp)
+    theirs = procs.Proc([args.theirs_bin, "serve", str(tmp / "dr.yml")], dr_port,
+                        tmp / "docker-registry.log", "https")
     www = tmp / "www"
     write_v3(www / "cache", base)
-    ng_port = free_port()
-    for d in ("cb", "px", "fc", "uw", "sc"):
-        (tmp / d).mkdir()
-    user = "user root root;" if os.geteuid() == 0 else ""
-    (tmp / "nginx.conf").write_text(NGINX.format(tmp=tmp, port=ng_port, user=user, cert=cert,
-                                                 key=key, www=www))
-    nginx = Proc("nginx", [args.nginx_bin, "-e", str(tmp / "error.log"), "-p", str(tmp),
-                           "-c", str(tmp / "nginx.conf")], ng_port, tmp)
+    nginx = procs.nginx(args.nginx_bin, tmp, free_port(), www, cert, key)
     out: dict = {"specs": args.specs, "repeat": args.repeat, "tar_size": args.tar_size,
                  "workers": args.workers, "fsync": args.fsync,
                  "machine": sysinfo.machine()}
     try:
-        await asyncio.gather(wait_ready(theirs.url, ctx), wait_ready(nginx.url, ctx))
+        await asyncio.gather(procs.wait_ready(theirs.url, ctx),
+                             procs.wait_ready(nginx.url, ctx))
         targets = {"ours": ours.url, "docker-registry": theirs.url}
         conn = aiohttp.TCPConnector(ssl=ctx, limit=64)
         timeout = aiohttp.ClientTimeout(total=600)
@@ -388,22 +315,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         for k, v in rows.items():
             out[k] = median(v)
             out[k + ".runs"] = v
-        out["rss_mb.ours"] = _rss_mb(ours.process.pid)
+        out["rss_mb.ours"] = procs.peak_rss_mb(ours.process.pid)
     finally:
         ours.stop()
         theirs.stop()
         nginx.stop()
     return out
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def table(res: dict) -> str:

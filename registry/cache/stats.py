@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from registry.lifecycle import pid_alive
 from registry.storage.paths import KEEP_PREFIX, TMP
 
 FLUSH_S = 5.0
@@ -55,16 +56,6 @@ class CacheStats:
         return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _read(path: Path) -> CacheStats:
     try:
         return CacheStats.from_json(json.loads(path.read_text()))
@@ -100,7 +91,7 @@ class StatsFiles:
             fcntl.flock(lock, fcntl.LOCK_EX)
             past = _read(self.dir / "past.json")
             dead = [p for p in self.dir.glob("*.json")
-                    if p.stem.isdigit() and not _alive(int(p.stem))]
+                    if p.stem.isdigit() and not pid_alive(int(p.stem))]
             if not dead:
                 return
             for path in dead:
@@ -118,5 +109,5 @@ class StatsFiles:
         for path in self.dir.glob("*.json"):
             if path.stem.isdigit():
                 total.add(_read(path))
-                live += _alive(int(path.stem))
+                live += pid_alive(int(path.stem))
         return total, live

@@ -51,6 +51,7 @@ from registry.index.records import (
     TagRow,
 )
 from registry.index.writes import APPLY
+from registry.lifecycle import pid_alive
 
 T = TypeVar("T")
 
@@ -62,13 +63,7 @@ _LIVE_SESSIONS: set[str] = set()
 def _alive(pid: int, session: str) -> bool:
     if pid == os.getpid():
         return session in _LIVE_SESSIONS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class Index:
