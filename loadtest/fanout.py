@@ -171,8 +171,9 @@ async def pull_all(urls: list[str], paths: list[str], image_bytes: int) -> dict:
 
 
 def cache_config(tmp: Path, origin: str, peers: list[str] | None = None,
-                 me: str = "") -> str:
-    text = f'[cache]\nupstream = "{origin}"\ndir = "{tmp / "cache"}"\n'
+                 me: str = "", workers: int = 1) -> str:
+    text = (f"[server]\nworkers = {workers}\n"
+            f'[cache]\nupstream = "{origin}"\ndir = "{tmp / "cache"}"\n')
     if peers:
         text += "peers = [" + ", ".join(f'"{p}"' for p in peers) + f']\nadvertise = "{me}"\n'
     return text
@@ -199,30 +200,38 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
     started: list[RunningRegistry] = []
     procs: list[Proc] = []
     out: dict = {"clients": args.clients, "caches": args.caches, "layers": args.layers,
-                 "image_bytes": image_bytes, "scenarios": {}}
+                 "image_bytes": image_bytes, "cache_workers": args.cache_workers,
+                 "scenarios": {}}
+    only = set(args.only or ["cache", "peers", "distribution", "nginx", "warm"])
+    if "warm" in only:
+        only.add("cache")
     try:
         await push(origin.url, layers)
         # One cold node cache.
-        cache = launch(tmp / "cache", config=cache_config(tmp / "cache", origin.url),
-                       data=False)
-        started.append(cache)
-        out["scenarios"]["cache"] = await scenario(
-            "cache", origin, [cache.url] * args.clients, paths, image_bytes,
-            {"cache": cache.process.pid})
+        cache = None
+        if "cache" in only:
+            cache = launch(tmp / "cache", config=cache_config(tmp / "cache", origin.url,
+                                                              workers=args.cache_workers),
+                           data=False)
+            started.append(cache)
+            out["scenarios"]["cache"] = await scenario(
+                "cache", origin, [cache.url] * args.clients, paths, image_bytes,
+                {"cache": cache.process.pid})
         # Peered cold caches, the clients spread over them.
-        ports = [free_port() for _ in range(args.caches)]
-        members = [f"http://127.0.0.1:{p}" for p in ports]
-        peers = []
-        for i, (port, me) in enumerate(zip(ports, members, strict=True)):
-            d = tmp / f"peer{i}"
-            peers.append(launch(d, config=cache_config(d, origin.url, members, me),
-                                data=False, port=port))
-        started += peers
-        out["scenarios"]["peers"] = await scenario(
-            "peers", origin, [peers[i % len(peers)].url for i in range(args.clients)], paths,
-            image_bytes, {f"peer{i}": p.process.pid for i, p in enumerate(peers)})
+        if "peers" in only:
+            ports = [free_port() for _ in range(args.caches)]
+            members = [f"http://127.0.0.1:{p}" for p in ports]
+            peers = []
+            for i, (port, me) in enumerate(zip(ports, members, strict=True)):
+                d = tmp / f"peer{i}"
+                peers.append(launch(d, config=cache_config(d, origin.url, members, me),
+                                    data=False, port=port))
+            started += peers
+            out["scenarios"]["peers"] = await scenario(
+                "peers", origin, [peers[i % len(peers)].url for i in range(args.clients)],
+                paths, image_bytes, {f"peer{i}": p.process.pid for i, p in enumerate(peers)})
         # CNCF distribution's pull-through cache.
-        if shutil.which(args.theirs_bin):
+        if "distribution" in only and shutil.which(args.theirs_bin):
             port = free_port()
             (tmp / "dr").mkdir()
             (tmp / "dr.yml").write_text(DOCKER_PROXY.format(data=tmp / "dr", port=port,
@@ -234,7 +243,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 "distribution", origin, [dr.url] * args.clients, paths, image_bytes,
                 {"distribution": dr.pid})
         # nginx: the same files, static.
-        if shutil.which(args.nginx_bin):
+        if "nginx" in only and shutil.which(args.nginx_bin):
             www = tmp / "www"
             for path, digest, _ in layers:
                 dest = www / "v2" / REPO / "blobs" / digest
@@ -246,9 +255,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
             out["scenarios"]["nginx"] = await scenario(
                 "nginx", origin, [ng.url] * args.clients, paths, image_bytes, {})
         # The first cache again, warm.
-        out["scenarios"]["warm"] = await scenario(
-            "warm", origin, [cache.url] * args.clients, paths, image_bytes,
-            {"cache": cache.process.pid})
+        if "warm" in only and cache is not None:
+            out["scenarios"]["warm"] = await scenario(
+                "warm", origin, [cache.url] * args.clients, paths, image_bytes,
+                {"cache": cache.process.pid})
     finally:
         for reg in [*started, origin]:
             reg.stop()
@@ -256,7 +266,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
             proc.stop()
     sc = out["scenarios"]
     if "nginx" in sc:
-        for name in ("cache", "peers", "warm"):
+        for name in set(sc) & {"cache", "peers", "warm"}:
             sc[name]["vs_nginx"] = sc[name]["aggregate_gib_s"] / sc["nginx"]["aggregate_gib_s"]
     return out
 
@@ -290,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--caches", type=int, default=4, help="peered caches (4)")
     ap.add_argument("--image-size", default="1GiB")
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--cache-workers", type=int, default=1,
+                    help="[server] workers of the single node cache (1)")
+    ap.add_argument("--only", action="append", metavar="SCENARIO",
+                    help="run only these scenarios (cache, peers, distribution, nginx, "
+                         "warm; warm needs cache)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--tmp-root", type=Path, help="parent of the run's temp dir")
     ap.add_argument("--theirs-bin", default="docker-registry")

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from registry.api.access import AccessControl
 from registry.api.common import Context
 from registry.api.dispatch import Dispatcher
-from registry.api.families import ApiFamily, SpackFamily, UiFamily
+from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
+from registry.api.metrics import Metrics
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
@@ -39,7 +40,8 @@ log = logging.getLogger("registry")
 def build_dispatcher(registry: Registry, config: Config,
                      access: AccessControl | None = None,
                      spack: Spack | None = None,
-                     spack_proxy: SpackProxy | None = None) -> Dispatcher:
+                     spack_proxy: SpackProxy | None = None,
+                     metrics: Metrics | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -48,10 +50,11 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_views(spack_family)
     api = ApiFamily()
     register_spack_api(api)
-    families = [oci, spack_family, api, UiFamily(), s3]
+    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
-                  spack.catalog if spack is not None else None, spack_proxy)
+                  spack.catalog if spack is not None else None, spack_proxy,
+                  metrics or Metrics())
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -137,8 +140,12 @@ async def running(config: Config, hooks: Hooks | None = None,
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
+            metrics = Metrics()
+            if node_cache is not None:
+                metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total)
             yield build_dispatcher(reg, config, spack=spack,
-                                   spack_proxy=node_cache.spack if node_cache else None)
+                                   spack_proxy=node_cache.spack if node_cache else None,
+                                   metrics=metrics)
     finally:
         await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -32,6 +33,8 @@ class Context:
     specs: SpecCatalog | None = None
     # A node cache's view of its upstream's Spack caches; None elsewhere.
     spack_proxy: SpackProxy | None = None
+    # What /metrics renders (registry.api.metrics.Metrics); None: process metrics only.
+    metrics: Any = None
 
 
 def upload_headers(status: UploadStatus) -> dict[str, str]:

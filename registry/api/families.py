@@ -18,6 +18,7 @@ from registry.api.access import PULL, Scope, action_of
 from registry.api.common import Context
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
+from registry.api.metrics import metrics_page
 from registry.core.errors import NotFound, RegistryError, Unsupported
 
 
@@ -102,6 +103,22 @@ class ApiFamily(PatternFamily):
         headers["Content-Type"] = "application/problem+json"
         return web.Response(status=err.status, body=json.dumps(problem).encode(),
                             headers=headers)
+
+
+class MetricsFamily(PatternFamily):
+    """Prometheus metrics at `/metrics` (text exposition); errors are plain text."""
+
+    name = "metrics"
+    prefix = "/metrics/"
+    root = "/metrics"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("GET", r"", metrics_page, PULL)
+
+    def error_body(self, err: RegistryError, request: web.BaseRequest,
+                   headers: dict[str, str]) -> web.StreamResponse:
+        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
 
 
 class UiFamily(PatternFamily):

@@ -81,6 +81,20 @@ class NodeCache:
         self._flusher = asyncio.create_task(self._flush_stats(), name="cache-stats")
         return self
 
+    async def counters(self) -> CacheStats:
+        """The cache's counters over every worker and restart: this process's live,
+        the others' as their files last said."""
+        def total() -> CacheStats:
+            out, _ = self.stats_files.totals()
+            own = self.stats_files.read_own()
+            for f in dataclasses.fields(out):
+                name = f.name
+                setattr(out, name, getattr(out, name) - getattr(own, name)
+                        + getattr(self.stats, name))
+            return out
+
+        return await asyncio.to_thread(total)
+
     async def _flush_stats(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_S)

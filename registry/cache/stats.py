@@ -79,6 +79,10 @@ class StatsFiles:
     def own(self) -> Path:
         return self.dir / f"{os.getpid()}.json"
 
+    def read_own(self) -> CacheStats:
+        """What this process last wrote (zeros before its first write)."""
+        return _read(self.own())
+
     def write(self, stats: CacheStats) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         _write(self.own(), stats)

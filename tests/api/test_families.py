@@ -20,7 +20,17 @@ def test_api_root_lists_the_families(registry):
     assert r.status_code == 200
     families = r.json()["families"]
     assert families["oci"] == "/v2/" and families["s3"] == "/s3/"
-    assert set(families) == {"oci", "spack", "api", "ui", "s3"}
+    assert set(families) == {"oci", "spack", "api", "ui", "s3", "metrics"}
+
+
+def test_metrics_are_prometheus_text(registry):
+    r = call(registry, "GET", "/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=")
+    assert "process_resident_memory_bytes" in r.text
+    assert "registry_cache_" not in r.text  # not a node cache
+    r = call(registry, "POST", "/metrics")
+    assert r.status_code == 405 and r.headers["Content-Type"].startswith("text/plain")
 
 def test_api_errors_are_problem_json(registry):
     r = call(registry, "GET", "/api/v1/no/such/thing")

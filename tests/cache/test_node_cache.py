@@ -19,6 +19,7 @@ import requests
 from api.helpers import assert_error, call, push_blob, push_image
 from cache_helpers import blob_file, settled_gets, stored, upstream_gets
 from harness import child_env, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from tlsutil import make_cert
 
 MiB = 1 << 20
@@ -271,6 +272,15 @@ def test_cache_stats_count_hits_misses_and_bytes(origin, start_cache):
     assert stats["hits"] + stats["coalesced"] == 9
     assert stats["blobs_held"] == 1 and stats["bytes_held"] == len(data)
     assert stats["processes_counting"] == 1
+    # /metrics shows the same counters, this process's live.
+    samples = {s.name: s.value for family in
+               text_string_to_metric_families(get(f"{cache.url}/metrics").text)
+               for s in family.samples}
+    assert samples["registry_cache_misses_total"] == 1
+    assert samples["registry_cache_upstream_bytes_total"] == len(data)
+    assert samples["registry_cache_served_bytes_total"] == 9 * len(data) + 100
+    assert samples["registry_cache_held_bytes"] == len(data)
+    assert samples["process_resident_memory_bytes"] > 0
     cache.stop()  # the last counts are written at shutdown and kept
     after = cache_stats(cache)
     assert after["processes_counting"] == 0

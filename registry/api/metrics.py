@@ -1,0 +1,85 @@
+"""`GET /metrics`: Prometheus text exposition (prometheus-client).
+
+For now: the process's own collectors (memory, CPU, open files) and, on a node
+cache, its counters summed over every worker and restart (registry/cache/
+stats.py; this process's own numbers live, the others' as they last wrote
+them, at most five seconds old). The operations work adds request and storage
+metrics here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from registry.api.common import Context
+from registry.cache.stats import CacheStats
+
+CACHE_COUNTERS = {
+    "hits": ("registry_cache_hits", "Blob requests answered from what the node cache holds"),
+    "misses": ("registry_cache_misses", "Blob requests that started a download"),
+    "coalesced": ("registry_cache_coalesced",
+                  "Blob requests that joined a download in flight (any worker)"),
+    "bytes_upstream": ("registry_cache_upstream_bytes",
+                       "Blob bytes received from the upstream or a peer"),
+    "bytes_served": ("registry_cache_served_bytes", "Blob bytes sent to clients"),
+    "stale": ("registry_cache_stale_tags", "Tags answered stale because the upstream failed"),
+    "evictions": ("registry_cache_evictions", "Blobs evicted under max_bytes"),
+    "bytes_evicted": ("registry_cache_evicted_bytes", "Bytes evicted under max_bytes"),
+    "fetch_errors": ("registry_cache_fetch_errors", "Downloads that failed"),
+}
+
+
+class _Snapshot:
+    """A collector of values taken just before the exposition is rendered."""
+
+    def __init__(self) -> None:
+        self.stats: CacheStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        for field, (name, doc) in CACHE_COUNTERS.items():
+            yield CounterMetricFamily(name, doc, value=getattr(self.stats, field))
+
+
+class Metrics:
+    """What `/metrics` renders for one process."""
+
+    def __init__(self, cache_counters: Callable[[], Awaitable[CacheStats]] | None = None,
+                 held_bytes: Callable[[], int] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+        self._snapshot = _Snapshot()
+        self.registry.register(self._snapshot)
+        self._cache_counters = cache_counters
+        if held_bytes is not None:
+            gauge = _Gauge("registry_cache_held_bytes",
+                           "Bytes of blobs this node-cache process counts as held", held_bytes)
+            self.registry.register(gauge)
+
+    async def render(self) -> bytes:
+        if self._cache_counters is not None:
+            self._snapshot.stats = await self._cache_counters()
+        # The process collector reads /proc: off the event loop.
+        return await asyncio.to_thread(generate_latest, self.registry)
+
+
+class _Gauge:
+    def __init__(self, name: str, doc: str, value: Callable[[], int]) -> None:
+        self.name, self.doc, self.value = name, doc, value
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.doc, value=self.value())
+
+
+async def metrics_page(request: web.BaseRequest, route: dict[str, str],
+                       ctx: Context) -> web.StreamResponse:
+    metrics = ctx.metrics or Metrics()
+    return web.Response(body=await metrics.render(),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
