@@ -104,7 +104,8 @@ def make_layers(tmp: Path, size: int, layers: int) -> list[tuple[Path, str, int]
     return out
 
 
-async def push(url: str, layers: list[tuple[Path, str, int]]) -> None:
+async def push(url: str, layers: list[tuple[Path, str, int]]) -> bytes:
+    """Push the image as tag v1; its manifest's bytes."""
     async with aiohttp.ClientSession() as s:
         descs = []
         for path, digest, size in layers:
@@ -131,18 +132,26 @@ async def push(url: str, layers: list[tuple[Path, str, int]]) -> None:
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                "digest": cdigest, "size": len(config)}, "layers": descs}
-        async with s.put(f"{url}/v2/{REPO}/manifests/v1", data=json.dumps(manifest),
+        body = json.dumps(manifest).encode()
+        async with s.put(f"{url}/v2/{REPO}/manifests/v1", data=body,
                          headers={"Content-Type": OCI_MANIFEST}) as r:
             assert r.status == 201, await r.text()
+        return body
 
 
 # -- the clients --------------------------------------------------------------------
 
 
 async def client(s: aiohttp.ClientSession, url: str, paths: list[str]) -> tuple[float, int]:
-    """Pull every path (in order, like a runtime pulls layers); (seconds, bytes)."""
+    """Pull the image as a runtime does: its manifest, then every layer in turn;
+    (seconds, layer bytes)."""
     start = time.perf_counter()
     got = 0
+    async with s.get(f"{url}/v2/{REPO}/manifests/v1",
+                     headers={"Accept": OCI_MANIFEST}) as r:
+        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"GET {url} manifest: {r.status}")
     for path in paths:
         async with s.get(url + path) as r:
             if r.status != 200:
@@ -206,7 +215,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
     if "warm" in only:
         only.add("cache")
     try:
-        await push(origin.url, layers)
+        manifest = await push(origin.url, layers)
         # One cold node cache.
         cache = None
         if "cache" in only:
@@ -249,6 +258,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 dest = www / "v2" / REPO / "blobs" / digest
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.link(path, dest)
+            (www / "v2" / REPO / "manifests").mkdir(parents=True)
+            (www / "v2" / REPO / "manifests" / "v1").write_bytes(manifest)
             ng = nginx(args.nginx_bin, tmp, free_port(), www)
             procs.append(ng)
             await wait_ready(ng.url)

@@ -98,6 +98,8 @@ class CacheConfig:
     # upstream and the others fetch from it. `advertise` is this cache's entry.
     peers: list[str] = field(default_factory=list)
     advertise: str = ""
+    # Start fetching an image's config and layers when its manifest is fetched.
+    prefetch: bool = True
 
     @property
     def enabled(self) -> bool:

@@ -32,6 +32,8 @@ CACHE_COUNTERS = {
     "evictions": ("registry_cache_evictions", "Blobs evicted under max_bytes"),
     "bytes_evicted": ("registry_cache_evicted_bytes", "Bytes evicted under max_bytes"),
     "fetch_errors": ("registry_cache_fetch_errors", "Downloads that failed"),
+    "prefetched": ("registry_cache_prefetched",
+                   "Downloads started for the layers of a manifest just fetched"),
 }
 
 

@@ -219,6 +219,28 @@ class CachingBlobs:
             self.lru.unpin(digest)
         return plan
 
+    # -- prefetch --------------------------------------------------------------
+
+    def prefetch(self, repo: str, blobs: list[tuple[Digest, int]]) -> None:
+        """Start fetching `blobs` of `repo` that are neither here nor on their way,
+        in the background (the same coalesced fetches requests would start)."""
+        task = asyncio.get_running_loop().create_task(self._prefetch(repo, blobs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prefetch(self, repo: str, blobs: list[tuple[Digest, int]]) -> None:
+        for digest, size in blobs:
+            if self.lru.max_bytes and size > self.lru.max_bytes // 4:
+                continue  # a big share of a small cache: fetch it when it is asked for
+            try:
+                if digest in self._fetches or await self.inner.size(digest) is not None:
+                    continue
+            except StorageError:
+                continue
+            if digest not in self._fetches:
+                self.stats.prefetched += 1
+                self._start(repo, digest)
+
     # -- the fetch -----------------------------------------------------------
 
     def _start(self, repo: str, digest: Digest) -> Fetch:

@@ -83,9 +83,12 @@ class CachingManifests:
 
     def __init__(self, inner: Manifests, tags: Tags, upstream: Upstream, tag_ttl: float,
                  clock: Callable[[], float] = time.monotonic,
-                 stats: CacheStats | None = None) -> None:
+                 stats: CacheStats | None = None,
+                 prefetch: Callable[[str, list[tuple[Digest, int]]], None] | None = None
+                 ) -> None:
         self.inner = inner
         self.stats = stats or CacheStats()
+        self.prefetch = prefetch
         self.tags = tags  # the local tags (the inner manifest service's)
         self.upstream = upstream
         self.tag_ttl = tag_ttl
@@ -174,7 +177,11 @@ class CachingManifests:
     async def _store(self, repo: str, got: UpstreamManifest,
                      tag: str | None) -> StoredManifest | None:
         try:
-            await self.inner.mirror(repo, got.digest, got.data, got.media_type, tag)
+            manifest = await self.inner.mirror(repo, got.digest, got.data, got.media_type, tag)
+            if self.prefetch is not None and manifest.blobs:
+                # Whoever pulls an image manifest pulls its layers next: start them all
+                # now, so a client that pulls them in turn finds the later ones ready.
+                self.prefetch(repo, [(d.digest, d.size) for d in manifest.blobs])
         except ManifestInvalid as exc:
             log.warning("not caching %s@%s from %s: %s", repo, got.digest, self.upstream.base,
                         exc.message)

@@ -64,8 +64,9 @@ class NodeCache:
         return dataclasses.replace(
             reg,
             blobs=blobs,
-            manifests=CachingManifests(reg.manifests, reg.tags, self.upstream, ttl,
-                                       stats=self.stats),
+            manifests=CachingManifests(
+                reg.manifests, reg.tags, self.upstream, ttl, stats=self.stats,
+                prefetch=blobs.prefetch if self.config.prefetch else None),
             tags=CachingTags(reg.tags, self.upstream, ttl),
             referrers=UpstreamReferrers(reg.referrers, self.upstream),
             uploads=ReadOnlyUploads(reg.uploads, self.upstream),

@@ -37,6 +37,7 @@ class CacheStats:
     evictions: int = 0
     bytes_evicted: int = 0
     fetch_errors: int = 0  # downloads that failed (upstream fault, bad digest)
+    prefetched: int = 0  # downloads started for the layers of a manifest just fetched
 
     def add(self, other: CacheStats) -> None:
         for f in fields(self):

@@ -309,3 +309,26 @@ def test_eviction_under_a_small_cap_spares_what_is_being_read(origin, start_cach
     held = sum(p.stat().st_size for p in (cache.cache_dir / "blobs").rglob("*") if p.is_file())
     assert held <= 57 * MiB
     assert "evicted" in cache.log()
+
+
+def test_a_pulled_manifest_starts_its_layers(origin, start_cache):
+    """A runtime pulls the manifest, then the layers in turn: the cache starts them all
+    at the manifest, so the later layers are on their way (or here) when asked for."""
+    repo = "prefetch/app"
+    pushed = push_image(origin, repo, "v1", layers=3)
+    manifest = json.loads(pushed.body)
+    blobs = [manifest["config"], *manifest["layers"]]
+    cache = start_cache(origin.url)
+    assert get(f"{cache.url}/v2/{repo}/manifests/v1",
+               headers={"Accept": pushed.media_type}).status_code == 200
+    for desc in blobs:  # nobody asked for them
+        assert len(stored(cache, desc["digest"])) == desc["size"]
+        assert settled_gets(origin, f"/v2/{repo}/blobs/{desc['digest']}") == 1
+    for desc in blobs:  # and asking costs the origin nothing more
+        assert get(f"{cache.url}/v2/{repo}/blobs/{desc['digest']}").status_code == 200
+        assert upstream_gets(origin, f"/v2/{repo}/blobs/{desc['digest']}") == 1
+    off = start_cache(origin.url, extra="prefetch = false\n")
+    assert get(f"{off.url}/v2/{repo}/manifests/v1",
+               headers={"Accept": pushed.media_type}).status_code == 200
+    time.sleep(1)
+    assert not blob_file(off, blobs[1]["digest"]).exists()
