@@ -106,6 +106,19 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
+def rss_mb(pid: int) -> float:
+    """The resident set of the process and its children now, MB."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
 def peak_rss_mb(pid: int) -> float:
     """The largest peak resident set (VmHWM) among the process and its children
     (a registry's workers), MB."""

@@ -206,6 +206,15 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
     ours = launch(tmp / "ours", scheme="https", verify=str(cert), config=(
         f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\nworkers = {args.workers}\n'
         f'[storage]\nfsync = {"true" if args.fsync else "false"}\n'))
+    rss_phases: dict[str, list[float]] = {}
+
+    def phase(name: str) -> None:
+        """Our server's memory after a phase: (RSS now, peak so far), MB."""
+        rss_phases[name] = [procs.rss_mb(ours.process.pid),
+                            procs.peak_rss_mb(ours.process.pid)]
+        print(f"  ours after {name}: RSS {rss_phases[name][0]:.0f} MB, "
+              f"peak {rss_phases[name][1]:.0f} MB", flush=True)
+
     dr_port = free_port()
     (tmp / "dr").mkdir()
     (tmp / "dr.yml").write_text(DOCKER_REGISTRY.format(data=tmp / "dr", port=dr_port,
@@ -231,10 +240,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 secs = time.perf_counter() - start
                 out[f"push_specs_per_s.{name}"] = args.specs / secs
                 print(f"{name}: pushed {args.specs} specs in {secs:.1f} s", flush=True)
+            phase("pushed")
             # docker-registry has no index until a client makes one.
             start = time.perf_counter()
             assert await update_index(s, theirs.url) == args.specs
             out["first_update_index_s.docker-registry"] = time.perf_counter() - start
+            phase("docker-registry indexed")
 
             rows: dict[str, list[float]] = {}
             spare = iter(extra)
@@ -250,6 +261,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
             db = json.dumps({"database": {"version": "8", "installs": installs}}).encode()
             (www / "index.json").write_bytes(db)
             out["index_bytes"] = len(db)
+            phase("push-to-index runs (with update-index against ours)")
             for _ in range(args.repeat):
                 for name, url in index_url.items():
                     start = time.perf_counter()
@@ -307,6 +319,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
 
         read_targets = {name: paths(prefix) for name, prefix in prefixes.items()}
         # Warm: ours synthesizes each spec manifest once and keeps it.
+        phase("wrk reads of the index and a tarball")
         await classic_reads(ctx, read_targets["ours"], 2.0)
         for _ in range(args.repeat):
             for name, urls in read_targets.items():
@@ -315,7 +328,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         for k, v in rows.items():
             out[k] = median(v)
             out[k + ".runs"] = v
+        phase("install mix")
         out["rss_mb.ours"] = procs.peak_rss_mb(ours.process.pid)
+        out["rss_phases_mb.ours"] = rss_phases
     finally:
         ours.stop()
         theirs.stop()
@@ -327,7 +342,8 @@ def table(res: dict) -> str:
     lines = [f"{res['specs']} specs, medians of {res['repeat']} alternating runs, all over TLS; "
              f"ours: workers {res['workers']}, fsync {res['fsync']}",
              f"index database: {res['index_bytes'] / 1e6:.1f} MB"]
-    for key in sorted(k for k in res if "." in k and not k.endswith(".runs")):
+    for key in sorted(k for k in res if "." in k and not k.endswith(".runs")
+                      and not isinstance(res[k], dict)):
         value = res[key]
         lines.append(f"  {key:<55} {value:12.3f}")
     ours = res.get("push_to_index_s.ours (server-kept)")
