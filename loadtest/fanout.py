@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -226,6 +227,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
             out["scenarios"]["cache"] = await scenario(
                 "cache", origin, [cache.url] * args.clients, paths, image_bytes,
                 {"cache": cache.process.pid})
+            # How long the cache's own downloads took, against the clients' pulls.
+            took = [float(t) for t in re.findall(r"fetched \S+ in ([0-9.]+) s", cache.log())]
+            out["scenarios"]["cache"]["downloads_s"] = took
+            print(f"{'':>14}the cache's downloads took {', '.join(f'{t:.1f}' for t in took)} s",
+                  flush=True)
         # Peered cold caches, the clients spread over them.
         if "peers" in only:
             ports = [free_port() for _ in range(args.caches)]

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -298,6 +299,7 @@ class CachingBlobs:
             await self._io(shared.publish_size, shared_paths, size)
             fetch.ready.set_result(None)
             log.info("fetching %s (%d bytes) from %s", digest, size, source)
+            started = time.monotonic()
             await self._download(fetch, resp, wfd)
             if self.fsync:
                 await self._io(os.fsync, wfd)
@@ -310,6 +312,9 @@ class CachingBlobs:
             self.lru.touch(digest, size)
             for name in sorted(fetch.repos):
                 await self.inner.link(name, digest, size)
+            took = time.monotonic() - started
+            log.info("fetched %s in %.1f s (%.0f MiB/s)", digest, took,
+                     size / (1 << 20) / max(took, 1e-3))
             await self.lru.make_room()
         except BaseException as exc:
             self.stats.fetch_errors += 1
