@@ -318,18 +318,7 @@ class CachingBlobs:
             await self.lru.make_room()
         except BaseException as exc:
             self.stats.fetch_errors += 1
-            if not fetch.progress.done:
-                fetch.error = exc
-                if fetch.ready.done():
-                    fetch.progress.fail(exc)  # every follower's connection is closed
-                else:
-                    fetch.ready.set_result(None)  # waiters raise fetch.error
-            # else: every follower has its bytes; only storing the blob failed.
-            if isinstance(exc, RegistryError | aiohttp.ClientError | TimeoutError | OSError):
-                log.warning("fetch of %s from %s failed: %s", digest, self.upstream.base,
-                            _describe(exc))
-            elif not isinstance(exc, asyncio.CancelledError):
-                log.error("fetch of %s failed", digest, exc_info=exc)
+            _fail(fetch, exc, f"fetch of {digest} from {self.upstream.base}")
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
@@ -386,16 +375,7 @@ class CachingBlobs:
                     break
                 await asyncio.sleep(0.05)
         except BaseException as exc:
-            if not fetch.progress.done:
-                fetch.error = exc
-                if fetch.ready.done():
-                    fetch.progress.fail(exc)
-                else:
-                    fetch.ready.set_result(None)
-            if isinstance(exc, RegistryError | OSError):
-                log.warning("following the fetch of %s failed: %s", digest, _describe(exc))
-            elif not isinstance(exc, asyncio.CancelledError):
-                log.error("following the fetch of %s failed", digest, exc_info=exc)
+            _fail(fetch, exc, f"following the fetch of {digest}")
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
@@ -488,6 +468,21 @@ class CachingBlobs:
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         await self.inner.put_small(data, digest)
+
+
+def _fail(fetch: Fetch, exc: BaseException, what: str) -> None:
+    """Fail every request waiting on `fetch` (unless all already have their bytes:
+    then only storing the blob failed) and say why in the log."""
+    if not fetch.progress.done:
+        fetch.error = exc
+        if fetch.ready.done():
+            fetch.progress.fail(exc)  # every follower's connection is closed
+        else:
+            fetch.ready.set_result(None)  # waiters raise fetch.error
+    if isinstance(exc, RegistryError | aiohttp.ClientError | TimeoutError | OSError):
+        log.warning("%s failed: %s", what, _describe(exc))
+    elif not isinstance(exc, asyncio.CancelledError):
+        log.error("%s failed", what, exc_info=exc)
 
 
 def _length(plan: BlobPlan) -> int:

@@ -301,9 +301,15 @@ def test_eviction_under_a_small_cap_spares_what_is_being_read(origin, start_cach
     assert stored(cache, digests[0])  # fetched whole (the cache reads on), still being sent
     for digest, data in zip(digests[1:], blobs[1:], strict=True):
         assert get(f"{cache.url}/v2/{repo}/blobs/{digest}").content == data
-    # The oldest blob, but pinned by its reader: the next oldest went instead.
+        # Stored (and so ranked by last use) a moment after the last byte went out:
+        # wait, so the order of use is the order of the requests.
+        assert stored(cache, digest) == data
+    # The oldest blob, but pinned by its reader: the next oldest went instead (the
+    # cap may be enforced just after the newest blob is stored, so wait for it).
+    assert wait_for(lambda: blob_file(cache, digests[1]).exists(), lambda e: not e,
+                    deadline=10) is False
     assert blob_file(cache, digests[0]).exists()
-    assert not blob_file(cache, digests[1]).exists()
+    assert blob_file(cache, digests[2]).exists() and blob_file(cache, digests[3]).exists()
     got += slow.raw.read()
     assert bytes(got) == blobs[0]
     held = sum(p.stat().st_size for p in (cache.cache_dir / "blobs").rglob("*") if p.is_file())
