@@ -18,6 +18,8 @@ from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
+from registry.api.token import TokenFamily
+from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config, ConfigError
@@ -50,7 +52,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_views(spack_family)
     api = ApiFamily()
     register_spack_api(api)
-    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3]
+    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
                   spack.catalog if spack is not None else None, spack_proxy,
@@ -106,6 +108,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     clean = getattr(driver, "clean_tmp", None)
     if clean is not None:  # scratch files a crash left behind
         await asyncio.to_thread(clean)
+    guard = await build_guard(config.auth, driver) if config.auth.mode == "token" else None
     index = Index(config.index.path)
     await index.open()
     index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)
@@ -143,10 +146,12 @@ async def running(config: Config, hooks: Hooks | None = None,
             metrics = Metrics()
             if node_cache is not None:
                 metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total)
-            yield build_dispatcher(reg, config, spack=spack,
+            yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_proxy=node_cache.spack if node_cache else None,
                                    metrics=metrics)
     finally:
+        if guard is not None and guard.audit is not None:
+            guard.audit.close()
         await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()
         await index.close()

@@ -1,5 +1,6 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
-`registry spack import DIR`, `registry spack list`."""
+`registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
+`registry users ...`, `registry tokens ...`."""
 
 from __future__ import annotations
 
@@ -36,7 +37,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _check_signing(config: Config) -> None:
-    """gpg can sign with [spack] signing_key (ConfigError saying why not)."""
+    """gpg can sign with [spack] signing_key, and [auth] rules and users parse
+    (ConfigError saying why not)."""
+    if config.auth.mode == "token":
+        from registry.auth.wiring import parse
+
+        parse(config.auth)
     if not config.spack.signing_key:
         return
     from registry.spack.signing import GpgSigner, SigningError
@@ -329,6 +335,10 @@ def parser() -> argparse.ArgumentParser:
     wa.add_argument("--spack-cache", help="with --spack-lock: the build cache's OCI "
                                           "repository")
     wa.set_defaults(func=cmd_cache_warm)
+
+    from registry.cli_auth import add_parsers
+
+    add_parsers(sub, common, _load)
     return p
 
 

@@ -118,6 +118,27 @@ class SpackConfig:
 
 
 @dataclass
+class AuthConfig:
+    """Who may do what (docs/security.md)."""
+
+    # none: no auth, only on a loopback address; open: no auth, on any address
+    # (the operator said so); token: users, robots, rules and tokens.
+    mode: str = "none"
+    service: str = "registry"  # the tokens' audience (the `service` of the challenge)
+    realm: str = ""  # the token endpoint's URL; "" = this server's /token, as asked
+    token_ttl: int = 300  # seconds an issued token is valid
+    # Users in the config file: NAME:SCRYPT-HASH[:GROUP+GROUP] (`registry users hash`).
+    users: list[str] = field(default_factory=list)
+    # PATTERN WHO ACTIONS, e.g. "public/* anonymous pull" (auth/rules.py).
+    rules: list[str] = field(default_factory=list)
+    audit_log: str = "./data/audit.log"  # JSON lines; "" = no audit log
+    audit_max_bytes: int = 50 << 20  # rotated at this size
+    audit_keep: int = 10  # rotated files kept
+    # Failed logins per user and address within a minute before 429s.
+    login_attempts: int = 10
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -125,6 +146,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     spack: SpackConfig = field(default_factory=SpackConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,7 +159,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
-           "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig}[section]
+           "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig,
+           "auth": AuthConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 
@@ -263,11 +286,35 @@ def validate(config: Config) -> list[str]:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")
     problems += _validate_cache(config)
+    problems += _validate_auth(config)
     sp = config.spack
     if sp.gnupg_home and not Path(sp.gnupg_home).is_dir():
         problems.append(f"[spack] gnupg_home: no such directory {sp.gnupg_home!r}")
     if sp.gnupg_home and not sp.signing_key:
         problems.append("[spack] gnupg_home: set without a signing_key")
+    return problems
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _validate_auth(config: Config) -> list[str]:
+    a = config.auth
+    problems = []
+    if a.mode not in ("none", "open", "token"):
+        problems.append(f"[auth] mode: expected none, open or token, got {a.mode!r}")
+    elif a.mode == "none" and config.server.host not in LOOPBACK:
+        problems.append(f"[auth] mode: \"none\" only listens on a loopback address, and "
+                        f"[server] listen is {config.server.listen!r}: set mode = \"token\" "
+                        "(docs/security.md), or mode = \"open\" to run without auth anyway")
+    if not 30 <= a.token_ttl <= 86400:
+        problems.append(f"[auth] token_ttl: expected 30 to 86400 seconds, got {a.token_ttl}")
+    if a.realm and not a.realm.startswith(("http://", "https://")):
+        problems.append(f"[auth] realm: expected an http(s) URL, got {a.realm!r}")
+    if a.audit_max_bytes < 4096:
+        problems.append("[auth] audit_max_bytes: expected at least 4096")
+    if a.audit_keep < 0 or a.login_attempts < 1:
+        problems.append("[auth] audit_keep >= 0 and login_attempts >= 1 expected")
     return problems
 
 

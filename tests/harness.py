@@ -76,7 +76,8 @@ def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 30.0, *
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"registry exited early with code {proc.returncode}")
         try:
-            if requests.get(f"{url}/v2/", timeout=2, **kw).status_code == 200:
+            # 401: up, with auth on ([auth] mode = "token").
+            if requests.get(f"{url}/v2/", timeout=2, **kw).status_code in (200, 401):
                 return
         except requests.RequestException as exc:  # not listening yet
             last = exc

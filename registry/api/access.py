@@ -2,39 +2,22 @@
 
 The dispatcher asks the access control whether the request may do what its route
 says (`Scope`), after routing and before `100 Continue` is sent, so a refused
-client never uploads its body. Today everything is allowed; the auth stage
-plugs token, Basic and SigV4 checks in here without touching any handler.
+client never uploads its body. While auth is off everything is allowed (`AllowAll`,
+and the dispatcher skips the call altogether); registry.auth plugs token, Basic
+and SigV4 checks in here without touching any handler. The few handlers whose
+answer depends on who asks (the catalog, mounts, listings) ask `allowed`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
+from registry.core.access import ADMIN, DELETE, PULL, PUSH, Scope, action_of
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What a request wants to do: `action` on `resource` of protocol `family`.
-
-    `resource` is a repository or cache name, or "" for the registry as a whole
-    (the catalog, the API root); `action` is one of pull, push, delete, admin."""
-
-    family: str
-    resource: str
-    action: str
-
-
-PULL, PUSH, DELETE, ADMIN = "pull", "push", "delete", "admin"
-
-_METHOD_ACTIONS = {"GET": PULL, "HEAD": PULL, "OPTIONS": PULL, "PUT": PUSH, "POST": PUSH,
-                   "PATCH": PUSH, "DELETE": DELETE}
-
-
-def action_of(method: str) -> str:
-    """The action an HTTP method performs on a resource (unknown methods: admin)."""
-    return _METHOD_ACTIONS.get(method, ADMIN)
+__all__ = ["ADMIN", "DELETE", "PULL", "PUSH", "AccessControl", "AllowAll", "Scope",
+           "action_of"]
 
 
 class AccessControl(Protocol):
@@ -43,9 +26,24 @@ class AccessControl(Protocol):
 
     async def check(self, request: web.BaseRequest, scope: Scope) -> None: ...
 
+    def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
+        """Whether the caller `check` let through may also do `scope` (another
+        repository's pull, for a mount or a listing)."""
+        ...
+
+    def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
+        """The request was answered with `status` (for the audit log)."""
+        ...
+
 
 class AllowAll:
     """The access control while auth is off: every request proceeds."""
 
     async def check(self, request: web.BaseRequest, scope: Scope) -> None:
+        return None
+
+    def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
+        return True
+
+    def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
         return None

@@ -8,8 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from registry.api.access import AllowAll
 from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config
+from registry.core.access import PULL, Scope
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 from registry.core.uploads import UploadStatus
@@ -35,6 +37,16 @@ class Context:
     spack_proxy: SpackProxy | None = None
     # What /metrics renders (registry.api.metrics.Metrics); None: process metrics only.
     metrics: Any = None
+    # The access step (registry.api.access.AccessControl), set by the dispatcher.
+    access: Any = None
+
+
+def visible(request: web.BaseRequest, ctx: Context, family: str,
+            names: list[str]) -> list[str]:
+    """The names whose content the caller may pull: listings show nothing else."""
+    if ctx.access is None or isinstance(ctx.access, AllowAll):
+        return names
+    return [n for n in names if ctx.access.allowed(request, Scope(family, n, PULL))]
 
 
 def upload_headers(status: UploadStatus) -> dict[str, str]:

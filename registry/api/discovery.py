@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from registry.api.common import Context
+from registry.api.common import Context, visible
 from registry.api.routes import Route
 from registry.core.errors import NameUnknown
 from registry.core.grammar import Digest
@@ -59,7 +59,7 @@ async def tags_list(request: web.BaseRequest, route: Route,
 
 async def catalog(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     n, last = _page_args(request)
-    repos = await ctx.registry.catalog.repositories()
+    repos = visible(request, ctx, "oci", await ctx.registry.catalog.repositories())
     return _page_response(await render_page(repos, n, last, request.path, "repositories", {}))
 
 

@@ -15,13 +15,15 @@ request), so the dispatcher does their work itself:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from registry.api.access import AccessControl, AllowAll, Scope
+from registry.api.access import AccessControl, AllowAll
 from registry.api.common import Context
+from registry.core.access import Scope
 from registry.core.errors import Unsupported
 
 Handler = Callable[[web.BaseRequest, Any, Context], Awaitable[web.StreamResponse]]
@@ -69,6 +71,8 @@ class Dispatcher:
     @access.setter
     def access(self, access: AccessControl) -> None:
         self._access = access
+        # For the handlers whose answer depends on who asks (the context is frozen).
+        self.ctx = dataclasses.replace(self.ctx, access=access)
         # Allowing everything needs no call at all: the hot path skips it.
         self._check = None if isinstance(access, AllowAll) else access.check
 
@@ -93,6 +97,7 @@ class Dispatcher:
         path = raw.partition("?")[0]
         family = self.family_for(path) or self.default
         awaiting_continue = "Expect" in request.headers
+        scope = None
         try:
             handler, route, scope = family.resolve(request, path)
             if self._check is not None:
@@ -110,6 +115,8 @@ class Dispatcher:
                 response.force_close()
         if not response.prepared:
             family.finish(response)
+        if self._check is not None and scope is not None:
+            self._access.done(request, scope, response.status)
         return response
 
 

@@ -14,11 +14,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from registry.api.access import PULL, Scope, action_of
-from registry.api.common import Context
+from registry.api.common import Context, visible
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
 from registry.api.metrics import metrics_page
+from registry.core.access import PULL, Scope, action_of
 from registry.core.errors import NotFound, RegistryError, Unsupported
 
 
@@ -150,7 +150,7 @@ async def api_root(request: web.BaseRequest, route: dict[str, str],
 
 async def ui_root(request: web.BaseRequest, route: dict[str, str],
                   ctx: Context) -> web.StreamResponse:
-    repos = await ctx.registry.catalog.repositories()
+    repos = visible(request, ctx, "oci", await ctx.registry.catalog.repositories())
     items = "".join(f"<li>{html.escape(r)}</li>" for r in repos[:1000])
     page = (f"<!doctype html><title>registry</title><h1>registry</h1>"
             f"<p>{len(repos)} repositories</p><ul>{items}</ul>\n")

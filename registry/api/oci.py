@@ -7,11 +7,11 @@ import functools
 from aiohttp import web
 
 from registry.api import blobs, discovery, manifests, uploads
-from registry.api.access import PULL, Scope, action_of
 from registry.api.common import API_VERSION_HEADER
 from registry.api.dispatch import Handler
 from registry.api.errors import response_for
 from registry.api.routes import Endpoint, Route, route_for
+from registry.core.access import PULL, Scope, action_of
 from registry.core.errors import Unsupported
 
 FAMILY = "oci"

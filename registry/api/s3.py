@@ -17,9 +17,9 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from registry.api.access import DELETE, PULL, PUSH, Scope
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
+from registry.core.access import DELETE, PULL, PUSH, Scope
 from registry.core.errors import ObjectError
 
 FAMILY = "s3"

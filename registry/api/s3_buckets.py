@@ -10,7 +10,7 @@ import hashlib
 from aiohttp import web
 
 from registry.api import s3_objects, s3_xml
-from registry.api.common import Context, read_bounded
+from registry.api.common import Context, read_bounded, visible
 from registry.api.s3 import S3Error, S3Family, S3Route, check_key
 from registry.core.errors import ObjectError
 
@@ -38,7 +38,9 @@ async def list_buckets(request: web.BaseRequest, route: S3Route,
     doc.add(owner, "ID", OWNER)
     doc.add(owner, "DisplayName", OWNER)
     listed = doc.add(None, "Buckets")
-    for bucket in await ctx.registry.objects.buckets():
+    buckets = await ctx.registry.objects.buckets()
+    shown = set(visible(request, ctx, "s3", [b.name for b in buckets]))
+    for bucket in (b for b in buckets if b.name in shown):
         b = doc.add(listed, "Bucket")
         doc.add(b, "Name", bucket.name)
         doc.add(b, "CreationDate", s3_xml.iso_date(bucket.created))

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from registry.api.common import Context
+from registry.api.common import Context, visible
 from registry.api.families import PatternFamily
 from registry.core.errors import NameUnknown, RegistryError
 from registry.core.grammar import validate_name
@@ -74,7 +74,8 @@ def _n(request: web.BaseRequest) -> int:
 async def list_caches(request: web.BaseRequest, route: dict[str, str],
                       ctx: Context) -> web.StreamResponse:
     caches = await ctx.specs.caches() if ctx.specs is not None else {}
-    return _json({"caches": [{"name": c, "specs": n} for c, n in caches.items()]})
+    shown = visible(request, ctx, "spack", list(caches))
+    return _json({"caches": [{"name": c, "specs": caches[c]} for c in shown]})
 
 
 async def list_specs(request: web.BaseRequest, route: dict[str, str],

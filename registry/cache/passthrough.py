@@ -70,7 +70,8 @@ class ReadOnlyUploads:
                            content_length: int | None) -> int:
         raise read_only(self.upstream)
 
-    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
+    async def mount(self, repo: str, digest: Digest, source: str | None,
+                    auto: bool = True) -> bool:
         raise read_only(self.upstream)
 
     async def purge_stale(self, repositories: list[str], older_than: float) -> int:

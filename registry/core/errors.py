@@ -121,6 +121,13 @@ class NotFound(RegistryError):
     code, status, message = "UNSUPPORTED", 404, "no such endpoint"
 
 
+class Unauthorized(RegistryError):
+    """No credentials, or ones that do not hold: the client should log in (the
+    challenge is in the WWW-Authenticate header)."""
+
+    code, status, message = "UNAUTHORIZED", 401, "authentication required"
+
+
 class Denied(RegistryError):
     code, status, message = "DENIED", 403, "requested access to the resource is denied"
 

@@ -398,13 +398,17 @@ class UploadService:
 
     # -- mounts --------------------------------------------------------------
 
-    async def mount(self, repo: str, digest: Digest, source: str | None) -> bool:
-        """Link an existing blob into repo without moving bytes. False if we can't."""
+    async def mount(self, repo: str, digest: Digest, source: str | None,
+                    auto: bool = True) -> bool:
+        """Link an existing blob into repo without moving bytes. False if we can't.
+        `auto`: the blob may come from any repository (when `source` lacks it, or
+        none is named), if [storage] auto_mount allows."""
+        auto = auto and self.auto_mount
         if source is not None:
             if not await self.blobs.linked(source, digest):
-                if not self.auto_mount:
+                if not auto:
                     return False
-        elif not self.auto_mount:
+        elif not auto:
             return False
         size = await self.blobs.size(digest)
         if size is None:

@@ -387,3 +387,23 @@ def spack_snapshot(cache: str, name: str) -> str:
 
 def spack_signed(cache: str, digest: Digest) -> str:
     return f"{SPACK}/{cache}/_signed/{digest.algorithm}/{digest.hex}"
+
+
+# _auth/users/<name>            a user (JSON: password hash, groups)
+# _auth/robots/<name>           a robot (JSON: token hash, scopes, expiry)
+# _auth/used/<name>             when the robot was last used (JSON, written lazily)
+# _auth/keys/<access key id>    an S3 access key (JSON: secret, user)
+# _auth/signing/<kid>           an ES256 private key tokens are signed with (PEM)
+# `_` starts no repository name component and no other top-level area.
+AUTH = "_auth"
+AUTH_KINDS = ("users", "robots", "used", "keys", "signing")
+
+
+def auth_dir(kind: str) -> str:
+    if kind not in AUTH_KINDS:
+        raise ValueError(kind)
+    return f"{AUTH}/{kind}"
+
+
+def auth_entry(kind: str, name: str) -> str:
+    return f"{auth_dir(kind)}/{name}"

@@ -212,10 +212,20 @@ def write_configs(root: Path, host: str) -> tuple[dict[str, str], Path]:
     return env, policy
 
 
+def tools_for(root: Path, reg) -> ContainerTools:
+    """An isolated skopeo/podman/buildah environment under `root` pointed at `reg`."""
+    root.mkdir()
+    env, policy = write_configs(root, reg.host)
+    return ContainerTools(root=root, host=reg.host, url=reg.url, env=env, policy=policy)
+
+
 @pytest.fixture
 def tools(tmp_path: Path, registry) -> ContainerTools:
     """An isolated skopeo/podman/buildah environment pointed at the test registry."""
-    root = tmp_path / "ctools"
-    root.mkdir()
-    env, policy = write_configs(root, registry.host)
-    return ContainerTools(root=root, host=registry.host, url=registry.url, env=env, policy=policy)
+    return tools_for(tmp_path / "ctools", registry)
+
+
+@pytest.fixture
+def make_tools(tmp_path: Path):
+    """Factory: tools for another registry (one with auth on, say)."""
+    return lambda reg: tools_for(tmp_path / "ctools", reg)

@@ -19,6 +19,12 @@ class Recorder:
         if scope.action != "pull":
             raise Denied(detail={"scope": scope.resource})
 
+    def allowed(self, request, scope: Scope) -> bool:
+        return scope.action == "pull"
+
+    def done(self, request, scope: Scope, status: int) -> None:
+        return None
+
 
 async def test_every_family_asks_the_access_step(app):
     client, dispatcher = app

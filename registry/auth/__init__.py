@@ -1,0 +1,1 @@
+"""Who may do what: users, robots, tokens, access rules, audit."""

@@ -1,0 +1,281 @@
+"""The access step with auth on: who is asking, and may they do what they ask.
+
+`Guard` is the registry's `AccessControl` in `[auth] mode = "token"`. Each request
+is identified once, from its Authorization header: a Bearer token (an ES256 JWT
+from /token, whose claims are the grants), Basic credentials (a user's password
+or a robot's token, the rules deciding), SigV4 (an S3 access key of a user), or
+none (anonymous). A token's robot or user is looked up again on every request
+(through the store's short cache), so a revocation holds within a second.
+
+Refusals: anonymous callers get 401 with the challenge their protocol expects
+(Bearer realm/service/scope for OCI, Basic elsewhere, S3's AccessDenied for
+S3); a token that lacks a scope its holder could have gets 403 with a challenge
+saying `error="insufficient_scope"` and the scope (RFC 6750; oras asks for a
+better token on it); anything else the caller may not do gets 403 DENIED.
+Every denial, failed login, token, push and delete goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from registry.auth.audit import AuditLog
+from registry.auth.logins import Logins, parse_basic
+from registry.auth.rules import (
+    ANONYMOUS,
+    NOBODY,
+    ROBOT,
+    USER,
+    Identity,
+    Rules,
+    requested_scopes,
+)
+from registry.auth.sigv4 import SignedRequest, access_key_of, is_sigv4, verify
+from registry.auth.tokens import TokenError, TokenKeys
+from registry.core.access import ADMIN, DELETE, PULL, PUSH, Scope
+from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorized
+
+IDENTITY, GRANTED, REQUEST_ID = "auth.identity", "auth.granted", "auth.request_id"
+MAX_AUTHORIZATION = 8 << 10
+# Families that authenticate by themselves (the token endpoint).
+OPEN_FAMILIES = frozenset({"token"})
+_HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
+_CHALLENGE_ACTIONS = {PULL: "pull", PUSH: "pull,push", DELETE: "delete", ADMIN: "*"}
+
+
+class Guard:
+    """Authentication and authorization for every family (see the module doc)."""
+
+    def __init__(self, logins: Logins, keys: TokenKeys, rules: Rules, service: str,
+                 realm: str = "", audit: AuditLog | None = None, token_ttl: int = 300) -> None:
+        self.logins = logins
+        self.keys = keys
+        self.rules = rules
+        self.service = service
+        self.issuer = service
+        self.realm = realm
+        self.audit = audit
+        self.token_ttl = token_ttl
+
+    # -- the access step -----------------------------------------------------
+
+    async def check(self, request: web.BaseRequest, scope: Scope) -> None:
+        if scope.family in OPEN_FAMILIES:
+            return
+        try:
+            who, granted = await self.identify(request, scope.family == "s3")
+        except RegistryError as exc:
+            self._audit(request, "denied", NOBODY, scope, reason=exc.message)
+            raise self._s3_refusal(exc) if scope.family == "s3" else exc from None
+        request[IDENTITY], request[GRANTED] = who, granted
+        if self._permitted(who, granted, scope):
+            return
+        self._audit(request, "denied", who, scope)
+        if scope.family == "s3":
+            raise ObjectError("AccessDenied", "access denied", 403)
+        if who.anonymous and granted is None:
+            raise Unauthorized(detail=_detail(scope),
+                               headers={"WWW-Authenticate": self._challenge(request, scope)})
+        if granted is not None and not who.anonymous and scope.resource \
+                and scope.action in self.rules.actions(who, scope.resource):
+            # The holder may, the token does not say so: 403 with the scope needed
+            # (RFC 6750 3.1), so the client asks for a better token.
+            challenge = self._challenge(request, scope, 'error="insufficient_scope"')
+            raise Denied("the token does not grant this: ask for a token with this scope",
+                         _detail(scope), {"WWW-Authenticate": challenge})
+        if granted is not None and who.anonymous:
+            raise Unauthorized(detail=_detail(scope),
+                               headers={"WWW-Authenticate": self._challenge(request, scope)})
+        raise Denied(detail=_detail(scope))
+
+    def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
+        return self._permitted(request.get(IDENTITY, NOBODY), request.get(GRANTED), scope)
+
+    def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
+        if self.audit is None or scope.action == PULL or status >= 400:
+            return
+        if request.method == "PATCH" or (scope.action == PUSH and status == 202):
+            return  # a chunk, or an upload session started: the push is its last request
+        event = "delete" if scope.action == DELETE else "push"
+        self._audit(request, event, request.get(IDENTITY, NOBODY), scope, status=status)
+
+    def _permitted(self, who: Identity, granted: Mapping[str, frozenset[str]] | None,
+                   scope: Scope) -> bool:
+        if not scope.resource:  # the registry as a whole: any caller who logged in
+            return not who.anonymous
+        if granted is not None:
+            return scope.action in granted.get(scope.resource, ())
+        return scope.action in self.rules.actions(who, scope.resource)
+
+    # -- identification --------------------------------------------------------
+
+    async def identify(self, request: web.BaseRequest,
+                       s3: bool = False) -> tuple[Identity, dict[str, frozenset[str]] | None]:
+        """Who is asking, and for a Bearer token what it grants (None otherwise)."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            if s3 and "X-Amz-Algorithm" in request.query:
+                return await self._sigv4(request), None
+            return NOBODY, None
+        if len(header) > MAX_AUTHORIZATION:
+            raise Unauthorized("Authorization header too long")
+        scheme, _, credentials = header.partition(" ")
+        kind = scheme.lower()
+        if kind == "bearer":
+            return await self._bearer(credentials.strip())
+        if kind == "basic":
+            name = ""
+            try:
+                name, password = parse_basic(credentials)
+                return await self.logins.login(name, password, request.remote or ""), None
+            except Unauthorized as exc:
+                self._audit(request, "login_failed", NOBODY, None, attempted=name[:64])
+                raise Unauthorized(exc.message, exc.detail, {
+                    "WWW-Authenticate": self._challenge(request, None)}) from None
+        if s3 and scheme == "AWS4-HMAC-SHA256":
+            return await self._sigv4(request), None
+        raise Unauthorized("unsupported Authorization scheme",
+                           {"scheme": scheme[:20]},
+                           {"WWW-Authenticate": self._challenge(request, None)})
+
+    async def _bearer(self, token: str) -> tuple[Identity, dict[str, frozenset[str]]]:
+        try:
+            claims = await self.keys.verify(token, self.service, self.issuer)
+        except TokenError as exc:
+            raise Unauthorized(str(exc), headers={
+                "WWW-Authenticate": f'Bearer error="invalid_token",'
+                                    f'error_description="{exc}"'}) from None
+        kind, sub = claims.get("kind"), claims.get("sub")
+        if kind == ANONYMOUS:
+            who: Identity | None = NOBODY
+        elif kind in (USER, ROBOT) and isinstance(sub, str):
+            who = await self.logins.identity(kind, sub)
+        else:
+            who = None
+        if who is None:
+            raise Unauthorized("the token's user or robot no longer exists (revoked)",
+                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return who, _granted(claims.get("access"))
+
+    async def _sigv4(self, request: web.BaseRequest) -> Identity:
+        raw = request.raw_path if request.raw_path.startswith("/") \
+            else request.rel_url.raw_path_qs
+        path, _, query = raw.partition("?")
+        signed = SignedRequest(request.method, path, query, request.headers)
+        if not is_sigv4(signed):
+            raise ObjectError("AuthorizationHeaderMalformed", "unsupported authorization", 400)
+        key = await self.logins.store.access_key(access_key_of(signed))
+        user = await self.logins.user(key.user) if key is not None else None
+        if key is None or user is None:
+            raise ObjectError("InvalidAccessKeyId", "the access key id does not exist", 403)
+        limiter = self.logins.limiter
+        limiter.check(key.access_key_id, request.remote or "")
+        try:
+            verify(signed, lambda k: key.secret if k == key.access_key_id else None)
+        except ObjectError:
+            limiter.fail(key.access_key_id, request.remote or "")
+            self._audit(request, "login_failed", NOBODY, None, attempted=key.access_key_id)
+            raise
+        return Identity(USER, user.name, frozenset(user.groups), via="sigv4")
+
+    # -- the token endpoint ------------------------------------------------------
+
+    async def issue(self, request: web.BaseRequest, params: Mapping[str, Any],
+                    credentials: tuple[str, str] | None) -> dict[str, Any]:
+        """The token endpoint's answer: a JWT granting the asked scopes the caller
+        may have. `credentials` come from an OAuth2 password grant; otherwise the
+        Authorization header (Basic, or none for an anonymous token) is used."""
+        service = params.get("service") or self.service
+        if service != self.service:
+            raise RegistryError("unknown service", {"service": str(service)[:100]},
+                                status=400, code="UNSUPPORTED")
+        wanted = requested_scopes(params.get("scope", []))
+        if credentials is not None:
+            try:
+                who = await self.logins.login(*credentials, request.remote or "")
+            except Unauthorized:
+                self._audit(request, "login_failed", NOBODY, None, attempted=credentials[0][:64])
+                raise
+        else:
+            header = request.headers.get("Authorization", "")
+            if header[:7].lower() == "bearer ":
+                raise Unauthorized("log in with Basic credentials to get a token")
+            who, _ = await self.identify(request)
+        access = []
+        for name, actions in wanted.items():
+            allowed = actions & self.rules.actions(who, name)
+            if allowed:
+                access.append({"type": "repository", "name": name,
+                               "actions": sorted(allowed)})
+        claims = {"iss": self.issuer, "aud": self.service, "sub": who.name,
+                  "kind": who.kind, "access": access}
+        issued = self.keys.issue(claims, self.token_ttl)
+        self._audit(request, "token", who, None, scopes=[
+            f"repository:{a['name']}:{','.join(a['actions'])}" for a in access][:50])
+        return {"token": issued.token, "access_token": issued.token,
+                "expires_in": issued.expires_in,
+                "issued_at": _rfc3339(issued.issued_at)}
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _challenge(self, request: web.BaseRequest, scope: Scope | None,
+                   extra: str = "") -> str:
+        if scope is not None and scope.family not in ("oci",):
+            return 'Basic realm="registry"'
+        realm = self.realm or f"{'https' if request.secure else 'http'}://{_host(request)}/token"
+        parts = [f'realm="{realm}"', f'service="{self.service}"']
+        if scope is not None and scope.resource:
+            parts.append(f'scope="repository:{scope.resource}:'
+                         f'{_CHALLENGE_ACTIONS.get(scope.action, "pull")}"')
+        if extra:
+            parts.append(extra)
+        return "Bearer " + ",".join(parts)
+
+    def _s3_refusal(self, exc: RegistryError) -> RegistryError:
+        if isinstance(exc, ObjectError) or exc.status == 429:
+            return exc
+        return ObjectError("AccessDenied", exc.message, 403)
+
+    def _audit(self, request: web.BaseRequest, event: str, who: Identity,
+               scope: Scope | None, **fields: Any) -> None:
+        if self.audit is None:
+            return
+        if REQUEST_ID not in request:
+            given = request.headers.get("X-Request-Id", "")
+            request[REQUEST_ID] = given[:64] if given else uuid.uuid4().hex[:16]
+        where = {} if scope is None else {"family": scope.family, "resource": scope.resource,
+                                          "action": scope.action}
+        self.audit.write(event, **who.audit_fields(), address=request.remote,
+                         method=request.method, path=request.path[:512],
+                         request_id=request[REQUEST_ID], **where, **fields)
+
+
+def _granted(access: Any) -> dict[str, frozenset[str]]:
+    granted: dict[str, frozenset[str]] = {}
+    if not isinstance(access, list):
+        return granted
+    for entry in access[:1000]:
+        if isinstance(entry, dict) and entry.get("type") == "repository" \
+                and isinstance(entry.get("name"), str) and isinstance(entry.get("actions"), list):
+            actions = frozenset(a for a in entry["actions"] if isinstance(a, str))
+            granted[entry["name"]] = granted.get(entry["name"], frozenset()) | actions
+    return granted
+
+
+def _detail(scope: Scope) -> dict[str, str]:
+    return {"resource": scope.resource, "action": scope.action}
+
+
+def _host(request: web.BaseRequest) -> str:
+    host = request.host
+    return host if _HOST.fullmatch(host) else "localhost"
+
+
+def _rfc3339(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
