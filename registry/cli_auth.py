@@ -91,7 +91,7 @@ def users_command(load: Callable[[argparse.Namespace], Config],
     if name is not None:
         try:
             check_name(name, "user")
-            for group in args.group or []:
+            for group in getattr(args, "group", None) or []:
                 check_name(group, "group")
         except RuleError as exc:
             print(f"registry: {exc}", file=sys.stderr)

@@ -9,9 +9,16 @@ none (anonymous). A token's robot or user is looked up again on every request
 
 Refusals: anonymous callers get 401 with the challenge their protocol expects
 (Bearer realm/service/scope for OCI, Basic elsewhere, S3's AccessDenied for
-S3); a token that lacks a scope its holder could have gets 403 with a challenge
-saying `error="insufficient_scope"` and the scope (RFC 6750; oras asks for a
-better token on it); anything else the caller may not do gets 403 DENIED.
+S3); a token that lacks a scope its holder could have gets 401 with
+`error="insufficient_scope"` and the scope, as distribution answers; anything
+else the caller may not do gets 403 DENIED.
+
+A challenge on a repository asks for `pull,push` even where the request only
+pulls: clients that take the challenge's scope as it is (spack, oras-py) then
+get, in their first token, everything the caller may do there (the token
+service still grants only the intersection with the caller's rights), so a push
+after a blob check needs no second token. Clients that compute their own scopes
+(podman, skopeo) are unaffected.
 Every denial, failed login, token, push and delete goes to the audit log.
 """
 
@@ -46,7 +53,8 @@ MAX_AUTHORIZATION = 8 << 10
 # Families that authenticate by themselves (the token endpoint).
 OPEN_FAMILIES = frozenset({"token"})
 _HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
-_CHALLENGE_ACTIONS = {PULL: "pull", PUSH: "pull,push", DELETE: "delete", ADMIN: "*"}
+_CHALLENGE_ACTIONS = {PULL: "pull,push", PUSH: "pull,push", DELETE: "pull,push,delete",
+                      ADMIN: "*"}
 
 
 class Guard:
@@ -84,11 +92,11 @@ class Guard:
                                headers={"WWW-Authenticate": self._challenge(request, scope)})
         if granted is not None and not who.anonymous and scope.resource \
                 and scope.action in self.rules.actions(who, scope.resource):
-            # The holder may, the token does not say so: 403 with the scope needed
-            # (RFC 6750 3.1), so the client asks for a better token.
+            # The holder may, the token does not say so: 401 with the scope needed,
+            # as distribution answers (spack and the docker clients ask again on it).
             challenge = self._challenge(request, scope, 'error="insufficient_scope"')
-            raise Denied("the token does not grant this: ask for a token with this scope",
-                         _detail(scope), {"WWW-Authenticate": challenge})
+            raise Unauthorized("the token does not grant this: ask for a token with this "
+                               "scope", _detail(scope), {"WWW-Authenticate": challenge})
         if granted is not None and who.anonymous:
             raise Unauthorized(detail=_detail(scope),
                                headers={"WWW-Authenticate": self._challenge(request, scope)})

@@ -5,9 +5,9 @@ A rule is one line: `PATTERN WHO ACTIONS`, e.g. `public/* anonymous pull`,
 `ci/* group:ci pull,push`, `* group:admins admin`. PATTERN is a glob over
 repository (and Spack cache, and bucket) names in which `*` matches any run of
 characters, `/` included, so `ci/*` is the whole `ci` namespace. WHO is
-`anonymous` (everyone, logged in or not), `authenticated` (every user and robot),
-`user:NAME` or `group:NAME`. ACTIONS are pull, push, delete and admin (all of
-them), separated by `,` or `+`.
+`anonymous` (everyone, logged in or not), `authenticated` (every user; robots
+have their scopes and what anonymous has, no more), `user:NAME` or `group:NAME`.
+ACTIONS are pull, push, delete and admin (all of them), separated by `,` or `+`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def parse_actions(text: str) -> frozenset[str]:
 
 
 def _check_pattern(pattern: str) -> str:
-    if not _PATTERN.fullmatch(pattern):
+    # `..` or a leading `/` or `.` matches no repository name: a rule with one is a typo.
+    if not _PATTERN.fullmatch(pattern) or ".." in pattern or pattern[0] in "/.":
         raise RuleError(f"pattern {pattern[:80]!r}: expected a repository name or glob")
     return pattern
 
@@ -139,8 +140,8 @@ class Rules:
             return True
         if who.anonymous:
             return False
-        if rule.who == "authenticated":
-            return True
+        if rule.who == "authenticated":  # users: a robot has its scopes, no more
+            return who.kind == USER
         kind, _, name = rule.who.partition(":")
         if kind == "user":
             return who.kind == USER and who.name == name

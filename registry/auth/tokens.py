@@ -74,8 +74,10 @@ class TokenKeys:
         self._reloaded = time.monotonic()
 
     async def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:
-        if kid not in self._public and time.monotonic() - self._reloaded > 1.0:
-            await self.load()  # a replica that started after us made its own key
+        # A replica (or worker) that started with us may have made its own key; the
+        # throttle bounds the store reads a flood of made-up kids can cause.
+        if kid not in self._public and time.monotonic() - self._reloaded > 0.1:
+            await self.load()
         return self._public.get(kid)
 
     def issue(self, claims: dict[str, Any], ttl: int) -> Issued:

@@ -129,11 +129,11 @@ def test_a_token_asking_for_more_gets_only_what_is_granted(secured):
                       headers={"Authorization": f"Bearer {t}"}, timeout=30)
     assert r.status_code == 403
     assert "WWW-Authenticate" not in r.headers  # no better token to ask for
-    # A writer's pull-only token: 403 insufficient_scope, naming the scope to ask for.
+    # A writer's pull-only token: 401 insufficient_scope, naming the scope to ask for.
     w = token(reg, ("writer", PASSWORDS["writer"]), "repository:team/app:pull")
     r = requests.post(f"{reg.url}/v2/team/app/blobs/uploads/",
                       headers={"Authorization": f"Bearer {w}"}, timeout=30)
-    assert r.status_code == 403
+    assert r.status_code == 401
     challenge = r.headers["WWW-Authenticate"]
     assert 'error="insufficient_scope"' in challenge
     assert 'scope="repository:team/app:pull,push"' in challenge
@@ -211,3 +211,19 @@ def test_failed_logins_are_rate_limited_and_audited(tmp_path):
     assert requests.get(f"{reg.url}/v2/", headers={"Authorization": good},
                         timeout=30).status_code == 429
     reg.stop()
+
+
+def test_a_pull_challenge_asks_for_push_too(secured):
+    """Clients that take the challenge's scope as given (spack, oras-py) check a
+    blob before they push: their first token must already carry push, for those
+    who may push (and only pull for the others)."""
+    reg, _ = secured
+    r = requests.head(f"{reg.url}/v2/team/app/blobs/sha256:{'0' * 64}", timeout=30)
+    assert r.status_code == 401
+    challenge = r.headers["WWW-Authenticate"]
+    assert 'scope="repository:team/app:pull,push"' in challenge
+    for user, actions in (("writer", ["pull", "push"]), ("reader", ["pull"])):
+        t = token(reg, (user, PASSWORDS[user]), "repository:team/app:pull,push")
+        claims = jwt.decode(t, options={"verify_signature": False})
+        assert claims["access"] == [{"type": "repository", "name": "team/app",
+                                     "actions": actions}]

@@ -610,3 +610,46 @@ def test_signed_install_from_the_classic_view(pushed: Setup):
             subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"],
                            capture_output=True)
             shutil.rmtree(home, ignore_errors=True)
+
+
+# -- auth on ----------------------------------------------------------------------------
+#
+# A third TLS registry with `[auth] mode = "token"` (spack's bearer flow needs an https
+# realm): a CI robot pushes the producer's trivial-root with --oci-username-variable /
+# --oci-password-variable, a node's read-only robot installs it, and may not push.
+
+
+def test_push_and_install_with_robot_tokens(pushed: Setup):
+    sys.path.insert(0, str(Path(__file__).parent.parent / "auth"))
+    from authutil import add_robot
+
+    cert, key = pushed.cert, pushed.cert.with_name("key.pem")
+    tmp = pushed.tmp / "authed"
+    registry = launch(tmp, config=REGISTRY_CONFIG.format(cert=cert, key=key) +
+                      '[auth]\nmode = "token"\n', scheme="https", verify=str(cert))
+    producer = pushed.producer
+    mirror = f"oci://{registry.host}/spack/secure"
+    creds = ["--oci-username-variable", "REG_USER", "--oci-password-variable", "REG_PASS"]
+    try:
+        producer.env.update(REG_USER="ci", REG_PASS=add_robot(
+            registry, "ci", "repository:spack/*:pull,push"))
+        producer("mirror", "add", "--unsigned", *creds, "secure", mirror)
+        producer("buildcache", "push", "--unsigned", "secure", "trivial-root")
+        producer("buildcache", "update-index", "secure")
+
+        node = pushed.client("consumer-with-credentials")
+        node.env.update(REG_USER="node", REG_PASS=add_robot(
+            registry, "node", "repository:spack/*:pull"))
+        node("mirror", "add", "--unsigned", *creds, "secure", mirror)
+        out = node("install", "--cache-only", "trivial-root")
+        assert "from binary cache" in out, out
+        _check_installed(node)
+        with pytest.raises(SpackError):
+            node("buildcache", "push", "--unsigned", "--force", "secure", "trivial-root")
+        anonymous = pushed.client("consumer-without-credentials")
+        anonymous("mirror", "add", "--unsigned", "secure", mirror)
+        with pytest.raises(SpackError):
+            anonymous("buildcache", "install", "-u", "trivial-root")
+    finally:
+        producer("mirror", "remove", "secure")
+        registry.stop()
