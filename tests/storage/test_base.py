@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import timeit
 
 import pytest
 
@@ -93,33 +92,38 @@ async def test_is_a_driver_and_passes_extras_through(tmp_path) -> None:
 
 
 def test_overhead_is_small() -> None:
-    """The wrapper adds well under a few microseconds per call (manifest GETs go
-    through it): measured on get_content of the memory driver."""
+    """The wrapper adds only a few calls per driver call (manifest GETs go through
+    it): counted, not timed (times drift with the machine's load), on get_content
+    of the memory driver. Its cost in time is in docs/benchmarks.md."""
     import asyncio
 
     raw, wrapped = MemoryDriver(), CheckedDriver(MemoryDriver())
+    path = "repositories/a/_manifests/tags/latest/current"
 
     async def setup() -> None:
         for d in (raw, wrapped):
-            await d.put_content("repositories/a/_manifests/tags/latest/current", b"x" * 71)
+            await d.put_content(path, b"x" * 71)
 
     asyncio.run(setup())
-    path = "repositories/a/_manifests/tags/latest/current"
 
-    def per_call(drv) -> float:
-        coro_fn = drv.get_content
+    def calls(drv) -> int:
+        seen = 0
 
-        def once() -> None:
-            c = coro_fn(path)
-            try:
-                c.send(None)
-            except StopIteration:
-                pass
+        def profile(frame, event, arg) -> None:
+            nonlocal seen
+            seen += event in ("call", "c_call")
 
-        return min(timeit.repeat(once, number=20000, repeat=5)) / 20000
+        coro = drv.get_content(path)
+        sys.setprofile(profile)
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        finally:
+            sys.setprofile(None)
+        return seen
 
-    overhead = per_call(wrapped) - per_call(raw)
-    assert overhead < 5e-6, f"{overhead * 1e6:.2f} us per call"
+    assert calls(wrapped) - calls(raw) <= 6
 
 
 def test_registry_creates_wrapped_drivers_by_name(tmp_path) -> None:
