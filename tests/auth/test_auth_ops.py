@@ -174,3 +174,29 @@ def test_modes(tmp_path):
         assert requests.get(f"{reg.url}/token", timeout=30).status_code == 404
     finally:
         reg.stop()
+
+
+def test_the_audit_log_records_who_did_what(secured):
+    reg, robot = secured
+    pushed = push_image(reg, ADMIN, "team/audited", note="audit")
+    r = requests.delete(f"{reg.url}/v2/team/audited/manifests/{pushed.digest}",
+                        headers={**basic(*ADMIN), "X-Request-Id": "req-42"}, timeout=30)
+    assert r.status_code == 202
+    requests.get(f"{reg.url}/token", params={"service": "registry",
+                                             "scope": "repository:team/ci/x:pull"},
+                 auth=("ci-bot", robot), timeout=30)
+    requests.post(f"{reg.url}/v2/other/app/blobs/uploads/",
+                  headers=basic("reader", PASSWORDS["reader"]), timeout=30)
+    events = audit_events(reg)
+    pushes = [e for e in events if e["event"] == "push" and e["resource"] == "team/audited"]
+    assert pushes and all(e["user"] == "admin" for e in pushes)
+    assert {e["method"] for e in pushes} == {"POST", "PUT"}  # blobs, then the manifest
+    deletes = [e for e in events if e["event"] == "delete"]
+    assert deletes[-1]["request_id"] == "req-42" and deletes[-1]["user"] == "admin"
+    tokens = [e for e in events if e["event"] == "token" and e.get("robot") == "ci-bot"]
+    assert tokens[-1]["scopes"] == ["repository:team/ci/x:pull"]
+    denied = [e for e in events if e["event"] == "denied" and e.get("user") == "reader"]
+    assert denied[-1]["resource"] == "other/app" and denied[-1]["action"] == "push"
+    assert all(e["address"] == "127.0.0.1" for e in events)
+    assert all(pw not in (reg.data_dir / "audit.log").read_text()
+               for pw in PASSWORDS.values())
