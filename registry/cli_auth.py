@@ -208,50 +208,43 @@ def tokens_command(load: Callable[[argparse.Namespace], Config],
 
 def add_parsers(sub: argparse._SubParsersAction, common: Callable, load: Callable) -> None:
     """The `users` and `tokens` subcommands."""
+
+    def leaf(parent: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+        cmd = parent.add_parser(name, help=text)
+        common(cmd)  # --config, --data: the store `registry serve` uses
+        return cmd
+
     u = sub.add_parser("users", help="users of [auth] mode = token (in the store)")
     usub = u.add_subparsers(dest="users_command", required=True)
     for name, text in [("add", "add a user"), ("passwd", "change a user's password"),
                        ("remove", "remove a user and their S3 access keys")]:
-        cmd = usub.add_parser(name, help=text)
-        common(cmd)
+        cmd = leaf(usub, name, text)
         cmd.add_argument("name")
         if name != "remove":
             cmd.add_argument("--group", action="append", help="a group (repeatable)")
             cmd.add_argument("--password-stdin", action="store_true",
                              help="read the password from the first line of stdin")
-    ls = usub.add_parser("list", help="list users")
-    common(ls)
+    leaf(usub, "list", "list users")
     h = usub.add_parser("hash", help="print a password hash for [auth] users in a config")
     h.add_argument("--password-stdin", action="store_true")
     keys = usub.add_parser("keys", help="S3 access keys (SigV4) of users")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
-    kc = ksub.add_parser("create", help="create an access key for a user (secret shown once)")
-    common(kc)
-    kc.add_argument("name")
-    kl = ksub.add_parser("list", help="list access keys (not their secrets)")
-    common(kl)
-    kl.add_argument("name", nargs="?")
-    kr = ksub.add_parser("revoke", help="revoke an access key")
-    common(kr)
-    kr.add_argument("key_id")
+    leaf(ksub, "create", "create an access key for a user (secret shown once)").add_argument(
+        "name")
+    leaf(ksub, "list", "list access keys (not their secrets)").add_argument("name", nargs="?")
+    leaf(ksub, "revoke", "revoke an access key").add_argument("key_id")
     u.set_defaults(func=lambda a: users_command(load, a))
 
     t = sub.add_parser("tokens", help="robot tokens for pipelines")
     tsub = t.add_subparsers(dest="tokens_command", required=True)
-    tc = tsub.add_parser("create", help="create a robot token (printed once)")
-    common(tc)
+    tc = leaf(tsub, "create", "create a robot token (printed once)")
     tc.add_argument("--name", required=True, help="the robot's name (its login user name)")
     tc.add_argument("--scope", action="append", required=True,
                     help="repository:PATTERN:ACTIONS, e.g. 'repository:ci/*:push,pull' "
                          "(repeatable)")
     tc.add_argument("--expires", default="90d", help="30d, 12h, ... or never (default 90d)")
-    tl = tsub.add_parser("list", help="list robots with their last use")
-    common(tl)
-    tl.add_argument("--json", action="store_true")
-    tr = tsub.add_parser("revoke", help="revoke a robot: refused everywhere within a second")
-    common(tr)
-    tr.add_argument("name")
+    leaf(tsub, "list", "list robots with their last use").add_argument("--json",
+                                                                      action="store_true")
+    leaf(tsub, "revoke", "revoke a robot: refused everywhere within a second").add_argument(
+        "name")
     t.set_defaults(func=lambda a: tokens_command(load, a))
-
-
-
