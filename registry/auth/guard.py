@@ -48,7 +48,8 @@ from registry.auth.tokens import TokenError, TokenKeys
 from registry.core.access import ADMIN, DELETE, PULL, PUSH, Scope
 from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorized
 
-IDENTITY, GRANTED, REQUEST_ID = "auth.identity", "auth.granted", "auth.request_id"
+IDENTITY, GRANTED = "auth.identity", "auth.granted"
+REQUEST_ID = "request_id"  # set by the dispatcher (registry.api.common.request_id)
 MAX_AUTHORIZATION = 8 << 10
 # Families that authenticate by themselves (the token endpoint).
 OPEN_FAMILIES = frozenset({"token"})
@@ -103,7 +104,10 @@ class Guard:
         raise Denied(detail=_detail(scope))
 
     def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
-        return self._permitted(request.get(IDENTITY, NOBODY), request.get(GRANTED), scope)
+        # By the caller's rights, not a token's claims: a token names what the client
+        # asked for this request; a listing or the source of a mount is another
+        # resource, which the caller may or may not read, whatever it asked.
+        return self._permitted(request.get(IDENTITY, NOBODY), None, scope)
 
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
         if self.audit is None or scope.action == PULL or status >= 400:
@@ -254,9 +258,8 @@ class Guard:
                scope: Scope | None, **fields: Any) -> None:
         if self.audit is None:
             return
-        if REQUEST_ID not in request:
-            given = request.headers.get("X-Request-Id", "")
-            request[REQUEST_ID] = given[:64] if given else uuid.uuid4().hex[:16]
+        if REQUEST_ID not in request:  # the dispatcher names every request
+            request[REQUEST_ID] = uuid.uuid4().hex[:16]
         where = {} if scope is None else {"family": scope.family, "resource": scope.resource,
                                           "action": scope.action}
         self.audit.write(event, **who.audit_fields(), address=request.remote,

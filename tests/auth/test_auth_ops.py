@@ -20,6 +20,7 @@ from authutil import (
     auth_config,
     cli,
     push_image,
+    token,
 )
 from harness import child_env, launch
 
@@ -71,10 +72,22 @@ def test_mounts_and_listings_respect_namespaces(secured):
         h = requests.head(f"{reg.url}/v2/team/stolen/blobs/{layer}", headers=writer,
                           timeout=30)
         assert h.status_code == 404
-    # The admin may pull it: the mount links it.
+    # The admin may pull it: the mount links it, with Basic or with a token that names
+    # only the target (as the conformance suite and docker clients ask for one).
     r = requests.post(f"{reg.url}/v2/team/mounted/blobs/uploads/?mount={layer}"
                       "&from=other/secret", headers=basic(*ADMIN), timeout=30)
     assert r.status_code == 201
+    for user, want in (("admin", 201), ("writer", 202)):
+        t = token(reg, (user, PASSWORDS[user]), "repository:team/by-token:pull,push")
+        bearer = {"Authorization": f"Bearer {t}"}
+        r = requests.post(f"{reg.url}/v2/team/by-token/blobs/uploads/?mount={layer}"
+                          "&from=other/secret", headers=bearer, timeout=30)
+        assert r.status_code == want, (user, r.text)
+    # A token without repository scopes still lists what its holder may pull.
+    t = token(reg, ("writer", PASSWORDS["writer"]))
+    listed = requests.get(f"{reg.url}/v2/_catalog", timeout=30,
+                          headers={"Authorization": f"Bearer {t}"}).json()["repositories"]
+    assert "team/mounted" in listed and "other/secret" not in listed
     # The catalog, the UI and the bucket list show only what the caller may pull.
     push_image(reg, ADMIN, "team/listed")
     listed = requests.get(f"{reg.url}/v2/_catalog", headers=writer, timeout=30).json()
