@@ -274,6 +274,9 @@ def cmd_cache_warm(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="registry", description=__doc__)
+    from registry import __version__
+
+    p.add_argument("--version", action="version", version=f"registry {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:

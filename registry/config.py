@@ -7,7 +7,9 @@ problem at once, each naming the exact key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -28,6 +30,13 @@ class ServerConfig:
     tls_key: str = ""
     workers: int = 1
     log_level: str = "info"
+    # One line a request at info level (text or JSON); the client address comes
+    # from X-Forwarded-For only when the peer is one of `trusted_proxies`.
+    access_log: bool = True
+    log_format: str = "text"
+    trusted_proxies: list[str] = field(default_factory=list)
+    # On SIGTERM/SIGINT: stop accepting, let requests in flight finish this long.
+    drain_seconds: int = 30
 
     @property
     def host(self) -> str:
@@ -66,7 +75,9 @@ class StorageConfig:
 
 @dataclass
 class IndexConfig:
-    path: str = "./data/index.sqlite"
+    # "" = beside the storage root (the node cache's directory in node-cache mode):
+    # DIR/storage -> DIR/index.sqlite; ./data/index.sqlite with the s3 driver.
+    path: str = ""
     # Seconds between passes that catch this replica's index up with writes made by
     # other replicas on a shared S3 store (registry/core/indexing.py); 0 disables.
     sync_interval: int = 30
@@ -235,18 +246,70 @@ def load(path: str | os.PathLike[str] | None = None,
             _apply(config, section, {key: value}, f"environment {name}:", problems)
     for section, values in (overrides or {}).items():
         _apply(config, section, values, "command line", problems)
+    if not config.index.path:
+        config.index.path = default_index_path(config)
     problems += validate(config)
     if problems:
         raise ConfigError(problems)
     return config
 
 
+def default_index_path(config: Config) -> str:
+    """The SQLite index beside the local store: derived data next to what it derives from."""
+    if config.cache.enabled and config.cache.dir:
+        root = config.cache.dir
+    elif config.storage.driver == "filesystem" and config.storage.root:
+        root = config.storage.root
+    else:
+        return "./data/index.sqlite"
+    parent = os.path.dirname(os.path.normpath(root)) or "."
+    return os.path.join(parent, "index.sqlite")
+
+
+def listen_problem(listen: str) -> str | None:
+    """What is wrong with a `[server] listen` value (None: usable)."""
+    if "://" in listen:
+        return f"[server] listen: expected HOST:PORT without a scheme, got {listen!r}"
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"[server] listen: expected HOST:PORT with a port of 1 to 65535, got {listen!r}"
+    if host.startswith("[") or host.endswith("]"):
+        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else ""
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            return f"[server] listen: {host!r} in {listen!r} is not an IPv6 address in brackets"
+        return None
+    if ":" in host:
+        return (f"[server] listen: IPv6 addresses need brackets, e.g. [{host}]:{port}; "
+                f"got {listen!r}")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"[server] listen: {host!r} in {listen!r} is not an IPv4 address"
+        return None
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", host):
+        return f"[server] listen: {host!r} in {listen!r} is not a host name or address"
+    return None
+
+
 def validate(config: Config) -> list[str]:
     problems = []
     s = config.server
-    host, sep, port = s.listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        problems.append(f"[server] listen: expected HOST:PORT, got {s.listen!r}")
+    if (problem := listen_problem(s.listen)) is not None:
+        problems.append(problem)
+    if s.log_format not in ("text", "json"):
+        problems.append(f"[server] log_format: expected text or json, got {s.log_format!r}")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"[server] trusted_proxies: {proxy!r} is not an address or "
+                            "network (e.g. 10.0.0.5 or 10.0.0.0/8)")
+    if not 0 <= s.drain_seconds <= 3600:
+        problems.append(f"[server] drain_seconds: expected 0 to 3600, got {s.drain_seconds}")
     if bool(s.tls_cert) != bool(s.tls_key):
         problems.append("[server] tls_cert and tls_key must be set together")
     for key in ("tls_cert", "tls_key"):
@@ -295,7 +358,13 @@ def validate(config: Config) -> list[str]:
     return problems
 
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate_auth(config: Config) -> list[str]:
@@ -303,7 +372,7 @@ def _validate_auth(config: Config) -> list[str]:
     problems = []
     if a.mode not in ("none", "open", "token"):
         problems.append(f"[auth] mode: expected none, open or token, got {a.mode!r}")
-    elif a.mode == "none" and config.server.host not in LOOPBACK:
+    elif a.mode == "none" and not _loopback(config.server.host):
         problems.append(f"[auth] mode: \"none\" only listens on a loopback address, and "
                         f"[server] listen is {config.server.listen!r}: set mode = \"token\" "
                         "(docs/security.md), or mode = \"open\" to run without auth anyway")

@@ -19,12 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 import uvloop
 from aiohttp import web
 
+from registry import __version__
 from registry.api import protocol
+from registry.api.access_log import AccessLog
 from registry.app import running
 from registry.config import Config
 from registry.core.cache import Generations
+from registry.startup import StartupError, preflight
 
 log = logging.getLogger("registry")
+access_log = logging.getLogger("registry.access")
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -43,24 +47,55 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
     async with running(config, generations=generations) as dispatcher:
         # aiohttp's low-level server: the dispatcher is the whole application.
         # A large read buffer: request bodies arrive in big chunks, with fewer pauses.
+        s = config.server
         server = web.Server(dispatcher.handle, read_bufsize=1 << 21,
-                            access_log=log if config.server.log_level == "debug" else None)
-        runner = web.ServerRunner(server, handle_signals=False)
+                            access_log=access_log if s.access_log else None,
+                            access_log_class=AccessLog.configure(s.log_format,
+                                                                 s.trusted_proxies))
+        # Requests in flight get drain_seconds to finish once we stop accepting.
+        runner = web.ServerRunner(server, handle_signals=False,
+                                  shutdown_timeout=float(s.drain_seconds))
         await runner.setup()
         try:
-            site = web.TCPSite(runner, config.server.host, config.server.port,
-                               ssl_context=ssl_context(config), reuse_port=reuse_port or None,
-                               backlog=1024)
+            tls = ssl_context(config)
+            site = web.TCPSite(runner, s.host, s.port, ssl_context=tls,
+                               reuse_port=reuse_port or None, backlog=1024)
             await site.start()
-            scheme = "https" if config.server.tls_cert else "http"
-            log.info("registry listening on %s://%s (pid %d, storage %s)", scheme,
-                     config.server.listen, os.getpid(), config.storage.driver)
+            log.info("registry %s listening on %s (pid %d, storage %s, index %s)", __version__,
+                     _url(config), os.getpid(), _store(config), config.index.path)
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
+            if tls is not None:
+                # New connections use the reloaded certificate; open ones keep theirs.
+                loop.add_signal_handler(signal.SIGHUP, _reload_tls, tls, config)
             await stop.wait()
+            in_flight = len(server.connections)
+            log.info("stopping: no new connections; %d open, up to %d s to finish",
+                     in_flight, s.drain_seconds)
         finally:
             await runner.cleanup()
+            log.info("stopped")
+
+
+def _url(config: Config) -> str:
+    return f"{'https' if config.server.tls_cert else 'http'}://{config.server.listen}"
+
+
+def _store(config: Config) -> str:
+    if config.cache.enabled:
+        return f"node cache of {config.cache.upstream} in {config.cache.dir}"
+    if config.storage.driver == "s3":
+        return f"s3://{config.storage.bucket}/{config.storage.prefix}"
+    return f"{config.storage.driver} {os.path.abspath(config.storage.root)}"
+
+
+def _reload_tls(tls: ssl.SSLContext, config: Config) -> None:
+    try:
+        tls.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+        log.info("reloaded the TLS certificate %s", config.server.tls_cert)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("SIGHUP: could not reload the TLS certificate, keeping the old one: %s", exc)
 
 
 def run_worker(config: Config, reuse_port: bool = False,
@@ -68,12 +103,32 @@ def run_worker(config: Config, reuse_port: bool = False,
     uvloop.run(_serve(config, reuse_port, generations))
 
 
-def serve(config: Config) -> int:
+def _logging(config: Config) -> None:
     logging.basicConfig(
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
         stream=sys.stderr,
     )
+    # Their debug output carries request headers: Authorization, signatures.
+    for noisy in ("botocore", "aiobotocore", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, log.getEffectiveLevel()))
+
+
+def serve(config: Config) -> int:
+    _logging(config)
+    try:
+        locks = preflight(config)
+    except StartupError as exc:
+        print(f"registry: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _serve_workers(config)
+    finally:
+        for fd in locks:
+            os.close(fd)
+
+
+def _serve_workers(config: Config) -> int:
     workers = config.server.workers
     if workers <= 1:
         run_worker(config)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,9 +65,29 @@ def upload_headers(status: UploadStatus) -> dict[str, str]:
 
 async def prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """Send the headers of a response the handler streams itself. Responses returned
-    unprepared get the API version header from the dispatcher instead."""
+    unprepared get these headers from the dispatcher instead."""
     response.headers.setdefault(*API_VERSION_HEADER)
+    if REQUEST_ID in request:
+        response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     await response.prepare(request)
+
+
+REQUEST_ID, REQUEST_ID_HEADER = "request_id", "X-Request-Id"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ids = itertools.count(1)
+_prefix: tuple[int, str] = (0, "")
+
+
+def request_id(request: web.BaseRequest) -> str:
+    """The client's X-Request-Id when it is a sane one, else ours: a random prefix
+    per process (workers fork after import) and a counter, cheaper than a UUID."""
+    global _prefix
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given is not None and _CLIENT_ID.fullmatch(given):
+        return given
+    if _prefix[0] != os.getpid():
+        _prefix = (os.getpid(), secrets.token_hex(4))
+    return f"{_prefix[1]}-{next(_ids):x}"
 
 
 def content_length(request: web.BaseRequest) -> int | None:

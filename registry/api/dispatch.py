@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
-from registry.api.common import Context
+from registry.api.common import REQUEST_ID, REQUEST_ID_HEADER, Context, request_id
 from registry.core.access import Scope
 from registry.core.errors import Unsupported
 
@@ -91,6 +91,7 @@ class Dispatcher:
         return None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        request[REQUEST_ID] = request_id(request)
         raw = request.raw_path
         if not raw.startswith("/"):  # absolute-form target (RFC 9112 3.2.2)
             raw = request.rel_url.raw_path
@@ -114,6 +115,7 @@ class Dispatcher:
                 # next on this connection cannot be told from a new request. Close it.
                 response.force_close()
         if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
             family.finish(response)
         if self._check is not None and scope is not None:
             self._access.done(request, scope, response.status)

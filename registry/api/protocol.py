@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web, web_protocol
+from aiohttp import web, web_protocol, web_response
 
 from registry.api.errors import error_response
 from registry.core.errors import RegistryError
@@ -42,5 +42,7 @@ def _handle_error(self, request, status: int = 500, exc=None, message=None):
 
 
 def install() -> None:
-    """Answer HTTP parse errors with JSON (idempotent; affects this process)."""
+    """Answer HTTP parse errors with JSON, and name no versions in the Server header
+    (idempotent; affects this process)."""
     web_protocol.RequestHandler.handle_error = _handle_error
+    web_response.SERVER_SOFTWARE = "registry"

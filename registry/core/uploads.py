@@ -19,13 +19,14 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from registry.core.errors import (
     BlobUploadUnknown,
     DigestInvalid,
     RangeNotSatisfiable,
+    RegistryError,
     SizeInvalid,
 )
 from registry.core.grammar import Digest, is_valid_upload_id
@@ -74,8 +75,11 @@ class _Hashers:
         self._items.pop(upload_id, None)
 
 
-async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
-    """Copy chunks to the writer in BLOCK-sized pieces while hashing them.
+async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher,
+               keep: Callable[[BaseException], bool] | None = None) -> int:
+    """Copy chunks to the writer in BLOCK-sized pieces while hashing them. When the
+    body fails and `keep(exc)` says so, what arrived is written out before the
+    exception goes on (a streamed chunk cut off: see UploadService.append).
 
     Hashing and writing are two lanes, each handling its blocks in order on a
     worker thread, so that neither waits for the other (a write stalled by the
@@ -132,7 +136,12 @@ async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
         if buf:
             dispatch(buf)
         await settle(0)
-    except BaseException:
+    except BaseException as exc:
+        if keep is not None and keep(exc):
+            with contextlib.suppress(BaseException):
+                await settle(0)
+                if buf:
+                    await write_all(buf)
         for w, h in inflight:
             for fut in (w, h):
                 if fut is not None and not fut.done():
@@ -144,6 +153,12 @@ async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher) -> int:
                         await fut
         raise
     return written
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """The body stopped coming (client gone, drain at shutdown), as opposed to a
+    refusal of ours or a failing store."""
+    return not isinstance(exc, RegistryError | StorageError)
 
 
 def _mismatch(digest: Digest, actual_hex: str) -> DigestInvalid:
@@ -249,19 +264,32 @@ class UploadService:
             expected = length
         hasher = self._hashers.take(upload_id, offset)
         try:
-            written = await pump(chunks, writer, hasher)
+            written = await pump(chunks, writer, hasher,
+                                 _cut_off if expected is None else None)
             if expected is not None and written != expected:
                 raise SizeInvalid("body length does not match the declared length",
                                   {"expected": expected, "received": written})
-        except BaseException:
-            # All or nothing: a failed chunk leaves the upload where it was.
+        except BaseException as exc:
             self._hashers.drop(upload_id)
-            await self._rollback(writer, offset)
+            if expected is None and _cut_off(exc):
+                # A streamed chunk (no declared length) cut off by the client or by a
+                # drain at shutdown: keep what arrived. The client asks where the
+                # upload stands (GET) and sends the rest.
+                await self._keep(writer)
+            else:
+                # A declared chunk is all or nothing: the upload stays where it was.
+                await self._rollback(writer, offset)
             raise
         if hasher is not None:
             self._hashers.put(upload_id, offset + written, hasher)
         await (writer.seal() if commit else writer.close())
         return UploadStatus(upload_id, repo, offset + written)
+
+    async def _keep(self, writer: FileWriter) -> None:
+        try:
+            await writer.close()
+        except (StorageError, OSError):
+            pass
 
     async def _rollback(self, writer: FileWriter, offset: int) -> None:
         try:
