@@ -12,6 +12,7 @@ from registry.api.access import AccessControl
 from registry.api.common import Context
 from registry.api.dispatch import Dispatcher
 from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
+from registry.api.health import HealthFamily, Readiness, ReadyFamily
 from registry.api.metrics import Metrics
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
@@ -26,6 +27,7 @@ from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
+from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
 from registry.index.db import Index
@@ -35,6 +37,7 @@ from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.signing import GpgSigner, SigningError
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
+from registry.storage.driver import Driver
 
 log = logging.getLogger("registry")
 
@@ -43,7 +46,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      access: AccessControl | None = None,
                      spack: Spack | None = None,
                      spack_proxy: SpackProxy | None = None,
-                     metrics: Metrics | None = None) -> Dispatcher:
+                     metrics: Metrics | None = None,
+                     ready: Readiness | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -52,11 +56,12 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_views(spack_family)
     api = ApiFamily()
     register_spack_api(api)
-    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily()]
+    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily(),
+                HealthFamily(), ReadyFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
                   spack.catalog if spack is not None else None, spack_proxy,
-                  metrics or Metrics())
+                  metrics or Metrics(), ready=ready)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -75,6 +80,20 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
                 log.info("purged %d abandoned upload(s)", purged)
         except Exception:  # housekeeping must never stop the server
             log.exception("upload purge failed")
+
+
+def _readiness(driver: Driver, index: Index) -> Readiness:
+    async def ready() -> list[str]:
+        problems = []
+        if (problem := await storage_problem(driver)) is not None:
+            problems.append(problem)
+        try:
+            await index.ping()
+        except Exception as exc:  # any failure means not ready; say which
+            problems.append(f"index: {exc}"[:300])
+        return problems
+
+    return ready
 
 
 async def _signer(config: Config) -> GpgSigner | None:
@@ -148,7 +167,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                 metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total)
             yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_proxy=node_cache.spack if node_cache else None,
-                                   metrics=metrics)
+                                   metrics=metrics, ready=_readiness(driver, index))
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()

@@ -66,9 +66,9 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            if tls is not None:
-                # New connections use the reloaded certificate; open ones keep theirs.
-                loop.add_signal_handler(signal.SIGHUP, _reload_tls, tls, config)
+            # New connections use a reloaded certificate; open ones keep theirs. (A
+            # SIGHUP must never stop the server, TLS or not.)
+            loop.add_signal_handler(signal.SIGHUP, _reload_tls, tls, config)
             await stop.wait()
             in_flight = len(server.connections)
             log.info("stopping: no new connections; %d open, up to %d s to finish",
@@ -90,7 +90,10 @@ def _store(config: Config) -> str:
     return f"{config.storage.driver} {os.path.abspath(config.storage.root)}"
 
 
-def _reload_tls(tls: ssl.SSLContext, config: Config) -> None:
+def _reload_tls(tls: ssl.SSLContext | None, config: Config) -> None:
+    if tls is None:
+        log.info("SIGHUP: no TLS certificate to reload")
+        return
     try:
         tls.load_cert_chain(config.server.tls_cert, config.server.tls_key)
         log.info("reloaded the TLS certificate %s", config.server.tls_cert)
@@ -161,6 +164,7 @@ def _serve_workers(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)  # each worker reloads its certificate
     status = 0
     for child in children:
         _, code = os.waitpid(child, 0)

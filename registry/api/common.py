@@ -43,6 +43,8 @@ class Context:
     metrics: Any = None
     # The access step (registry.api.access.AccessControl), set by the dispatcher.
     access: Any = None
+    # /readyz: an async callable listing what does not answer (api.health.Readiness).
+    ready: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -51,8 +51,8 @@ from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorize
 IDENTITY, GRANTED = "auth.identity", "auth.granted"
 REQUEST_ID = "request_id"  # set by the dispatcher (registry.api.common.request_id)
 MAX_AUTHORIZATION = 8 << 10
-# Families that authenticate by themselves (the token endpoint).
-OPEN_FAMILIES = frozenset({"token"})
+# Families that authenticate by themselves (the token endpoint), and the probes.
+OPEN_FAMILIES = frozenset({"token", "healthz", "readyz"})
 _HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
 _CHALLENGE_ACTIONS = {PULL: "pull,push", PUSH: "pull,push", DELETE: "pull,push,delete",
                       ADMIN: "*"}

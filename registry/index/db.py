@@ -224,6 +224,10 @@ class Index:
         """Raw SQL, for tests only: callers use the named queries below."""
         return await self._run(self._rows, sql, params)
 
+    async def ping(self) -> None:
+        """A trivial query: the index file opens and answers (for /readyz)."""
+        await self._query("SELECT 1 AS one")
+
     async def repositories(self) -> list[str]:
         """Repositories with any manifest, tag or linked blob, sorted."""
         return [r["repo"] for r in await self._query(

@@ -20,7 +20,8 @@ def test_api_root_lists_the_families(registry):
     assert r.status_code == 200
     families = r.json()["families"]
     assert families["oci"] == "/v2/" and families["s3"] == "/s3/"
-    assert set(families) == {"oci", "spack", "api", "ui", "s3", "metrics", "token"}
+    assert set(families) == {"oci", "spack", "api", "ui", "s3", "metrics", "token",
+                             "healthz", "readyz"}
 
 
 def test_metrics_are_prometheus_text(registry):

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 from harness import child_env, free_port, launch, wait_for
 from tlsutil import make_cert
@@ -219,3 +220,16 @@ def test_debug_logging_keeps_botocore_quiet():
 
     assert not logging.getLogger("botocore").isEnabledFor(logging.DEBUG)
 
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_never_stops_the_server(tmp_path, workers):
+    reg = launch(tmp_path, config=f"[server]\nworkers = {workers}\n")
+    try:
+        reg.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert reg.process.poll() is None
+        assert requests.get(f"{reg.url}/v2/", timeout=10).status_code == 200
+        assert wait_for(reg.log, lambda text: "no TLS certificate to reload" in text, 10)
+    finally:
+        reg.stop()

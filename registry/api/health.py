@@ -1,0 +1,62 @@
+"""`/healthz` (the process answers) and `/readyz` (its store and index answer),
+outside `/v2/` and outside auth, for load balancers, systemd and Kubernetes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from registry.api.common import Context
+from registry.api.families import PatternFamily
+from registry.core.access import PULL
+from registry.core.errors import RegistryError
+
+# What app.py gives the context: the problems found, none when ready.
+Readiness = Callable[[], Awaitable[list[str]]]
+
+
+class _Probe(PatternFamily):
+    def error_body(self, err: RegistryError, request: web.BaseRequest,
+                   headers: dict[str, str]) -> web.StreamResponse:
+        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
+
+
+class HealthFamily(_Probe):
+    """`/healthz`: 200 while the process serves requests at all."""
+
+    name = "healthz"
+    prefix = "/healthz/"
+    root = "/healthz"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("GET", r"", healthz, PULL)
+        self.add("HEAD", r"", healthz, PULL)
+
+
+class ReadyFamily(_Probe):
+    """`/readyz`: 200 when the store and the index answer, else 503 saying which not."""
+
+    name = "readyz"
+    prefix = "/readyz/"
+    root = "/readyz"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add("GET", r"", readyz, PULL)
+        self.add("HEAD", r"", readyz, PULL)
+
+
+async def healthz(request: web.BaseRequest, route: dict[str, str],
+                  ctx: Context) -> web.StreamResponse:
+    return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.BaseRequest, route: dict[str, str],
+                 ctx: Context) -> web.StreamResponse:
+    problems = await ctx.ready() if ctx.ready is not None else []
+    body = json.dumps({"ready": not problems, "problems": problems}).encode()
+    return web.Response(status=503 if problems else 200, body=body, headers={
+        "Content-Type": "application/json", "Cache-Control": "no-store"})
