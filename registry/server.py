@@ -22,6 +22,7 @@ from aiohttp import web
 from registry import __version__
 from registry.api import protocol
 from registry.api.access_log import AccessLog
+from registry.api.request_metrics import multiprocess_dir
 from registry.app import running
 from registry.config import Config
 from registry.core.cache import Generations
@@ -140,6 +141,7 @@ def _serve_workers(config: Config) -> int:
 
     Index.prepare(config.index.path)
     generations = Generations(shared=True)  # before the fork, so every worker maps it
+    multiprocess_dir(config.index.path + ".metrics")  # /metrics adds up every worker
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()

@@ -16,6 +16,7 @@ request), so the dispatcher does their work itself:
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ from registry.core.access import Scope
 from registry.core.errors import Unsupported
 
 Handler = Callable[[web.BaseRequest, Any, Context], Awaitable[web.StreamResponse]]
+FAMILY, HANDLER = "family", "handler"
+_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Family(Protocol):
@@ -63,6 +66,8 @@ class Dispatcher:
         self.default = default
         self._families: list[Family] = []
         self.access = access or AllowAll()
+        # Request counts and latencies for /metrics (api.request_metrics), if kept.
+        self._metrics = getattr(ctx.metrics, "requests", None)
 
     @property
     def access(self) -> AccessControl:
@@ -91,16 +96,34 @@ class Dispatcher:
         return None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        metrics = self._metrics
+        if metrics is None:
+            return await self._handle(request)
+        started = time.perf_counter()
+        metrics.in_flight.inc()
+        try:
+            response = await self._handle(request)
+        finally:
+            metrics.in_flight.dec()
+        sent = response.body_length if response.prepared else (response.content_length or 0)
+        metrics.observe(request[FAMILY], request.method if request.method in _METHODS
+                        else "OTHER", response.status, request.get(HANDLER, ""),
+                        time.perf_counter() - started, sent, request.content_length or 0)
+        return response
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request[REQUEST_ID] = request_id(request)
         raw = request.raw_path
         if not raw.startswith("/"):  # absolute-form target (RFC 9112 3.2.2)
             raw = request.rel_url.raw_path
         path = raw.partition("?")[0]
         family = self.family_for(path) or self.default
+        request[FAMILY] = family.name
         awaiting_continue = "Expect" in request.headers
         scope = None
         try:
             handler, route, scope = family.resolve(request, path)
+            request[HANDLER] = handler.__name__
             if self._check is not None:
                 await self._check(request, scope)
             if awaiting_continue:

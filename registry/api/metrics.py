@@ -1,10 +1,10 @@
 """`GET /metrics`: Prometheus text exposition (prometheus-client).
 
-For now: the process's own collectors (memory, CPU, open files) and, on a node
-cache, its counters summed over every worker and restart (registry/cache/
-stats.py; this process's own numbers live, the others' as they last wrote
-them, at most five seconds old). The operations work adds request and storage
-metrics here.
+The process's own collectors (memory, CPU, open files); requests by family,
+method and status, latencies, bytes, requests in flight, over every worker
+(api/request_metrics.py); and, on a node cache, its counters summed over every
+worker and restart (registry/cache/stats.py; this process's own numbers live,
+the others' as they last wrote them, at most five seconds old).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 
 from registry.api.common import Context
+from registry.api.request_metrics import RequestMetrics
 from registry.cache.stats import CacheStats
 
 CACHE_COUNTERS = {
@@ -57,6 +58,8 @@ class Metrics:
                  held_bytes: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
+        self.requests = RequestMetrics()
+        self.requests.register(self.registry)
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
         self._cache_counters = cache_counters

@@ -1,0 +1,84 @@
+"""Request metrics for `/metrics`: counts by family, method and status, latency
+histograms by kind of request, bytes in and out, requests in flight.
+
+With several workers each process writes its numbers to memory-mapped files in a
+directory of its own instance (prometheus-client's multiprocess mode, set up by
+`registry serve` before it forks: `multiprocess_dir`), and `/metrics` in any
+worker adds them all up. With one worker the numbers live in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Handlers whose latency is worth its own series (the rest are "other").
+KINDS = {"get_manifest": "manifest_get", "get_blob": "blob_get", "start_upload": "upload",
+         "patch_upload": "upload", "put_upload": "upload", "put_manifest": "manifest_put"}
+# From a cached manifest (~0.2 ms) to a large blob or upload (minutes).
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+           30, 60, 300, float("inf"))
+
+
+def multiprocess_dir(path: str) -> None:
+    """Before the fork: every process started from here writes its metrics under
+    `path` (emptied: counters start at zero with the instance)."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ[ENV] = path
+    values.ValueClass = values.MultiProcessValue()
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(ENV))
+
+
+class RequestMetrics:
+    """The series every request updates (children cached: labels() costs a lookup)."""
+
+    def __init__(self) -> None:
+        self.requests = Counter("registry_http_requests", "Requests answered",
+                                ["family", "method", "status"], registry=None)
+        self.duration = Histogram("registry_http_request_duration_seconds",
+                                  "Time from the request to the end of its answer",
+                                  ["kind"], buckets=BUCKETS, registry=None)
+        self.sent = Counter("registry_http_sent_bytes", "Response bytes sent", ["family"],
+                            registry=None)
+        self.received = Counter("registry_http_received_bytes",
+                                "Request body bytes declared (Content-Length)", ["family"],
+                                registry=None)
+        self.in_flight = Gauge("registry_http_requests_in_flight", "Requests being answered",
+                               registry=None, multiprocess_mode="livesum")
+        self._children: dict[tuple, tuple] = {}
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Expose these series from `registry`: all processes' in multiprocess mode."""
+        if multiprocess():
+            MultiProcessCollector(registry)
+            return
+        for metric in (self.requests, self.duration, self.sent, self.received,
+                       self.in_flight):
+            registry.register(metric)
+
+    def observe(self, family: str, method: str, status: int, handler: str, seconds: float,
+                sent: int, received: int) -> None:
+        key = (family, method, status, handler)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 2000:  # statuses and methods are few; bound anyway
+                self._children.clear()
+            children = (self.requests.labels(family, method, str(status)),
+                        self.duration.labels(KINDS.get(handler, "other")),
+                        self.sent.labels(family), self.received.labels(family))
+            self._children[key] = children
+        count, duration, out, into = children
+        count.inc()
+        duration.observe(seconds)
+        if sent:
+            out.inc(sent)
+        if received:
+            into.inc(received)
