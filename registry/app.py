@@ -20,6 +20,7 @@ from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
+from registry.api.usage_api import register as register_usage_api
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.cache.spack_proxy import SpackProxy
@@ -30,6 +31,7 @@ from registry.core.factory import CoreSettings, build_registry
 from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.service import Registry
+from registry.core.usage import Usage
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
@@ -47,7 +49,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      spack: Spack | None = None,
                      spack_proxy: SpackProxy | None = None,
                      metrics: Metrics | None = None,
-                     ready: Readiness | None = None) -> Dispatcher:
+                     ready: Readiness | None = None,
+                     usage: Usage | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -56,12 +59,13 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_views(spack_family)
     api = ApiFamily()
     register_spack_api(api)
+    register_usage_api(api)
     families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily(),
                 HealthFamily(), ReadyFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
                   spack.catalog if spack is not None else None, spack_proxy,
-                  metrics or Metrics(), ready=ready)
+                  metrics or Metrics(), ready=ready, usage=usage)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -167,7 +171,8 @@ async def running(config: Config, hooks: Hooks | None = None,
                 metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total)
             yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_proxy=node_cache.spack if node_cache else None,
-                                   metrics=metrics, ready=_readiness(driver, index))
+                                   metrics=metrics, ready=_readiness(driver, index),
+                                   usage=None if node_cache else Usage(index))
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()

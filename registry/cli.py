@@ -1,6 +1,6 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
-`registry users ...`, `registry tokens ...`."""
+`registry du`, `registry users ...`, `registry tokens ...`."""
 
 from __future__ import annotations
 
@@ -196,6 +196,37 @@ def _size(n: int) -> str:
     return f"{size:.1f} GiB"
 
 
+def cmd_du(args: argparse.Namespace) -> int:
+    from registry.core.errors import NameInvalid
+    from registry.core.usage import Usage
+
+    config = _load(args)
+
+    async def run() -> dict:
+        async with _store(config) as (_, index):
+            return await Usage(index).report(args.namespace)
+
+    try:
+        report = asyncio.run(run())
+    except NameInvalid:
+        print(f"registry: {args.namespace!r} is not a repository name or namespace",
+              file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = report["namespaces"]
+    print(f"{'NAMESPACE':<32} {'REPOS':>6} {'LOGICAL':>10} {'STORED':>10}")
+    for row in rows:
+        print(f"{row['namespace']:<32} {row['repositories']:>6} {_size(row['logical']):>10} "
+              f"{_size(row['unique']):>10}")
+    if "total" in report:
+        total = report["total"]
+        print(f"{'(all, each digest once)':<32} {'':>6} {_size(total['logical']):>10} "
+              f"{_size(total['unique']):>10}")
+    return 0
+
+
 def cmd_cache_stats(args: argparse.Namespace) -> int:
     import os
 
@@ -295,6 +326,13 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--show", action="store_true", help="print the effective config")
     check.set_defaults(func=cmd_config_check)
+
+    du = sub.add_parser("du", help="bytes per namespace: as listed (logical) and as "
+                                   "stored (each digest once), from the index")
+    common(du)
+    du.add_argument("namespace", nargs="?", help="one namespace or repository (default: all)")
+    du.add_argument("--json", action="store_true", help="JSON, as GET /api/v1/usage answers")
+    du.set_defaults(func=cmd_du)
 
     r = sub.add_parser("reindex", help="rebuild the SQLite index from storage")
     common(r)

@@ -45,6 +45,8 @@ class Context:
     access: Any = None
     # /readyz: an async callable listing what does not answer (api.health.Readiness).
     ready: Any = None
+    # Bytes per namespace (registry.core.usage.Usage); None on a node cache.
+    usage: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -32,17 +32,19 @@ class PatternFamily:
     root = ""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler, str | None]] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler, str | None, str]] = []
 
     def add(self, method: str, pattern: str, handler: Handler,
-            action: str | None = None) -> None:
-        self._routes.append((method, re.compile(pattern), handler, action))
+            action: str | None = None, resource: str = "") -> None:
+        """Route `pattern`; the access step sees `action` on the route's `name`
+        group, or on `resource` (e.g. "*": everything, for admin views)."""
+        self._routes.append((method, re.compile(pattern), handler, action, resource))
 
     def resolve(self, request: web.BaseRequest,
                 path: str) -> tuple[Handler, dict[str, str], Scope]:
         sub = path[len(self.prefix):] if path.startswith(self.prefix) else ""
         known_path = False
-        for method, pattern, handler, action in self._routes:
+        for method, pattern, handler, action, resource in self._routes:
             m = pattern.fullmatch(sub)
             if m is None:
                 continue
@@ -51,7 +53,7 @@ class PatternFamily:
                 continue
             groups = {k: unquote(v, errors="strict") for k, v in m.groupdict().items()
                       if v is not None}
-            return handler, groups, Scope(self.name, groups.get("name", ""),
+            return handler, groups, Scope(self.name, groups.get("name", resource),
                                           action or action_of(method))
         if known_path:
             raise Unsupported(f"{request.method} is not supported here",

@@ -265,6 +265,39 @@ class Index:
                                  "ORDER BY digest", [subject, repo])
         return [_manifest_row(r) for r in rows]
 
+    async def usage(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Bytes per namespace: `logical` counts every repository's blobs and
+        manifests (a layer in three repositories three times), `unique` each digest
+        once within the namespace. Namespaces are first path components, or the
+        one given (its repositories: the name itself and everything below it)."""
+        ns = ("CASE WHEN instr(repo, '/') > 0 THEN substr(repo, 1, instr(repo, '/') - 1) "
+              "ELSE repo END")
+        where, params = "", []
+        if namespace is not None:
+            ns = "?"
+            where = "WHERE repo = ? OR substr(repo, 1, ?) = ?"
+            params = [namespace, namespace, len(namespace) + 1, namespace + "/"]
+        sql = (
+            f"WITH objs AS (SELECT repo, digest, size FROM blobs UNION ALL "
+            f"SELECT repo, digest, size FROM manifests), "
+            f"sel AS (SELECT {ns} AS namespace, repo, digest, size FROM objs {where}) "
+            "SELECT namespace, COUNT(DISTINCT repo) AS repositories, "
+            "COALESCE(SUM(size), 0) AS logical, "
+            "(SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT s2.digest, s2.size FROM sel s2 "
+            " WHERE s2.namespace = sel.namespace)) AS unique_bytes "
+            "FROM sel GROUP BY namespace ORDER BY namespace")
+        return await self._query(sql, params)
+
+    async def total_usage(self) -> dict[str, int]:
+        """Bytes over every repository: `logical` as usage() counts, `unique` what
+        the store holds for them (each digest once)."""
+        rows = await self._query(
+            "WITH objs AS (SELECT digest, size FROM blobs UNION ALL "
+            "SELECT digest, size FROM manifests) SELECT COALESCE(SUM(size), 0) AS logical, "
+            "(SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT digest, size FROM objs)) "
+            "AS unique_bytes FROM objs")
+        return {"logical": rows[0]["logical"], "unique": rows[0]["unique_bytes"]}
+
     async def blob_usage(self, digest: str) -> BlobUse:
         """Every repository `digest` is linked into and every manifest that names it."""
         def _q() -> BlobUse:
