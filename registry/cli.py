@@ -1,6 +1,6 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
-`registry du`, `registry users ...`, `registry tokens ...`."""
+`registry du`, `registry scrub`, `registry users ...`, `registry tokens ...`."""
 
 from __future__ import annotations
 
@@ -227,6 +227,36 @@ def cmd_du(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scrub(args: argparse.Namespace) -> int:
+    from registry.core.scrub import scrub
+
+    config = _load(args)
+
+    async def run():
+        async with _store(config) as (driver, _):
+            def progress(blobs: int, size: int) -> None:
+                if not args.json and sys.stderr.isatty():
+                    print(f"\r{blobs} blobs, {_size(size)} checked", end="", file=sys.stderr)
+
+            return await scrub(driver, repair=args.repair, jobs=args.jobs, progress=progress)
+
+    report = asyncio.run(run())
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(report), "clean": report.clean}, indent=2))
+    else:
+        print(f"{report.blobs} blobs, {_size(report.bytes)} re-hashed")
+        for bad in report.corrupt:
+            print(f"corrupt: {bad['digest']} (hashes to {bad['actual']})")
+        for digest in report.quarantined:
+            print(f"quarantined: {digest}")
+        for bad in report.unreadable:
+            print(f"unreadable: {bad['digest']}: {bad['error']}")
+        for link in report.missing:
+            print(f"missing: {link['kind']} {link['digest']} of {link['repository']}")
+        print("clean" if report.clean else "problems found")
+    return 0 if report.clean else 1
+
+
 def cmd_cache_stats(args: argparse.Namespace) -> int:
     import os
 
@@ -333,6 +363,15 @@ def parser() -> argparse.ArgumentParser:
     du.add_argument("namespace", nargs="?", help="one namespace or repository (default: all)")
     du.add_argument("--json", action="store_true", help="JSON, as GET /api/v1/usage answers")
     du.set_defaults(func=cmd_du)
+
+    sc = sub.add_parser("scrub", help="re-hash every blob; report corrupt blobs and links to "
+                                      "missing ones (exit 1 when any)")
+    common(sc)
+    sc.add_argument("--repair", action="store_true",
+                    help="move corrupt blobs to _quarantine/ so they are never served again")
+    sc.add_argument("--jobs", type=int, default=4, help="blobs hashed at once (default 4)")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_scrub)
 
     r = sub.add_parser("reindex", help="rebuild the SQLite index from storage")
     common(r)

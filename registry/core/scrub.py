@@ -1,0 +1,117 @@
+"""Scrub: re-hash every blob in the store, find the corrupt ones and the links
+that point at blobs the store does not hold (`registry scrub [--repair]`).
+
+Blobs are content-addressed, so a blob whose bytes no longer hash to its name is
+corrupt (a bad disk, an operator's mistake, a store that lost a write). With
+`repair` each corrupt blob is moved to `_quarantine/<alg>/<hex>`: it is never
+served again, stays for inspection, and a client that pushes it again puts good
+bytes back. Links (a repository's layer or manifest revision) to a missing or
+quarantined blob are listed: their manifests need a push again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from registry.core.errors import DigestInvalid
+from registry.core.grammar import Digest
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound
+
+QUARANTINE = "_quarantine"
+_LINK_KINDS = {"_layers": "layer", "revisions": "manifest"}
+
+
+@dataclass
+class ScrubReport:
+    """What a scrub found; `clean` when nothing."""
+
+    blobs: int = 0
+    bytes: int = 0
+    corrupt: list[dict[str, str]] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.corrupt or self.missing or self.unreadable)
+
+
+def quarantine_path(digest: Digest) -> str:
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}"
+
+
+async def _actual(driver: Driver, path: str, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    async for chunk in driver.reader(path, chunk_size=4 << 20):
+        # Hashing megabytes holds the loop for milliseconds: a thread does it.
+        await asyncio.to_thread(h.update, chunk)
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
+                progress: Callable[[int, int], None] | None = None) -> ScrubReport:
+    """Check every blob (`jobs` at a time) and every link; see the module doc."""
+    report = ScrubReport()
+    held: set[str] = set()
+    work: asyncio.Queue[tuple[str, Digest, int] | None] = asyncio.Queue(maxsize=jobs * 4)
+
+    async def check() -> None:
+        while (item := await work.get()) is not None:
+            path, digest, size = item
+            try:
+                actual = await _actual(driver, path, digest.algorithm)
+            except PathNotFound:
+                continue  # deleted meanwhile (a node cache's eviction): not corruption
+            except Exception as exc:  # a store error on one blob must not end the scrub
+                report.unreadable.append({"digest": str(digest), "error": str(exc)[:200]})
+                continue
+            if actual != str(digest):
+                report.corrupt.append({"digest": str(digest), "actual": actual})
+                if repair:
+                    await driver.move(path, quarantine_path(digest))
+                    report.quarantined.append(str(digest))
+                    held.discard(str(digest))
+            report.blobs += 1
+            report.bytes += size
+            if progress is not None:
+                progress(report.blobs, report.bytes)
+
+    workers = [asyncio.create_task(check()) for _ in range(max(1, jobs))]
+    try:
+        async for info in driver.walk(paths.BLOBS):
+            parts = info.path.split("/")
+            if len(parts) != 4:
+                continue
+            try:
+                digest = Digest.parse(f"{parts[1]}:{parts[3]}")
+            except DigestInvalid:
+                continue
+            held.add(str(digest))
+            await work.put((info.path, digest, info.size))
+    finally:
+        for _ in workers:
+            await work.put(None)
+        await asyncio.gather(*workers)
+    await _links(driver, held, report)
+    return report
+
+
+async def _links(driver: Driver, held: set[str], report: ScrubReport) -> None:
+    async for info in driver.walk(paths.REPOSITORIES):
+        parts = info.path.split("/")
+        # repositories/<name...>/_layers/<alg>/<hex>
+        # repositories/<name...>/_manifests/revisions/<alg>/<hex>
+        if len(parts) < 5 or parts[-3] not in _LINK_KINDS:
+            continue
+        end = -3 if parts[-3] == "_layers" else -4
+        if parts[-3] == "revisions" and parts[-4] != "_manifests":
+            continue
+        digest = f"{parts[-2]}:{parts[-1]}"
+        if digest not in held:
+            report.missing.append({"repository": "/".join(parts[1:end]), "digest": digest,
+                                   "kind": _LINK_KINDS[parts[-3]]})
