@@ -30,6 +30,7 @@ from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
+from registry.core.quotas import Quota, quota_decorator
 from registry.core.service import Registry
 from registry.core.usage import Usage
 from registry.index.db import Index
@@ -146,9 +147,13 @@ async def running(config: Config, hooks: Hooks | None = None,
     if node_cache is None:
         spack = Spack(driver, SpecCatalog(index, index_hooks), signer)
     try:
+        decorators = [node_cache.decorate] if node_cache else [spack.decorate] if spack \
+            else []
+        if config.limits.quotas and node_cache is None:
+            quotas = [Quota.parse(q) for q in config.limits.quotas]
+            decorators.append(quota_decorator(quotas, index.unique_bytes))
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
-                             decorators=[node_cache.decorate] if node_cache
-                             else [spack.decorate] if spack else [])
+                             decorators=decorators)
         async with contextlib.AsyncExitStack() as stack:
             if node_cache is not None:
                 await stack.enter_async_context(node_cache)

@@ -88,6 +88,9 @@ class IndexConfig:
 @dataclass
 class LimitsConfig:
     manifest_max_bytes: int = 4 << 20
+    # "PATTERN SIZE": at most SIZE stored for the repositories matching the glob,
+    # e.g. "team/* 50GiB" (registry/core/quotas.py).
+    quotas: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -348,6 +351,10 @@ def validate(config: Config) -> list[str]:
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")
+    for quota in config.limits.quotas:
+        if not re.fullmatch(r"\S+\s+\d+(\.\d+)?\s*[KMGTPkmgtp]?i?[Bb]?", quota.strip()):
+            problems.append(f"[limits] quotas: expected \"PATTERN SIZE\" like \"team/* 50GiB\", "
+                            f"got {quota!r}")
     problems += _validate_cache(config)
     problems += _validate_auth(config)
     sp = config.spack

@@ -288,6 +288,15 @@ class Index:
             "FROM sel GROUP BY namespace ORDER BY namespace")
         return await self._query(sql, params)
 
+    async def unique_bytes(self, pattern: str) -> int:
+        """Bytes stored for the repositories whose names match the glob `pattern`
+        (`*` crossing `/`, as SQLite's GLOB does), each digest once."""
+        rows = await self._query(
+            "SELECT COALESCE(SUM(size), 0) AS total FROM (SELECT DISTINCT digest, size FROM "
+            "(SELECT repo, digest, size FROM blobs UNION ALL "
+            "SELECT repo, digest, size FROM manifests) WHERE repo GLOB ?)", [pattern])
+        return int(rows[0]["total"])
+
     async def total_usage(self) -> dict[str, int]:
         """Bytes over every repository: `logical` as usage() counts, `unique` what
         the store holds for them (each digest once)."""
