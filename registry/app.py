@@ -20,6 +20,7 @@ from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
+from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
@@ -28,6 +29,7 @@ from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
+from registry.core.gc import GcWatch, collect, run_periodically
 from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.quotas import Quota, quota_decorator
@@ -51,7 +53,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      spack_proxy: SpackProxy | None = None,
                      metrics: Metrics | None = None,
                      ready: Readiness | None = None,
-                     usage: Usage | None = None) -> Dispatcher:
+                     usage: Usage | None = None,
+                     gc: Collector | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -66,7 +69,7 @@ def build_dispatcher(registry: Registry, config: Config,
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack.caches if spack is not None else None,
                   spack.catalog if spack is not None else None, spack_proxy,
-                  metrics or Metrics(), ready=ready, usage=usage)
+                  metrics or Metrics(), ready=ready, usage=usage, gc=gc)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -85,6 +88,17 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
                 log.info("purged %d abandoned upload(s)", purged)
         except Exception:  # housekeeping must never stop the server
             log.exception("upload purge failed")
+
+
+def _collector(driver: Driver, reg: Registry, generations: Generations,
+               config: Config) -> Collector:
+    """POST /api/v1/gc: a collection in this process (its workers' caches follow)."""
+    async def run(dry_run: bool, grace: float | None) -> dict:
+        report = await collect(driver, reg.blobs, generations,
+                               config.gc.grace if grace is None else grace, dry_run)
+        return dataclasses.asdict(report)
+
+    return run
 
 
 def _readiness(driver: Driver, index: Index) -> Readiness:
@@ -147,6 +161,9 @@ async def running(config: Config, hooks: Hooks | None = None,
     if node_cache is None:
         spack = Spack(driver, SpecCatalog(index, index_hooks), signer)
     try:
+        # While a garbage collection runs, blobs found to exist are marked (core/gc.py).
+        watch = None if node_cache else GcWatch(driver)
+        settings = dataclasses.replace(settings, gc_watch=watch)
         decorators = [node_cache.decorate] if node_cache else [spack.decorate] if spack \
             else []
         if config.limits.quotas and node_cache is None:
@@ -161,6 +178,13 @@ async def running(config: Config, hooks: Hooks | None = None,
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))
             index_hooks.start()
+            gc = None
+            if watch is not None:
+                await stack.enter_async_context(background(watch.run()))
+                gc = _collector(driver, reg, generations, config)
+                if config.gc.interval:
+                    await stack.enter_async_context(background(run_periodically(
+                        driver, reg.blobs, generations, config.gc.interval, config.gc.grace)))
             # Catch-up passes: after a crash (dirty index) and, on a shared store,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not
@@ -177,7 +201,7 @@ async def running(config: Config, hooks: Hooks | None = None,
             yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_proxy=node_cache.spack if node_cache else None,
                                    metrics=metrics, ready=_readiness(driver, index),
-                                   usage=None if node_cache else Usage(index))
+                                   usage=None if node_cache else Usage(index), gc=gc)
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()

@@ -1,6 +1,6 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
-`registry du`, `registry scrub`, `registry users ...`, `registry tokens ...`."""
+`registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -227,6 +228,56 @@ def cmd_du(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from registry.cli_auth import parse_duration
+    from registry.core.factory import build_registry
+    from registry.core.gc import GcBusy, collect
+    from registry.core.hooks import NullHooks
+    from registry.core.indexing import rebuild
+    from registry.startup import StartupError, lock_instance
+
+    config = _load(args)
+    try:
+        grace = parse_duration(args.grace) if args.grace else config.gc.grace
+    except ValueError as exc:
+        print(f"registry: --grace: {exc}", file=sys.stderr)
+        return 2
+    try:
+        # A server on this store caches blob sizes: it must collect itself.
+        locks = lock_instance(config)
+    except StartupError:
+        print("registry: a registry is running on this store: it collects online "
+              "(POST /api/v1/gc as an admin, or [gc] interval); stop it to collect from here",
+              file=sys.stderr)
+        return 2
+
+    async def run():
+        async with _store(config) as (driver, index):
+            reg = build_registry(driver, NullHooks())
+            report = await collect(driver, reg.blobs, grace=grace, dry_run=args.dry_run,
+                                   owner="registry gc")
+            if report.deleted and not args.dry_run:
+                await rebuild(reg, index)  # the index drops the links removed
+            return report
+
+    try:
+        report = asyncio.run(run())
+    except GcBusy as exc:
+        print(f"registry: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for fd in locks:
+            os.close(fd)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        verb = "would free" if args.dry_run else "freed"
+        print(f"{report.blobs} blobs, {report.referenced} referenced; {verb} "
+              f"{report.deleted} ({_size(report.bytes_freed)}); kept {report.kept_recent} "
+              f"younger than the grace period and {report.kept_seen} in use")
+    return 0
+
+
 def cmd_scrub(args: argparse.Namespace) -> int:
     from registry.core.scrub import scrub
 
@@ -363,6 +414,15 @@ def parser() -> argparse.ArgumentParser:
     du.add_argument("namespace", nargs="?", help="one namespace or repository (default: all)")
     du.add_argument("--json", action="store_true", help="JSON, as GET /api/v1/usage answers")
     du.set_defaults(func=cmd_du)
+
+    gc = sub.add_parser("gc", help="free blobs nothing references (the server must be "
+                                   "stopped; online: POST /api/v1/gc or [gc] interval)")
+    common(gc)
+    gc.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    gc.add_argument("--grace", help="keep unreferenced blobs younger than this "
+                                    "(default [gc] grace, 1h)")
+    gc.add_argument("--json", action="store_true")
+    gc.set_defaults(func=cmd_gc)
 
     sc = sub.add_parser("scrub", help="re-hash every blob; report corrupt blobs and links to "
                                       "missing ones (exit 1 when any)")

@@ -132,6 +132,14 @@ class SpackConfig:
 
 
 @dataclass
+class GcConfig:
+    """Online garbage collection (docs/operations.md)."""
+
+    interval: int = 0  # seconds between collections in the server; 0 = only on demand
+    grace: int = 3600  # unreferenced blobs younger than this are kept (pushes in flight)
+
+
+@dataclass
 class AuthConfig:
     """Who may do what (docs/security.md)."""
 
@@ -161,6 +169,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     spack: SpackConfig = field(default_factory=SpackConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    gc: GcConfig = field(default_factory=GcConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -174,7 +183,7 @@ _FALSE = {"0", "false", "no", "off"}
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
            "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig,
-           "auth": AuthConfig}[section]
+           "auth": AuthConfig, "gc": GcConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 
@@ -355,6 +364,9 @@ def validate(config: Config) -> list[str]:
         if not re.fullmatch(r"\S+\s+\d+(\.\d+)?\s*[KMGTPkmgtp]?i?[Bb]?", quota.strip()):
             problems.append(f"[limits] quotas: expected \"PATTERN SIZE\" like \"team/* 50GiB\", "
                             f"got {quota!r}")
+    if config.gc.interval < 0 or config.gc.grace < 60:
+        problems.append(f"[gc] interval >= 0 and grace >= 60 seconds expected, got "
+                        f"{config.gc.interval} and {config.gc.grace}")
     problems += _validate_cache(config)
     problems += _validate_auth(config)
     sp = config.spack

@@ -47,6 +47,8 @@ class Context:
     ready: Any = None
     # Bytes per namespace (registry.core.usage.Usage); None on a node cache.
     usage: Any = None
+    # A garbage collection (api.usage_api.Collector); None on a node cache.
+    gc: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from registry.core.cache import GenerationCache, Generations, global_scope
 from registry.core.errors import BlobUnknown, RangeUnsatisfiable
@@ -28,8 +29,9 @@ class BlobStore:
     decision of how each blob request is served."""
 
     def __init__(self, driver: Driver, hooks: Hooks, generations: Generations | None = None,
-                 shared_store: bool = False) -> None:
+                 shared_store: bool = False, watch: Any = None) -> None:
         self.driver = driver
+        self.watch = watch  # core.gc.GcWatch: whether a collection runs
         self.hooks = hooks
         self.generations = generations or Generations()
         # Positive answers only: a link stays until an unlink bumps its repository's
@@ -39,8 +41,14 @@ class BlobStore:
         self._sizes = GenerationCache(self.generations, enabled=not shared_store,
                                       scope_of=global_scope)
 
+    async def _seen(self, digest: Digest) -> None:
+        # While a garbage collection runs, a blob found to exist is kept (core/gc.py).
+        if self.watch is not None and self.watch.active:
+            await self.watch.seen(digest)
+
     async def size(self, digest: Digest) -> int | None:
         """Size of the stored bytes, or None if the registry has no such blob."""
+        await self._seen(digest)
         return await self._sizes.fetch(digest, lambda: self._stat(paths.blob(digest)))
 
     async def linked(self, repo: str, digest: Digest) -> bool:
@@ -84,6 +92,7 @@ class BlobStore:
         if the repository has no such blob; 416 for a range outside it."""
         if not await self.linked(repo, digest):
             raise BlobUnknown(detail={"digest": str(digest)})
+        await self._seen(digest)
         opened = await self.open_local(digest) if with_body else None
         if opened is not None:
             fd, size = opened
@@ -110,6 +119,7 @@ class BlobStore:
         return plan
 
     async def link(self, repo: str, digest: Digest, size: int) -> None:
+        await self._seen(digest)
         await self.driver.put_content(paths.layer_link(repo, digest), str(digest).encode())
         await emit(self.hooks.blob_linked(repo, digest, size))
 

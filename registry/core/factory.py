@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from registry.config import Config
 from registry.core.blobs import BlobStore
@@ -38,6 +39,8 @@ class CoreSettings:
     # mutable things cannot be invalidated exactly, so they are off or TTL-bound.
     shared_store: bool = False
     tag_cache_seconds: float = 0.0
+    # Whether a garbage collection runs (core.gc.GcWatch); None: never asked.
+    gc_watch: Any = None
 
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
@@ -56,7 +59,7 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
     s = settings or CoreSettings()
     hooks = hooks or NullHooks()
     generations = generations or Generations()
-    blobs = BlobStore(driver, hooks, generations, s.shared_store)
+    blobs = BlobStore(driver, hooks, generations, s.shared_store, s.gc_watch)
     tags = TagStore(driver, hooks, generations, s.shared_store, s.tag_cache_seconds)
     registry = Registry(
         driver=driver,

@@ -1,0 +1,313 @@
+"""Online garbage collection: free the blobs nothing references, while pushes go on.
+
+One collector at a time across workers and replicas: a lease in the store
+(`_gc/lease`, renewed while the collection runs, expiring if its holder dies).
+
+1. **Lease**, then a pause of `PROPAGATION_S`: every process re-reads the lease
+   each second (`GcWatch`), and from then on records each blob it finds to exist
+   (a HEAD or GET, a size check by a manifest push or a mount, a new link) as
+   `_gc/seen/<alg>/<hex>` before it answers.
+2. **Mark**: every manifest of every repository (its revision links) and what it
+   names (config, layers, child manifests); every blob an S3 object entry names;
+   any digest written in the Spack area. Manifests are kept: deleting untagged
+   manifests is a retention decision this collector does not make.
+3. **Sweep**: a blob neither marked, nor younger than the grace period (its upload
+   may be finishing), nor seen, is moved to `_gc/trash/`, checked for a seen mark
+   once more (a manifest push may have just named it: it goes back), then
+   deleted. A push that named it before it moved finds it; one that names it
+   after its second check finds it gone and fails loudly (MANIFEST_BLOB_UNKNOWN),
+   never a manifest pointing at nothing.
+4. Repositories' links to the blobs deleted are removed (the index follows).
+
+`dry_run` marks and counts but moves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from registry.core.cache import GLOBAL, Generations
+from registry.core.errors import BlobUnknown, DigestInvalid
+from registry.core.grammar import Digest
+from registry.storage import paths
+from registry.storage.driver import Driver, PathNotFound, StorageError
+
+log = logging.getLogger("registry.gc")
+
+LEASE = "_gc/lease"
+SEEN = "_gc/seen"
+TRASH = "_gc/trash"
+LEASE_TTL_S = 60.0
+PROPAGATION_S = 2.5  # > GcWatch's refresh period: every process knows before marking
+MAX_MANIFEST = 4 << 20
+_DIGEST = re.compile(rb"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
+# Spack's documents also write checksums as bare hex: over-marking only keeps bytes.
+_BARE = re.compile(rb"(?<![0-9a-f:])([0-9a-f]{64})(?![0-9a-f])")
+
+
+class GcBusy(Exception):
+    """Another collector holds the lease."""
+
+
+@dataclass
+class GcReport:
+    """What a collection found and did."""
+
+    dry_run: bool = False
+    blobs: int = 0
+    referenced: int = 0
+    kept_recent: int = 0
+    kept_seen: int = 0
+    deleted: int = 0
+    bytes_freed: int = 0
+    links_removed: int = 0
+    seconds: float = 0.0
+
+
+def _seen_path(digest: Digest) -> str:
+    return f"{SEEN}/{digest.algorithm}/{digest.hex}"
+
+
+def _blob_of(path: str) -> Digest | None:
+    parts = path.split("/")  # blobs/<alg>/<2 hex>/<hex>
+    if len(parts) != 4:
+        return None
+    try:
+        return Digest.parse(f"{parts[1]}:{parts[3]}")
+    except DigestInvalid:
+        return None
+
+
+class GcWatch:
+    """This process's view of whether a collection runs, and its seen marks."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.active = False
+        self._lease_id = ""
+        self._marked: set[str] = set()
+
+    async def refresh(self) -> None:
+        lease = await _read_lease(self.driver)
+        active = lease is not None and lease["expires"] > time.time()
+        if active and lease["id"] != self._lease_id:
+            self._lease_id, self._marked = lease["id"], set()
+        self.active = active
+
+    async def run(self, period: float = 1.0) -> None:
+        """Refresh every `period` seconds, for the life of the process."""
+        while True:
+            try:
+                await self.refresh()
+            except (StorageError, OSError, ValueError):
+                self.active = True  # cannot tell: marking costs little, missing one a lot
+            await asyncio.sleep(period)
+
+    async def seen(self, digest: Digest) -> None:
+        """Record that `digest` was found to exist, if a collection runs."""
+        if not self.active or str(digest) in self._marked:
+            return
+        await self.driver.put_content(_seen_path(digest), b"")
+        self._marked.add(str(digest))
+
+
+async def _read_lease(driver: Driver) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(await driver.get_content(LEASE, 4096))
+    except PathNotFound:
+        return None
+    return {"id": str(doc["id"]), "owner": str(doc.get("owner", "")),
+            "expires": float(doc["expires"])}
+
+
+class _Lease:
+    def __init__(self, driver: Driver, owner: str) -> None:
+        self.driver, self.owner, self.id = driver, owner, uuid.uuid4().hex
+        self._task: asyncio.Task | None = None
+
+    async def _write(self) -> None:
+        doc = {"id": self.id, "owner": self.owner, "expires": time.time() + LEASE_TTL_S}
+        await self.driver.put_content(LEASE, json.dumps(doc).encode())
+
+    async def acquire(self) -> None:
+        held = await _read_lease(self.driver)
+        if held is not None and held["expires"] > time.time():
+            raise GcBusy(f"a collection by {held['owner']} is running")
+        # An earlier run's marks mean nothing now; cleared before the lease shows, so
+        # that no mark of this run (made once a process sees the lease) is lost.
+        await _clear(self.driver, SEEN)
+        await self._write()
+        await asyncio.sleep(0.2)  # two collectors writing at once: the last one wins
+        held = await _read_lease(self.driver)
+        if held is None or held["id"] != self.id:
+            raise GcBusy("another collector took the lease")
+        self._task = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_S / 4)
+            await self._write()
+
+    async def release(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            await self.driver.delete(LEASE)
+        except PathNotFound:
+            pass
+
+
+async def _clear(driver: Driver, prefix: str) -> None:
+    async for info in driver.walk(prefix):
+        try:
+            await driver.delete(info.path)
+        except PathNotFound:
+            pass
+
+
+async def _mark(driver: Driver) -> tuple[set[str], dict[str, list[str]]]:
+    """Every digest referenced, and the repositories linking each blob."""
+    marked: set[str] = set()
+    manifests: set[str] = set()
+    links: dict[str, list[str]] = {}
+    async for info in driver.walk(paths.REPOSITORIES):
+        parts = info.path.split("/")
+        if len(parts) >= 6 and parts[-4] == "_manifests" and parts[-3] == "revisions":
+            manifests.add(f"{parts[-2]}:{parts[-1]}")
+        elif len(parts) >= 5 and parts[-3] == "_layers":
+            links.setdefault(f"{parts[-2]}:{parts[-1]}", []).append("/".join(parts[1:-3]))
+    for text in manifests:
+        marked.add(text)
+        try:
+            raw = await driver.get_content(paths.blob(Digest.parse(text)), MAX_MANIFEST)
+        except (PathNotFound, DigestInvalid):
+            continue
+        marked.update(_named_by(raw))
+    # S3 objects naming blobs, and whatever the Spack area writes down.
+    for area in (paths.OBJECTS, paths.SPACK):
+        async for info in driver.walk(area):
+            try:
+                raw = await driver.get_content(info.path, MAX_MANIFEST)
+            except PathNotFound:
+                continue
+            marked.update(m.decode() for m in _DIGEST.findall(raw))
+            marked.update(f"sha256:{m.decode()}" for m in _BARE.findall(raw))
+    return marked, links
+
+
+def _named_by(raw: bytes) -> set[str]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return set()
+    named = set()
+    if isinstance(doc, dict):
+        for desc in [doc.get("config"), *(doc.get("layers") or []),
+                     *(doc.get("manifests") or []), *(doc.get("blobs") or [])]:
+            if isinstance(desc, dict) and isinstance(desc.get("digest"), str):
+                named.add(desc["digest"])
+    return named
+
+
+async def collect(driver: Driver, blobs: Any, generations: Generations | None = None,
+                  grace: float = 3600.0, dry_run: bool = False, owner: str = "",
+                  propagation: float = PROPAGATION_S) -> GcReport:
+    """One collection (see the module doc). `blobs` is the core blob service (its
+    unlink keeps the index right); GcBusy when another collector runs."""
+    report = GcReport(dry_run=dry_run)
+    started = time.monotonic()
+    lease = _Lease(driver, owner or f"pid {os.getpid()}")
+    await lease.acquire()
+    try:
+        await asyncio.sleep(propagation)
+        begun = time.time()
+        marked, links = await _mark(driver)
+        report.referenced = len(marked)
+        deleted: list[Digest] = []
+        async for info in driver.walk(paths.BLOBS):
+            digest = _blob_of(info.path)
+            if digest is None:
+                continue
+            report.blobs += 1
+            if str(digest) in marked:
+                continue
+            if info.mtime > begun - grace:
+                report.kept_recent += 1
+                continue
+            if await _exists(driver, _seen_path(digest)):
+                report.kept_seen += 1
+                continue
+            if dry_run:
+                report.deleted += 1
+                report.bytes_freed += info.size
+                continue
+            if await _sweep(driver, digest):
+                deleted.append(digest)
+                report.deleted += 1
+                report.bytes_freed += info.size
+            else:
+                report.kept_seen += 1
+        if deleted and generations is not None:
+            generations.bump(GLOBAL)  # sizes cached by every worker go with the files
+        for digest in deleted:
+            for repo in links.get(str(digest), []):
+                try:
+                    await blobs.unlink(repo, digest)
+                    report.links_removed += 1
+                except BlobUnknown:
+                    pass
+        await _clear(driver, TRASH)
+    finally:
+        try:
+            await _clear(driver, SEEN)
+        finally:
+            await lease.release()
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("gc%s: %d blobs, %d referenced, %d deleted (%d bytes), kept %d recent and %d "
+             "seen, %d links removed, %.1f s", " (dry run)" if dry_run else "", report.blobs,
+             report.referenced, report.deleted, report.bytes_freed, report.kept_recent,
+             report.kept_seen, report.links_removed, report.seconds)
+    return report
+
+
+async def _exists(driver: Driver, path: str) -> bool:
+    try:
+        await driver.stat(path)
+    except PathNotFound:
+        return False
+    return True
+
+
+async def _sweep(driver: Driver, digest: Digest) -> bool:
+    """Trash the blob, look for a seen mark once more, then delete or put it back."""
+    trash = f"{TRASH}/{digest.algorithm}/{digest.hex}"
+    try:
+        await driver.move(paths.blob(digest), trash)
+    except PathNotFound:
+        return False
+    if await _exists(driver, _seen_path(digest)):
+        await driver.move(trash, paths.blob(digest))
+        return False
+    await driver.delete(trash)
+    return True
+
+
+async def run_periodically(driver: Driver, blobs: Any, generations: Generations,
+                           interval: float, grace: float) -> None:
+    """[gc] interval: collect every `interval` seconds (one replica at a time)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await collect(driver, blobs, generations, grace)
+        except GcBusy as exc:
+            log.info("gc skipped: %s", exc)
+        except Exception:  # housekeeping must never stop the server
+            log.exception("gc failed")

@@ -1,0 +1,96 @@
+"""Garbage collection at the core: what is marked, what goes, the lease, and a blob
+found to exist while a collection runs (the race every online GC must win)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from core_helpers import push_blob, push_image
+
+from registry.core.cache import Generations
+from registry.core.factory import CoreSettings, build_registry
+from registry.core.gc import GcBusy, GcWatch, collect
+from registry.core.grammar import Digest
+from registry.storage import paths
+from registry.storage.memory import MemoryDriver
+
+
+def world():
+    driver = MemoryDriver()
+    watch = GcWatch(driver)
+    generations = Generations()
+    reg = build_registry(driver, settings=CoreSettings(gc_watch=watch),
+                         generations=generations)
+    return driver, watch, generations, reg
+
+
+async def exists(driver, digest) -> bool:
+    try:
+        await driver.stat(paths.blob(digest))
+        return True
+    except Exception:
+        return False
+
+
+async def test_collect_keeps_what_manifests_and_objects_name():
+    driver, _watch, generations, reg = world()
+    kept, body = await push_image(reg, "app/a", "v1")
+    untagged, _ = await push_image(reg, "app/a", None, note="untagged")  # kept: a manifest
+    orphan = await push_blob(reg, "app/a", b"pushed, never named" * 100)
+    shared_orphan = await push_blob(reg, "app/b", b"in two repositories")
+    await reg.blobs.link("app/c", shared_orphan, len(b"in two repositories"))
+    report = await collect(driver, reg.blobs, generations, grace=0, propagation=0)
+    assert report.deleted == 2 and report.links_removed == 3
+    assert not await exists(driver, orphan) and not await exists(driver, shared_orphan)
+    assert await exists(driver, kept) and await exists(driver, untagged)
+    got = await reg.manifests.get("app/a", "v1")
+    assert got.digest == kept
+    for desc in json.loads(body)["layers"]:
+        assert await reg.blobs.size(Digest.parse(desc["digest"])) is not None
+    assert not await reg.blobs.linked("app/c", shared_orphan)
+    # Nothing left to do; a dry run changes nothing either.
+    again = await collect(driver, reg.blobs, generations, grace=0, propagation=0,
+                          dry_run=True)
+    assert again.deleted == 0
+
+
+async def test_dry_run_and_grace():
+    driver, _watch, generations, reg = world()
+    orphan = await push_blob(reg, "app/a", b"orphan")
+    dry = await collect(driver, reg.blobs, generations, grace=0, propagation=0, dry_run=True)
+    assert dry.deleted == 1 and await exists(driver, orphan)
+    young = await collect(driver, reg.blobs, generations, grace=3600, propagation=0)
+    assert young.deleted == 0 and young.kept_recent == 1 and await exists(driver, orphan)
+
+
+async def test_one_collector_at_a_time():
+    driver, _watch, generations, reg = world()
+    first = asyncio.create_task(collect(driver, reg.blobs, generations, grace=0,
+                                        propagation=1.0))
+    await asyncio.sleep(0.4)
+    with pytest.raises(GcBusy):
+        await collect(driver, reg.blobs, generations, grace=0, propagation=0)
+    await first
+    await collect(driver, reg.blobs, generations, grace=0, propagation=0)  # free again
+
+
+async def test_a_blob_found_during_the_collection_is_kept():
+    """A client checks an old unreferenced blob (HEAD), then pushes a manifest naming
+    it: the blob must survive the collection running meanwhile."""
+    driver, watch, generations, reg = world()
+    reused = await push_blob(reg, "app/a", b"old layer, about to be reused" * 50)
+    lost = await push_blob(reg, "app/a", b"old layer nobody wants" * 50)
+    task = asyncio.create_task(collect(driver, reg.blobs, generations, grace=0,
+                                       propagation=0.6))
+    while not watch.active:  # the watch's refresh, as every worker does each second
+        await asyncio.sleep(0.05)
+        await watch.refresh()
+    assert await reg.blobs.size(reused) is not None  # "found to exist"
+    report = await task
+    assert await exists(driver, reused) and not await exists(driver, lost)
+    assert report.kept_seen == 1 and report.deleted == 1
+    # The collection is over: the marks are gone, the watch goes quiet.
+    await watch.refresh()
+    assert not watch.active

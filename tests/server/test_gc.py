@@ -1,0 +1,160 @@
+"""Online garbage collection against a running server: what goes and what stays,
+pushes racing collections, and the offline command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from harness import child_env, launch
+
+MT = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def put_blob(url: str, repo: str, data: bytes) -> str:
+    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(data)}", data=data,
+                      timeout=60)
+    assert r.status_code == 201, r.text
+    return sha(data)
+
+
+def put_image(url: str, repo: str, tag: str, config: bytes, layers: list[bytes]) -> bytes:
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MT,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(x),
+                    "size": len(x)} for x in layers]}).encode()
+    r = requests.put(f"{url}/v2/{repo}/manifests/{tag}", data=manifest,
+                     headers={"Content-Type": MT}, timeout=60)
+    assert r.status_code == 201, r.text
+    return manifest
+
+
+def age_blobs(data_dir, seconds: float = 7200) -> None:
+    """Make every stored blob look old (past any grace period)."""
+    old = time.time() - seconds
+    for root, _, files in os.walk(data_dir / "storage" / "blobs"):
+        for name in files:
+            os.utime(os.path.join(root, name), (old, old))
+
+
+def gc(url: str, **params) -> dict:
+    r = requests.post(f"{url}/api/v1/gc", params={"grace": 60, **params}, timeout=120)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_online_collection_frees_only_the_unreferenced(tmp_path):
+    reg = launch(tmp_path)
+    try:
+        config, layer = b'{"os":"linux"}', os.urandom(300_000)
+        put_blob(reg.url, "app/a", config)
+        put_blob(reg.url, "app/a", layer)
+        put_image(reg.url, "app/a", "v1", config, [layer])
+        orphan = put_blob(reg.url, "app/a", os.urandom(200_000))
+        young = put_blob(reg.url, "app/b", os.urandom(1000))
+        age_blobs(reg.data_dir)
+        young = put_blob(reg.url, "app/b", os.urandom(1000))  # after the ageing: young
+        dry = gc(reg.url, dry_run=1)
+        assert dry["dry_run"] and dry["deleted"] == 2 and dry["bytes_freed"] == 201_000
+        assert requests.head(f"{reg.url}/v2/app/a/blobs/{orphan}", timeout=10).status_code \
+            == 200
+        done = gc(reg.url)
+        assert done["deleted"] == 2 and done["links_removed"] == 2
+        assert requests.head(f"{reg.url}/v2/app/a/blobs/{orphan}", timeout=10).status_code \
+            == 404
+        assert requests.head(f"{reg.url}/v2/app/b/blobs/{young}", timeout=10).status_code \
+            == 200
+        got = requests.get(f"{reg.url}/v2/app/a/blobs/{sha(layer)}", timeout=30)
+        assert got.content == layer
+        too_short = requests.post(f"{reg.url}/api/v1/gc?grace=1", timeout=30)
+        assert too_short.status_code == 400
+    finally:
+        reg.stop()
+    # Offline: refused while a server holds the store, runs once it is stopped.
+    cmd = [sys.executable, "-m", "registry", "gc", "--json", "--grace", "1m",
+           "--data", str(reg.data_dir)]
+    again = launch(tmp_path)
+    try:
+        refused = subprocess.run(cmd, capture_output=True, text=True, env=child_env(),
+                                 timeout=60)
+        assert refused.returncode == 2 and "POST /api/v1/gc" in refused.stderr
+    finally:
+        again.stop()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"] == 0
+
+
+def test_collections_during_50_pushes_sharing_layers_lose_nothing(tmp_path):
+    reg = launch(tmp_path, config="[server]\nworkers = 2\n")
+    try:
+        # Shared layers stored long ago by an image since deleted: unreferenced and old,
+        # exactly what a collection frees, and what every push below reuses (mount).
+        shared = [os.urandom(200_000) for _ in range(3)]
+        for data in shared:
+            put_blob(reg.url, "base/old", data)
+        age_blobs(reg.data_dir)
+        stop = threading.Event()
+        reports: list[dict] = []
+
+        def collector() -> None:
+            while not stop.is_set():
+                r = requests.post(f"{reg.url}/api/v1/gc", params={"grace": 60}, timeout=120)
+                if r.status_code == 200:
+                    reports.append(r.json())
+
+        def push(i: int) -> tuple[str, bytes, list[bytes]]:
+            repo = f"app/n{i}"
+            own = os.urandom(50_000)
+            layers = [*shared, own]
+            for data in shared:
+                r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/?mount={sha(data)}"
+                                  "&from=base/old", timeout=60)
+                if r.status_code != 201:  # collected meanwhile: upload as a client would
+                    put_blob(reg.url, repo, data)
+            put_blob(reg.url, repo, own)
+            config = json.dumps({"i": i}).encode()
+            put_blob(reg.url, repo, config)
+            for _attempt in range(3):
+                try:
+                    return repo, put_image(reg.url, repo, "v1", config, layers), layers
+                except AssertionError as exc:  # a blob collected before it was named:
+                    assert "MANIFEST_BLOB_UNKNOWN" in str(exc), exc  # loud, and retried
+                    for data in layers:
+                        put_blob(reg.url, repo, data)
+            raise AssertionError("manifest never accepted")
+
+        gc_thread = threading.Thread(target=collector)
+        gc_thread.start()
+        try:
+            with ThreadPoolExecutor(16) as pool:
+                pushed = list(pool.map(push, range(50)))
+        finally:
+            stop.set()
+            gc_thread.join(120)
+        assert reports  # collections did run meanwhile
+        age_blobs(reg.data_dir)
+        gc(reg.url)  # and one more after everything settled
+        for repo, manifest, layers in pushed:
+            got = requests.get(f"{reg.url}/v2/{repo}/manifests/v1", headers={"Accept": MT},
+                               timeout=30)
+            assert got.status_code == 200 and got.content == manifest
+            for data in layers:
+                blob = requests.get(f"{reg.url}/v2/{repo}/blobs/{sha(data)}", timeout=60)
+                assert blob.status_code == 200 and blob.content == data, (repo, sha(data))
+        assert "Traceback" not in reg.log()
+    finally:
+        reg.stop()
