@@ -18,6 +18,17 @@ Readiness = Callable[[], Awaitable[list[str]]]
 
 
 class _Probe(PatternFamily):
+    """A probe at one path, GET and HEAD, answering in plain text on errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for method in ("GET", "HEAD"):
+            self.add(method, r"", self.answer, PULL)
+
+    async def answer(self, request: web.BaseRequest, route: dict[str, str],
+                     ctx: Context) -> web.StreamResponse:
+        raise NotImplementedError
+
     def error_body(self, err: RegistryError, request: web.BaseRequest,
                    headers: dict[str, str]) -> web.StreamResponse:
         return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
@@ -30,10 +41,9 @@ class HealthFamily(_Probe):
     prefix = "/healthz/"
     root = "/healthz"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.add("GET", r"", healthz, PULL)
-        self.add("HEAD", r"", healthz, PULL)
+    async def answer(self, request: web.BaseRequest, route: dict[str, str],
+                     ctx: Context) -> web.StreamResponse:
+        return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
 
 
 class ReadyFamily(_Probe):
@@ -43,20 +53,9 @@ class ReadyFamily(_Probe):
     prefix = "/readyz/"
     root = "/readyz"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.add("GET", r"", readyz, PULL)
-        self.add("HEAD", r"", readyz, PULL)
-
-
-async def healthz(request: web.BaseRequest, route: dict[str, str],
-                  ctx: Context) -> web.StreamResponse:
-    return web.Response(text="ok\n", headers={"Cache-Control": "no-store"})
-
-
-async def readyz(request: web.BaseRequest, route: dict[str, str],
-                 ctx: Context) -> web.StreamResponse:
-    problems = await ctx.ready() if ctx.ready is not None else []
-    body = json.dumps({"ready": not problems, "problems": problems}).encode()
-    return web.Response(status=503 if problems else 200, body=body, headers={
-        "Content-Type": "application/json", "Cache-Control": "no-store"})
+    async def answer(self, request: web.BaseRequest, route: dict[str, str],
+                     ctx: Context) -> web.StreamResponse:
+        problems = await ctx.ready() if ctx.ready is not None else []
+        body = json.dumps({"ready": not problems, "problems": problems}).encode()
+        return web.Response(status=503 if problems else 200, body=body, headers={
+            "Content-Type": "application/json", "Cache-Control": "no-store"})
