@@ -21,7 +21,7 @@ from aiohttp import web
 
 from registry import __version__
 from registry.api import protocol
-from registry.api.access_log import AccessLog
+from registry.api.access_log import LINES, AccessLog
 from registry.api.request_metrics import multiprocess_dir
 from registry.app import running
 from registry.config import Config
@@ -76,6 +76,7 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
                      in_flight, s.drain_seconds)
         finally:
             await runner.cleanup()
+            LINES.flush()  # the last requests' lines before the last line
             log.info("stopped")
 
 
