@@ -144,3 +144,90 @@ def test_abandoned_uploads_are_purged(start_registry):
         data += b"x"
         time.sleep(0.5)
     assert requests.put(f"{reg.url}{live}?digest={sha(data)}").status_code == 201
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a registry and its workers (children first: no orderly anything)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                              text=True).stdout.split()
+    for child in children:
+        try:
+            os.kill(int(child), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_kill_9_during_50_concurrent_pushes(tmp_path):
+    """kill -9 (every worker) while 50 clients push, then restart on the same data:
+    every stored blob hashes to its name (scrub finds nothing), no scratch file is
+    left visible, and the uploads cut off resume from where the store says."""
+    import threading
+
+    from harness import launch
+
+    reg = launch(tmp_path, config="[server]\nworkers = 2\n")
+    blobs = [os.urandom(3 << 20) for _ in range(50)]
+    locations: dict[int, str] = {}
+    started = threading.Barrier(51)
+
+    def push(i: int) -> None:
+        data = blobs[i]
+        try:
+            r = requests.post(f"{reg.url}/v2/crash/n{i}/blobs/uploads/", timeout=30)
+            locations[i] = r.headers["Location"]
+            requests.patch(f"{reg.url}{locations[i]}", data=data[: 1 << 20], timeout=30,
+                           headers={"Content-Range": f"0-{(1 << 20) - 1}"})
+            started.wait(30)
+
+            def rest():
+                for k in range(1, 3):
+                    yield data[k << 20:(k + 1) << 20]
+                    time.sleep(0.3)
+
+            requests.put(f"{reg.url}{locations[i]}?digest={sha(data)}", data=rest(),
+                         timeout=30)
+        except (requests.RequestException, threading.BrokenBarrierError):
+            pass
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    started.wait(60)
+    time.sleep(0.4)  # mid-body for most of them
+    _kill_tree(reg.process.pid)
+    reg.process.wait(10)
+    for t in threads:
+        t.join(60)
+
+    again = launch(tmp_path, config="[server]\nworkers = 2\n")
+    try:
+        scratch = [p.name for p in (tmp_path / "data" / "storage" / "_tmp").iterdir()
+                   if not p.name.startswith("keep-")]
+        assert scratch == []
+        resumed = 0
+        for i, location in sorted(locations.items()):
+            data = blobs[i]
+            head = requests.head(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=10)
+            if head.status_code == 200:  # it finished before the kill: whole and right
+                got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=30)
+                assert got.content == data
+                continue
+            status = requests.get(f"{again.url}{location}", timeout=10)
+            assert status.status_code == 204, status.text
+            have = int(status.headers["Range"].split("-")[1]) + 1
+            have = 0 if status.headers["Range"] == "0-0" else have
+            r = requests.put(f"{again.url}{location}?digest={sha(data)}", data=data[have:],
+                             timeout=60, headers={"Content-Range": f"{have}-{len(data) - 1}"}
+                             if have else {})
+            assert r.status_code == 201, r.text
+            resumed += 1
+            got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=30)
+            assert got.content == data
+        assert resumed > 0
+    finally:
+        again.stop()
+    scrub = subprocess.run([sys.executable, "-m", "registry", "scrub", "--json", "--data",
+                            str(tmp_path / "data")], capture_output=True, text=True,
+                           env=child_env(), timeout=300)
+    assert scrub.returncode == 0, scrub.stdout + scrub.stderr
