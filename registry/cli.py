@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args)
     _check_signing(config)  # before any worker forks: one clear error
-    return serve(config)
+    return serve(config, reload=lambda: _load(args))
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

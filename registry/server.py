@@ -14,7 +14,9 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import uvloop
 from aiohttp import web
@@ -24,7 +26,7 @@ from registry.api import protocol
 from registry.api.access_log import LINES, AccessLog
 from registry.api.request_metrics import multiprocess_dir
 from registry.app import running
-from registry.config import Config
+from registry.config import Config, ConfigError
 from registry.core.cache import Generations
 from registry.startup import StartupError, preflight
 
@@ -40,7 +42,8 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-async def _serve(config: Config, reuse_port: bool, generations: Generations | None) -> None:
+async def _serve(config: Config, reuse_port: bool, generations: Generations | None,
+                 reload: Callable[[], Config] | None = None) -> None:
     loop = asyncio.get_running_loop()
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
@@ -69,7 +72,7 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
                 loop.add_signal_handler(sig, stop.set)
             # New connections use a reloaded certificate; open ones keep theirs. (A
             # SIGHUP must never stop the server, TLS or not.)
-            loop.add_signal_handler(signal.SIGHUP, _reload_tls, tls, config)
+            loop.add_signal_handler(signal.SIGHUP, _reload, tls, config, reload, dispatcher)
             await stop.wait()
             in_flight = len(server.connections)
             log.info("stopping: no new connections; %d open, up to %d s to finish",
@@ -92,6 +95,25 @@ def _store(config: Config) -> str:
     return f"{config.storage.driver} {os.path.abspath(config.storage.root)}"
 
 
+def _reload(tls: ssl.SSLContext | None, config: Config,
+            reload: Callable[[], Config] | None, dispatcher: Any) -> None:
+    """SIGHUP: the TLS certificate, and the access rules and config users."""
+    _reload_tls(tls, config)
+    guard = dispatcher.access
+    if reload is None or not hasattr(guard, "rules"):
+        return
+    from registry.auth.wiring import parse
+
+    try:
+        rules, users = parse(reload().auth)
+    except ConfigError as exc:
+        log.error("SIGHUP: the config has problems, keeping the old rules: %s", exc)
+        return
+    guard.rules = rules
+    guard.logins.config_users = users
+    log.info("reloaded %d access rule(s) and %d config user(s)", len(rules.rules), len(users))
+
+
 def _reload_tls(tls: ssl.SSLContext | None, config: Config) -> None:
     if tls is None:
         log.info("SIGHUP: no TLS certificate to reload")
@@ -104,8 +126,9 @@ def _reload_tls(tls: ssl.SSLContext | None, config: Config) -> None:
 
 
 def run_worker(config: Config, reuse_port: bool = False,
-               generations: Generations | None = None) -> None:
-    uvloop.run(_serve(config, reuse_port, generations))
+               generations: Generations | None = None,
+               reload: Callable[[], Config] | None = None) -> None:
+    uvloop.run(_serve(config, reuse_port, generations, reload))
 
 
 def _logging(config: Config) -> None:
@@ -119,7 +142,8 @@ def _logging(config: Config) -> None:
         logging.getLogger(noisy).setLevel(max(logging.INFO, log.getEffectiveLevel()))
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Run the registry until SIGTERM/SIGINT; `reload` re-reads the config on SIGHUP."""
     _logging(config)
     try:
         locks = preflight(config)
@@ -127,16 +151,16 @@ def serve(config: Config) -> int:
         print(f"registry: {exc}", file=sys.stderr)
         return 2
     try:
-        return _serve_workers(config)
+        return _serve_workers(config, reload)
     finally:
         for fd in locks:
             os.close(fd)
 
 
-def _serve_workers(config: Config) -> int:
+def _serve_workers(config: Config, reload: Callable[[], Config] | None) -> int:
     workers = config.server.workers
     if workers <= 1:
-        run_worker(config)
+        run_worker(config, reload=reload)
         return 0
     from registry.index.db import Index
 
@@ -149,7 +173,7 @@ def _serve_workers(config: Config) -> int:
         if pid == 0:  # child: never return into the parent's code
             code = 0
             try:
-                run_worker(config, reuse_port=True, generations=generations)
+                run_worker(config, reuse_port=True, generations=generations, reload=reload)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
                 code = 1

@@ -22,7 +22,7 @@ from authutil import (
     push_image,
     token,
 )
-from harness import child_env, launch
+from harness import child_env, launch, wait_for
 
 ADMIN = ("admin", PASSWORDS["admin"])
 
@@ -213,3 +213,27 @@ def test_the_audit_log_records_who_did_what(secured):
     assert all(e["address"] == "127.0.0.1" for e in events)
     assert all(pw not in (reg.data_dir / "audit.log").read_text()
                for pw in PASSWORDS.values())
+
+
+def test_sighup_reloads_the_rules(tmp_path):
+    import signal
+
+    reg = launch(tmp_path, config=auth_config("", ["* group:admins admin"]) +
+                 "[server]\nworkers = 2\n")
+    try:
+        url = f"{reg.url}/v2/public/app/manifests/v1"
+        assert requests.get(url, timeout=10).status_code == 401
+        cfg = tmp_path / "registry.toml"
+        cfg.write_text(auth_config("", ["* group:admins admin", "public/* anonymous pull"]) +
+                       "[server]\nworkers = 2\n")
+        reg.process.send_signal(signal.SIGHUP)
+        # Every worker: anonymous pulls of public/* are allowed now (404: nothing there).
+        wait_for(lambda: [requests.get(url, timeout=10).status_code for _ in range(10)],
+                 lambda got: set(got) == {404}, 10)
+        cfg.write_text('[auth]\nmode = "token"\nrules = ["broken rule here"]\n'
+                       "[server]\nworkers = 2\n")
+        reg.process.send_signal(signal.SIGHUP)
+        wait_for(reg.log, lambda text: "keeping the old rules" in text, 10)
+        assert {requests.get(url, timeout=10).status_code for _ in range(10)} == {404}
+    finally:
+        reg.stop()
