@@ -91,11 +91,12 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
 
 
 def _collector(driver: Driver, reg: Registry, generations: Generations,
-               config: Config) -> Collector:
+               config: Config, metrics: Metrics) -> Collector:
     """POST /api/v1/gc: a collection in this process (its workers' caches follow)."""
     async def run(dry_run: bool, grace: float | None) -> dict:
         report = await collect(driver, reg.blobs, generations,
                                config.gc.grace if grace is None else grace, dry_run)
+        metrics.requests.gc_report(report)
         return dataclasses.asdict(report)
 
     return run
@@ -178,13 +179,18 @@ async def running(config: Config, hooks: Hooks | None = None,
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))
             index_hooks.start()
+            metrics = Metrics(index_queue=lambda: index_hooks.queued)
+            if node_cache is not None:
+                metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total,
+                                  lambda: index_hooks.queued)
             gc = None
             if watch is not None:
                 await stack.enter_async_context(background(watch.run()))
-                gc = _collector(driver, reg, generations, config)
+                gc = _collector(driver, reg, generations, config, metrics)
                 if config.gc.interval:
                     await stack.enter_async_context(background(run_periodically(
-                        driver, reg.blobs, generations, config.gc.interval, config.gc.grace)))
+                        driver, reg.blobs, generations, config.gc.interval, config.gc.grace,
+                        metrics.requests.gc_report)))
             # Catch-up passes: after a crash (dirty index) and, on a shared store,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not
@@ -195,9 +201,6 @@ async def running(config: Config, hooks: Hooks | None = None,
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
-            metrics = Metrics()
-            if node_cache is not None:
-                metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total)
             yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_proxy=node_cache.spack if node_cache else None,
                                    metrics=metrics, ready=_readiness(driver, index),

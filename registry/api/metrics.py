@@ -55,11 +55,16 @@ class Metrics:
     """What `/metrics` renders for one process."""
 
     def __init__(self, cache_counters: Callable[[], Awaitable[CacheStats]] | None = None,
-                 held_bytes: Callable[[], int] | None = None) -> None:
+                 held_bytes: Callable[[], int] | None = None,
+                 index_queue: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         self.requests = RequestMetrics()
         self.requests.register(self.registry)
+        if index_queue is not None:
+            self.registry.register(_Gauge(
+                "registry_index_queue_depth",
+                "Index writes this process has queued and not yet applied", index_queue))
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
         self._cache_counters = cache_counters

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,6 +55,16 @@ class RequestMetrics:
                                 registry=None)
         self.in_flight = Gauge("registry_http_requests_in_flight", "Requests being answered",
                                registry=None, multiprocess_mode="livesum")
+        # Garbage collection (core/gc.py reports; any worker may run one).
+        self.gc_runs = Counter("registry_gc_runs", "Garbage collections finished",
+                               ["dry_run"], registry=None)
+        self.gc_freed = Counter("registry_gc_freed_bytes", "Bytes freed by garbage collection",
+                                registry=None)
+        self.gc_deleted = Counter("registry_gc_deleted_blobs",
+                                  "Blobs deleted by garbage collection", registry=None)
+        self.gc_last = Gauge("registry_gc_last_run_timestamp_seconds",
+                             "When the last garbage collection finished", registry=None,
+                             multiprocess_mode="max")
         self._children: dict[tuple, tuple] = {}
 
     def register(self, registry: CollectorRegistry) -> None:
@@ -61,8 +73,17 @@ class RequestMetrics:
             MultiProcessCollector(registry)
             return
         for metric in (self.requests, self.duration, self.sent, self.received,
-                       self.in_flight):
+                       self.in_flight, self.gc_runs, self.gc_freed, self.gc_deleted,
+                       self.gc_last):
             registry.register(metric)
+
+    def gc_report(self, report: Any) -> None:
+        """A collection finished (core.gc.GcReport)."""
+        self.gc_runs.labels("true" if report.dry_run else "false").inc()
+        if not report.dry_run:
+            self.gc_freed.inc(report.bytes_freed)
+            self.gc_deleted.inc(report.deleted)
+        self.gc_last.set(time.time())
 
     def observe(self, family: str, method: str, status: int, handler: str, seconds: float,
                 sent: int, received: int) -> None:

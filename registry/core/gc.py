@@ -31,6 +31,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,12 +302,15 @@ async def _sweep(driver: Driver, digest: Digest) -> bool:
 
 
 async def run_periodically(driver: Driver, blobs: Any, generations: Generations,
-                           interval: float, grace: float) -> None:
+                           interval: float, grace: float,
+                           on_report: Callable[[GcReport], None] | None = None) -> None:
     """[gc] interval: collect every `interval` seconds (one replica at a time)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await collect(driver, blobs, generations, grace)
+            report = await collect(driver, blobs, generations, grace)
+            if on_report is not None:
+                on_report(report)
         except GcBusy as exc:
             log.info("gc skipped: %s", exc)
         except Exception:  # housekeeping must never stop the server

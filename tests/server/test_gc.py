@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from harness import child_env, launch
+from prometheus_client.parser import text_string_to_metric_families
 
 MT = "application/vnd.oci.image.manifest.v1+json"
 
@@ -81,6 +82,17 @@ def test_online_collection_frees_only_the_unreferenced(tmp_path):
         assert got.content == layer
         too_short = requests.post(f"{reg.url}/api/v1/gc?grace=1", timeout=30)
         assert too_short.status_code == 400
+        # The collector's figures, and the index's queue, on /metrics.
+        samples = {s.name + json.dumps(s.labels, sort_keys=True): s.value
+                   for family in text_string_to_metric_families(
+                       requests.get(f"{reg.url}/metrics", timeout=10).text)
+                   for s in family.samples}
+        assert samples['registry_gc_runs_total{"dry_run": "false"}'] == 1
+        assert samples['registry_gc_runs_total{"dry_run": "true"}'] == 1
+        assert samples["registry_gc_freed_bytes_total{}"] == 201_000
+        assert samples["registry_gc_deleted_blobs_total{}"] == 2
+        assert samples["registry_gc_last_run_timestamp_seconds{}"] > 0
+        assert samples["registry_index_queue_depth{}"] >= 0
     finally:
         reg.stop()
     # Offline: refused while a server holds the store, runs once it is stopped.
