@@ -39,7 +39,7 @@ from registry.core.cache import GLOBAL, Generations
 from registry.core.errors import BlobUnknown, DigestInvalid
 from registry.core.grammar import Digest
 from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound, StorageError
+from registry.storage.driver import Driver, PathNotFound
 
 log = logging.getLogger("registry.gc")
 
@@ -108,8 +108,8 @@ class GcWatch:
         while True:
             try:
                 await self.refresh()
-            except (StorageError, OSError, ValueError):
-                self.active = True  # cannot tell: marking costs little, missing one a lot
+            except Exception:  # cannot tell (store down, a lease garbled): mark anyway,
+                self.active = True  # marking costs little, missing one a lot
             await asyncio.sleep(period)
 
     async def seen(self, digest: Digest) -> None:
@@ -123,10 +123,18 @@ class GcWatch:
 async def _read_lease(driver: Driver) -> dict[str, Any] | None:
     try:
         doc = json.loads(await driver.get_content(LEASE, 4096))
+        return {"id": str(doc["id"]), "owner": str(doc.get("owner", "")),
+                "expires": float(doc["expires"])}
     except PathNotFound:
         return None
-    return {"id": str(doc["id"]), "owner": str(doc.get("owner", "")),
-            "expires": float(doc["expires"])}
+    except (ValueError, KeyError, TypeError):
+        # A lease garbled (a store that lost half a write): held as long as a lease
+        # written then would be, then free.
+        try:
+            written = (await driver.stat(LEASE)).mtime
+        except PathNotFound:
+            return None
+        return {"id": "garbled", "owner": "unknown", "expires": written + LEASE_TTL_S}
 
 
 class _Lease:

@@ -94,3 +94,17 @@ async def test_a_blob_found_during_the_collection_is_kept():
     # The collection is over: the marks are gone, the watch goes quiet.
     await watch.refresh()
     assert not watch.active
+
+
+async def test_a_garbled_lease_blocks_until_it_would_have_expired(monkeypatch):
+    driver, watch, generations, reg = world()
+    await driver.put_content("_gc/lease", b"{half a lea")
+    with pytest.raises(GcBusy):
+        await collect(driver, reg.blobs, generations, grace=0, propagation=0)
+    await watch.refresh()
+    assert watch.active  # processes mark meanwhile: safe
+    import registry.core.gc as gc_module
+
+    monkeypatch.setattr(gc_module, "LEASE_TTL_S", -1.0)  # as if a minute had passed
+    report = await collect(driver, reg.blobs, generations, grace=0, propagation=0)
+    assert report.deleted == 0
