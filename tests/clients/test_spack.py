@@ -653,3 +653,51 @@ def test_push_and_install_with_robot_tokens(pushed: Setup):
     finally:
         producer("mirror", "remove", "secure")
         registry.stop()
+
+
+def test_s3_push_and_install_with_access_keys(pushed: Setup):
+    """The S3 path with auth on: spack signs with access keys given through
+    --s3-access-key-id-variable/--s3-access-key-secret-variable; a CI user's key
+    pushes and indexes, a node's key installs and may not push."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "auth"))
+    import json as json_module
+
+    from authutil import add_user, cli
+
+    cert, key = pushed.cert, pushed.cert.with_name("key.pem")
+    registry = launch(pushed.tmp / "authed-s3", config=REGISTRY_CONFIG.format(
+        cert=cert, key=key) + '[auth]\nmode = "token"\nrules = ['
+        '"securecache user:ci pull,push,delete", "securecache user:node pull"]\n',
+        scheme="https", verify=str(cert))
+    creds = ["--s3-access-key-id-variable", "S3_KEY", "--s3-access-key-secret-variable",
+             "S3_SECRET"]
+    endpoint = f"{registry.url}/s3"
+
+    def keys_of(user: str) -> dict[str, str]:
+        add_user(registry, user, f"{user}-password")
+        done = cli(registry, "users", "keys", "create", user)
+        assert done.returncode == 0, done.stderr
+        doc = json_module.loads(done.stdout)
+        return {"S3_KEY": doc["access_key_id"], "S3_SECRET": doc["secret_access_key"]}
+
+    producer = use_s3(copy.copy(pushed.producer), registry)
+    try:
+        producer.env = dict(producer.env, **keys_of("ci"),
+                            PATH=path_without("aws", producer.env.get("PATH", "")))
+        producer("mirror", "add", "--unsigned", "--s3-endpoint-url", endpoint, *creds,
+                 "s3secure", "s3://securecache")
+        producer("buildcache", "push", "--unsigned", "s3secure", "trivial-root")
+        producer("buildcache", "update-index", "s3secure")
+
+        node = use_s3(pushed.client("s3-node-with-keys"), registry)
+        node.env = dict(node.env, **keys_of("node"),
+                        PATH=path_without("aws", node.env.get("PATH", "")))
+        node("mirror", "add", "--unsigned", "--s3-endpoint-url", endpoint, *creds,
+             "s3secure", "s3://securecache")
+        node("buildcache", "install", "-u", "trivial-root")
+        _check_installed(node)
+        with pytest.raises(SpackError):
+            node("buildcache", "push", "--unsigned", "--force", "s3secure", "trivial-root")
+    finally:
+        producer("mirror", "remove", "s3secure")
+        registry.stop()
