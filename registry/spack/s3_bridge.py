@@ -268,14 +268,26 @@ class SpackObjects:
             data = (synth.index_manifest_v3(rendered.fmt, rendered.digest, rendered.size)
                     if kind == "index3" else rendered.digest.hex.encode())
             digest, size = await self.caches.store_blob(cache, data), len(data)
+        if kind == "index3":
+            # The manifest names the index blob by its key: give that key an entry,
+            # or a client reading the index over S3 finds NoSuchKey.
+            hexd = rendered.digest.hex
+            blob_key = f"{key[: len(key) - len(rel)]}blobs/sha256/{hexd[:2]}/{hexd}"
+            await self._point(bucket, blob_key, rendered.digest, rendered.size,
+                              "application/json")
+        await self._point(bucket, key, digest, size,
+                          "application/json" if kind != "hash2" else "text/plain")
+
+    async def _point(self, bucket: str, key: str, digest: Digest, size: int,
+                     content_type: str) -> None:
+        """Make `key` an entry of blob `digest`, unless it is one already."""
         try:
             current = await self.inner.head(bucket, key)
             if current.blob == digest:
                 return
         except ObjectError:
             pass
-        await self.inner.put_blob_entry(bucket, key, digest, size,
-                                        "application/json" if kind != "hash2" else "text/plain")
+        await self.inner.put_blob_entry(bucket, key, digest, size, content_type)
 
 
 async def _plan_chunks(plan) -> AsyncIterator[bytes]:

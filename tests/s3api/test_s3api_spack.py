@@ -198,3 +198,32 @@ def test_a_tarball_that_is_no_image_is_still_a_classic_spec(registry, s3, bucket
     assert r.status_code == 404, r.text
     assert r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
     assert "no OCI image" in r.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("layout", ["v3", "v2"])
+def test_the_server_index_read_through_s3_names_blobs_s3_serves(registry, s3, bucket,
+                                                                 tmp_path, layout):
+    """A client that reads the index over S3 (spack install from an s3:// mirror) gets
+    the server's index, and the blob it names is there under its key too, whether or
+    not the index a client uploaded is the same (regression: the server's index blob
+    had no object entry, so a fresh client got NoSuchKey)."""
+    if layout == "v3":
+        spec = make_spec("zlib", "1.3")
+        write_v3(tmp_path / "cache", [spec])
+    else:
+        spec = make_spec("zlib", "1.3", fmt=4)  # spack 0.2x's spec format
+        write_v2(tmp_path / "cache", [spec])
+    upload_dir(s3, bucket, tmp_path / "cache", indexes=False)  # the server keeps it
+
+    def installs() -> dict:
+        if layout == "v3":
+            doc = json.loads(s3.get_object(
+                Bucket=bucket, Key="v3/manifests/index/index.manifest.json")["Body"].read())
+            blob = doc["data"][0]["checksum"]
+            body = s3.get_object(Bucket=bucket,
+                                 Key=f"blobs/sha256/{blob[:2]}/{blob}")["Body"].read()
+        else:
+            body = s3.get_object(Bucket=bucket, Key="build_cache/index.json")["Body"].read()
+        return json.loads(body)["database"]["installs"]
+
+    assert set(wait_for(installs, lambda got: spec.hash in got, 10)) == {spec.hash}
