@@ -72,17 +72,21 @@ class PatternFamily:
         return None
 
 
-class SpackFamily(PatternFamily):
+class PlainTextFamily(PatternFamily):
+    """A pattern family whose errors are one line of plain text."""
+
+    def error_body(self, err: RegistryError, request: web.BaseRequest,
+                   headers: dict[str, str]) -> web.StreamResponse:
+        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
+
+
+class SpackFamily(PlainTextFamily):
     """Spack's classic build-cache layouts (v2, v3) over plain HTTPS. Spack reads
     these as files: errors are plain text, and caching is by ETag and 304."""
 
     name = "spack"
     prefix = "/spack/"
     root = "/spack"
-
-    def error_body(self, err: RegistryError, request: web.BaseRequest,
-                   headers: dict[str, str]) -> web.StreamResponse:
-        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
 
 
 class ApiFamily(PatternFamily):
@@ -107,7 +111,7 @@ class ApiFamily(PatternFamily):
                             headers=headers)
 
 
-class MetricsFamily(PatternFamily):
+class MetricsFamily(PlainTextFamily):
     """Prometheus metrics at `/metrics` (text exposition); errors are plain text."""
 
     name = "metrics"
@@ -117,10 +121,6 @@ class MetricsFamily(PatternFamily):
     def __init__(self) -> None:
         super().__init__()
         self.add("GET", r"", metrics_page, PULL)
-
-    def error_body(self, err: RegistryError, request: web.BaseRequest,
-                   headers: dict[str, str]) -> web.StreamResponse:
-        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
 
 
 class UiFamily(PatternFamily):

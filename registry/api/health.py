@@ -9,15 +9,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from registry.api.common import Context
-from registry.api.families import PatternFamily
+from registry.api.families import PlainTextFamily
 from registry.core.access import PULL
-from registry.core.errors import RegistryError
 
 # What app.py gives the context: the problems found, none when ready.
 Readiness = Callable[[], Awaitable[list[str]]]
 
 
-class _Probe(PatternFamily):
+class _Probe(PlainTextFamily):
     """A probe at one path, GET and HEAD, answering in plain text on errors."""
 
     def __init__(self) -> None:
@@ -28,10 +27,6 @@ class _Probe(PatternFamily):
     async def answer(self, request: web.BaseRequest, route: dict[str, str],
                      ctx: Context) -> web.StreamResponse:
         raise NotImplementedError
-
-    def error_body(self, err: RegistryError, request: web.BaseRequest,
-                   headers: dict[str, str]) -> web.StreamResponse:
-        return web.Response(status=err.status, text=f"{err.message}\n", headers=headers)
 
 
 class HealthFamily(_Probe):
