@@ -24,8 +24,7 @@ import time as _time
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-REQUEST_ID = "request_id"
-IDENTITY = "auth.identity"  # set by registry.auth's guard
+from registry.core.access import IDENTITY, REQUEST_ID
 
 
 class _Lines:

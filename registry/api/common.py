@@ -15,7 +15,7 @@ from aiohttp import web
 from registry.api.access import AllowAll
 from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config
-from registry.core.access import PULL, Scope
+from registry.core.access import PULL, REQUEST_ID, Scope
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 from registry.core.uploads import UploadStatus
@@ -78,7 +78,7 @@ async def prepare(request: web.BaseRequest, response: web.StreamResponse) -> Non
     await response.prepare(request)
 
 
-REQUEST_ID, REQUEST_ID_HEADER = "request_id", "X-Request-Id"
+REQUEST_ID_HEADER = "X-Request-Id"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ids = itertools.count(1)
 _prefix: tuple[int, str] = (0, "")

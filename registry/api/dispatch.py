@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
-from registry.api.common import REQUEST_ID, REQUEST_ID_HEADER, Context, request_id
-from registry.core.access import Scope
+from registry.api.common import REQUEST_ID_HEADER, Context, request_id
+from registry.core.access import REQUEST_ID, Scope
 from registry.core.errors import Unsupported
 
 Handler = Callable[[web.BaseRequest, Any, Context], Awaitable[web.StreamResponse]]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,11 +44,10 @@ from registry.auth.rules import (
 )
 from registry.auth.sigv4 import SignedRequest, access_key_of, is_sigv4, verify
 from registry.auth.tokens import TokenError, TokenKeys
-from registry.core.access import ADMIN, DELETE, PULL, PUSH, Scope
+from registry.core.access import ADMIN, DELETE, IDENTITY, PULL, PUSH, REQUEST_ID, Scope
 from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorized
 
-IDENTITY, GRANTED = "auth.identity", "auth.granted"
-REQUEST_ID = "request_id"  # set by the dispatcher (registry.api.common.request_id)
+GRANTED = "auth.granted"
 MAX_AUTHORIZATION = 8 << 10
 # Families that authenticate by themselves (the token endpoint), and the probes.
 OPEN_FAMILIES = frozenset({"token", "healthz", "readyz"})
@@ -258,13 +256,11 @@ class Guard:
                scope: Scope | None, **fields: Any) -> None:
         if self.audit is None:
             return
-        if REQUEST_ID not in request:  # the dispatcher names every request
-            request[REQUEST_ID] = uuid.uuid4().hex[:16]
         where = {} if scope is None else {"family": scope.family, "resource": scope.resource,
                                           "action": scope.action}
         self.audit.write(event, **who.audit_fields(), address=request.remote,
                          method=request.method, path=request.path[:512],
-                         request_id=request[REQUEST_ID], **where, **fields)
+                         request_id=request.get(REQUEST_ID), **where, **fields)
 
 
 def _granted(access: Any) -> dict[str, frozenset[str]]:

@@ -23,6 +23,10 @@ class Scope:
 
 
 PULL, PUSH, DELETE, ADMIN = "pull", "push", "delete", "admin"
+
+# What the dispatcher and the access step note on a request, for those that read
+# it later (handlers, the access and audit logs): its id, and who is asking.
+REQUEST_ID, IDENTITY = "request_id", "auth.identity"
 ACTIONS = (PULL, PUSH, DELETE, ADMIN)
 
 _METHOD_ACTIONS = {"GET": PULL, "HEAD": PULL, "OPTIONS": PULL, "PUT": PUSH, "POST": PUSH,
