@@ -266,13 +266,20 @@ def load(path: str | os.PathLike[str] | None = None,
     return config
 
 
+def local_store_root(config: Config) -> str | None:
+    """The directory of the store on this machine: a node cache's directory, the
+    filesystem driver's root; None when the store is elsewhere (s3, memory)."""
+    if config.cache.enabled:
+        return config.cache.dir or None
+    if config.storage.driver == "filesystem":
+        return config.storage.root or None
+    return None
+
+
 def default_index_path(config: Config) -> str:
     """The SQLite index beside the local store: derived data next to what it derives from."""
-    if config.cache.enabled and config.cache.dir:
-        root = config.cache.dir
-    elif config.storage.driver == "filesystem" and config.storage.root:
-        root = config.storage.root
-    else:
+    root = local_store_root(config)
+    if root is None:
         return "./data/index.sqlite"
     parent = os.path.dirname(os.path.normpath(root)) or "."
     return os.path.join(parent, "index.sqlite")

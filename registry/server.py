@@ -28,18 +28,10 @@ from registry.api.request_metrics import multiprocess_dir
 from registry.app import running
 from registry.config import Config, ConfigError
 from registry.core.cache import Generations
-from registry.startup import StartupError, preflight
+from registry.startup import StartupError, preflight, ssl_context
 
 log = logging.getLogger("registry")
 access_log = logging.getLogger("registry.access")
-
-
-def ssl_context(config: Config) -> ssl.SSLContext | None:
-    if not config.server.tls_cert:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(config.server.tls_cert, config.server.tls_key)
-    return ctx
 
 
 async def _serve(config: Config, reuse_port: bool, generations: Generations | None,

@@ -17,7 +17,7 @@ import os
 import socket
 import ssl
 
-from registry.config import Config
+from registry.config import Config, local_store_root
 
 LOCK_NAME = "keep-instance.lock"  # under the store's _tmp/, which cleaning keeps
 
@@ -26,12 +26,18 @@ class StartupError(Exception):
     """Why the registry cannot start, in one line for the operator."""
 
 
-def check_tls(config: Config) -> None:
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context, None without a certificate."""
     if not config.server.tls_cert:
-        return
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return ctx
+
+
+def check_tls(config: Config) -> None:
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            config.server.tls_cert, config.server.tls_key)
+        ssl_context(config)
     except (OSError, ssl.SSLError) as exc:
         raise StartupError(f"cannot load the TLS certificate {config.server.tls_cert} and key "
                            f"{config.server.tls_key}: {exc}") from None
@@ -39,10 +45,8 @@ def check_tls(config: Config) -> None:
 
 def _local_dirs(config: Config) -> list[str]:
     dirs = [os.path.dirname(os.path.abspath(config.index.path))]
-    if config.cache.enabled:
-        dirs.append(os.path.abspath(config.cache.dir))
-    elif config.storage.driver == "filesystem":
-        dirs.append(os.path.abspath(config.storage.root))
+    if (root := local_store_root(config)) is not None:
+        dirs.append(os.path.abspath(root))
     return dirs
 
 
@@ -61,8 +65,7 @@ def lock_instance(config: Config) -> list[int]:
     """Exclusive locks on the index and the local store; the descriptors (kept open
     for the life of the instance). StartupError when another instance holds one."""
     paths = [config.index.path + ".lock"]
-    if config.cache.enabled or config.storage.driver == "filesystem":
-        root = config.cache.dir if config.cache.enabled else config.storage.root
+    if (root := local_store_root(config)) is not None:
         os.makedirs(os.path.join(root, "_tmp"), exist_ok=True)
         paths.append(os.path.join(root, "_tmp", LOCK_NAME))
     fds = []
