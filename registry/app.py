@@ -179,10 +179,9 @@ async def running(config: Config, hooks: Hooks | None = None,
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))
             index_hooks.start()
-            metrics = Metrics(index_queue=lambda: index_hooks.queued)
-            if node_cache is not None:
-                metrics = Metrics(node_cache.counters, lambda: node_cache.lru.total,
-                                  lambda: index_hooks.queued)
+            metrics = Metrics(node_cache.counters if node_cache else None,
+                              (lambda: node_cache.lru.total) if node_cache else None,
+                              lambda: index_hooks.queued)
             gc = None
             if watch is not None:
                 await stack.enter_async_context(background(watch.run()))

@@ -86,19 +86,16 @@ class Guard:
         self._audit(request, "denied", who, scope)
         if scope.family == "s3":
             raise ObjectError("AccessDenied", "access denied", 403)
-        if who.anonymous and granted is None:
+        if who.anonymous:  # with or without an anonymous token: log in
             raise Unauthorized(detail=_detail(scope),
                                headers={"WWW-Authenticate": self._challenge(request, scope)})
-        if granted is not None and not who.anonymous and scope.resource \
+        if granted is not None and scope.resource \
                 and scope.action in self.rules.actions(who, scope.resource):
             # The holder may, the token does not say so: 401 with the scope needed,
             # as distribution answers (spack and the docker clients ask again on it).
             challenge = self._challenge(request, scope, 'error="insufficient_scope"')
             raise Unauthorized("the token does not grant this: ask for a token with this "
                                "scope", _detail(scope), {"WWW-Authenticate": challenge})
-        if granted is not None and who.anonymous:
-            raise Unauthorized(detail=_detail(scope),
-                               headers={"WWW-Authenticate": self._challenge(request, scope)})
         raise Denied(detail=_detail(scope))
 
     def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
