@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from registry.config import Config, ConfigError, load
+from registry.units import human_size
 
 if TYPE_CHECKING:  # imported where used: `registry config check` stays light
     from registry.index.db import Index
@@ -181,20 +182,11 @@ def cmd_spack_list(args: argparse.Namespace) -> int:
     for r in rows:
         compiler = f" %{r.compiler}" if r.compiler else ""
         print(f"{r.hash[:7]} {r.name}@{r.version}{compiler} "
-              f"arch={r.platform}-{r.os}-{r.target}  {r.cache}  {_size(r.size)}")
+              f"arch={r.platform}-{r.os}-{r.target}  {r.cache}  {human_size(r.size)}")
     caches = len({r.cache for r in rows})
     print(f"{len(rows)} spec{'s' * (len(rows) != 1)} in {caches} "
           f"cache{'s' * (caches != 1)}", file=sys.stderr)
     return 0
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 def cmd_du(args: argparse.Namespace) -> int:
@@ -219,12 +211,12 @@ def cmd_du(args: argparse.Namespace) -> int:
     rows = report["namespaces"]
     print(f"{'NAMESPACE':<32} {'REPOS':>6} {'LOGICAL':>10} {'STORED':>10}")
     for row in rows:
-        print(f"{row['namespace']:<32} {row['repositories']:>6} {_size(row['logical']):>10} "
-              f"{_size(row['unique']):>10}")
+        print(f"{row['namespace']:<32} {row['repositories']:>6} {human_size(row['logical']):>10} "
+              f"{human_size(row['unique']):>10}")
     if "total" in report:
         total = report["total"]
-        print(f"{'(all, each digest once)':<32} {'':>6} {_size(total['logical']):>10} "
-              f"{_size(total['unique']):>10}")
+        print(f"{'(all, each digest once)':<32} {'':>6} {human_size(total['logical']):>10} "
+              f"{human_size(total['unique']):>10}")
     return 0
 
 
@@ -273,7 +265,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     else:
         verb = "would free" if args.dry_run else "freed"
         print(f"{report.blobs} blobs, {report.referenced} referenced; {verb} "
-              f"{report.deleted} ({_size(report.bytes_freed)}); kept {report.kept_recent} "
+              f"{report.deleted} ({human_size(report.bytes_freed)}); kept {report.kept_recent} "
               f"younger than the grace period and {report.kept_seen} in use")
     return 0
 
@@ -287,7 +279,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         async with _store(config) as (driver, _):
             def progress(blobs: int, size: int) -> None:
                 if not args.json and sys.stderr.isatty():
-                    print(f"\r{blobs} blobs, {_size(size)} checked", end="", file=sys.stderr)
+                    print(f"\r{blobs} blobs, {human_size(size)} checked", end="", file=sys.stderr)
 
             return await scrub(driver, repair=args.repair, jobs=args.jobs, progress=progress)
 
@@ -295,7 +287,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**dataclasses.asdict(report), "clean": report.clean}, indent=2))
     else:
-        print(f"{report.blobs} blobs, {_size(report.bytes)} re-hashed")
+        print(f"{report.blobs} blobs, {human_size(report.bytes)} re-hashed")
         for bad in report.corrupt:
             print(f"corrupt: {bad['digest']} (hashes to {bad['actual']})")
         for digest in report.quarantined:

@@ -7,13 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from registry.units import human_size
 
 
 class ProgressBar:
@@ -52,7 +46,8 @@ class ProgressBar:
         filled = int(self.width * frac)
         rate = self.done_bytes / max(time.monotonic() - self.start, 1e-6)
         return (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done_files}/{self.files} "
-                f"files, {_size(self.done_bytes)}/{_size(self.nbytes)}, {_size(rate)}/s")
+                f"files, {human_size(self.done_bytes)}/{human_size(self.nbytes)}, "
+                f"{human_size(rate)}/s")
 
     def close(self) -> None:
         if self.tty:

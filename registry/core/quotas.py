@@ -26,6 +26,7 @@ from registry.core.errors import RegistryError
 from registry.core.grammar import Digest
 from registry.core.protocols import Uploads
 from registry.core.service import Registry
+from registry.units import human_size
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
@@ -38,15 +39,6 @@ def parse_size(text: str) -> int:
     if m is None:
         raise ValueError(f"expected a size like 50GiB or 500MiB, got {text!r}")
     return int(float(m.group(1)) * 1024 ** _UNITS[m.group(2).upper()])
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +100,8 @@ class QuotaUploads:
 
     def _refuse(self, quota: Quota, left: int, asked: int) -> QuotaExceeded:
         return QuotaExceeded(
-            f"quota {quota.pattern} of {_human(quota.limit)} exceeded: "
-            f"{_human(quota.limit - left)} stored, {_human(asked)} more asked",
+            f"quota {quota.pattern} of {human_size(quota.limit)} exceeded: "
+            f"{human_size(quota.limit - left)} stored, {human_size(asked)} more asked",
             {"quota": quota.pattern, "limit": quota.limit, "used": quota.limit - left,
              "asked": asked})
 
