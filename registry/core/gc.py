@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.core.cache import GLOBAL, Generations
-from registry.core.errors import BlobUnknown, DigestInvalid
+from registry.core.catalog import MANIFEST, blob_of, link_of
+from registry.core.errors import BlobUnknown
 from registry.core.grammar import Digest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
@@ -75,16 +76,6 @@ class GcReport:
 
 def _seen_path(digest: Digest) -> str:
     return f"{SEEN}/{digest.algorithm}/{digest.hex}"
-
-
-def _blob_of(path: str) -> Digest | None:
-    parts = path.split("/")  # blobs/<alg>/<2 hex>/<hex>
-    if len(parts) != 4:
-        return None
-    try:
-        return Digest.parse(f"{parts[1]}:{parts[3]}")
-    except DigestInvalid:
-        return None
 
 
 class GcWatch:
@@ -185,19 +176,21 @@ async def _clear(driver: Driver, prefix: str) -> None:
 async def _mark(driver: Driver) -> tuple[set[str], dict[str, list[str]]]:
     """Every digest referenced, and the repositories linking each blob."""
     marked: set[str] = set()
-    manifests: set[str] = set()
+    manifests: set[Digest] = set()
     links: dict[str, list[str]] = {}
     async for info in driver.walk(paths.REPOSITORIES):
-        parts = info.path.split("/")
-        if len(parts) >= 6 and parts[-4] == "_manifests" and parts[-3] == "revisions":
-            manifests.add(f"{parts[-2]}:{parts[-1]}")
-        elif len(parts) >= 5 and parts[-3] == "_layers":
-            links.setdefault(f"{parts[-2]}:{parts[-1]}", []).append("/".join(parts[1:-3]))
-    for text in manifests:
-        marked.add(text)
+        if (link := link_of(info.path)) is None:
+            continue
+        repo, kind, digest = link
+        if kind == MANIFEST:
+            manifests.add(digest)
+        else:
+            links.setdefault(str(digest), []).append(repo)
+    for digest in manifests:
+        marked.add(str(digest))
         try:
-            raw = await driver.get_content(paths.blob(Digest.parse(text)), MAX_MANIFEST)
-        except (PathNotFound, DigestInvalid):
+            raw = await driver.get_content(paths.blob(digest), MAX_MANIFEST)
+        except PathNotFound:
             continue
         marked.update(_named_by(raw))
     # S3 objects naming blobs, and whatever the Spack area writes down.
@@ -242,7 +235,7 @@ async def collect(driver: Driver, blobs: Any, generations: Generations | None = 
         report.referenced = len(marked)
         deleted: list[Digest] = []
         async for info in driver.walk(paths.BLOBS):
-            digest = _blob_of(info.path)
+            digest = blob_of(info.path)
             if digest is None:
                 continue
             report.blobs += 1

@@ -16,13 +16,12 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry.core.errors import DigestInvalid
+from registry.core.catalog import blob_of, link_of
 from registry.core.grammar import Digest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
 QUARANTINE = "_quarantine"
-_LINK_KINDS = {"_layers": "layer", "revisions": "manifest"}
 
 
 @dataclass
@@ -84,12 +83,7 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
     workers = [asyncio.create_task(check()) for _ in range(max(1, jobs))]
     try:
         async for info in driver.walk(paths.BLOBS):
-            parts = info.path.split("/")
-            if len(parts) != 4:
-                continue
-            try:
-                digest = Digest.parse(f"{parts[1]}:{parts[3]}")
-            except DigestInvalid:
+            if (digest := blob_of(info.path)) is None:
                 continue
             held.add(str(digest))
             await work.put((info.path, digest, info.size))
@@ -103,15 +97,8 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
 
 async def _links(driver: Driver, held: set[str], report: ScrubReport) -> None:
     async for info in driver.walk(paths.REPOSITORIES):
-        parts = info.path.split("/")
-        # repositories/<name...>/_layers/<alg>/<hex>
-        # repositories/<name...>/_manifests/revisions/<alg>/<hex>
-        if len(parts) < 5 or parts[-3] not in _LINK_KINDS:
+        if (link := link_of(info.path)) is None:
             continue
-        end = -3 if parts[-3] == "_layers" else -4
-        if parts[-3] == "revisions" and parts[-4] != "_manifests":
-            continue
-        digest = f"{parts[-2]}:{parts[-1]}"
-        if digest not in held:
-            report.missing.append({"repository": "/".join(parts[1:end]), "digest": digest,
-                                   "kind": _LINK_KINDS[parts[-3]]})
+        repo, kind, digest = link
+        if str(digest) not in held:
+            report.missing.append({"repository": repo, "digest": str(digest), "kind": kind})
