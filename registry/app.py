@@ -33,6 +33,7 @@ from registry.core.gc import GcWatch, collect, run_periodically
 from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.quotas import Quota, quota_decorator
+from registry.core.retention import retention_rules
 from registry.core.service import Registry
 from registry.core.usage import Usage
 from registry.index.db import Index
@@ -94,8 +95,9 @@ def _collector(driver: Driver, reg: Registry, generations: Generations,
                config: Config, metrics: Metrics) -> Collector:
     """POST /api/v1/gc: a collection in this process (its workers' caches follow)."""
     async def run(dry_run: bool, grace: float | None) -> dict:
-        report = await collect(driver, reg.blobs, generations,
-                               config.gc.grace if grace is None else grace, dry_run)
+        report = await collect(driver, reg, generations,
+                               config.gc.grace if grace is None else grace, dry_run,
+                               retention=retention_rules(config.gc.retention))
         metrics.requests.gc_report(report)
         return dataclasses.asdict(report)
 
@@ -188,8 +190,8 @@ async def running(config: Config, hooks: Hooks | None = None,
                 gc = _collector(driver, reg, generations, config, metrics)
                 if config.gc.interval:
                     await stack.enter_async_context(background(run_periodically(
-                        driver, reg.blobs, generations, config.gc.interval, config.gc.grace,
-                        metrics.requests.gc_report)))
+                        driver, reg, generations, config.gc.interval, config.gc.grace,
+                        metrics.requests.gc_report, retention_rules(config.gc.retention))))
             # Catch-up passes: after a crash (dirty index) and, on a shared store,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not

@@ -226,6 +226,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from registry.core.gc import GcBusy, collect
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
+    from registry.core.retention import retention_rules
     from registry.startup import StartupError, lock_instance
 
     config = _load(args)
@@ -246,9 +247,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     async def run():
         async with _store(config) as (driver, index):
             reg = build_registry(driver, NullHooks())
-            report = await collect(driver, reg.blobs, grace=grace, dry_run=args.dry_run,
-                                   owner="registry gc")
-            if report.deleted and not args.dry_run:
+            report = await collect(driver, reg, grace=grace, dry_run=args.dry_run,
+                                   owner="registry gc",
+                                   retention=retention_rules(config.gc.retention))
+            if (report.deleted or report.manifests_deleted) and not args.dry_run:
                 await rebuild(reg, index)  # the index drops the links removed
             return report
 
@@ -264,6 +266,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
         verb = "would free" if args.dry_run else "freed"
+        if config.gc.retention:
+            print(f"untagged manifests {'to delete' if args.dry_run else 'deleted'} by the "
+                  f"retention rules: {report.manifests_deleted}")
         print(f"{report.blobs} blobs, {report.referenced} referenced; {verb} "
               f"{report.deleted} ({human_size(report.bytes_freed)}); kept {report.kept_recent} "
               f"younger than the grace period and {report.kept_seen} in use")

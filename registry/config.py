@@ -137,6 +137,9 @@ class GcConfig:
 
     interval: int = 0  # seconds between collections in the server; 0 = only on demand
     grace: int = 3600  # unreferenced blobs younger than this are kept (pushes in flight)
+    # Untagged manifests to delete: "PATTERN keep=N days=D", first match applies
+    # (core/retention.py); none: every manifest stays.
+    retention: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -371,6 +374,10 @@ def validate(config: Config) -> list[str]:
         if not re.fullmatch(r"\S+\s+\d+(\.\d+)?\s*[KMGTPkmgtp]?i?[Bb]?", quota.strip()):
             problems.append(f"[limits] quotas: expected \"PATTERN SIZE\" like \"team/* 50GiB\", "
                             f"got {quota!r}")
+    for rule in config.gc.retention:
+        if not re.fullmatch(r"\S+(\s+(keep=\d+|days=\d+(\.\d+)?))+", str(rule).strip()):
+            problems.append(f"[gc] retention: expected \"PATTERN keep=N days=D\" (either or "
+                            f"both) like \"ci/* keep=10 days=7\", got {rule!r}")
     if config.gc.interval < 0 or config.gc.grace < 60:
         problems.append(f"[gc] interval >= 0 and grace >= 60 seconds expected, got "
                         f"{config.gc.interval} and {config.gc.grace}")

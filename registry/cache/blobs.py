@@ -145,6 +145,9 @@ class CachingBlobs:
     async def size(self, digest: Digest) -> int | None:
         return await self.inner.size(digest)
 
+    async def seen(self, digest: Digest) -> None:
+        await self.inner.seen(digest)
+
     async def linked(self, repo: str, digest: Digest) -> bool:
         return await self.inner.linked(repo, digest)
 

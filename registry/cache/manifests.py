@@ -202,6 +202,10 @@ class CachingManifests:
     async def delete(self, repo: str, reference: str) -> None:
         raise read_only(self.upstream)
 
+    async def delete_untagged(self, repo: str, digest: Digest,
+                              named: Callable[[], Awaitable[bool]]) -> bool:
+        return await self.inner.delete_untagged(repo, digest, named)
+
     async def exists(self, repo: str, digest: Digest) -> bool:
         return await self.inner.exists(repo, digest)
 

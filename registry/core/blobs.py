@@ -41,14 +41,15 @@ class BlobStore:
         self._sizes = GenerationCache(self.generations, enabled=not shared_store,
                                       scope_of=global_scope)
 
-    async def _seen(self, digest: Digest) -> None:
-        # While a garbage collection runs, a blob found to exist is kept (core/gc.py).
+    async def seen(self, digest: Digest) -> None:
+        """While a garbage collection runs, a blob or manifest found to exist (or
+        named by a push) is kept: record it (core/gc.py)."""
         if self.watch is not None and self.watch.active:
             await self.watch.seen(digest)
 
     async def size(self, digest: Digest) -> int | None:
         """Size of the stored bytes, or None if the registry has no such blob."""
-        await self._seen(digest)
+        await self.seen(digest)
         return await self._sizes.fetch(digest, lambda: self._stat(paths.blob(digest)))
 
     async def linked(self, repo: str, digest: Digest) -> bool:
@@ -92,7 +93,7 @@ class BlobStore:
         if the repository has no such blob; 416 for a range outside it."""
         if not await self.linked(repo, digest):
             raise BlobUnknown(detail={"digest": str(digest)})
-        await self._seen(digest)
+        await self.seen(digest)
         opened = await self.open_local(digest) if with_body else None
         if opened is not None:
             fd, size = opened
@@ -119,7 +120,7 @@ class BlobStore:
         return plan
 
     async def link(self, repo: str, digest: Digest, size: int) -> None:
-        await self._seen(digest)
+        await self.seen(digest)
         await self.driver.put_content(paths.layer_link(repo, digest), str(digest).encode())
         await emit(self.hooks.blob_linked(repo, digest, size))
 

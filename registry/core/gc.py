@@ -7,17 +7,21 @@ One collector at a time across workers and replicas: a lease in the store
    each second (`GcWatch`), and from then on records each blob it finds to exist
    (a HEAD or GET, a size check by a manifest push or a mount, a new link) as
    `_gc/seen/<alg>/<hex>` before it answers.
-2. **Mark**: every manifest of every repository (its revision links) and what it
+2. **Retention** (`[gc] retention`, core/retention.py): the untagged manifests the
+   rules let go are deleted, so that their blobs are freed by this collection.
+   Without rules every manifest stays.
+   **Mark**: every manifest of every repository (its revision links) and what it
    names (config, layers, child manifests); every blob an S3 object entry names;
-   any digest written in the Spack area. Manifests are kept: deleting untagged
-   manifests is a retention decision this collector does not make.
+   any digest written in the Spack area.
 3. **Sweep**: a blob neither marked, nor younger than the grace period (its upload
    may be finishing), nor seen, is moved to `_gc/trash/`, checked for a seen mark
    once more (a manifest push may have just named it: it goes back), then
    deleted. A push that named it before it moved finds it; one that names it
    after its second check finds it gone and fails loudly (MANIFEST_BLOB_UNKNOWN),
    never a manifest pointing at nothing.
-4. Repositories' links to the blobs deleted are removed (the index follows).
+4. Repositories' links to the blobs deleted are removed (the index follows), found
+   by a second walk: the collector holds the set of referenced digests, not every
+   link in the store.
 
 `dry_run` marks and counts but moves nothing.
 """
@@ -39,6 +43,8 @@ from registry.core.cache import GLOBAL, Generations
 from registry.core.catalog import MANIFEST, blob_of, link_of
 from registry.core.errors import BlobUnknown
 from registry.core.grammar import Digest
+from registry.core.retention import RetentionReport, RetentionRule
+from registry.core.retention import apply as apply_retention
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
@@ -71,6 +77,8 @@ class GcReport:
     deleted: int = 0
     bytes_freed: int = 0
     links_removed: int = 0
+    manifests_deleted: int = 0  # untagged, by the retention rules
+    manifests_kept_seen: int = 0  # retention would have, but a push named them
     seconds: float = 0.0
 
 
@@ -173,19 +181,15 @@ async def _clear(driver: Driver, prefix: str) -> None:
             pass
 
 
-async def _mark(driver: Driver) -> tuple[set[str], dict[str, list[str]]]:
-    """Every digest referenced, and the repositories linking each blob."""
+async def _mark(driver: Driver, let_go: set[tuple[str, str]]) -> set[str]:
+    """Every digest referenced (`let_go`: manifests retention deletes, on a dry run
+    still linked)."""
     marked: set[str] = set()
     manifests: set[Digest] = set()
-    links: dict[str, list[str]] = {}
     async for info in driver.walk(paths.REPOSITORIES):
-        if (link := link_of(info.path)) is None:
-            continue
-        repo, kind, digest = link
-        if kind == MANIFEST:
-            manifests.add(digest)
-        else:
-            links.setdefault(str(digest), []).append(repo)
+        link = link_of(info.path)
+        if link is not None and link[1] == MANIFEST and (link[0], str(link[2])) not in let_go:
+            manifests.add(link[2])
     for digest in manifests:
         marked.add(str(digest))
         try:
@@ -202,7 +206,23 @@ async def _mark(driver: Driver) -> tuple[set[str], dict[str, list[str]]]:
                 continue
             marked.update(m.decode() for m in _DIGEST.findall(raw))
             marked.update(f"sha256:{m.decode()}" for m in _BARE.findall(raw))
-    return marked, links
+    return marked
+
+
+async def _unlink(driver: Driver, blobs: Any, deleted: set[str]) -> int:
+    """Remove the repositories' links to the blobs deleted: a second walk, so that
+    no map of every link in the store is held through the collection."""
+    removed = 0
+    async for info in driver.walk(paths.REPOSITORIES):
+        link = link_of(info.path)
+        if link is None or link[1] == MANIFEST or str(link[2]) not in deleted:
+            continue
+        try:
+            await blobs.unlink(link[0], link[2])
+            removed += 1
+        except BlobUnknown:
+            pass
+    return removed
 
 
 def _named_by(raw: bytes) -> set[str]:
@@ -219,11 +239,12 @@ def _named_by(raw: bytes) -> set[str]:
     return named
 
 
-async def collect(driver: Driver, blobs: Any, generations: Generations | None = None,
+async def collect(driver: Driver, reg: Any, generations: Generations | None = None,
                   grace: float = 3600.0, dry_run: bool = False, owner: str = "",
-                  propagation: float = PROPAGATION_S) -> GcReport:
-    """One collection (see the module doc). `blobs` is the core blob service (its
-    unlink keeps the index right); GcBusy when another collector runs."""
+                  propagation: float = PROPAGATION_S,
+                  retention: list[RetentionRule] | None = None) -> GcReport:
+    """One collection (see the module doc) over `reg`, the core services (their
+    deletes keep the index right); GcBusy when another collector runs."""
     report = GcReport(dry_run=dry_run)
     started = time.monotonic()
     lease = _Lease(driver, owner or f"pid {os.getpid()}")
@@ -231,9 +252,17 @@ async def collect(driver: Driver, blobs: Any, generations: Generations | None = 
     try:
         await asyncio.sleep(propagation)
         begun = time.time()
-        marked, links = await _mark(driver)
+        let_go: set[tuple[str, str]] = set()
+        if retention:
+            kept = RetentionReport()
+            let_go = await apply_retention(
+                driver, reg.manifests, reg.tags, retention, await reg.catalog.repositories(),
+                grace, lambda d: _exists(driver, _seen_path(d)), dry_run, kept)
+            report.manifests_deleted = kept.manifests_deleted
+            report.manifests_kept_seen = kept.manifests_kept_seen
+        marked = await _mark(driver, let_go)
         report.referenced = len(marked)
-        deleted: list[Digest] = []
+        deleted: set[str] = set()
         async for info in driver.walk(paths.BLOBS):
             digest = blob_of(info.path)
             if digest is None:
@@ -252,20 +281,15 @@ async def collect(driver: Driver, blobs: Any, generations: Generations | None = 
                 report.bytes_freed += info.size
                 continue
             if await _sweep(driver, digest):
-                deleted.append(digest)
+                deleted.add(str(digest))
                 report.deleted += 1
                 report.bytes_freed += info.size
             else:
                 report.kept_seen += 1
         if deleted and generations is not None:
             generations.bump(GLOBAL)  # sizes cached by every worker go with the files
-        for digest in deleted:
-            for repo in links.get(str(digest), []):
-                try:
-                    await blobs.unlink(repo, digest)
-                    report.links_removed += 1
-                except BlobUnknown:
-                    pass
+        if deleted:
+            report.links_removed = await _unlink(driver, reg.blobs, deleted)
         await _clear(driver, TRASH)
     finally:
         try:
@@ -273,8 +297,9 @@ async def collect(driver: Driver, blobs: Any, generations: Generations | None = 
         finally:
             await lease.release()
     report.seconds = round(time.monotonic() - started, 3)
-    log.info("gc%s: %d blobs, %d referenced, %d deleted (%d bytes), kept %d recent and %d "
-             "seen, %d links removed, %.1f s", " (dry run)" if dry_run else "", report.blobs,
+    log.info("gc%s: %d untagged manifests let go, %d blobs, %d referenced, %d deleted "
+             "(%d bytes), kept %d recent and %d seen, %d links removed, %.1f s",
+             " (dry run)" if dry_run else "", report.manifests_deleted, report.blobs,
              report.referenced, report.deleted, report.bytes_freed, report.kept_recent,
              report.kept_seen, report.links_removed, report.seconds)
     return report
@@ -302,14 +327,15 @@ async def _sweep(driver: Driver, digest: Digest) -> bool:
     return True
 
 
-async def run_periodically(driver: Driver, blobs: Any, generations: Generations,
+async def run_periodically(driver: Driver, reg: Any, generations: Generations,
                            interval: float, grace: float,
-                           on_report: Callable[[GcReport], None] | None = None) -> None:
+                           on_report: Callable[[GcReport], None] | None = None,
+                           retention: list[RetentionRule] | None = None) -> None:
     """[gc] interval: collect every `interval` seconds (one replica at a time)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await collect(driver, blobs, generations, grace)
+            report = await collect(driver, reg, generations, grace, retention=retention)
             if on_report is not None:
                 on_report(report)
         except GcBusy as exc:

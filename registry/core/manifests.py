@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from registry.core.cache import GenerationCache, Generations, fixed_weight
@@ -209,6 +210,7 @@ class ManifestService:
                                       {"digest": str(desc.digest), "size": desc.size,
                                        "stored": size})
         for desc in manifest.manifests:
+            await self.blobs.seen(desc.digest)  # retention must not take it meanwhile
             if not await self.exists(repo, desc.digest):
                 raise ManifestBlobUnknown("manifest references a manifest unknown to the "
                                           "repository", {"digest": str(desc.digest)})
@@ -247,6 +249,36 @@ class ManifestService:
             with contextlib.suppress(ManifestUnknown):  # deleted meanwhile
                 await self.tags.delete(repo, tag)
         await emit(self.hooks.manifest_deleted(repo, digest))
+
+    async def delete_untagged(self, repo: str, digest: Digest,
+                              named: Callable[[], Awaitable[bool]]) -> bool:
+        """Retention (core/retention.py): delete an untagged manifest unless a tag
+        points at it or `named()` says a push named it during the collection, asked
+        before and after the revision link goes (the link is put back if the answer
+        changed). True when it went."""
+        if await self.tags.pointing_at(repo, digest) or await named():
+            return False
+        path = paths.revision_link(repo, digest)
+        try:
+            link = await self.driver.get_content(path, 4096)
+            await self.driver.delete(path)
+        except PathNotFound:
+            return False
+        self.generations.bump(repo)
+        if await named() or await self.tags.pointing_at(repo, digest):
+            await self.driver.put_content(path, link)  # pushed meanwhile: it stays
+            self.generations.bump(repo)
+            return False
+        try:
+            subject = json.loads(link).get("subject")
+        except (ValueError, AttributeError):
+            subject = None
+        if subject:
+            with contextlib.suppress(PathNotFound, DigestInvalid):
+                await self.driver.delete(
+                    paths.referrer_link(repo, Digest.parse(subject), digest))
+        await emit(self.hooks.manifest_deleted(repo, digest))
+        return True
 
     async def _subject_of(self, repo: str, digest: Digest, rev: dict) -> Digest | None:
         """The subject a manifest in `repo` refers to, if any: from its revision link,

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from registry.core.errors import ManifestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like
@@ -108,6 +109,15 @@ class SpackManifests:
         h = hash_of_tag(reference)
         if h is not None:
             await self.caches.remove(repo, h)
+
+    async def delete_untagged(self, repo: str, digest: Digest,
+                              named: Callable[[], Awaitable[bool]]) -> bool:
+        if not await self.inner.delete_untagged(repo, digest, named):
+            return False
+        for record in await self.caches.records(repo):
+            if record.oci == digest:
+                await self.caches.remove(repo, record.hash)
+        return True
 
     async def _spec_of(self, data: bytes, h: str) -> tuple[SpecDoc | None, dict]:
         """The spec in the config of a manifest pushed under a spec tag; None when

@@ -170,3 +170,92 @@ def test_collections_during_50_pushes_sharing_layers_lose_nothing(tmp_path):
         assert "Traceback" not in reg.log()
     finally:
         reg.stop()
+
+
+def age_revisions(data_dir, seconds: float = 30 * 86400) -> None:
+    """Make every manifest look pushed `seconds` ago (retention judges by that)."""
+    old = time.time() - seconds
+    for root, _, files in os.walk(data_dir / "storage" / "repositories"):
+        if "/_manifests/revisions/" in root + "/":
+            for name in files:
+                try:
+                    os.utime(os.path.join(root, name), (old, old))
+                except FileNotFoundError:
+                    pass  # deleted meanwhile
+
+
+def test_retention_while_clients_tag_old_manifests(tmp_path):
+    """[gc] retention deletes untagged manifests while clients tag exactly those
+    (two workers, collections back to back): every tag resolves afterwards, and the
+    manifests nobody tagged are gone with their layers."""
+    reg = launch(tmp_path, config='[server]\nworkers = 2\n[gc]\nretention = ["ci/* keep=0"]\n')
+    try:
+        config = b'{"os":"linux"}'
+        put_blob(reg.url, "ci/app", config)
+        images = []
+        for _ in range(30):
+            layer = os.urandom(20_000)
+            put_blob(reg.url, "ci/app", layer)
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": MT,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": sha(config), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": sha(layer), "size": len(layer)}]}).encode()
+            r = requests.put(f"{reg.url}/v2/ci/app/manifests/{sha(manifest)}", data=manifest,
+                             headers={"Content-Type": MT}, timeout=60)
+            assert r.status_code == 201, r.text
+            images.append((manifest, layer))
+        age_blobs(reg.data_dir)
+        age_revisions(reg.data_dir)
+        stop = threading.Event()
+        reports: list[dict] = []
+
+        def collector() -> None:
+            while not stop.is_set():
+                age_revisions(reg.data_dir)  # a re-push refreshed one: old again
+                r = requests.post(f"{reg.url}/api/v1/gc", params={"grace": 60}, timeout=120)
+                if r.status_code == 200:
+                    reports.append(r.json())
+
+        def tag(i: int) -> bool:
+            manifest, _layer = images[i]
+            time.sleep(i * 0.15)  # spread over a few collections
+            r = requests.put(f"{reg.url}/v2/ci/app/manifests/t{i}", data=manifest,
+                             headers={"Content-Type": MT}, timeout=60)
+            # Deleted before the push named it: refused loudly, as for a blob.
+            return r.status_code == 201
+
+        gc_thread = threading.Thread(target=collector)
+        gc_thread.start()
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                tagged = list(pool.map(tag, range(0, 30, 2)))  # the even ones
+        finally:
+            stop.set()
+            gc_thread.join(120)
+        assert reports and sum(r["manifests_deleted"] for r in reports) > 0
+        age_blobs(reg.data_dir)
+        age_revisions(reg.data_dir)
+        final = gc(reg.url)
+        assert final["manifests_deleted"] + sum(r["manifests_deleted"] for r in reports) >= 15
+        for n, i in enumerate(range(0, 30, 2)):
+            manifest, layer = images[i]
+            got = requests.get(f"{reg.url}/v2/ci/app/manifests/t{i}", headers={"Accept": MT},
+                               timeout=30)
+            if not tagged[n]:
+                assert got.status_code == 404  # the push was refused: no tag at all
+                continue
+            assert got.status_code == 200 and got.content == manifest, i
+            blob = requests.get(f"{reg.url}/v2/ci/app/blobs/{sha(layer)}", timeout=30)
+            assert blob.status_code == 200 and blob.content == layer
+        for i in range(1, 30, 2):  # never tagged: gone, and their layers
+            manifest, layer = images[i]
+            assert requests.get(f"{reg.url}/v2/ci/app/manifests/{sha(manifest)}",
+                                headers={"Accept": MT}, timeout=30).status_code == 404
+            assert requests.head(f"{reg.url}/v2/ci/app/blobs/{sha(layer)}",
+                                 timeout=30).status_code == 404
+        assert sum(tagged) >= 1
+        assert "Traceback" not in reg.log()
+    finally:
+        reg.stop()

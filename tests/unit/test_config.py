@@ -89,3 +89,14 @@ def test_node_cache_problems_named(tmp_path):
            "REGISTRY_CACHE_TAG_TTL": "5"}
     c = load(env=env)
     assert (c.cache.upstream, c.cache.tag_ttl) == ("https://up.example:5000", 5)
+
+
+def test_retention_rules_checked(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text('[gc]\nretention = ["ci/* keep=10 days=7", "scratch/* days=1.5"]\n')
+    assert load(f, env=BASE).gc.retention == ["ci/* keep=10 days=7", "scratch/* days=1.5"]
+    for bad in ("ci/*", "ci/* keep=ten", "ci/* keep=1.5", "ci/* forever=1"):
+        f.write_text(f'[gc]\nretention = ["{bad}"]\n')
+        with pytest.raises(ConfigError) as info:
+            load(f, env=BASE)
+        assert "[gc] retention" in info.value.problems[0] and bad in info.value.problems[0]
