@@ -34,6 +34,7 @@ from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.quotas import Quota, quota_decorator
 from registry.core.retention import retention_rules
+from registry.core.scrub import last_scrub
 from registry.core.service import Registry
 from registry.core.usage import Usage
 from registry.index.db import Index
@@ -183,7 +184,10 @@ async def running(config: Config, hooks: Hooks | None = None,
             index_hooks.start()
             metrics = Metrics(node_cache.counters if node_cache else None,
                               (lambda: node_cache.lru.total) if node_cache else None,
-                              lambda: index_hooks.queued)
+                              lambda: index_hooks.queued, getattr(driver, "stats", None),
+                              lambda: last_scrub(driver))
+            if metrics.storage is not None:
+                await stack.enter_async_context(background(metrics.storage.run()))
             gc = None
             if watch is not None:
                 await stack.enter_async_context(background(watch.run()))

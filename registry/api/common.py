@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,9 +77,11 @@ async def prepare(request: web.BaseRequest, response: web.StreamResponse) -> Non
     if REQUEST_ID in request:
         response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     await response.prepare(request)
+    request[HEADERS_AT] = time.perf_counter()  # a streamed answer's first byte (metrics)
 
 
 REQUEST_ID_HEADER = "X-Request-Id"
+HEADERS_AT = "registry.headers_at"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ids = itertools.count(1)
 _prefix: tuple[int, str] = (0, "")

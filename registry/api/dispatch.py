@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
-from registry.api.common import REQUEST_ID_HEADER, Context, request_id
+from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, request_id
+from registry.api.request_metrics import UPLOADING
 from registry.core.access import REQUEST_ID, Scope
 from registry.core.errors import Unsupported
 
@@ -106,10 +107,21 @@ class Dispatcher:
         finally:
             metrics.in_flight.dec()
         sent = response.body_length if response.prepared else (response.content_length or 0)
+        headers_at = request.get(HEADERS_AT)
         metrics.observe(request[FAMILY], request.method if request.method in _METHODS
                         else "OTHER", response.status, request.get(HANDLER, ""),
-                        time.perf_counter() - started, sent, request.content_length or 0)
+                        time.perf_counter() - started, sent, request.content_length or 0,
+                        None if headers_at is None else headers_at - started)
         return response
+
+    async def _receiving(self, handler: Any, request: web.BaseRequest,
+                         route: Any) -> web.StreamResponse:
+        gauge = self._metrics.uploads
+        gauge.inc()
+        try:
+            return await handler(request, route, self.ctx)
+        finally:
+            gauge.dec()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request[REQUEST_ID] = request_id(request)
@@ -129,7 +141,10 @@ class Dispatcher:
             if awaiting_continue:
                 await _expect(request)
                 awaiting_continue = False
-            response = await handler(request, route, self.ctx)
+            if self._metrics is not None and handler.__name__ in UPLOADING:
+                response = await self._receiving(handler, request, route)
+            else:
+                response = await handler(request, route, self.ctx)
         except Exception as exc:
             response = family.render_error(exc, request)
             if awaiting_continue:

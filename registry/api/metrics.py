@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -19,6 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from registry.api.common import Context
 from registry.api.request_metrics import RequestMetrics
+from registry.api.store_metrics import ScrubGauges, StorageMetrics
 from registry.cache.stats import CacheStats
 
 CACHE_COUNTERS = {
@@ -56,7 +58,10 @@ class Metrics:
 
     def __init__(self, cache_counters: Callable[[], Awaitable[CacheStats]] | None = None,
                  held_bytes: Callable[[], int] | None = None,
-                 index_queue: Callable[[], int] | None = None) -> None:
+                 index_queue: Callable[[], int] | None = None,
+                 storage_stats: Callable[[], dict[str, Any]] | None = None,
+                 last_scrub: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
+                 ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         self.requests = RequestMetrics()
@@ -65,6 +70,13 @@ class Metrics:
             self.registry.register(_Gauge(
                 "registry_index_queue_depth",
                 "Index writes this process has queued and not yet applied", index_queue))
+        # Store operations per driver, and the last scrub (api/store_metrics.py).
+        self.storage = StorageMetrics(storage_stats) if storage_stats is not None else None
+        if self.storage is not None:
+            self.storage.register(self.registry)
+        self._scrub = ScrubGauges(last_scrub) if last_scrub is not None else None
+        if self._scrub is not None:
+            self.registry.register(self._scrub)
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
         self._cache_counters = cache_counters
@@ -74,6 +86,10 @@ class Metrics:
             self.registry.register(gauge)
 
     async def render(self) -> bytes:
+        if self.storage is not None:
+            self.storage.sync()
+        if self._scrub is not None:
+            await self._scrub.refresh()
         if self._cache_counters is not None:
             self._snapshot.stats = await self._cache_counters()
         # The process collector reads /proc: off the event loop.

@@ -21,6 +21,12 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Handlers whose latency is worth its own series (the rest are "other").
 KINDS = {"get_manifest": "manifest_get", "get_blob": "blob_get", "start_upload": "upload",
          "patch_upload": "upload", "put_upload": "upload", "put_manifest": "manifest_put"}
+# Handlers that receive a blob's bytes: "uploads in progress".
+UPLOADING = frozenset({"start_upload", "patch_upload", "put_upload", "put_object",
+                       "upload_part"})
+# Kinds whose time to the first byte of the answer (the headers) is worth a series:
+# a blob GET's total time is mostly the client's download.
+FIRST_BYTE = frozenset({"blob_get", "manifest_get"})
 # From a cached manifest (~0.2 ms) to a large blob or upload (minutes).
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
            30, 60, 300, float("inf"))
@@ -53,6 +59,12 @@ class RequestMetrics:
         self.received = Counter("registry_http_received_bytes",
                                 "Request body bytes declared (Content-Length)", ["family"],
                                 registry=None)
+        self.first_byte = Histogram("registry_http_first_byte_seconds",
+                                    "Time from the request to its answer's headers",
+                                    ["kind"], buckets=BUCKETS, registry=None)
+        self.uploads = Gauge("registry_uploads_in_progress",
+                             "Requests receiving blob bytes (OCI uploads and chunks, S3 "
+                             "objects and parts)", registry=None, multiprocess_mode="livesum")
         self.in_flight = Gauge("registry_http_requests_in_flight", "Requests being answered",
                                registry=None, multiprocess_mode="livesum")
         # Garbage collection (core/gc.py reports; any worker may run one).
@@ -72,9 +84,9 @@ class RequestMetrics:
         if multiprocess():
             MultiProcessCollector(registry)
             return
-        for metric in (self.requests, self.duration, self.sent, self.received,
-                       self.in_flight, self.gc_runs, self.gc_freed, self.gc_deleted,
-                       self.gc_last):
+        for metric in (self.requests, self.duration, self.first_byte, self.sent,
+                       self.received, self.uploads, self.in_flight, self.gc_runs,
+                       self.gc_freed, self.gc_deleted, self.gc_last):
             registry.register(metric)
 
     def gc_report(self, report: Any) -> None:
@@ -86,19 +98,25 @@ class RequestMetrics:
         self.gc_last.set(time.time())
 
     def observe(self, family: str, method: str, status: int, handler: str, seconds: float,
-                sent: int, received: int) -> None:
+                sent: int, received: int, first_byte: float | None = None) -> None:
+        """One request answered; `first_byte`: when its headers went (streamed
+        answers), else the end."""
         key = (family, method, status, handler)
         children = self._children.get(key)
         if children is None:
             if len(self._children) > 2000:  # statuses and methods are few; bound anyway
                 self._children.clear()
+            kind = KINDS.get(handler, "other")
             children = (self.requests.labels(family, method, str(status)),
-                        self.duration.labels(KINDS.get(handler, "other")),
-                        self.sent.labels(family), self.received.labels(family))
+                        self.duration.labels(kind), self.sent.labels(family),
+                        self.received.labels(family),
+                        self.first_byte.labels(kind) if kind in FIRST_BYTE else None)
             self._children[key] = children
-        count, duration, out, into = children
+        count, duration, out, into, first = children
         count.inc()
         duration.observe(seconds)
+        if first is not None:
+            first.observe(seconds if first_byte is None else first_byte)
         if sent:
             out.inc(sent)
         if received:

@@ -6,21 +6,26 @@ corrupt (a bad disk, an operator's mistake, a store that lost a write). With
 `repair` each corrupt blob is moved to `_quarantine/<alg>/<hex>`: it is never
 served again, stays for inspection, and a client that pushes it again puts good
 bytes back. Links (a repository's layer or manifest revision) to a missing or
-quarantined blob are listed: their manifests need a push again.
+quarantined blob are listed: their manifests need a push again. The figures are
+left in the store (`_scrub/last.json`) for the server's /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry.core.catalog import blob_of, link_of
 from registry.core.grammar import Digest
 from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
+from registry.storage.driver import Driver, PathNotFound, StorageError
 
+log = logging.getLogger("registry.scrub")
 QUARANTINE = "_quarantine"
 
 
@@ -92,7 +97,31 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
             await work.put(None)
         await asyncio.gather(*workers)
     await _links(driver, held, report)
+    await _record(driver, report)
     return report
+
+
+LAST = "_scrub/last.json"
+
+
+async def _record(driver: Driver, report: ScrubReport) -> None:
+    # For the server's /metrics (a scrub runs as its own process).
+    figures = {"finished": time.time(), "blobs": report.blobs, "bytes": report.bytes,
+               "corrupt": len(report.corrupt), "quarantined": len(report.quarantined),
+               "unreadable": len(report.unreadable), "missing": len(report.missing)}
+    try:
+        await driver.put_content(LAST, json.dumps(figures).encode())
+    except StorageError as exc:
+        log.warning("could not record the scrub's figures: %s", exc)
+
+
+async def last_scrub(driver: Driver) -> dict | None:
+    """The figures of the last scrub of this store, or None if none ran."""
+    try:
+        doc = json.loads(await driver.get_content(LAST, 4096))
+    except (PathNotFound, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 async def _links(driver: Driver, held: set[str], report: ScrubReport) -> None:
