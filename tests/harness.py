@@ -139,3 +139,19 @@ def wait_for(fn, want, deadline: float = 20.0):
         if want(got) or time.monotonic() > end:
             return got
         time.sleep(0.2)
+
+
+def serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
+    """A registry whose storage is a small tmpfs in a private mount namespace."""
+    root = tmp_path / "small"
+    root.mkdir()
+    port = free_port()
+    script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
+              f"registry serve --listen 127.0.0.1:{port} --data {root}")
+    env = child_env()
+    log = open(tmp_path / "small.log", "wb")
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             script], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return proc, url

@@ -41,18 +41,20 @@ from typing import Any
 
 from registry.core.cache import GLOBAL, Generations
 from registry.core.catalog import MANIFEST, blob_of, link_of
-from registry.core.errors import BlobUnknown
+from registry.core.errors import BlobUnknown, DigestInvalid
 from registry.core.grammar import Digest
 from registry.core.retention import RetentionReport, RetentionRule
 from registry.core.retention import apply as apply_retention
 from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
+from registry.storage.driver import Driver, PathNotFound, StorageError
 
 log = logging.getLogger("registry.gc")
 
 LEASE = "_gc/lease"
 SEEN = "_gc/seen"
 TRASH = "_gc/trash"
+RESERVE = "_gc/reserve"
+RESERVE_BYTES = 2 << 20
 LEASE_TTL_S = 60.0
 PROPAGATION_S = 2.5  # > GcWatch's refresh period: every process knows before marking
 MAX_MANIFEST = 4 << 20
@@ -103,7 +105,9 @@ class GcWatch:
         self.active = active
 
     async def run(self, period: float = 1.0) -> None:
-        """Refresh every `period` seconds, for the life of the process."""
+        """Refresh every `period` seconds, for the life of the process (and put the
+        collector's reserve in place first)."""
+        await keep_reserve(self.driver)
         while True:
             try:
                 await self.refresh()
@@ -136,6 +140,11 @@ async def _read_lease(driver: Driver) -> dict[str, Any] | None:
         return {"id": "garbled", "owner": "unknown", "expires": written + LEASE_TTL_S}
 
 
+# Leases this process could not release (the store went away mid-collection): its
+# next collection may take them over rather than wait for them to expire.
+_unreleased: set[str] = set()
+
+
 class _Lease:
     def __init__(self, driver: Driver, owner: str) -> None:
         self.driver, self.owner, self.id = driver, owner, uuid.uuid4().hex
@@ -147,12 +156,20 @@ class _Lease:
 
     async def acquire(self) -> None:
         held = await _read_lease(self.driver)
-        if held is not None and held["expires"] > time.time():
+        if held is not None and held["expires"] > time.time() \
+                and held["id"] not in _unreleased:
             raise GcBusy(f"a collection by {held['owner']} is running")
         # An earlier run's marks mean nothing now; cleared before the lease shows, so
         # that no mark of this run (made once a process sees the lease) is lost.
         await _clear(self.driver, SEEN)
-        await self._write()
+        try:
+            await self._write()
+        except StorageError:
+            # A full disk is when a collection is needed most: the space kept in
+            # reserve makes room for the lease (and the few writes that follow).
+            if not await _release_reserve(self.driver):
+                raise
+            await self._write()
         await asyncio.sleep(0.2)  # two collectors writing at once: the last one wins
         held = await _read_lease(self.driver)
         if held is None or held["id"] != self.id:
@@ -171,6 +188,35 @@ class _Lease:
             await self.driver.delete(LEASE)
         except PathNotFound:
             pass
+        except StorageError:
+            _unreleased.add(self.id)
+            raise
+        _unreleased.clear()
+
+
+async def keep_reserve(driver: Driver) -> None:
+    """Keep RESERVE_BYTES in the store for a collection on a full disk (best effort:
+    with no room for it now, the next collection makes some)."""
+    try:
+        if (await driver.stat(RESERVE)).size == RESERVE_BYTES:
+            return
+    except PathNotFound:
+        pass
+    except StorageError:
+        return
+    try:
+        await driver.put_content(RESERVE, bytes(RESERVE_BYTES))
+    except StorageError as exc:
+        log.warning("no room for the collector's reserve of %d bytes: %s", RESERVE_BYTES, exc)
+
+
+async def _release_reserve(driver: Driver) -> bool:
+    try:
+        await driver.delete(RESERVE)
+    except StorageError:
+        return False
+    log.warning("the store is full: the collector uses its reserve")
+    return True
 
 
 async def _clear(driver: Driver, prefix: str) -> None:
@@ -251,6 +297,7 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
     await lease.acquire()
     try:
         await asyncio.sleep(propagation)
+        await _recover_trash(driver)
         begun = time.time()
         let_go: set[tuple[str, str]] = set()
         if retention:
@@ -296,6 +343,7 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
             await _clear(driver, SEEN)
         finally:
             await lease.release()
+    await keep_reserve(driver)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("gc%s: %d untagged manifests let go, %d blobs, %d referenced, %d deleted "
              "(%d bytes), kept %d recent and %d seen, %d links removed, %.1f s",
@@ -303,6 +351,23 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
              report.referenced, report.deleted, report.bytes_freed, report.kept_recent,
              report.kept_seen, report.links_removed, report.seconds)
     return report
+
+
+async def _recover_trash(driver: Driver) -> None:
+    """Put back what an interrupted collection (store down, process killed) left
+    in the trash: it may have been named meanwhile, and this collection judges it
+    again like any other blob."""
+    async for info in driver.walk(TRASH):
+        parts = info.path.split("/")
+        try:
+            digest = Digest.parse(f"{parts[-2]}:{parts[-1]}")
+        except (DigestInvalid, IndexError):
+            await driver.delete(info.path)  # not ours
+            continue
+        if await _exists(driver, paths.blob(digest)):
+            await driver.delete(info.path)  # pushed again meanwhile: the copy goes
+        else:
+            await driver.move(info.path, paths.blob(digest))
 
 
 async def _exists(driver: Driver, path: str) -> bool:

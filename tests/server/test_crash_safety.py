@@ -13,7 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from harness import child_env, free_port, wait_ready
+from harness import child_env, serve_on_tmpfs
 
 
 def sha(data: bytes) -> str:
@@ -58,24 +58,8 @@ def test_kill_9_mid_upload_then_resume(start_registry, tmp_path):
     assert got.status_code == 200 and sha(got.content) == digest
 
 
-def _serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
-    """A registry whose storage is a small tmpfs in a private mount namespace."""
-    root = tmp_path / "small"
-    root.mkdir()
-    port = free_port()
-    script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
-              f"registry serve --listen 127.0.0.1:{port} --data {root}")
-    env = child_env()
-    log = open(tmp_path / "small.log", "wb")
-    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                             script], stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc)
-    return proc, url
-
-
 def test_full_disk_mid_upload_loses_nothing(tmp_path):
-    proc, url = _serve_on_tmpfs(tmp_path, 24)
+    proc, url = serve_on_tmpfs(tmp_path, 24)
     try:
         repo = "disk/repo"
         small = os.urandom(4 << 20)
