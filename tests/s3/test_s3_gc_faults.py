@@ -121,3 +121,71 @@ async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaw
         assert again.deleted == 0
     finally:
         await raw.close()
+
+
+async def test_two_replicas_one_collector_pushes_on_the_other_lose_nothing(seaweed):
+    """Replica A collects (no grace) while replica B reuses old unreferenced blobs in
+    new images: B sees A's lease through the store, marks what it finds, and loses
+    nothing; B's own collection is refused meanwhile."""
+    import asyncio
+    import uuid
+
+    from registry.core.gc import GcBusy
+
+    bucket = f"gc-{uuid.uuid4().hex[:8]}"
+    replicas = []
+    for _ in range(2):
+        raw = S3Driver(bucket, endpoint_url=seaweed.endpoint, access_key=ACCESS_KEY,
+                       secret_key=SECRET_KEY, janitor=False)
+        driver = CheckedDriver(raw)
+        watch, generations = GcWatch(driver), Generations()
+        reg = build_registry(driver, settings=CoreSettings(gc_watch=watch, shared_store=True),
+                             generations=generations)
+        replicas.append((raw, driver, watch, generations, reg))
+    watches = [asyncio.create_task(r[2].run(period=0.2)) for r in replicas]
+    (_, a_driver, _, a_gen, a), (_, b_driver, b_watch, b_gen, b) = replicas
+    try:
+        config = b'{"os":"linux"}'
+        await push_blob(a, "base/old", config)
+        old = [await push_blob(a, "base/old", b"old layer %d " % i * 300) for i in range(12)]
+        lost = [await push_blob(a, "base/old", b"unwanted %d " % i * 300) for i in range(6)]
+        collection = asyncio.create_task(collect(a_driver, a, a_gen, grace=0, propagation=1.0))
+        for _ in range(200):  # B's watch reads the lease from the store
+            if b_watch.active:
+                break
+            await asyncio.sleep(0.05)
+        assert b_watch.active
+        with pytest.raises(GcBusy):
+            await collect(b_driver, b, b_gen, grace=0, propagation=0)
+
+        async def reuse(i: int) -> bytes:
+            # A client checks the old layer exists, mounts it, pushes an image naming it.
+            repo = f"app/n{i}"
+            digest = old[i]
+            size = await b.blobs.size(digest)
+            assert size is not None, "collected while being checked"
+            await b.blobs.link(repo, digest, size)
+            await b.blobs.link(repo, digest_of(config), len(config))
+            body = json.dumps({
+                "schemaVersion": 2, "mediaType": MT,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": str(digest_of(config)), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": str(digest), "size": size}]}).encode()
+            await b.manifests.put(repo, "v1", body, MT)
+            return body
+
+        bodies = await asyncio.gather(*(reuse(i) for i in range(len(old))))
+        report = await collection
+        assert report.deleted == len(lost)  # the reused ones: named or seen, kept
+        for i, body in enumerate(bodies):
+            got = await a.manifests.get(f"app/n{i}", "v1")
+            assert got.data == body
+            assert await a.blobs.size(old[i]) is not None
+        for digest in lost:
+            assert await a.blobs.size(digest) is None
+    finally:
+        for task in watches:
+            task.cancel()
+        for raw, *_ in replicas:
+            await raw.close()
