@@ -98,7 +98,8 @@ def _collector(driver: Driver, reg: Registry, generations: Generations,
     async def run(dry_run: bool, grace: float | None) -> dict:
         report = await collect(driver, reg, generations,
                                config.gc.grace if grace is None else grace, dry_run,
-                               retention=retention_rules(config.gc.retention))
+                               retention=retention_rules(config.gc.retention),
+                               uploads_after=config.storage.upload_purge_after)
         metrics.requests.gc_report(report)
         return dataclasses.asdict(report)
 
@@ -195,7 +196,8 @@ async def running(config: Config, hooks: Hooks | None = None,
                 if config.gc.interval:
                     await stack.enter_async_context(background(run_periodically(
                         driver, reg, generations, config.gc.interval, config.gc.grace,
-                        metrics.requests.gc_report, retention_rules(config.gc.retention))))
+                        metrics.requests.gc_report, retention_rules(config.gc.retention),
+                        config.storage.upload_purge_after)))
             # Catch-up passes: after a crash (dirty index) and, on a shared store,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not

@@ -249,7 +249,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
             reg = build_registry(driver, NullHooks())
             report = await collect(driver, reg, grace=grace, dry_run=args.dry_run,
                                    owner="registry gc",
-                                   retention=retention_rules(config.gc.retention))
+                                   retention=retention_rules(config.gc.retention),
+                                   uploads_after=config.storage.upload_purge_after)
             if (report.deleted or report.manifests_deleted) and not args.dry_run:
                 await rebuild(reg, index)  # the index drops the links removed
             return report
@@ -271,7 +272,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
                   f"retention rules: {report.manifests_deleted}")
         print(f"{report.blobs} blobs, {report.referenced} referenced; {verb} "
               f"{report.deleted} ({human_size(report.bytes_freed)}); kept {report.kept_recent} "
-              f"younger than the grace period and {report.kept_seen} in use")
+              f"younger than the grace period and {report.kept_seen} in use; "
+              f"{report.uploads_purged} abandoned upload(s) deleted")
     return 0
 
 

@@ -22,8 +22,10 @@ One collector at a time across workers and replicas: a lease in the store
 4. Repositories' links to the blobs deleted are removed (the index follows), found
    by a second walk: the collector holds the set of referenced digests, not every
    link in the store.
+5. Upload sessions untouched for `uploads_after` seconds are deleted.
 
-`dry_run` marks and counts but moves nothing.
+Before marking, whatever an interrupted collection left in the trash is put back
+and judged again. `dry_run` marks and counts but moves nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class GcReport:
     links_removed: int = 0
     manifests_deleted: int = 0  # untagged, by the retention rules
     manifests_kept_seen: int = 0  # retention would have, but a push named them
+    uploads_purged: int = 0  # upload sessions abandoned for [storage] upload_purge_after
     seconds: float = 0.0
 
 
@@ -288,9 +291,12 @@ def _named_by(raw: bytes) -> set[str]:
 async def collect(driver: Driver, reg: Any, generations: Generations | None = None,
                   grace: float = 3600.0, dry_run: bool = False, owner: str = "",
                   propagation: float = PROPAGATION_S,
-                  retention: list[RetentionRule] | None = None) -> GcReport:
+                  retention: list[RetentionRule] | None = None,
+                  uploads_after: float = 0) -> GcReport:
     """One collection (see the module doc) over `reg`, the core services (their
-    deletes keep the index right); GcBusy when another collector runs."""
+    deletes keep the index right); GcBusy when another collector runs.
+    `uploads_after` > 0: upload sessions (OCI and S3 multipart) untouched that long
+    are deleted too (as the server's hourly purge does)."""
     report = GcReport(dry_run=dry_run)
     started = time.monotonic()
     lease = _Lease(driver, owner or f"pid {os.getpid()}")
@@ -338,6 +344,10 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
         if deleted:
             report.links_removed = await _unlink(driver, reg.blobs, deleted)
         await _clear(driver, TRASH)
+        if uploads_after > 0 and not dry_run:
+            report.uploads_purged = await reg.uploads.purge_stale(
+                await reg.catalog.repositories(), uploads_after)
+            report.uploads_purged += await reg.objects.purge_stale_uploads(uploads_after)
     finally:
         try:
             await _clear(driver, SEEN)
@@ -395,12 +405,14 @@ async def _sweep(driver: Driver, digest: Digest) -> bool:
 async def run_periodically(driver: Driver, reg: Any, generations: Generations,
                            interval: float, grace: float,
                            on_report: Callable[[GcReport], None] | None = None,
-                           retention: list[RetentionRule] | None = None) -> None:
+                           retention: list[RetentionRule] | None = None,
+                           uploads_after: float = 0) -> None:
     """[gc] interval: collect every `interval` seconds (one replica at a time)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await collect(driver, reg, generations, grace, retention=retention)
+            report = await collect(driver, reg, generations, grace, retention=retention,
+                                   uploads_after=uploads_after)
             if on_report is not None:
                 on_report(report)
         except GcBusy as exc:

@@ -108,3 +108,22 @@ async def test_a_garbled_lease_blocks_until_it_would_have_expired(monkeypatch):
     monkeypatch.setattr(gc_module, "LEASE_TTL_S", -1.0)  # as if a minute had passed
     report = await collect(driver, reg, generations, grace=0, propagation=0)
     assert report.deleted == 0
+
+
+async def test_abandoned_upload_sessions_go_with_a_collection():
+    import time
+
+    driver, _watch, generations, reg = world()
+    old = await reg.uploads.start("app/a")
+    fresh = await reg.uploads.start("app/a")
+    for path, (data, _) in list(driver.store.files.items()):
+        if old.id in path:
+            driver.store.files[path] = (data, time.time() - 7200)
+    dry = await collect(driver, reg, generations, grace=0, propagation=0, dry_run=True,
+                        uploads_after=3600)
+    assert dry.uploads_purged == 0
+    report = await collect(driver, reg, generations, grace=0, propagation=0,
+                           uploads_after=3600)
+    assert report.uploads_purged == 1
+    paths_left = " ".join(driver.store.files)
+    assert old.id not in paths_left and fresh.id in paths_left
