@@ -187,8 +187,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                               (lambda: node_cache.lru.total) if node_cache else None,
                               lambda: index_hooks.queued, getattr(driver, "stats", None),
                               lambda: last_scrub(driver))
-            if metrics.storage is not None:
-                await stack.enter_async_context(background(metrics.storage.run()))
+            await stack.enter_async_context(background(metrics.run()))
             gc = None
             if watch is not None:
                 await stack.enter_async_context(background(watch.run()))

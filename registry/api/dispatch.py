@@ -101,11 +101,11 @@ class Dispatcher:
         if metrics is None:
             return await self._handle(request)
         started = time.perf_counter()
-        metrics.in_flight.inc()
+        metrics.active += 1
         try:
             response = await self._handle(request)
         finally:
-            metrics.in_flight.dec()
+            metrics.active -= 1
         sent = response.body_length if response.prepared else (response.content_length or 0)
         headers_at = request.get(HEADERS_AT)
         metrics.observe(request[FAMILY], request.method if request.method in _METHODS

@@ -23,6 +23,7 @@ from registry.api.request_metrics import RequestMetrics
 from registry.api.store_metrics import ScrubGauges, StorageMetrics
 from registry.cache.stats import CacheStats
 
+SYNC_S = 2.0
 CACHE_COUNTERS = {
     "hits": ("registry_cache_hits", "Blob requests answered from what the node cache holds"),
     "misses": ("registry_cache_misses", "Blob requests that started a download"),
@@ -85,9 +86,22 @@ class Metrics:
                            "Bytes of blobs this node-cache process counts as held", held_bytes)
             self.registry.register(gauge)
 
-    async def render(self) -> bytes:
+    def sync(self) -> None:
+        """Copy what the hot paths keep in plain integers into the shared series."""
+        self.requests.sync()
         if self.storage is not None:
             self.storage.sync()
+
+    async def run(self) -> None:
+        """sync() every SYNC_S seconds, for the life of the process (with several
+        workers, a scrape answered by one worker sees the others' figures as of
+        their last sync)."""
+        while True:
+            await asyncio.sleep(SYNC_S)
+            self.sync()
+
+    async def render(self) -> bytes:
+        self.sync()
         if self._scrub is not None:
             await self._scrub.refresh()
         if self._cache_counters is not None:

@@ -25,8 +25,9 @@ KINDS = {"get_manifest": "manifest_get", "get_blob": "blob_get", "start_upload":
 UPLOADING = frozenset({"start_upload", "patch_upload", "put_upload", "put_object",
                        "upload_part"})
 # Kinds whose time to the first byte of the answer (the headers) is worth a series:
-# a blob GET's total time is mostly the client's download.
-FIRST_BYTE = frozenset({"blob_get", "manifest_get"})
+# a blob GET's total time is mostly the client's download (a manifest is answered
+# whole: its total time is its first byte).
+FIRST_BYTE = frozenset({"blob_get"})
 # From a cached manifest (~0.2 ms) to a large blob or upload (minutes).
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
            30, 60, 300, float("inf"))
@@ -78,6 +79,13 @@ class RequestMetrics:
                              "When the last garbage collection finished", registry=None,
                              multiprocess_mode="max")
         self._children: dict[tuple, tuple] = {}
+        # Requests being answered by this process: a plain integer on the hot path
+        # (a gauge update is a locked write per request), copied into the gauge by
+        # sync(), every 2 s and before each exposition.
+        self.active = 0
+
+    def sync(self) -> None:
+        self.in_flight.set(self.active)
 
     def register(self, registry: CollectorRegistry) -> None:
         """Expose these series from `registry`: all processes' in multiprocess mode."""

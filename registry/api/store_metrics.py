@@ -2,9 +2,10 @@
 
 Storage: the driver wrapper (storage/base.py CheckedDriver) counts calls, misses,
 errors and bytes per operation with plain integers, about a microsecond a call;
-this module moves what they grew by into prometheus-client counters every two
-seconds and before each exposition, so that with several workers the counters of
-every process add up (multiprocess mode) without a shared write on every call.
+this module moves what they grew by into prometheus-client counters when
+`Metrics.sync` runs (every two seconds and before each exposition), so that with
+several workers the counters of every process add up (multiprocess mode) without
+a shared write on every call.
 
 Scrub: `registry scrub` runs as its own process and leaves its figures in the
 store (core/scrub.py); any worker serves them as gauges, read at most every 5 s.
@@ -12,7 +13,6 @@ store (core/scrub.py); any worker serves them as gauges, read at most every 5 s.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -22,7 +22,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from registry.api.request_metrics import multiprocess
 
-SYNC_S = 2.0
 SCRUB_TTL_S = 5.0
 # (counter, the stats field it follows)
 _FIELDS = ("calls", "errors", "not_found", "bytes_read", "bytes_written")
@@ -67,12 +66,6 @@ class StorageMetrics:
                 if grown > 0:
                     self._counters[field].labels(driver, op).inc(grown)
                     self._last[key] = value
-
-    async def run(self) -> None:
-        """Sync every SYNC_S seconds, for the life of the process."""
-        while True:
-            await asyncio.sleep(SYNC_S)
-            self.sync()
 
 
 SCRUB_GAUGES = {
