@@ -7,23 +7,11 @@ import asyncio
 import json
 
 import pytest
-from core_helpers import push_blob, push_image
+from core_helpers import gc_world, push_blob, push_image
 
-from registry.core.cache import Generations
-from registry.core.factory import CoreSettings, build_registry
-from registry.core.gc import GcBusy, GcWatch, collect
+from registry.core.gc import GcBusy, collect
 from registry.core.grammar import Digest
 from registry.storage import paths
-from registry.storage.memory import MemoryDriver
-
-
-def world():
-    driver = MemoryDriver()
-    watch = GcWatch(driver)
-    generations = Generations()
-    reg = build_registry(driver, settings=CoreSettings(gc_watch=watch),
-                         generations=generations)
-    return driver, watch, generations, reg
 
 
 async def exists(driver, digest) -> bool:
@@ -35,7 +23,7 @@ async def exists(driver, digest) -> bool:
 
 
 async def test_collect_keeps_what_manifests_and_objects_name():
-    driver, _watch, generations, reg = world()
+    driver, _watch, generations, reg = gc_world()
     kept, body = await push_image(reg, "app/a", "v1")
     untagged, _ = await push_image(reg, "app/a", None, note="untagged")  # kept: a manifest
     orphan = await push_blob(reg, "app/a", b"pushed, never named" * 100)
@@ -57,7 +45,7 @@ async def test_collect_keeps_what_manifests_and_objects_name():
 
 
 async def test_dry_run_and_grace():
-    driver, _watch, generations, reg = world()
+    driver, _watch, generations, reg = gc_world()
     orphan = await push_blob(reg, "app/a", b"orphan")
     dry = await collect(driver, reg, generations, grace=0, propagation=0, dry_run=True)
     assert dry.deleted == 1 and await exists(driver, orphan)
@@ -66,7 +54,7 @@ async def test_dry_run_and_grace():
 
 
 async def test_one_collector_at_a_time():
-    driver, _watch, generations, reg = world()
+    driver, _watch, generations, reg = gc_world()
     first = asyncio.create_task(collect(driver, reg, generations, grace=0,
                                         propagation=1.0))
     await asyncio.sleep(0.4)
@@ -79,7 +67,7 @@ async def test_one_collector_at_a_time():
 async def test_a_blob_found_during_the_collection_is_kept():
     """A client checks an old unreferenced blob (HEAD), then pushes a manifest naming
     it: the blob must survive the collection running meanwhile."""
-    driver, watch, generations, reg = world()
+    driver, watch, generations, reg = gc_world()
     reused = await push_blob(reg, "app/a", b"old layer, about to be reused" * 50)
     lost = await push_blob(reg, "app/a", b"old layer nobody wants" * 50)
     task = asyncio.create_task(collect(driver, reg, generations, grace=0,
@@ -97,7 +85,7 @@ async def test_a_blob_found_during_the_collection_is_kept():
 
 
 async def test_a_garbled_lease_blocks_until_it_would_have_expired(monkeypatch):
-    driver, watch, generations, reg = world()
+    driver, watch, generations, reg = gc_world()
     await driver.put_content("_gc/lease", b"{half a lea")
     with pytest.raises(GcBusy):
         await collect(driver, reg, generations, grace=0, propagation=0)
@@ -113,7 +101,7 @@ async def test_a_garbled_lease_blocks_until_it_would_have_expired(monkeypatch):
 async def test_abandoned_upload_sessions_go_with_a_collection():
     import time
 
-    driver, _watch, generations, reg = world()
+    driver, _watch, generations, reg = gc_world()
     old = await reg.uploads.start("app/a")
     fresh = await reg.uploads.start("app/a")
     for path, (data, _) in list(driver.store.files.items()):

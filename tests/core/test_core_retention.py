@@ -8,12 +8,10 @@ import json
 import time
 
 import pytest
-from core_helpers import OCI_MANIFEST, digest_of, push_image
+from core_helpers import OCI_MANIFEST, digest_of, gc_world, push_image
 
-from registry.core.cache import Generations
 from registry.core.errors import ManifestUnknown
-from registry.core.factory import CoreSettings, build_registry
-from registry.core.gc import GcWatch, collect
+from registry.core.gc import collect
 from registry.core.retention import RetentionRule, retention_rules
 from registry.storage.memory import MemoryDriver
 
@@ -21,13 +19,6 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DAY = 86400.0
 
 
-def world():
-    driver = MemoryDriver()
-    watch = GcWatch(driver)
-    generations = Generations()
-    reg = build_registry(driver, settings=CoreSettings(gc_watch=watch),
-                         generations=generations)
-    return driver, watch, generations, reg
 
 
 def age(driver: MemoryDriver, digest, days: float) -> None:
@@ -63,7 +54,7 @@ def test_rules_parse_and_refuse():
 
 
 async def test_keep_newest_and_days():
-    driver, _w, generations, reg = world()
+    driver, _w, generations, reg = gc_world()
     tagged, _ = await image(reg, driver, "ci/app", "tagged", 30, tag="latest")
     old = [(await image(reg, driver, "ci/app", f"old{i}", 20 + i))[0] for i in range(3)]
     recent, _ = await image(reg, driver, "ci/app", "recent", 2)
@@ -88,7 +79,7 @@ async def test_keep_newest_and_days():
 
 
 async def test_children_referrers_and_grace_are_kept():
-    driver, _w, generations, reg = world()
+    driver, _w, generations, reg = gc_world()
     child, child_body = await image(reg, driver, "ci/multi", "amd64", 30)
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": str(child), "size": len(child_body)}]}).encode()
@@ -117,7 +108,7 @@ async def test_children_referrers_and_grace_are_kept():
 
 
 async def test_dry_run_deletes_nothing_and_counts_the_same():
-    driver, _w, generations, reg = world()
+    driver, _w, generations, reg = gc_world()
     old, _ = await image(reg, driver, "ci/app", "old", 30)
     rules = retention_rules(["ci/* days=7"])
     dry = await collect(driver, reg, generations, grace=0, propagation=0, dry_run=True,
@@ -132,7 +123,7 @@ async def test_dry_run_deletes_nothing_and_counts_the_same():
 async def test_a_tag_pushed_while_retention_deletes_is_never_dangling():
     """The race: retention picked an old untagged manifest; a client tags it (pushes
     the same bytes by tag) just as its revision link goes. The tag must resolve."""
-    driver, watch, generations, reg = world()
+    driver, watch, generations, reg = gc_world()
     old, body = await image(reg, driver, "ci/app", "reused", 30)
     real_delete = driver.delete
     pushed = asyncio.Event()

@@ -50,3 +50,12 @@ def registry(seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
                  env=seaweed.registry_env(BUCKET, f"shared-{uuid.uuid4().hex[:12]}"))
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+def own_seaweed(tmp_path) -> Iterator[Seaweed]:
+    """A SeaweedFS of the test's own, for tests that kill and restart the store."""
+    server = Seaweed(tmp_path / "seaweed")
+    server.start()
+    yield server
+    server.stop()

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Iterator
 
-import pytest
 import requests
 from s3_oci import digest, pull_image, push_image
 from seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
@@ -23,14 +22,6 @@ MiB = 1 << 20
 BUCKET = "faults"
 # Connection refused is retried a few times with backoff, then answered 503.
 FAIL_FAST_S = 5.0
-
-
-@pytest.fixture
-def own_seaweed(tmp_path) -> Iterator[Seaweed]:
-    server = Seaweed(tmp_path / "seaweed")
-    server.start()
-    yield server
-    server.stop()
 
 
 def _unavailable(r: requests.Response) -> None:

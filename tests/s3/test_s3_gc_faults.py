@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
 import pytest
-from seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+from seaweed import ACCESS_KEY, SECRET_KEY
 
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
@@ -24,14 +23,6 @@ from registry.storage.s3 import S3Driver
 
 BUCKET = "gcfaults"
 MT = "application/vnd.oci.image.manifest.v1+json"
-
-
-@pytest.fixture
-def own_seaweed(tmp_path) -> Iterator[Seaweed]:
-    server = Seaweed(tmp_path / "seaweed")
-    server.start()
-    yield server
-    server.stop()
 
 
 def digest_of(data: bytes) -> Digest:

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from harness import child_env, launch
+from harness import child_env, image_manifest, launch
 from prometheus_client.parser import text_string_to_metric_families
 
 MT = "application/vnd.oci.image.manifest.v1+json"
@@ -31,12 +31,7 @@ def put_blob(url: str, repo: str, data: bytes) -> str:
 
 
 def put_image(url: str, repo: str, tag: str, config: bytes, layers: list[bytes]) -> bytes:
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MT,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": sha(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(x),
-                    "size": len(x)} for x in layers]}).encode()
+    manifest = image_manifest(config, layers)
     r = requests.put(f"{url}/v2/{repo}/manifests/{tag}", data=manifest,
                      headers={"Content-Type": MT}, timeout=60)
     assert r.status_code == 201, r.text
@@ -196,12 +191,7 @@ def test_retention_while_clients_tag_old_manifests(tmp_path):
         for _ in range(30):
             layer = os.urandom(20_000)
             put_blob(reg.url, "ci/app", layer)
-            manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": MT,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": sha(config), "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": sha(layer), "size": len(layer)}]}).encode()
+            manifest = image_manifest(config, [layer])
             r = requests.put(f"{reg.url}/v2/ci/app/manifests/{sha(manifest)}", data=manifest,
                              headers={"Content-Type": MT}, timeout=60)
             assert r.status_code == 201, r.text

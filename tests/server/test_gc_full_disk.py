@@ -4,13 +4,12 @@ what must still run, and it must lose nothing while pushes fail around it."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import threading
 
 import requests
-from harness import serve_on_tmpfs
+from harness import image_manifest, serve_on_tmpfs
 
 MT = "application/vnd.oci.image.manifest.v1+json"
 
@@ -43,12 +42,7 @@ def test_collection_on_a_full_disk_frees_it_and_loses_nothing(tmp_path):
     try:
         config, layer = b'{"os":"linux"}', os.urandom(2 << 20)
         assert push(url, "disk/app", config) == 201 and push(url, "disk/app", layer) == 201
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": MT,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha(config), "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": sha(layer), "size": len(layer)}]}).encode()
+        manifest = image_manifest(config, [layer])
         r = requests.put(f"{url}/v2/disk/app/manifests/v1", data=manifest,
                          headers={"Content-Type": MT}, timeout=30)
         assert r.status_code == 201, r.text
