@@ -578,9 +578,10 @@ def _gpg(home: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_signed_install_from_the_classic_view(pushed: Setup):
-    """`[spack] signing_key`: a second registry process on the same store, with a site
-    key, signs what it synthesizes for the unsigned OCI push; a client that trusts only
-    the key the cache publishes installs with signature checks on (no --unsigned)."""
+    """`[spack] signing_key`: a second registry process on a copy of the store (one
+    instance per store), with a site key, signs what it synthesizes for the unsigned OCI
+    push; a client that trusts only the key the cache publishes installs with signature
+    checks on (no --unsigned)."""
     homes = [tempfile.mkdtemp(prefix="g", dir="/tmp") for _ in range(2)]  # short: agent socket
     site, client_home = homes
     try:
@@ -590,9 +591,10 @@ def test_signed_install_from_the_classic_view(pushed: Setup):
         cert = pushed.cert
         config = (REGISTRY_CONFIG.format(cert=cert, key=cert.parent / "key.pem")
                   + f'[spack]\nsigning_key = "spack@site.example"\ngnupg_home = "{site}"\n')
+        copy = pushed.tmp / "signing-registry" / "data"
+        shutil.copytree(pushed.registry.data_dir, copy)
         signing = launch(pushed.tmp / "signing-registry", config=config, scheme="https",
-                         verify=str(cert), data=False,
-                         args=["--data", str(pushed.registry.data_dir)])
+                         verify=str(cert))
         try:
             spack = Spack(pushed.spack_root, pushed.version, pushed.tmp / "consumer-signed",
                           pushed.repos, cert, signing, pushed.python,
