@@ -45,6 +45,7 @@ from registry.core.cache import GLOBAL, Generations
 from registry.core.catalog import MANIFEST, blob_of, link_of
 from registry.core.errors import BlobUnknown, DigestInvalid
 from registry.core.grammar import Digest
+from registry.core.manifest_format import named_digests
 from registry.core.retention import RetentionReport, RetentionRule
 from registry.core.retention import apply as apply_retention
 from registry.storage import paths
@@ -245,7 +246,7 @@ async def _mark(driver: Driver, let_go: set[tuple[str, str]]) -> set[str]:
             raw = await driver.get_content(paths.blob(digest), MAX_MANIFEST)
         except PathNotFound:
             continue
-        marked.update(_named_by(raw))
+        marked.update(named_digests(raw))
     # S3 objects naming blobs, and whatever the Spack area writes down.
     for area in (paths.OBJECTS, paths.SPACK):
         async for info in driver.walk(area):
@@ -272,20 +273,6 @@ async def _unlink(driver: Driver, blobs: Any, deleted: set[str]) -> int:
         except BlobUnknown:
             pass
     return removed
-
-
-def _named_by(raw: bytes) -> set[str]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return set()
-    named = set()
-    if isinstance(doc, dict):
-        for desc in [doc.get("config"), *(doc.get("layers") or []),
-                     *(doc.get("manifests") or []), *(doc.get("blobs") or [])]:
-            if isinstance(desc, dict) and isinstance(desc.get("digest"), str):
-                named.add(desc["digest"])
-    return named
 
 
 async def collect(driver: Driver, reg: Any, generations: Generations | None = None,

@@ -227,3 +227,20 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
         if media_type == DOCKER_MANIFEST and "layers" not in doc:
             raise _fail("a Docker manifest needs a layers array")
     return manifest
+
+
+def named_digests(raw: bytes) -> set[str]:
+    """The digests a stored manifest's descriptors name (config, layers, an index's
+    manifests, an artifact's blobs), read leniently: housekeeping (the collector,
+    retention) must keep what a document names, not judge the document."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return set()
+    named = set()
+    if isinstance(doc, dict):
+        for desc in [doc.get("config"), *(doc.get("layers") or []),
+                     *(doc.get("manifests") or []), *(doc.get("blobs") or [])]:
+            if isinstance(desc, dict) and isinstance(desc.get("digest"), str):
+                named.add(desc["digest"])
+    return named

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from registry.core.catalog import MANIFEST, link_of
 from registry.core.grammar import Digest, DigestInvalid
-from registry.core.manifest_format import INDEX_TYPES
+from registry.core.manifest_format import INDEX_TYPES, named_digests
 from registry.core.protocols import Manifests, Tags
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
@@ -107,12 +107,10 @@ async def _describe(driver: Driver, repo: str, digest: str, rev: _Revision) -> N
 
 async def _children(driver: Driver, digest: str) -> set[str]:
     try:
-        doc = json.loads(await driver.get_content(paths.blob(Digest.parse(digest)), MAX_INDEX))
-    except (PathNotFound, ValueError, DigestInvalid):
+        raw = await driver.get_content(paths.blob(Digest.parse(digest)), MAX_INDEX)
+    except (PathNotFound, DigestInvalid):
         return set()
-    entries = doc.get("manifests") if isinstance(doc, dict) else None
-    return {e["digest"] for e in entries or [] if isinstance(e, dict)
-            and isinstance(e.get("digest"), str)}
+    return named_digests(raw)
 
 
 async def doomed(driver: Driver, tags: Tags, repo: str, rule: RetentionRule,
