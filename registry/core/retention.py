@@ -120,8 +120,11 @@ async def doomed(driver: Driver, tags: Tags, repo: str, rule: RetentionRule,
     tagged = {str(d) for d in (await tags.targets(repo)).values()}
     if not set(revisions) - tagged:
         return []
+    referrers: dict[str, list[str]] = {}
     for digest, rev in revisions.items():
         await _describe(driver, repo, digest, rev)
+        if rev.subject is not None:
+            referrers.setdefault(rev.subject, []).append(digest)
     kept: set[str] = set()
 
     async def keep_with_dependants(roots: set[str]) -> None:
@@ -134,7 +137,7 @@ async def doomed(driver: Driver, tags: Tags, repo: str, rule: RetentionRule,
             more: set[str] = set()
             if revisions[digest].media_type in INDEX_TYPES:
                 more |= await _children(driver, digest)
-            more |= {d for d, r in revisions.items() if r.subject == digest}
+            more.update(referrers.get(digest, ()))
             fresh = [d for d in more if d in revisions and d not in kept]
             kept.update(fresh)
             todo.extend(fresh)
