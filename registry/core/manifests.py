@@ -261,6 +261,14 @@ class ManifestService:
         path = paths.revision_link(repo, digest)
         try:
             link = await self.driver.get_content(path, 4096)
+        except PathNotFound:
+            return False
+        try:
+            rev = json.loads(link)
+            subject = await self._subject_of(repo, digest, rev)  # as delete finds it
+        except (ValueError, AttributeError, KeyError, DigestInvalid):
+            subject = None  # an unreadable link: no referrer link to go with it
+        try:
             await self.driver.delete(path)
         except PathNotFound:
             return False
@@ -269,14 +277,9 @@ class ManifestService:
             await self.driver.put_content(path, link)  # pushed meanwhile: it stays
             self.generations.bump(repo)
             return False
-        try:
-            subject = json.loads(link).get("subject")
-        except (ValueError, AttributeError):
-            subject = None
-        if subject:
-            with contextlib.suppress(PathNotFound, DigestInvalid):
-                await self.driver.delete(
-                    paths.referrer_link(repo, Digest.parse(subject), digest))
+        if subject is not None:
+            with contextlib.suppress(PathNotFound):
+                await self.driver.delete(paths.referrer_link(repo, subject, digest))
         await emit(self.hooks.manifest_deleted(repo, digest))
         return True
 
