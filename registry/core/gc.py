@@ -92,6 +92,10 @@ def _seen_path(digest: Digest) -> str:
     return f"{SEEN}/{digest.algorithm}/{digest.hex}"
 
 
+def _trash_path(digest: Digest) -> str:
+    return f"{TRASH}/{digest.algorithm}/{digest.hex}"
+
+
 class GcWatch:
     """This process's view of whether a collection runs, and its seen marks."""
 
@@ -293,10 +297,13 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
         await _recover_trash(driver)
         begun = time.time()
         let_go: set[tuple[str, str]] = set()
+        purge = uploads_after > 0 and not dry_run
+        # One walk of the tree for the two passes that go repository by repository.
+        repositories = await reg.catalog.repositories() if retention or purge else []
         if retention:
             kept = RetentionReport()
             let_go = await apply_retention(
-                driver, reg.manifests, reg.tags, retention, await reg.catalog.repositories(),
+                driver, reg.manifests, reg.tags, retention, repositories,
                 grace, lambda d: _exists(driver, _seen_path(d)), dry_run, kept)
             report.manifests_deleted = kept.manifests_deleted
             report.manifests_kept_seen = kept.manifests_kept_seen
@@ -331,9 +338,8 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
         if deleted:
             report.links_removed = await _unlink(driver, reg.blobs, deleted)
         await _clear(driver, TRASH)
-        if uploads_after > 0 and not dry_run:
-            report.uploads_purged = await reg.uploads.purge_stale(
-                await reg.catalog.repositories(), uploads_after)
+        if purge:
+            report.uploads_purged = await reg.uploads.purge_stale(repositories, uploads_after)
             report.uploads_purged += await reg.objects.purge_stale_uploads(uploads_after)
     finally:
         try:
@@ -377,7 +383,7 @@ async def _exists(driver: Driver, path: str) -> bool:
 
 async def _sweep(driver: Driver, digest: Digest) -> bool:
     """Trash the blob, look for a seen mark once more, then delete or put it back."""
-    trash = f"{TRASH}/{digest.algorithm}/{digest.hex}"
+    trash = _trash_path(digest)
     try:
         await driver.move(paths.blob(digest), trash)
     except PathNotFound:
