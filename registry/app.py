@@ -94,7 +94,8 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
 
 def _collector(driver: Driver, reg: Registry, generations: Generations,
                config: Config, metrics: Metrics) -> Collector:
-    """POST /api/v1/gc: a collection in this process (its workers' caches follow)."""
+    """A collection in this process with the server's settings (its workers' caches
+    follow): POST /api/v1/gc, and [gc] interval."""
     async def run(dry_run: bool, grace: float | None) -> dict:
         report = await collect(driver, reg, generations,
                                config.gc.grace if grace is None else grace, dry_run,
@@ -194,9 +195,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                 gc = _collector(driver, reg, generations, config, metrics)
                 if config.gc.interval:
                     await stack.enter_async_context(background(run_periodically(
-                        driver, reg, generations, config.gc.interval, config.gc.grace,
-                        metrics.requests.gc_report, retention_rules(config.gc.retention),
-                        config.storage.upload_purge_after)))
+                        config.gc.interval, lambda: gc(False, None))))
             # Catch-up passes: after a crash (dirty index) and, on a shared store,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not

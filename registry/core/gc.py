@@ -37,7 +37,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -395,19 +395,14 @@ async def _sweep(driver: Driver, digest: Digest) -> bool:
     return True
 
 
-async def run_periodically(driver: Driver, reg: Any, generations: Generations,
-                           interval: float, grace: float,
-                           on_report: Callable[[GcReport], None] | None = None,
-                           retention: list[RetentionRule] | None = None,
-                           uploads_after: float = 0) -> None:
-    """[gc] interval: collect every `interval` seconds (one replica at a time)."""
+async def run_periodically(interval: float,
+                           collect_once: Callable[[], Awaitable[Any]]) -> None:
+    """[gc] interval: run `collect_once` (a `collect` with the server's settings)
+    every `interval` seconds; one replica at a time, by the lease."""
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await collect(driver, reg, generations, grace, retention=retention,
-                                   uploads_after=uploads_after)
-            if on_report is not None:
-                on_report(report)
+            await collect_once()
         except GcBusy as exc:
             log.info("gc skipped: %s", exc)
         except Exception:  # housekeeping must never stop the server

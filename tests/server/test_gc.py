@@ -249,3 +249,25 @@ def test_retention_while_clients_tag_old_manifests(tmp_path):
         assert "Traceback" not in reg.log()
     finally:
         reg.stop()
+
+
+def test_gc_interval_collects_on_its_own(tmp_path):
+    """`[gc] interval`: the server collects by itself, with its settings (the orphan
+    stays: younger than the grace period), and says so on /metrics."""
+    reg = launch(tmp_path, config="[gc]\ninterval = 1\n")
+    try:
+        orphan = put_blob(reg.url, "app/a", os.urandom(1000))
+        deadline = time.monotonic() + 30
+        runs = 0.0
+        while runs < 1:
+            assert time.monotonic() < deadline, "no collection ran"
+            time.sleep(0.5)
+            runs = sum(s.value for family in text_string_to_metric_families(
+                requests.get(f"{reg.url}/metrics", timeout=10).text)
+                for s in family.samples
+                if s.name == "registry_gc_runs_total" and s.labels == {"dry_run": "false"})
+        assert requests.head(f"{reg.url}/v2/app/a/blobs/{orphan}", timeout=10).status_code \
+            == 200
+        assert "gc:" in reg.log() and "Traceback" not in reg.log()
+    finally:
+        reg.stop()
