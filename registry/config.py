@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from registry.specs import parse_quota, parse_retention
+
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
@@ -370,14 +372,17 @@ def validate(config: Config) -> list[str]:
     if not 1024 <= config.limits.manifest_max_bytes <= 64 << 20:
         problems.append("[limits] manifest_max_bytes: expected 1024 to 67108864, "
                         f"got {config.limits.manifest_max_bytes}")
+    # The very parsers the services use (registry/specs.py).
     for quota in config.limits.quotas:
-        if not re.fullmatch(r"\S+\s+\d+(\.\d+)?\s*[KMGTPkmgtp]?i?[Bb]?", quota.strip()):
-            problems.append(f"[limits] quotas: expected \"PATTERN SIZE\" like \"team/* 50GiB\", "
-                            f"got {quota!r}")
+        try:
+            parse_quota(quota)
+        except ValueError as exc:
+            problems.append(f"[limits] quotas: {exc}")
     for rule in config.gc.retention:
-        if not re.fullmatch(r"\S+(\s+(keep=\d+|days=\d+(\.\d+)?))+", str(rule).strip()):
-            problems.append(f"[gc] retention: expected \"PATTERN keep=N days=D\" (either or "
-                            f"both) like \"ci/* keep=10 days=7\", got {rule!r}")
+        try:
+            parse_retention(rule)
+        except ValueError as exc:
+            problems.append(f"[gc] retention: {exc}")
     if config.gc.interval < 0 or config.gc.grace < 60:
         problems.append(f"[gc] interval >= 0 and grace >= 60 seconds expected, got "
                         f"{config.gc.interval} and {config.gc.grace}")

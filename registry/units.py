@@ -1,6 +1,19 @@
-"""Sizes as people read them (a leaf: anything may import it)."""
+"""Sizes as people read and write them (a leaf: anything may import it)."""
 
 from __future__ import annotations
+
+import re
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)", re.IGNORECASE)
+_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `50GiB`, `1.5T`, `500MB`, `1024` (powers of 1024 throughout)."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"expected a size like 50GiB or 500MiB, got {text!r}")
+    return int(float(m.group(1)) * 1024 ** _UNITS[m.group(2).upper()])
 
 
 def human_size(n: float) -> str:

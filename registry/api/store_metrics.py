@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from registry.api.request_metrics import multiprocess
 
 SCRUB_TTL_S = 5.0
-# (counter, the stats field it follows)
+# The driver counters (storage.base.OpStats) followed, each by a counter of its own.
 _FIELDS = ("calls", "errors", "not_found", "bytes_read", "bytes_written")
 
 

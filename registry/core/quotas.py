@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -26,19 +25,10 @@ from registry.core.errors import RegistryError
 from registry.core.grammar import Digest
 from registry.core.protocols import Uploads
 from registry.core.service import Registry
+from registry.specs import parse_quota
 from registry.units import human_size
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)", re.IGNORECASE)
-_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 USAGE_TTL_S = 2.0
-
-
-def parse_size(text: str) -> int:
-    """Bytes in `50GiB`, `1.5T`, `500MB`, `1024` (powers of 1024 throughout)."""
-    m = _SIZE.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"expected a size like 50GiB or 500MiB, got {text!r}")
-    return int(float(m.group(1)) * 1024 ** _UNITS[m.group(2).upper()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +40,7 @@ class Quota:
 
     @classmethod
     def parse(cls, text: str) -> Quota:
-        pattern, _, size = text.strip().rpartition(" ")
-        if not pattern.strip():
-            raise ValueError(f"expected PATTERN SIZE, e.g. \"team/* 50GiB\", got {text!r}")
-        return cls(pattern.strip(), parse_size(size))
+        return cls(*parse_quota(text))
 
     def covers(self, repo: str) -> bool:
         return fnmatch.fnmatchcase(repo, self.pattern)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,11 +29,11 @@ from registry.core.catalog import MANIFEST, link_of
 from registry.core.grammar import Digest, DigestInvalid
 from registry.core.manifest_format import INDEX_TYPES, named_digests
 from registry.core.protocols import Manifests, Tags
+from registry.specs import parse_retention
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
 MAX_INDEX = 4 << 20
-_PART = re.compile(r"(keep|days)=(\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +47,7 @@ class RetentionRule:
 
     @classmethod
     def parse(cls, text: str) -> RetentionRule:
-        words = text.split()
-        if len(words) < 2:
-            raise ValueError(f"expected PATTERN keep=N and/or days=D, got {text!r}")
-        keep = days = None
-        for word in words[1:]:
-            m = _PART.fullmatch(word)
-            if m is None:
-                raise ValueError(f"expected keep=N or days=D, got {word!r} in {text!r}")
-            if m.group(1) == "keep":
-                if "." in m.group(2):
-                    raise ValueError(f"keep= takes a whole number, got {word!r}")
-                keep = int(m.group(2))
-            else:
-                days = float(m.group(2))
-        return cls(words[0], keep, days)
+        return cls(*parse_retention(text))
 
     def covers(self, repo: str) -> bool:
         return fnmatch.fnmatchcase(repo, self.pattern)

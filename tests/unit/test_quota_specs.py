@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.core.quotas import Quota, parse_size
+from registry.core.quotas import Quota
+from registry.units import parse_size
 
 
 @pytest.mark.parametrize("text,want", [
@@ -27,3 +28,22 @@ def test_quota_patterns():
     assert q.covers("team/app") and q.covers("team/deep/app") and not q.covers("teams/app")
     with pytest.raises(ValueError):
         Quota.parse("50GiB")
+
+
+def test_what_the_config_check_accepts_the_server_runs(tmp_path):
+    """`registry config check` and the quota decorator read a quota with one parser:
+    a size written with a space ("2 GiB") passed the check's regex and then failed
+    Quota.parse at start-up, with a traceback."""
+    from registry.config import ConfigError, load
+
+    f = tmp_path / "r.toml"
+    f.write_text('[limits]\nquotas = ["team/* 2 GiB", "ci/* 500MiB"]\n')
+    quotas = [Quota.parse(q) for q in load(f, env={}).limits.quotas]
+    assert quotas == [Quota("team/*", 2 << 30), Quota("ci/*", 500 << 20)]
+    for bad in ("team/*", "team/* lots", "50GiB", "team/* 2 GiB extra"):
+        f.write_text(f'[limits]\nquotas = ["{bad}"]\n')
+        with pytest.raises(ConfigError) as info:
+            load(f, env={})
+        assert "[limits] quotas" in info.value.problems[0] and bad in info.value.problems[0]
+        with pytest.raises(ValueError):
+            Quota.parse(bad)
