@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from registry.api.access import AccessControl
 from registry.api.common import Context
@@ -92,6 +93,13 @@ async def _purge_uploads(reg: Registry, older_than: int) -> None:
             log.exception("upload purge failed")
 
 
+def collection_settings(config: Config) -> dict[str, Any]:
+    """What every collection of this config's store applies beyond its grace period
+    (the server's, and `registry gc`'s): retention rules, the upload purge."""
+    return {"retention": retention_rules(config.gc.retention),
+            "uploads_after": config.storage.upload_purge_after}
+
+
 def _collector(driver: Driver, reg: Registry, generations: Generations,
                config: Config, metrics: Metrics) -> Collector:
     """A collection in this process with the server's settings (its workers' caches
@@ -99,8 +107,7 @@ def _collector(driver: Driver, reg: Registry, generations: Generations,
     async def run(dry_run: bool, grace: float | None) -> dict:
         report = await collect(driver, reg, generations,
                                config.gc.grace if grace is None else grace, dry_run,
-                               retention=retention_rules(config.gc.retention),
-                               uploads_after=config.storage.upload_purge_after)
+                               **collection_settings(config))
         metrics.requests.gc_report(report)
         return dataclasses.asdict(report)
 

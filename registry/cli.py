@@ -221,12 +221,12 @@ def cmd_du(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    from registry.app import collection_settings
     from registry.cli_auth import parse_duration
     from registry.core.factory import build_registry
     from registry.core.gc import GcBusy, collect
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
-    from registry.core.retention import retention_rules
     from registry.startup import StartupError, lock_instance
 
     config = _load(args)
@@ -248,9 +248,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         async with _store(config) as (driver, index):
             reg = build_registry(driver, NullHooks())
             report = await collect(driver, reg, grace=grace, dry_run=args.dry_run,
-                                   owner="registry gc",
-                                   retention=retention_rules(config.gc.retention),
-                                   uploads_after=config.storage.upload_purge_after)
+                                   owner="registry gc", **collection_settings(config))
             if (report.deleted or report.manifests_deleted) and not args.dry_run:
                 await rebuild(reg, index)  # the index drops the links removed
             return report
