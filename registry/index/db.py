@@ -66,6 +66,11 @@ def _alive(pid: int, session: str) -> bool:
     return pid_alive(pid)
 
 
+# Every blob and manifest each repository lists, with its size: what usage counts.
+_STORED = ("SELECT repo, digest, size FROM blobs UNION ALL "
+           "SELECT repo, digest, size FROM manifests")
+
+
 class Index:
     """The derived SQLite index of one registry process: named reads, batched writes,
     and the dirty flag that tells the server to catch up with storage after a crash."""
@@ -278,8 +283,7 @@ class Index:
             where = "WHERE repo = ? OR substr(repo, 1, ?) = ?"
             params = [namespace, namespace, len(namespace) + 1, namespace + "/"]
         sql = (
-            f"WITH objs AS (SELECT repo, digest, size FROM blobs UNION ALL "
-            f"SELECT repo, digest, size FROM manifests), "
+            f"WITH objs AS ({_STORED}), "
             f"sel AS (SELECT {ns} AS namespace, repo, digest, size FROM objs {where}) "
             "SELECT namespace, COUNT(DISTINCT repo) AS repositories, "
             "COALESCE(SUM(size), 0) AS logical, "
@@ -293,16 +297,14 @@ class Index:
         (`*` crossing `/`, as SQLite's GLOB does), each digest once."""
         rows = await self._query(
             "SELECT COALESCE(SUM(size), 0) AS total FROM (SELECT DISTINCT digest, size FROM "
-            "(SELECT repo, digest, size FROM blobs UNION ALL "
-            "SELECT repo, digest, size FROM manifests) WHERE repo GLOB ?)", [pattern])
+            f"({_STORED}) WHERE repo GLOB ?)", [pattern])
         return int(rows[0]["total"])
 
     async def total_usage(self) -> dict[str, int]:
         """Bytes over every repository: `logical` as usage() counts, `unique` what
         the store holds for them (each digest once)."""
         rows = await self._query(
-            "WITH objs AS (SELECT digest, size FROM blobs UNION ALL "
-            "SELECT digest, size FROM manifests) SELECT COALESCE(SUM(size), 0) AS logical, "
+            f"WITH objs AS ({_STORED}) SELECT COALESCE(SUM(size), 0) AS logical, "
             "(SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT digest, size FROM objs)) "
             "AS unique_bytes FROM objs")
         return {"logical": rows[0]["logical"], "unique": rows[0]["unique_bytes"]}
