@@ -76,7 +76,7 @@ class Guard:
         if scope.family in OPEN_FAMILIES:
             return
         try:
-            who, granted = await self.identify(request, scope.family == "s3")
+            who, granted = await self.identify(request, scope)
         except RegistryError as exc:
             self._audit(request, "denied", NOBODY, scope, reason=exc.message)
             raise self._s3_refusal(exc) if scope.family == "s3" else exc from None
@@ -122,9 +122,12 @@ class Guard:
 
     # -- identification --------------------------------------------------------
 
-    async def identify(self, request: web.BaseRequest,
-                       s3: bool = False) -> tuple[Identity, dict[str, frozenset[str]] | None]:
-        """Who is asking, and for a Bearer token what it grants (None otherwise)."""
+    async def identify(self, request: web.BaseRequest, scope: Scope | None = None,
+                       ) -> tuple[Identity, dict[str, frozenset[str]] | None]:
+        """Who is asking, and for a Bearer token what it grants (None otherwise).
+        Credentials that do not prove anyone raise Unauthorized with the challenge of
+        `scope`'s family (or an S3 error), whatever bytes they hold."""
+        s3 = scope is not None and scope.family == "s3"
         header = request.headers.get("Authorization")
         if header is None:
             if s3 and "X-Amz-Algorithm" in request.query:
@@ -135,7 +138,7 @@ class Guard:
         scheme, _, credentials = header.partition(" ")
         kind = scheme.lower()
         if kind == "bearer":
-            return await self._bearer(credentials.strip())
+            return await self._bearer(request, scope, credentials.strip())
         if kind == "basic":
             name = ""
             try:
@@ -144,20 +147,26 @@ class Guard:
             except Unauthorized as exc:
                 self._audit(request, "login_failed", NOBODY, None, attempted=name[:64])
                 raise Unauthorized(exc.message, exc.detail, {
-                    "WWW-Authenticate": self._challenge(request, None)}) from None
+                    "WWW-Authenticate": self._challenge(request, scope)}) from None
         if s3 and scheme == "AWS4-HMAC-SHA256":
             return await self._sigv4(request), None
         raise Unauthorized("unsupported Authorization scheme",
                            {"scheme": scheme[:20]},
-                           {"WWW-Authenticate": self._challenge(request, None)})
+                           {"WWW-Authenticate": self._challenge(request, scope)})
 
-    async def _bearer(self, token: str) -> tuple[Identity, dict[str, frozenset[str]]]:
+    async def _bearer(self, request: web.BaseRequest, scope: Scope | None,
+                      token: str) -> tuple[Identity, dict[str, frozenset[str]]]:
+        def invalid(why: str) -> Unauthorized:
+            # With the realm, as distribution answers: a client whose token expired or
+            # was revoked asks the realm for a new one.
+            challenge = self._challenge(request, scope, 'error="invalid_token",'
+                                                        f'error_description="{why}"')
+            return Unauthorized(why, headers={"WWW-Authenticate": challenge})
+
         try:
             claims = await self.keys.verify(token, self.service, self.issuer)
         except TokenError as exc:
-            raise Unauthorized(str(exc), headers={
-                "WWW-Authenticate": f'Bearer error="invalid_token",'
-                                    f'error_description="{exc}"'}) from None
+            raise invalid(str(exc)) from None
         kind, sub = claims.get("kind"), claims.get("sub")
         if kind == ANONYMOUS:
             who: Identity | None = NOBODY
@@ -166,8 +175,7 @@ class Guard:
         else:
             who = None
         if who is None:
-            raise Unauthorized("the token's user or robot no longer exists (revoked)",
-                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            raise invalid("the token's user or robot no longer exists (revoked)")
         return who, _granted(claims.get("access"))
 
     async def _sigv4(self, request: web.BaseRequest) -> Identity:

@@ -96,6 +96,10 @@ class TokenKeys:
         skips the signature check (clients send the same one for minutes)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenError("token too long")
+        if not token.isascii():
+            # A JWT is base64url and dots; anything else (a header byte that was not
+            # UTF-8 arrives as a surrogate) would make PyJWT raise UnicodeEncodeError.
+            raise TokenError("malformed token")
         seen = self._verified.get(token)
         if seen is not None and time.time() < seen[0]:
             return seen[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import time
 from pathlib import Path
@@ -114,6 +115,62 @@ def test_bad_basic_credentials_get_401(secured, case):
     assert r.status_code == 401, r.text
     assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
     assert r.headers["WWW-Authenticate"].startswith("Bearer realm=")
+
+
+# Raw header bytes (latin-1 on the wire: \xff is one byte that is not UTF-8).
+MALFORMED = {
+    "bearer not utf-8": b"Bearer abc\xffdef",
+    "bearer not ascii": "Bearer \u00e9.\u00e9.\u00e9".encode(),
+    "bearer nothing": b"Bearer",
+    "basic not base64": b"Basic \xff\xfe",
+    "basic password not utf-8": b"Basic " + base64.b64encode(b"writer:\xff"),
+    "basic user not utf-8": b"Basic " + base64.b64encode(b"\xff:pw"),
+    "basic no colon": b"Basic " + base64.b64encode(b"writer"),
+    "scheme not utf-8": b"\xff\xfe abc",
+    "sigv4 key not utf-8": b"AWS4-HMAC-SHA256 Credential=\xff/20240101/us-east-1/s3/"
+                           b"aws4_request, SignedHeaders=host, Signature=" + b"0" * 64,
+}
+# (method, path, what the family answers with): OCI and the JSON API in JSON with a
+# challenge, the UI in HTML, Spack's classic views in plain text, S3 in S3's XML.
+FAMILIES = [("POST", "/v2/team/app/blobs/uploads/", "oci"), ("GET", "/v2/", "oci"),
+            ("GET", "/api/v1/", "api"), ("GET", "/ui/", "ui"),
+            ("GET", "/spack/team/cache/build_cache/index.json", "spack"),
+            ("GET", "/s3/team/key", "s3")]
+
+
+def _raw(reg, method: str, path: str, authorization: bytes) -> tuple[int, dict, bytes]:
+    host, port = reg.host.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest(method, path)
+        conn.putheader("Authorization", authorization)
+        conn.putheader("Content-Length", "0")
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_credentials_are_refused_in_each_familys_way(secured, case):
+    """Whatever bytes an Authorization header holds, every family answers its own
+    refusal, never a 500 (a Bearer byte that was not UTF-8 crashed PyJWT)."""
+    reg, _ = secured
+    for method, path, family in FAMILIES:
+        status, headers, body = _raw(reg, method, path, MALFORMED[case])
+        where = (case, path, status, body[:200])
+        if family == "s3":
+            # S3's own answers to a credential it cannot use (botocore knows them).
+            assert status in (400, 403), where
+            assert b"<Error><Code>" in body and b"InternalError" not in body, where
+            continue
+        assert status == 401, where
+        # The challenge an anonymous caller gets there: OCI clients ask the realm.
+        assert headers["www-authenticate"].startswith(
+            "Bearer realm=" if family == "oci" else 'Basic realm="registry"'), where
+        if family == "oci":
+            assert json.loads(body)["errors"][0]["code"] == "UNAUTHORIZED", where
 
 
 def test_a_token_asking_for_more_gets_only_what_is_granted(secured):
