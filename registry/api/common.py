@@ -19,7 +19,7 @@ from registry.config import Config
 from registry.core.access import PULL, REQUEST_ID, Scope
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
-from registry.core.uploads import UploadStatus
+from registry.core.types import UploadStatus
 from registry.spack.catalog import SpecCatalog
 from registry.spack.service import SpackCaches
 

@@ -23,6 +23,7 @@ from registry.core.errors import (
     StoreUnavailable,
     from_storage,
 )
+from registry.core.types import UploadStatus
 
 log = logging.getLogger("registry.api")
 
@@ -57,7 +58,7 @@ def headers_for(err: RegistryError) -> dict[str, str]:
     if isinstance(err, StoreUnavailable):
         headers["Retry-After"] = str(err.retry_after)
     if isinstance(err, RangeNotSatisfiable):
-        headers.update(upload_headers(err.upload))
+        headers.update(upload_headers(UploadStatus(err.upload_id, err.repo, err.offset)))
     elif isinstance(err, RangeUnsatisfiable):
         headers["Content-Range"] = f"bytes */{err.size}"
     return headers

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from registry.api.common import body_chunks, content_length
 from registry.core.errors import ObjectError
-from registry.core.object_writes import Checks
+from registry.core.types import Checks
 
 # A chunk header (`<hex size>[;chunk-signature=<64 hex>]`) or trailer is short.
 MAX_LINE = 4096

@@ -14,7 +14,7 @@ from registry.api.blobs import send_plan
 from registry.api.common import Context, read_bounded
 from registry.api.s3 import S3Error, S3Route
 from registry.api.s3_body import content_type, write_body
-from registry.core.objects import ObjectInfo, ObjectPlan
+from registry.core.types import ObjectInfo, ObjectPlan
 
 # CompleteMultipartUpload lists up to 10,000 parts of ~100-300 bytes each.
 MAX_COMPLETE_BODY = 4 << 20

@@ -36,9 +36,9 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.manifest_format import Manifest
-from registry.core.manifests import StoredManifest
 from registry.core.offload import valid_sorted
 from registry.core.protocols import Manifests, Tags
+from registry.core.types import StoredManifest
 
 log = logging.getLogger("registry.cache")
 

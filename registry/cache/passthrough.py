@@ -11,7 +11,7 @@ from registry.cache.upstream import Upstream
 from registry.core.errors import UpstreamUnavailable
 from registry.core.grammar import Digest
 from registry.core.protocols import Referrers, Uploads
-from registry.core.uploads import UploadStatus
+from registry.core.types import UploadStatus
 
 log = logging.getLogger("registry.cache")
 

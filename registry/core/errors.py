@@ -7,12 +7,9 @@ never build error bodies themselves. Storage failures are translated here too
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from registry.storage.driver import StorageError, StorageUnavailable
-
-if TYPE_CHECKING:
-    from registry.core.uploads import UploadStatus
 
 
 class RegistryError(Exception):
@@ -50,15 +47,18 @@ class BlobUploadInvalid(RegistryError):
 
 class RangeNotSatisfiable(BlobUploadInvalid):
     """Out-of-order or repeated chunk: the spec requires 416, and the answer says
-    where the upload stands (`upload`), as a status request would."""
+    where the upload stands (`upload_id`, `repo`, `offset`), as a status request
+    would. Plain fields, not an UploadStatus: errors sit below the value types."""
 
     status = 416
     message = "chunk does not continue the upload"
 
     def __init__(self, message: str | None = None, detail: Any = None, *,
-                 upload: UploadStatus) -> None:
+                 upload_id: str, repo: str, offset: int) -> None:
         super().__init__(message, detail)
-        self.upload = upload
+        self.upload_id = upload_id
+        self.repo = repo
+        self.offset = offset
 
 
 class BlobUploadUnknown(RegistryError):

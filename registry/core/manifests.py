@@ -6,7 +6,6 @@ import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from registry.core.cache import GenerationCache, Generations, fixed_weight
 from registry.core.catalog import digests_under
@@ -22,6 +21,7 @@ from registry.core.hooks import Hooks, emit
 from registry.core.manifest_format import Descriptor, Manifest, parse_manifest
 from registry.core.offload import off_loop_if
 from registry.core.protocols import Blobs, Tags
+from registry.core.types import StoredManifest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
@@ -36,19 +36,6 @@ PARSE_INLINE_MAX = 64 << 10
 
 async def _parse(data: bytes, media_type: str | None) -> Manifest:
     return await off_loop_if(len(data) > PARSE_INLINE_MAX, parse_manifest, data, media_type)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredManifest:
-    """A manifest as served: digest, media type, size and bytes (None for HEAD).
-    `stale` says the answer could not be revalidated where it comes from (a node
-    cache whose upstream is down serving the last target it knew of a tag)."""
-
-    digest: Digest
-    media_type: str
-    size: int
-    data: bytes | None = None  # None for HEAD
-    stale: bool = False
 
 
 class _ByteLRU:

@@ -27,11 +27,11 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from registry.core.errors import ObjectError
-from registry.core.object_writes import Checks, stream_to
-from registry.core.objects import ObjectInfo, ObjectStore, entry_path, new_id
+from registry.core.object_writes import stream_to
+from registry.core.objects import ObjectStore, entry_path, new_id
+from registry.core.types import Checks, ObjectInfo, PartInfo
 from registry.storage import paths
 from registry.storage.driver import PathNotFound
 
@@ -39,17 +39,6 @@ MIN_PART = 5 << 20
 MAX_PARTS = 10_000
 STATE_MAX = 16 << 10
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass(frozen=True, slots=True)
-class PartInfo:
-    """One uploaded part: its number, ETag (unquoted MD5 hex), size and bytes."""
-
-    number: int
-    etag: str
-    size: int
-    data: str
-    modified: float
 
 
 def no_such_upload() -> ObjectError:

@@ -21,10 +21,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
-from dataclasses import dataclass, field
 
 from registry.core.errors import ObjectError
-from registry.core.objects import ObjectInfo, ObjectStore, check_bucket
+from registry.core.objects import ObjectStore, check_bucket
+from registry.core.types import ListPage, ObjectInfo
 from registry.storage import paths
 from registry.storage.driver import MAX_COMPONENT
 
@@ -34,16 +34,6 @@ READ_CONCURRENCY = 16
 _TOKEN_VERSION = "1"
 # Sorts after every character of the path grammar.
 _AFTER_ALL = "\x7f"
-
-
-@dataclass(slots=True)
-class ListPage:
-    """One page of ListObjectsV2: objects and common prefixes in S3 order."""
-
-    objects: list[ObjectInfo] = field(default_factory=list)
-    prefixes: list[str] = field(default_factory=list)
-    truncated: bool = False
-    next_token: str | None = None
 
 
 def make_token(last: str, is_prefix: bool) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from registry.core.grammar import Digest
-from registry.core.multipart import MultipartUploads, PartInfo
-from registry.core.object_listing import ListPage, list_objects
-from registry.core.object_writes import Checks
-from registry.core.objects import BucketInfo, ObjectInfo, ObjectPlan, ObjectStore
+from registry.core.multipart import MultipartUploads
+from registry.core.object_listing import list_objects
+from registry.core.objects import ObjectStore
 from registry.core.protocols import Blobs
+from registry.core.types import BucketInfo, Checks, ListPage, ObjectInfo, ObjectPlan, PartInfo
 from registry.storage.driver import Driver
 
 

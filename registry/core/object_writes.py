@@ -15,27 +15,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from registry.core.errors import ObjectError
-from registry.core.uploads import pump
+from registry.core.streaming import pump
+from registry.core.types import Checks
 from registry.storage.driver import Driver
 
 log = logging.getLogger("registry.objects")
 
 # S3's limit for one PUT and for one part.
 MAX_OBJECT = 5 << 30
-
-
-@dataclass(slots=True)
-class Checks:
-    """What the client said the body should be: Content-MD5 (raw 16 bytes), a
-    hex x-amz-content-sha256, an x-amz-checksum-crc32 (base64; in a header, or
-    in an aws-chunked trailer, filled in when the body ends: `want_crc32` says
-    one is coming), and its length."""
-
-    length: int | None = None
-    md5: bytes | None = None
-    sha256: str | None = None
-    crc32: str | None = None
-    want_crc32: bool = False
 
 
 class Hashes:

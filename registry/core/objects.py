@@ -40,15 +40,15 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
 from registry.core.grammar import Digest
-from registry.core.object_writes import Checks, bad_digest, stream_to
+from registry.core.object_writes import bad_digest, stream_to
 from registry.core.protocols import Blobs
-from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
-from registry.core.serving import ByteStream, LocalFile, Sendable
-from registry.core.uploads import BLOCK
+from registry.core.ranges import Unsatisfiable, parse_range
+from registry.core.serving import ByteStream, LocalFile
+from registry.core.streaming import BLOCK
+from registry.core.types import DEFAULT_TYPE, BucketInfo, Checks, ObjectInfo, ObjectPlan
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
@@ -56,7 +56,6 @@ log = logging.getLogger("registry.objects")
 
 # Entries are a few hundred bytes; anything larger is not one of ours.
 ENTRY_MAX = 64 << 10
-DEFAULT_TYPE = "binary/octet-stream"
 # A Spack content-addressed blob, below the mirror's root (which may be a prefix).
 BLOB_KEY = re.compile(r"(?:.*/)?blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})")
 # A Spack layout v2 tarball (`build_cache/<arch>/<compiler>/<name>-<version>/<stem>.spack`):
@@ -97,62 +96,6 @@ def check_bucket(bucket: str) -> str:
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What S3 tells about an object, and where its bytes are (`blob` or `data`).
-    `etag` is unquoted: the MD5 hex of the content, or `<md5 of part md5s>-<n>`."""
-
-    key: str
-    size: int
-    etag: str
-    modified: float
-    content_type: str = DEFAULT_TYPE
-    blob: Digest | None = None
-    data: str | None = None
-
-    def to_json(self) -> bytes:
-        doc = {"key": self.key, "size": self.size, "etag": self.etag,
-               "modified": self.modified, "type": self.content_type}
-        if self.blob is not None:
-            doc["blob"] = str(self.blob)
-        else:
-            doc["data"] = self.data
-        return json.dumps(doc, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> ObjectInfo:
-        doc = json.loads(raw)
-        blob = doc.get("blob")
-        return cls(doc["key"], int(doc["size"]), str(doc["etag"]), float(doc["modified"]),
-                   str(doc.get("type") or DEFAULT_TYPE),
-                   Digest.parse(blob) if blob else None, doc.get("data"))
-
-    @property
-    def quoted_etag(self) -> str:
-        return f'"{self.etag}"'
-
-
-@dataclass(frozen=True, slots=True)
-class BucketInfo:
-    name: str
-    created: float
-
-
-@dataclass(slots=True)
-class ObjectPlan(Sendable):
-    """The answer to an object GET or HEAD: the entry, the range asked for (None:
-    all of it), and how to send it (None for a HEAD or a 304)."""
-
-    info: ObjectInfo
-    range: ByteRange | None = None
-    body: LocalFile | ByteStream | None = None
-    not_modified: bool = False
-
-    @property
-    def total(self) -> int:
-        return self.info.size
 
 
 class ObjectStore:

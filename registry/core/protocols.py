@@ -10,19 +10,21 @@ it wraps, as CNCF distribution's `proxyblobstore` wraps its blob store.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sized
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest
 from registry.core.serving import BlobPlan
-
-if TYPE_CHECKING:
-    from registry.core.manifests import StoredManifest
-    from registry.core.multipart import PartInfo
-    from registry.core.object_listing import ListPage
-    from registry.core.object_writes import Checks
-    from registry.core.objects import BucketInfo, ObjectInfo, ObjectPlan
-    from registry.core.uploads import UploadStatus
+from registry.core.types import (
+    BucketInfo,
+    Checks,
+    ListPage,
+    ObjectInfo,
+    ObjectPlan,
+    PartInfo,
+    StoredManifest,
+    UploadStatus,
+)
 
 
 class Blobs(Protocol):

@@ -62,7 +62,7 @@ Body = LocalFile | Redirect | ByteStream
 
 class Sendable:
     """What every serving plan shares (blob plans here, S3 object plans in
-    core/objects.py): a byte range of a whole of `total` bytes, and a body that may
+    core/types.py): a byte range of a whole of `total` bytes, and a body that may
     hold an open descriptor until the renderer takes it."""
 
     __slots__ = ()

@@ -12,15 +12,13 @@ to verify it (slower, never wrong).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
 import uuid
 import weakref
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 
 from registry.core.errors import (
     BlobUploadUnknown,
@@ -31,27 +29,15 @@ from registry.core.errors import (
 )
 from registry.core.grammar import Digest, is_valid_upload_id
 from registry.core.protocols import Blobs
+from registry.core.streaming import BLOCK, pump
+from registry.core.types import UploadStatus
 from registry.storage import paths
 from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageError
 
-# Bytes handed to a worker thread at a time: large enough that thread hops
-# are negligible, small enough that memory per request stays bounded.
-BLOCK = 4 << 20
-# Blocks hashed or written at once per upload (the lanes may drift this far apart).
-DEPTH = 3
 # Single-request uploads up to this size are verified in memory and stored in one put.
 SMALL_BLOB = 256 << 10
 # Running hashes kept for uploads in progress in this process.
 MAX_HASHERS = 4096
-
-
-@dataclass(slots=True)
-class UploadStatus:
-    """Where an upload session stands: its id, repository and bytes received."""
-
-    id: str
-    repo: str
-    size: int
 
 
 class _Hashers:
@@ -73,86 +59,6 @@ class _Hashers:
 
     def drop(self, upload_id: str) -> None:
         self._items.pop(upload_id, None)
-
-
-async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher,
-               keep: Callable[[BaseException], bool] | None = None) -> int:
-    """Copy chunks to the writer in BLOCK-sized pieces while hashing them. When the
-    body fails and `keep(exc)` says so, what arrived is written out before the
-    exception goes on (a streamed chunk cut off: see UploadService.append).
-
-    Hashing and writing are two lanes, each handling its blocks in order on a
-    worker thread, so that neither waits for the other (a write stalled by the
-    disk does not idle the hash, the usual bound) while the event loop goes on
-    reading the body. At most DEPTH blocks are in flight: memory stays bounded."""
-    loop = asyncio.get_running_loop()
-    writev = getattr(writer, "writev", None)
-    inflight: deque[tuple[asyncio.Future, asyncio.Future | None]] = deque()
-    last_hash: asyncio.Future | None = None
-    last_write: asyncio.Future | None = None
-
-    def hash_all(block: list[bytes]) -> None:
-        for piece in block:
-            hasher.update(piece)
-
-    async def write_all(block: list[bytes]) -> None:
-        if writev is not None:
-            await writev(block)
-        else:
-            await writer.write(b"".join(block))
-
-    async def after(previous: asyncio.Future | None, step) -> None:
-        if previous is not None:
-            await previous  # lanes keep block order; a failure propagates down the lane
-        await step()
-
-    def dispatch(block: list[bytes]) -> None:
-        nonlocal last_hash, last_write
-        last_write = asyncio.ensure_future(after(last_write, lambda: write_all(block)))
-        if hasher is not None:
-            last_hash = asyncio.ensure_future(after(
-                last_hash, lambda: loop.run_in_executor(None, hash_all, block)))
-        inflight.append((last_write, last_hash if hasher is not None else None))
-
-    async def settle(limit: int) -> None:
-        while len(inflight) > limit:
-            w, h = inflight.popleft()
-            await w
-            if h is not None:
-                await h
-
-    written = 0
-    buf: list[bytes] = []
-    buffered = 0
-    try:
-        async for chunk in chunks:
-            buf.append(chunk)
-            buffered += len(chunk)
-            written += len(chunk)
-            if buffered >= BLOCK:
-                await settle(DEPTH - 1)
-                dispatch(buf)
-                buf, buffered = [], 0
-        if buf:
-            dispatch(buf)
-        await settle(0)
-    except BaseException as exc:
-        if keep is not None and keep(exc):
-            with contextlib.suppress(BaseException):
-                await settle(0)
-                if buf:
-                    await write_all(buf)
-        for w, h in inflight:
-            for fut in (w, h):
-                if fut is not None and not fut.done():
-                    fut.cancel()
-        for w, h in inflight:
-            for fut in (w, h):
-                if fut is not None:
-                    with contextlib.suppress(BaseException):
-                        await fut
-        raise
-    return written
 
 
 def _cut_off(exc: BaseException) -> bool:
@@ -254,7 +160,7 @@ class UploadService:
                 await writer.close()
                 raise RangeNotSatisfiable(
                     detail={"expectedStart": offset, "start": start},
-                    upload=UploadStatus(upload_id, repo, offset),
+                    upload_id=upload_id, repo=repo, offset=offset,
                 )
             length = end - start + 1
             if content_length is not None and content_length != length:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.core.errors import ObjectError
-from registry.core.object_writes import Checks
 from registry.core.protocols import Objects
+from registry.core.types import Checks
 from registry.spack.layout import INDEX_KINDS, SPEC_KINDS, bucket_of, classify
 
 CHUNK = 1 << 20

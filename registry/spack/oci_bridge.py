@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from registry.core.errors import ManifestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like
 from registry.core.manifest_format import Manifest, decode_json
-from registry.core.manifests import StoredManifest
 from registry.core.protocols import Blobs, Manifests
+from registry.core.types import StoredManifest
 from registry.spack import synth
 from registry.spack.gunzip import GunzipHasher, NotGzip
 from registry.spack.layout import INDEX_TAG, hash_of_tag, spec_tag, valid_cache

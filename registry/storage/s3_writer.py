@@ -19,13 +19,11 @@ fills), so memory per writer is about two parts whatever the total size.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from registry.storage.driver import PathNotFound, StorageError
+from registry.storage.s3_client import S3Client
 from registry.storage.s3_parts import MIN_PART, Multipart, seg_key
-
-if TYPE_CHECKING:
-    from registry.storage.s3 import S3Driver
 
 # Past this many parts each part doubles, so a session can exceed
 # part_size * 10000 bytes (at the price of larger buffers for giant blobs).
@@ -33,10 +31,27 @@ PARTS_PER_STEP = 2000
 MAX_PART = 5 << 30
 
 
+class Segments(Protocol):
+    """What a writer needs of the S3 driver (storage.s3.S3Driver): its client, its
+    part size, and the segment operations. A Protocol, so that this module does not
+    import the driver that imports it."""
+
+    client: S3Client
+    part_size: int
+
+    async def truncate_segments(self, path: str, size: int) -> None: ...
+
+    async def drop_segments(self, path: str, keys: list[str] | None = None) -> None: ...
+
+    async def materialize(self, path: str) -> None: ...
+
+    async def delete(self, path: str) -> None: ...
+
+
 class S3Writer:
     """A writer session over the segments of one file (see the module docstring)."""
 
-    def __init__(self, driver: S3Driver, path: str, key: str, start: int,
+    def __init__(self, driver: Segments, path: str, key: str, start: int,
                  has_segments: bool) -> None:
         self._driver = driver
         self._client = driver.client

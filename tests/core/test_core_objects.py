@@ -10,8 +10,8 @@ from core_helpers import chunks, digest_of, push_blob
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
 from registry.core.object_listing import make_token, parse_token
-from registry.core.object_writes import Checks
 from registry.core.serving import ByteStream
+from registry.core.types import Checks
 from registry.storage import paths
 
 MiB = 1 << 20

@@ -77,7 +77,7 @@ async def test_out_of_order_chunk_says_where_the_upload_stands(reg):
     await reg.uploads.append("app", status.id, chunks(b"abc"), (0, 2))
     with pytest.raises(RangeNotSatisfiable) as exc:
         await reg.uploads.append("app", status.id, chunks(b"xyz"), (5, 7))
-    assert (exc.value.upload.id, exc.value.upload.size) == (status.id, 3)
+    assert (exc.value.upload_id, exc.value.offset) == (status.id, 3)
     await reg.uploads.cancel("app", status.id)
     with pytest.raises(BlobUploadUnknown):
         await reg.uploads.finish("app", status.id, digest_of(b"abc"))
