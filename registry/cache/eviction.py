@@ -19,7 +19,6 @@ from collections import Counter, OrderedDict
 
 from registry.cache.stats import CacheStats
 from registry.core.cache import GLOBAL, Generations
-from registry.core.catalog import blob_of
 from registry.core.grammar import Digest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
@@ -44,8 +43,8 @@ class Lru:
         """Fill the table from the store, oldest first."""
         found: list[tuple[float, Digest, int]] = []
         async for info in self.driver.walk(paths.BLOBS):
-            if (digest := blob_of(info.path)) is not None:
-                found.append((info.mtime, digest, info.size))
+            if (name := paths.blob_of(info.path)) is not None:
+                found.append((info.mtime, Digest(*name), info.size))
         for _, digest, size in sorted(found, key=lambda f: f[0]):
             self.touch(digest, size)
         log.info("node cache holds %d blob(s), %d bytes", len(self._sizes), self.total)

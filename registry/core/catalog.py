@@ -9,38 +9,6 @@ from registry.core.offload import valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
-LAYER, MANIFEST = "layer", "manifest"
-
-
-def blob_of(path: str) -> Digest | None:
-    """The digest a walked `blobs/<alg>/<2 hex>/<hex>` path stores; None for
-    anything else (a stray file)."""
-    parts = path.split("/")
-    if len(parts) != 4:
-        return None
-    try:
-        return Digest.parse(f"{parts[1]}:{parts[3]}")
-    except DigestInvalid:
-        return None
-
-
-def link_of(path: str) -> tuple[str, str, Digest] | None:
-    """(repository, LAYER or MANIFEST, digest) of a walked link file:
-    `repositories/<name>/_layers/<alg>/<hex>` or
-    `repositories/<name>/_manifests/revisions/<alg>/<hex>`; None for anything else."""
-    parts = path.split("/")
-    if len(parts) >= 5 and parts[-3] == "_layers":
-        kind, end = LAYER, -3
-    elif len(parts) >= 6 and parts[-4:-2] == ["_manifests", "revisions"]:
-        kind, end = MANIFEST, -4
-    else:
-        return None
-    try:
-        digest = Digest.parse(f"{parts[-2]}:{parts[-1]}")
-    except DigestInvalid:
-        return None
-    return "/".join(parts[1:end]), kind, digest
-
 
 async def digests_under(driver: Driver, directory_of: Callable[[str], str]) -> list[Digest]:
     """Digests named by the entries of `directory_of(algorithm)` for each algorithm:

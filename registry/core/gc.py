@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.core.cache import GLOBAL, Generations
-from registry.core.catalog import MANIFEST, blob_of, link_of
-from registry.core.errors import BlobUnknown, DigestInvalid
+from registry.core.errors import BlobUnknown
 from registry.core.grammar import Digest
 from registry.core.manifest_format import named_digests
 from registry.core.retention import RetentionReport, RetentionRule
@@ -53,10 +52,10 @@ from registry.storage.driver import Driver, PathNotFound, StorageError
 
 log = logging.getLogger("registry.gc")
 
-LEASE = "_gc/lease"
-SEEN = "_gc/seen"
-TRASH = "_gc/trash"
-RESERVE = "_gc/reserve"
+LEASE = paths.GC_LEASE
+SEEN = paths.GC_SEEN
+TRASH = paths.GC_TRASH
+RESERVE = paths.GC_RESERVE
 RESERVE_BYTES = 2 << 20
 LEASE_TTL_S = 60.0
 PROPAGATION_S = 2.5  # > GcWatch's refresh period: every process knows before marking
@@ -86,14 +85,6 @@ class GcReport:
     manifests_kept_seen: int = 0  # retention would have, but a push named them
     uploads_purged: int = 0  # upload sessions abandoned for [storage] upload_purge_after
     seconds: float = 0.0
-
-
-def _seen_path(digest: Digest) -> str:
-    return f"{SEEN}/{digest.algorithm}/{digest.hex}"
-
-
-def _trash_path(digest: Digest) -> str:
-    return f"{TRASH}/{digest.algorithm}/{digest.hex}"
 
 
 class GcWatch:
@@ -127,7 +118,7 @@ class GcWatch:
         """Record that `digest` was found to exist, if a collection runs."""
         if not self.active or str(digest) in self._marked:
             return
-        await self.driver.put_content(_seen_path(digest), b"")
+        await self.driver.put_content(paths.gc_seen(digest), b"")
         self._marked.add(str(digest))
 
 
@@ -241,9 +232,11 @@ async def _mark(driver: Driver, let_go: set[tuple[str, str]]) -> set[str]:
     marked: set[str] = set()
     manifests: set[Digest] = set()
     async for info in driver.walk(paths.REPOSITORIES):
-        link = link_of(info.path)
-        if link is not None and link[1] == MANIFEST and (link[0], str(link[2])) not in let_go:
-            manifests.add(link[2])
+        link = paths.link_of(info.path)
+        if link is not None and link.kind == paths.MANIFEST:
+            digest = Digest(*link.digest)
+            if (link.repo, str(digest)) not in let_go:
+                manifests.add(digest)
     for digest in manifests:
         marked.add(str(digest))
         try:
@@ -268,11 +261,14 @@ async def _unlink(driver: Driver, blobs: Any, deleted: set[str]) -> int:
     no map of every link in the store is held through the collection."""
     removed = 0
     async for info in driver.walk(paths.REPOSITORIES):
-        link = link_of(info.path)
-        if link is None or link[1] == MANIFEST or str(link[2]) not in deleted:
+        link = paths.link_of(info.path)
+        if link is None or link.kind == paths.MANIFEST:
+            continue
+        digest = Digest(*link.digest)
+        if str(digest) not in deleted:
             continue
         try:
-            await blobs.unlink(link[0], link[2])
+            await blobs.unlink(link.repo, digest)
             removed += 1
         except BlobUnknown:
             pass
@@ -304,23 +300,24 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
             kept = RetentionReport()
             let_go = await apply_retention(
                 driver, reg.manifests, reg.tags, retention, repositories,
-                grace, lambda d: _exists(driver, _seen_path(d)), dry_run, kept)
+                grace, lambda d: _exists(driver, paths.gc_seen(d)), dry_run, kept)
             report.manifests_deleted = kept.manifests_deleted
             report.manifests_kept_seen = kept.manifests_kept_seen
         marked = await _mark(driver, let_go)
         report.referenced = len(marked)
         deleted: set[str] = set()
         async for info in driver.walk(paths.BLOBS):
-            digest = blob_of(info.path)
-            if digest is None:
+            name = paths.blob_of(info.path)
+            if name is None:
                 continue
+            digest = Digest(*name)
             report.blobs += 1
             if str(digest) in marked:
                 continue
             if info.mtime > begun - grace:
                 report.kept_recent += 1
                 continue
-            if await _exists(driver, _seen_path(digest)):
+            if await _exists(driver, paths.gc_seen(digest)):
                 report.kept_seen += 1
                 continue
             if dry_run:
@@ -361,12 +358,11 @@ async def _recover_trash(driver: Driver) -> None:
     in the trash: it may have been named meanwhile, and this collection judges it
     again like any other blob."""
     async for info in driver.walk(TRASH):
-        parts = info.path.split("/")
-        try:
-            digest = Digest.parse(f"{parts[-2]}:{parts[-1]}")
-        except (DigestInvalid, IndexError):
+        name = paths.gc_trashed(info.path)
+        if name is None:
             await driver.delete(info.path)  # not ours
             continue
+        digest = Digest(*name)
         if await _exists(driver, paths.blob(digest)):
             await driver.delete(info.path)  # pushed again meanwhile: the copy goes
         else:
@@ -383,12 +379,12 @@ async def _exists(driver: Driver, path: str) -> bool:
 
 async def _sweep(driver: Driver, digest: Digest) -> bool:
     """Trash the blob, look for a seen mark once more, then delete or put it back."""
-    trash = _trash_path(digest)
+    trash = paths.gc_trash(digest)
     try:
         await driver.move(paths.blob(digest), trash)
     except PathNotFound:
         return False
-    if await _exists(driver, _seen_path(digest)):
+    if await _exists(driver, paths.gc_seen(digest)):
         await driver.move(trash, paths.blob(digest))
         return False
     await driver.delete(trash)

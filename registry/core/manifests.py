@@ -83,14 +83,15 @@ class ManifestService:
 
     # -- references ----------------------------------------------------------
 
-    async def _revision(self, repo: str, digest: Digest) -> dict:
+    async def _revision(self, repo: str, digest: Digest) -> paths.RevisionLink:
         return await self._revisions.fetch((repo, digest),
                                            lambda: self._read_revision(repo, digest))
 
-    async def _read_revision(self, repo: str, digest: Digest) -> dict:
+    async def _read_revision(self, repo: str, digest: Digest) -> paths.RevisionLink:
         try:
-            raw = await self.driver.get_content(paths.revision_link(repo, digest), 4096)
-            return json.loads(raw)
+            raw = await self.driver.get_content(paths.revision_link(repo, digest),
+                                                paths.REVISION_LINK_MAX)
+            return paths.RevisionLink.parse(raw)
         except PathNotFound:
             raise ManifestUnknown(detail={"digest": str(digest)}) from None
         except ValueError:
@@ -108,7 +109,7 @@ class ManifestService:
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
         digest = await self.tags.resolve(repo, reference)
         rev = await self._revision(repo, digest)
-        media_type, size = rev["mediaType"], rev["size"]
+        media_type, size = rev.media_type, rev.size
         if not with_body:
             return StoredManifest(digest, media_type, size)
         data = await self.read_bytes(digest)
@@ -167,9 +168,8 @@ class ManifestService:
         self._cache.put(str(digest), data)
         # The subject is recorded so that a delete never needs the manifest's bytes.
         subject = str(manifest.subject.digest) if manifest.subject is not None else None
-        link = json.dumps({"digest": str(digest), "mediaType": manifest.media_type,
-                           "size": len(data), "subject": subject}).encode()
-        await self.driver.put_content(paths.revision_link(repo, digest), link)
+        link = paths.RevisionLink(str(digest), manifest.media_type, len(data), subject)
+        await self.driver.put_content(paths.revision_link(repo, digest), link.to_json())
         if manifest.subject is not None:
             # The link carries the referrer's descriptor, so listing referrers
             # never has to open the manifests themselves.
@@ -247,13 +247,13 @@ class ManifestService:
             return False
         path = paths.revision_link(repo, digest)
         try:
-            link = await self.driver.get_content(path, 4096)
+            link = await self.driver.get_content(path, paths.REVISION_LINK_MAX)
         except PathNotFound:
             return False
         try:
-            rev = json.loads(link)
+            rev = paths.RevisionLink.parse(link)
             subject = await self._subject_of(repo, digest, rev)  # as delete finds it
-        except (ValueError, AttributeError, KeyError, DigestInvalid):
+        except (ValueError, DigestInvalid):
             subject = None  # an unreadable link: no referrer link to go with it
         try:
             await self.driver.delete(path)
@@ -270,14 +270,15 @@ class ManifestService:
         await emit(self.hooks.manifest_deleted(repo, digest))
         return True
 
-    async def _subject_of(self, repo: str, digest: Digest, rev: dict) -> Digest | None:
+    async def _subject_of(self, repo: str, digest: Digest,
+                          rev: paths.RevisionLink) -> Digest | None:
         """The subject a manifest in `repo` refers to, if any: from its revision link,
         or, for links written before subjects were recorded there, from its bytes,
         or, when those cannot be read, from the referrers tree itself."""
-        if "subject" in rev:
-            return Digest.parse(rev["subject"]) if rev["subject"] else None
+        if rev.subject_known:
+            return Digest.parse(rev.subject) if rev.subject else None
         try:
-            manifest = await self.parsed(digest, rev["mediaType"])
+            manifest = await self.parsed(digest, rev.media_type)
         except (BlobUnknown, ManifestInvalid):
             return await self._find_subject(repo, digest)
         return manifest.subject.digest if manifest.subject is not None else None

@@ -20,12 +20,10 @@ back when one appeared: a tag pushed at the very moment never points at nothing.
 from __future__ import annotations
 
 import fnmatch
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from registry.core.catalog import MANIFEST, link_of
 from registry.core.grammar import Digest, DigestInvalid
 from registry.core.manifest_format import INDEX_TYPES, named_digests
 from registry.core.protocols import Manifests, Tags
@@ -73,21 +71,21 @@ class _Revision:
 async def _revisions(driver: Driver, repo: str) -> dict[str, _Revision]:
     """The repository's manifests with the time each was last pushed."""
     found: dict[str, _Revision] = {}
-    async for info in driver.walk(f"{paths.repo(repo)}/_manifests/revisions"):
-        link = link_of(info.path)
-        if link is not None and link[0] == repo and link[1] == MANIFEST:
-            found[str(link[2])] = _Revision(info.mtime)
+    async for info in driver.walk(paths.revisions_root(repo)):
+        link = paths.link_of(info.path)
+        if link is not None and link.repo == repo and link.kind == paths.MANIFEST:
+            found[str(Digest(*link.digest))] = _Revision(info.mtime)
     return found
 
 
 async def _describe(driver: Driver, repo: str, digest: str, rev: _Revision) -> None:
     try:
-        doc = json.loads(await driver.get_content(
-            paths.revision_link(repo, Digest.parse(digest)), 4096))
-        rev.media_type = str(doc.get("mediaType") or "")
-        rev.subject = doc.get("subject") or None
-    except (PathNotFound, ValueError, AttributeError):
-        pass  # deleted meanwhile, or unreadable: judged by tags and age alone
+        link = paths.RevisionLink.parse(await driver.get_content(
+            paths.revision_link(repo, Digest.parse(digest)), paths.REVISION_LINK_MAX))
+    except (PathNotFound, ValueError):
+        return  # deleted meanwhile, or unreadable: judged by tags and age alone
+    rev.media_type = link.media_type
+    rev.subject = link.subject
 
 
 async def _children(driver: Driver, digest: str) -> set[str]:

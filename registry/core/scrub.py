@@ -20,13 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry.core.catalog import blob_of, link_of
 from registry.core.grammar import Digest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
 log = logging.getLogger("registry.scrub")
-QUARANTINE = "_quarantine"
 
 
 @dataclass
@@ -43,10 +41,6 @@ class ScrubReport:
     @property
     def clean(self) -> bool:
         return not (self.corrupt or self.missing or self.unreadable)
-
-
-def quarantine_path(digest: Digest) -> str:
-    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}"
 
 
 async def _actual(driver: Driver, path: str, algorithm: str) -> str:
@@ -77,7 +71,7 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
             if actual != str(digest):
                 report.corrupt.append({"digest": str(digest), "actual": actual})
                 if repair:
-                    await driver.move(path, quarantine_path(digest))
+                    await driver.move(path, paths.quarantined(digest))
                     report.quarantined.append(str(digest))
                     held.discard(str(digest))
             report.blobs += 1
@@ -88,8 +82,9 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
     workers = [asyncio.create_task(check()) for _ in range(max(1, jobs))]
     try:
         async for info in driver.walk(paths.BLOBS):
-            if (digest := blob_of(info.path)) is None:
+            if (name := paths.blob_of(info.path)) is None:
                 continue
+            digest = Digest(*name)
             held.add(str(digest))
             await work.put((info.path, digest, info.size))
     finally:
@@ -101,16 +96,13 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
     return report
 
 
-LAST = "_scrub/last.json"
-
-
 async def _record(driver: Driver, report: ScrubReport) -> None:
     # For the server's /metrics (a scrub runs as its own process).
     figures = {"finished": time.time(), "blobs": report.blobs, "bytes": report.bytes,
                "corrupt": len(report.corrupt), "quarantined": len(report.quarantined),
                "unreadable": len(report.unreadable), "missing": len(report.missing)}
     try:
-        await driver.put_content(LAST, json.dumps(figures).encode())
+        await driver.put_content(paths.SCRUB_LAST, json.dumps(figures).encode())
     except StorageError as exc:
         log.warning("could not record the scrub's figures: %s", exc)
 
@@ -118,7 +110,7 @@ async def _record(driver: Driver, report: ScrubReport) -> None:
 async def last_scrub(driver: Driver) -> dict | None:
     """The figures of the last scrub of this store, or None if none ran."""
     try:
-        doc = json.loads(await driver.get_content(LAST, 4096))
+        doc = json.loads(await driver.get_content(paths.SCRUB_LAST, 4096))
     except (PathNotFound, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
@@ -126,8 +118,8 @@ async def last_scrub(driver: Driver) -> dict | None:
 
 async def _links(driver: Driver, held: set[str], report: ScrubReport) -> None:
     async for info in driver.walk(paths.REPOSITORIES):
-        if (link := link_of(info.path)) is None:
+        if (link := paths.link_of(info.path)) is None:
             continue
-        repo, kind, digest = link
+        repo, kind, digest = link.repo, link.kind, Digest(*link.digest)
         if str(digest) not in held:
             report.missing.append({"repository": repo, "digest": str(digest), "kind": kind})

@@ -1,24 +1,51 @@
 """Where everything lives in a storage driver: the one module that knows the layout.
 
-    blobs/<alg>/<2 hex>/<hex>                                      bytes, stored once
-    repositories/<name>/_manifests/revisions/<alg>/<hex>           link: manifest is in repo
-    repositories/<name>/_manifests/tags/<tag>/current              -> digest
-    repositories/<name>/_manifests/tagmap/<tag>.<alg>.<hex>        empty: tag -> digest, listable
-    repositories/<name>/_layers/<alg>/<hex>                        link: blob is in repo
-    repositories/<name>/_referrers/<alg>/<subject>/<alg>/<hex>     link: referrer of subject
-    repositories/<name>/_uploads/<uuid>/data                       upload in progress
-    repositories/<name>/_uploads/<uuid>/state                      its JSON state
-    buckets/<bucket>                                               marker: the bucket exists
-    objects/<bucket>/<encoded key>                                 S3 object entry (JSON)
-    objectdata/<bucket>/<2 hex>/<id>                               bytes of an S3 object
-    multipart/<bucket>/<upload id>/state                           S3 multipart upload
-    multipart/<bucket>/<upload id>/parts/<5 digits>                its part records (JSON)
-    multipart/<bucket>/<upload id>/data/<id>                       their bytes
-    _tmp/...                                                       scratch space (scratch())
+Every area of the tree, and the one owner that writes it (DESIGN.md's owner
+table; docs/architecture.md "Storage is the truth" draws the same tree):
+
+    blobs/<alg>/<2 hex>/<hex>                                  bytes, stored once
+        owner: core's blob service (core/blobs.py), whose `Blobs` Protocol the
+        others ask
+    repositories/<name>/                                       owner: core (manifests, tags,
+        _manifests/revisions/<alg>/<hex>                       referrers, uploads)
+                                                               link: manifest is in repo
+                                                               (JSON, `RevisionLink`)
+        _manifests/tags/<tag>/current                          -> digest
+        _manifests/tagmap/<tag>.<alg>.<hex>                    empty: tag -> digest, listable
+        _layers/<alg>/<hex>                                    link: blob is in repo
+        _referrers/<alg>/<subject>/<alg>/<hex>                 link: referrer of subject
+        _uploads/<uuid>/data                                   upload in progress
+        _uploads/<uuid>/state                                  its JSON state
+    buckets/<bucket>                                           marker: the bucket exists
+    objects/<bucket>/<encoded key>                             S3 object entry (JSON)
+    objectdata/<bucket>/<2 hex>/<id>                           bytes of an S3 object
+    multipart/<bucket>/<upload id>/state                       S3 multipart upload
+    multipart/<bucket>/<upload id>/parts/<5 digits>            its part records (JSON)
+    multipart/<bucket>/<upload id>/data/<id>                   their bytes
+        owner of buckets/, objects/, objectdata/, multipart/: core's object
+        service (core/objects.py, core/multipart.py), behind `Objects`
+    spack/<cache>/_journal/<epoch>/<entry>                     a record added or removed
+    spack/<cache>/_snapshots/<entry>                           every record, as of an entry
+    spack/<cache>/_signed/<alg>/<hex>                          a document the registry signed
+        owner: the Spack room (registry/spack), (registry/spack/journal.py, service.py)
+    _auth/{users,robots,used,keys,signing}/<name>              users, robots, S3 keys, token keys
+        owner: the auth room (registry/auth), (registry/auth/store.py)
+    _gc/lease                                                  the running collection's lease
+    _gc/seen/<alg>/<hex>                                       found to exist while it runs
+    _gc/trash/<alg>/<hex>                                      a blob being swept
+    _gc/reserve                                                room kept for a full disk
+    _quarantine/<alg>/<hex>                                    a corrupt blob, kept aside
+    _scrub/last.json                                           the last scrub's figures
+        owner of _gc/, _quarantine/, _scrub/: core's housekeeping (core/gc.py,
+        core/scrub.py); nobody else
+    _tmp/...                                                   scratch space (scratch());
+        the drivers' own, never listed or walked; the node cache writes its
+        downloads there
 
 Repository name components start with [a-z0-9], so the `_` directories can
-never collide with a nested repository. Manifests are blobs too: the revision
-link says which repository holds one and with which media type it was pushed.
+never collide with a nested repository, and no top-level area other than the
+housekeeping ones starts with `_`. Manifests are blobs too: the revision link
+says which repository holds one and with which media type it was pushed.
 Everything the OCI API answers can be rebuilt from this tree alone.
 
 Object keys (the S3-compatible API)
@@ -63,8 +90,10 @@ store's own key limit (1024 bytes on AWS S3) also applies to the prefix plus
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from registry.storage.driver import MAX_COMPONENT, MAX_PATH
 
@@ -96,6 +125,62 @@ def blob(digest: Digest) -> str:
     return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
 
+# -- reading the tree back: what a walked path names --------------------------
+
+# The registered digest algorithms and the length of their lower-case hex
+# (core.grammar.ALGORITHMS says the same; storage does not import core).
+DIGEST_HEX = {"sha256": 64, "sha512": 128}
+_HEX = re.compile(r"[0-9a-f]+")
+LAYER, MANIFEST = "layer", "manifest"
+
+
+class DigestName(NamedTuple):
+    """A digest as a path spells it: algorithm and hex (core makes a Digest of it)."""
+
+    algorithm: str
+    hex: str
+
+
+class LinkName(NamedTuple):
+    """What a walked link file says: repository, LAYER or MANIFEST, and digest."""
+
+    repo: str
+    kind: str
+    digest: DigestName
+
+
+def digest_name(algorithm: str, hex_: str) -> DigestName | None:
+    """The digest an `<alg>/<hex>` pair of path components spells; None for a stray name."""
+    if DIGEST_HEX.get(algorithm) != len(hex_) or not _HEX.fullmatch(hex_):
+        return None
+    return DigestName(algorithm, hex_)
+
+
+def blob_of(path: str) -> DigestName | None:
+    """The digest a walked `blobs/<alg>/<2 hex>/<hex>` path stores; None for
+    anything else (a stray file)."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[0] != BLOBS or parts[2] != parts[3][:2]:
+        return None
+    return digest_name(parts[1], parts[3])
+
+
+def link_of(path: str) -> LinkName | None:
+    """What a walked link file names: `repositories/<name>/_layers/<alg>/<hex>`
+    or `repositories/<name>/_manifests/revisions/<alg>/<hex>`; None for anything else."""
+    parts = path.split("/")
+    if len(parts) >= 5 and parts[-3] == "_layers":
+        kind, end = LAYER, -3
+    elif len(parts) >= 6 and parts[-4:-2] == ["_manifests", "revisions"]:
+        kind, end = MANIFEST, -4
+    else:
+        return None
+    digest = digest_name(parts[-2], parts[-1])
+    if digest is None:
+        return None
+    return LinkName("/".join(parts[1:end]), kind, digest)
+
+
 def scratch(name: str) -> str:
     """A private file in the drivers' scratch space (a node cache's download in
     progress): never listed or walked, and removed at start when a crash left it."""
@@ -114,8 +199,51 @@ def revision_link(name: str, digest: Digest) -> str:
     return f"{REPOSITORIES}/{name}/_manifests/revisions/{digest.algorithm}/{digest.hex}"
 
 
+def revisions_root(name: str) -> str:
+    """Every revision link of a repository is below this (retention walks it)."""
+    return f"{REPOSITORIES}/{name}/_manifests/revisions"
+
+
 def revisions_dir(name: str, algorithm: str) -> str:
-    return f"{REPOSITORIES}/{name}/_manifests/revisions/{algorithm}"
+    return f"{revisions_root(name)}/{algorithm}"
+
+
+# A revision link holds a few hundred bytes; anything larger is not one.
+REVISION_LINK_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionLink:
+    """The JSON document at `revision_link`: which manifest a repository holds,
+    the media type it was pushed with, its size, and its subject (so a delete
+    removes the referrer link without reading the manifest). Written by
+    core/manifests.py, read by it and by core/retention.py."""
+
+    digest: str
+    media_type: str
+    size: int
+    subject: str | None = None
+    # Links written before subjects were recorded have no such field: their
+    # subject must be found another way (core/manifests.py `_subject_of`).
+    subject_known: bool = True
+
+    def to_json(self) -> bytes:
+        return json.dumps({"digest": self.digest, "mediaType": self.media_type,
+                           "size": self.size, "subject": self.subject}).encode()
+
+    @classmethod
+    def parse(cls, raw: bytes) -> RevisionLink:
+        """The link in `raw`; ValueError when it is not one."""
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ValueError("a revision link is a JSON object")
+        media_type, size = doc.get("mediaType"), doc.get("size")
+        subject = doc.get("subject")
+        if not isinstance(media_type, str) or not isinstance(size, int) \
+                or not (subject is None or isinstance(subject, str)):
+            raise ValueError("not a revision link")
+        return cls(str(doc.get("digest") or ""), media_type, size, subject or None,
+                   "subject" in doc)
 
 
 def tags_dir(name: str) -> str:
@@ -407,3 +535,39 @@ def auth_dir(kind: str) -> str:
 
 def auth_entry(kind: str, name: str) -> str:
     return f"{auth_dir(kind)}/{name}"
+
+
+# -- housekeeping (core/gc.py, core/scrub.py) ---------------------------------
+# _gc/lease                 the running collection's lease (JSON: id, owner, expiry)
+# _gc/seen/<alg>/<hex>      empty: a blob or manifest found to exist while it runs
+# _gc/trash/<alg>/<hex>     a blob on its way out (put back if seen meanwhile)
+# _gc/reserve               bytes kept so that a collection can start on a full disk
+# _quarantine/<alg>/<hex>   a blob whose bytes do not hash to its name (scrub --repair)
+# _scrub/last.json          the last scrub's figures, for the server's /metrics
+GC = "_gc"
+GC_LEASE = f"{GC}/lease"
+GC_SEEN = f"{GC}/seen"
+GC_TRASH = f"{GC}/trash"
+GC_RESERVE = f"{GC}/reserve"
+QUARANTINE = "_quarantine"
+SCRUB_LAST = "_scrub/last.json"
+
+
+def gc_seen(digest: Digest) -> str:
+    return f"{GC_SEEN}/{digest.algorithm}/{digest.hex}"
+
+
+def gc_trash(digest: Digest) -> str:
+    return f"{GC_TRASH}/{digest.algorithm}/{digest.hex}"
+
+
+def gc_trashed(path: str) -> DigestName | None:
+    """The digest of a walked `_gc/trash/<alg>/<hex>` file; None for a stray one."""
+    parts = path.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != GC_TRASH:
+        return None
+    return digest_name(parts[2], parts[3])
+
+
+def quarantined(digest: Digest) -> str:
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.hex}"
