@@ -177,6 +177,8 @@ async def running(config: Config, hooks: Hooks | None = None,
         # While a garbage collection runs, blobs found to exist are marked (core/gc.py).
         watch = None if node_cache else GcWatch(driver)
         settings = dataclasses.replace(settings, gc_watch=watch)
+        if spack is not None:  # Spack's blob keys are content-addressed objects
+            settings = dataclasses.replace(settings, object_keys=spack.object_keys)
         decorators = [node_cache.decorate] if node_cache else [spack.decorate] if spack \
             else []
         if config.limits.quotas and node_cache is None:

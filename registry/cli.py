@@ -140,8 +140,9 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
             hooks = IndexHooks(index)
             hooks.start()
             spack = Spack(driver, SpecCatalog(index, hooks))
-            reg = build_registry(driver, hooks, CoreSettings.from_config(config),
-                                 decorators=[spack.decorate])
+            settings = dataclasses.replace(CoreSettings.from_config(config),
+                                           object_keys=spack.object_keys)
+            reg = build_registry(driver, hooks, settings, decorators=[spack.decorate])
             bar = ProgressBar(todo.files, todo.bytes)
             try:
                 summary = await importer.run(reg.objects, args.cache, todo, args.jobs,

@@ -17,6 +17,7 @@ from registry.core.cache import Generations
 from registry.core.catalog import CatalogService
 from registry.core.hooks import Hooks, NullHooks
 from registry.core.manifests import ManifestService
+from registry.core.object_keys import KeyClassifier, plain_keys
 from registry.core.object_service import ObjectService
 from registry.core.referrers import ReferrersService
 from registry.core.service import Registry
@@ -41,6 +42,9 @@ class CoreSettings:
     tag_cache_seconds: float = 0.0
     # Whether a garbage collection runs (core.gc.GcWatch); None: never asked.
     gc_watch: Any = None
+    # Which S3 keys are content-addressed: injected by the room that gives keys a
+    # meaning (registry.spack.wiring.Spack.object_keys); core knows no key shapes.
+    object_keys: KeyClassifier = plain_keys
 
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
@@ -70,7 +74,7 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
         tags=tags,
         referrers=ReferrersService(driver, generations, s.shared_store),
         catalog=CatalogService(driver),
-        objects=ObjectService(driver, blobs),
+        objects=ObjectService(driver, blobs, s.object_keys),
     )
     for decorate in decorators:
         registry = decorate(registry)

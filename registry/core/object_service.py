@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from registry.core.grammar import Digest
 from registry.core.multipart import MultipartUploads
+from registry.core.object_keys import KeyClassifier, plain_keys
 from registry.core.object_listing import list_objects
 from registry.core.objects import ObjectStore
 from registry.core.protocols import Blobs
@@ -16,11 +17,13 @@ from registry.storage.driver import Driver
 
 
 class ObjectService:
-    """Buckets and objects stored in the driver, content-addressed keys in the
-    blob store (see core.objects for the layout and its guarantees)."""
+    """Buckets and objects stored in the driver, the keys `keys` says are
+    content-addressed in the blob store (see core.objects for the layout and its
+    guarantees)."""
 
-    def __init__(self, driver: Driver, blobs: Blobs) -> None:
-        self.store = ObjectStore(driver, blobs)
+    def __init__(self, driver: Driver, blobs: Blobs,
+                 keys: KeyClassifier = plain_keys) -> None:
+        self.store = ObjectStore(driver, blobs, keys)
         self.multipart = MultipartUploads(self.store)
 
     async def bucket_exists(self, bucket: str) -> bool:

@@ -9,10 +9,12 @@ Layout (storage/paths.py):
 
 An entry holds what S3 answers about an object (size, ETag, Last-Modified,
 Content-Type, its key) and where its bytes are: a `data` id, fresh for every
-write, or a `blob` digest. Keys shaped like Spack's content-addressed blobs
-(`[<prefix>/]blobs/sha256/<2 hex>/<64 hex>`) are verified against the digest
-in their key and stored in the blob store OCI layers use, so a tarball pushed
-over OCI and over S3 is stored once; their entry only references the blob.
+write, or a `blob` digest. Which keys are content-addressed is not core's to
+know: a classifier injected by the factory says (core.object_keys; Spack's
+blobs and v2 tarballs, from registry.spack.layout). Their bytes are verified
+against the digest the key names, if it names one, and stored in the blob
+store OCI layers use, so a tarball pushed over OCI and over S3 is stored once;
+their entry only references the blob.
 
 Writes are atomic and streamed: the body goes to a fresh data path (never
 read by anyone before the entry names it) while being hashed on worker
@@ -35,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 import uuid
 import weakref
@@ -43,6 +44,7 @@ from collections.abc import AsyncIterator
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
 from registry.core.grammar import Digest
+from registry.core.object_keys import KeyClassifier, plain_keys
 from registry.core.object_writes import bad_digest, stream_to
 from registry.core.protocols import Blobs
 from registry.core.ranges import Unsatisfiable, parse_range
@@ -56,22 +58,8 @@ log = logging.getLogger("registry.objects")
 
 # Entries are a few hundred bytes; anything larger is not one of ours.
 ENTRY_MAX = 64 << 10
-# A Spack content-addressed blob, below the mirror's root (which may be a prefix).
-BLOB_KEY = re.compile(r"(?:.*/)?blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})")
-# A Spack layout v2 tarball (`build_cache/<arch>/<compiler>/<name>-<version>/<stem>.spack`):
-# named by its spec, not its digest, but immutable and referenced by digest from its
-# spec file, so it too is stored in the blob store, under the digest of its bytes.
-TARBALL_KEY = re.compile(r"(?:.*/)?build_cache/[^/]+/[^/]+/[^/]+/[^/]+\.spack")
 # Times a GET reads the entry again when an overwrite deleted the bytes under it.
 READ_ATTEMPTS = 3
-
-
-def blob_digest(key: str) -> Digest | None:
-    """The digest a content-addressed key names, or None for any other key."""
-    m = BLOB_KEY.fullmatch(key)
-    if m is None or m.group(2)[:2] != m.group(1):
-        return None
-    return Digest("sha256", m.group(2))
 
 
 def entry_path(bucket: str, key: str) -> str:
@@ -101,9 +89,11 @@ def new_id() -> str:
 class ObjectStore:
     """Buckets and objects of the S3-compatible API (see the module docstring)."""
 
-    def __init__(self, driver: Driver, blobs: Blobs) -> None:
+    def __init__(self, driver: Driver, blobs: Blobs,
+                 keys: KeyClassifier = plain_keys) -> None:
         self.driver = driver
         self.blobs = blobs
+        self.keys = keys
         self._buckets: set[str] = set()
         # Serialises replacing one key in this process, so that the bytes of the
         # version being replaced are deleted by exactly one writer.
@@ -218,7 +208,7 @@ class ObjectStore:
         """PutObject: stream the body to fresh bytes, check it, then publish it."""
         entry_path(bucket, key)  # a key we cannot store is refused before any byte
         await self.create_bucket(bucket)
-        addressed = blob_digest(key) is not None or TARBALL_KEY.fullmatch(key) is not None
+        addressed = self.keys(key).addressed
         data_id = new_id()
         written = await stream_to(self.driver, paths.object_data(bucket, data_id), chunks,
                                   checks, want_sha256=addressed, publish=not addressed)
@@ -228,15 +218,17 @@ class ObjectStore:
     async def publish(self, bucket: str, key: str, data_id: str, size: int, etag: str,
                       content_type: str | None, sha256: str | None = None) -> ObjectInfo:
         """Make the whole, checked bytes at `object_data(bucket, data_id)` the
-        object `key`: a content-addressed key is verified against its digest
-        (`sha256` if known, else by reading the bytes) and moved into the blob
-        store unless the blob is there already; then the entry is replaced."""
+        object `key`: the bytes of a content-addressed key are verified against the
+        digest it names, if any (`sha256` if known, else by reading the bytes), and
+        moved into the blob store unless the blob is there already; then the entry
+        is replaced."""
         path = entry_path(bucket, key)
         scratch = paths.object_data(bucket, data_id)
-        digest = blob_digest(key)
+        kind = self.keys(key)
+        digest = kind.digest
         info = ObjectInfo(key, size, etag, time.time(), content_type or DEFAULT_TYPE,
                           data=data_id)
-        if digest is None and TARBALL_KEY.fullmatch(key) is not None:
+        if kind.addressed and digest is None:
             digest = Digest("sha256", sha256 or await self._sha256_of(scratch))
         if digest is not None:
             try:

@@ -22,13 +22,12 @@ from pathlib import Path
 from registry.core.errors import ObjectError
 from registry.core.protocols import Objects
 from registry.core.types import Checks
-from registry.spack.layout import INDEX_KINDS, SPEC_KINDS, bucket_of, classify
+from registry.spack.layout import CONTENT_KINDS, INDEX_KINDS, ROOTS, SPEC_KINDS, bucket_of, classify
 
 CHUNK = 1 << 20
 # Phases, in the order spack itself pushes: a spec document is checked against
 # blobs that must already be stored.
 CONTENT, SPECS, REST = 0, 1, 2
-CONTENT_KINDS = {"blob", "tarball2"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,7 @@ def plan(root: Path) -> Plan:
     anything but regular files are skipped: a directory handed to an import is
     not trusted to stay inside itself."""
     out = Plan()
-    for top in ("v3", "blobs", "build_cache"):
+    for top in ROOTS:
         base = root / top
         if not base.is_dir() or base.is_symlink():
             continue

@@ -8,6 +8,10 @@ One grammar for the three ways a cache is addressed:
 - classic through S3: bucket and key, the cache being `<bucket>[/<prefix>]`
   where the prefix is the part of the key before `v3/`, `blobs/` or `build_cache/`.
 
+Every module that reads or builds a classic path or key uses these functions:
+the views, the S3 bridge, the importer, and core's object service, which asks
+`key_class` (injected through the factory) which keys are content-addressed.
+
 Paths are matched by their shape and looked up by the DAG hash they end with,
 never rebuilt from a spec and compared: spack's own formatting of names (for
 example `format_path` on odd versions) then cannot make a record unreachable.
@@ -19,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from registry.core.grammar import NAME_MAX, NAME_RE, Digest
+from registry.core.object_keys import BY_CONTENT, PLAIN, KeyClass, named
 
 INDEX_TAG = "index.spack"
 ROOTS = ("v3", "blobs", "build_cache")
@@ -44,6 +49,12 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 INDEX_KINDS = frozenset({"index3", "index2", "hash2"})
 # Kinds spack writes when it pushes one spec.
 SPEC_KINDS = frozenset({"spec3", "specjson", "specsig"})
+# Kinds stored in the blob store: a blob, named by its digest, and a v2 tarball,
+# named by its spec but immutable and named by digest in its spec file.
+CONTENT_KINDS = frozenset({"blob", "tarball2"})
+# Where a client publishes its public keys, per kind of key index: spack lists
+# the keys of a cache from the files there (key2 and key3 kinds).
+KEY_DIRS = {"keys2": "build_cache/_pgp/", "keys3": "v3/manifests/key/"}
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -78,26 +89,56 @@ def valid_cache(name: str) -> bool:
     return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None
 
 
+def split_root(key: str) -> tuple[str, str] | None:
+    """`[<prefix>/]<classic path>` -> (prefix, empty or ending in "/", classic path):
+    the classic path starts at the first segment that starts a layout (`v3`,
+    `blobs`, `build_cache`); None when no segment does."""
+    start = 0
+    while True:
+        end = key.find("/", start)
+        if key[start:len(key) if end < 0 else end] in ROOTS:
+            return key[:start], key[start:]
+        if end < 0:
+            return None
+        start = end + 1
+
+
 def split_view_path(path: str) -> tuple[str, str] | None:
     """`<cache>/<classic path>` -> (cache, classic path), the cache ending just
-    before the first segment that starts a layout (`v3`, `blobs`, `build_cache`)."""
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        if parts[i] in ROOTS:
-            cache = "/".join(parts[:i])
-            return (cache, "/".join(parts[i:])) if valid_cache(cache) else None
-    return None
+    before the first segment after its first that starts a layout (`v3`, `blobs`,
+    `build_cache`): the split the view routes make."""
+    head, sep, rest = path.partition("/")
+    return split_key(head, rest) if sep else None
 
 
 def split_key(bucket: str, key: str) -> tuple[str, str] | None:
     """An S3 object -> (cache, classic path), or None when it is not below a
     layout root or the cache would not be a valid repository name."""
-    parts = key.split("/")
-    for i in range(len(parts)):
-        if parts[i] in ROOTS:
-            cache = "/".join([bucket, *parts[:i]])
-            return (cache, "/".join(parts[i:])) if valid_cache(cache) else None
-    return None
+    where = split_root(key)
+    if where is None:
+        return None
+    cache = bucket + "/" + where[0][:-1] if where[0] else bucket
+    return (cache, where[1]) if valid_cache(cache) else None
+
+
+def key_class(key: str) -> KeyClass:
+    """How core's object service stores the bytes of S3 key `key`
+    (core.object_keys.KeyClassifier): a blob key is checked against the digest
+    it names, a v2 tarball is stored under the digest of its bytes, both in the
+    blob store; every other key is plain. The prefix before the layout root may
+    be anything (a key need not be below a valid cache to be a blob)."""
+    where = split_root(key)
+    if where is None:
+        return PLAIN
+    path = classify(where[1])
+    if path.digest is not None:
+        return named(path.digest)
+    return BY_CONTENT if path.kind in CONTENT_KINDS else PLAIN
+
+
+def blob_path(digest: Digest) -> str:
+    """Layout v3: where a blob is, below a cache's root (`blobs/sha256/<2 hex>/<hex>`)."""
+    return f"blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
 
 def bucket_of(cache: str) -> tuple[str, str] | None:

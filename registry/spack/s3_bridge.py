@@ -28,7 +28,14 @@ from registry.core.grammar import Digest
 from registry.core.protocols import Blobs, Objects
 from registry.spack import synth
 from registry.spack.gunzip import NotGzip
-from registry.spack.layout import INDEX_KINDS, SPEC_KINDS, ClassicPath, classify, split_key
+from registry.spack.layout import (
+    INDEX_KINDS,
+    SPEC_KINDS,
+    ClassicPath,
+    blob_path,
+    classify,
+    split_key,
+)
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SPEC_MAX_BYTES, InvalidSpec, SpecDoc, SpecRecord
@@ -215,7 +222,7 @@ class SpackObjects:
             except Exception:
                 raise invalid("the spec file's binary_cache_checksum is malformed") from None
             # The .spack object was stored in the blob store by its digest
-            # (core.objects.TARBALL_KEY); spack pushes it before its spec file.
+            # (layout.key_class); spack pushes it before its spec file.
             size = await self.blobs.size(tarball)
             if size is None:
                 raise invalid(f"the spec's tarball {tarball} is not in the cache; push "
@@ -271,8 +278,7 @@ class SpackObjects:
         if kind == "index3":
             # The manifest names the index blob by its key: give that key an entry,
             # or a client reading the index over S3 finds NoSuchKey.
-            hexd = rendered.digest.hex
-            blob_key = f"{key[: len(key) - len(rel)]}blobs/sha256/{hexd[:2]}/{hexd}"
+            blob_key = key[: len(key) - len(rel)] + blob_path(rendered.digest)
             await self._point(bucket, blob_key, rendered.digest, rendered.size,
                               "application/json")
         await self._point(bucket, key, digest, size,

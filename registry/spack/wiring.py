@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from registry.core.object_keys import KeyClassifier
 from registry.core.service import Registry
 from registry.spack.catalog import SpecCatalog
+from registry.spack.layout import key_class
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.s3_bridge import SpackObjects
 from registry.spack.service import Signer, SpackCaches
@@ -17,11 +19,13 @@ class Spack:
     """`decorate` is a decorator for `core.factory.build_registry`: manifests
     and objects learn which pushes are spack specs; `caches` is what the views,
     the API and the CLI read; `catalog` (when given) is the SQLite index of
-    every spec, kept by `caches`."""
+    every spec, kept by `caches`; `object_keys` goes into the factory's settings
+    (core.factory.CoreSettings): which S3 keys the object service stores as blobs."""
 
     def __init__(self, driver: Driver, catalog: SpecCatalog | None = None,
                  signer: Signer | None = None) -> None:
         self.catalog = catalog
+        self.object_keys: KeyClassifier = key_class
         self.caches = SpackCaches(driver, sink=catalog, signer=signer)
 
     def decorate(self, reg: Registry) -> Registry:

@@ -9,12 +9,21 @@ import pytest
 from core_helpers import chunks, digest_of, push_blob
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
+from registry.core.factory import CoreSettings, build_registry
 from registry.core.object_listing import make_token, parse_token
 from registry.core.serving import ByteStream
 from registry.core.types import Checks
+from registry.spack.layout import key_class
 from registry.storage import paths
 
 MiB = 1 << 20
+H = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@pytest.fixture
+def reg(driver):
+    """The services with Spack's key grammar injected, as the server wires them."""
+    return build_registry(driver, settings=CoreSettings(object_keys=key_class))
 
 
 async def read_all(plan) -> bytes:
@@ -102,6 +111,23 @@ async def test_blob_keys_are_stored_once(reg, driver):
     assert await reg.blobs.size(digest_of(other)) == len(other)
     await reg.objects.delete("cache", blob_key(other))
     assert await reg.blobs.size(digest_of(other)) == len(other)
+
+
+async def test_v2_tarballs_are_stored_by_their_content(reg, driver):
+    data = b"a v2 tarball"
+    key = f"pre/build_cache/linux-x-y/gcc-12/zlib-1.3/linux-x-y-gcc-12-zlib-1.3-{H}.spack"
+    info = await put(reg, "cache", key, data)
+    assert info.blob == digest_of(data)
+    assert [p.path async for p in driver.walk(paths.BLOBS)] == [paths.blob(digest_of(data))]
+    assert [p async for p in driver.walk(paths.OBJECT_DATA)] == []
+
+
+async def test_without_a_classifier_no_key_is_content_addressed(driver):
+    # Core knows no key shapes: a store without Spack keeps blob-shaped keys as they are.
+    reg = build_registry(driver)
+    info = await put(reg, "cache", blob_key(b"real"), b"fake")
+    assert info.blob is None and info.data is not None
+    assert [p async for p in driver.walk(paths.BLOBS)] == []
 
 
 async def test_listing(reg):

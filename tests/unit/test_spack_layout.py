@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from registry.core.grammar import Digest
+from registry.core.object_keys import BY_CONTENT, PLAIN, named
 from registry.spack.layout import (
+    blob_path,
     bucket_of,
     classify,
     hash_of_tag,
+    key_class,
     spec_tag,
     split_key,
+    split_root,
     split_view_path,
 )
 from registry.spack.s3_bridge import clear_text
 
 H = "abcdefghijklmnopqrstuvwxyz234567"
+HEX = "ab" + "0" * 62
+TARBALL = f"build_cache/linux-x-y/gcc-12/zlib-1.3/linux-x-y-gcc-12-zlib-1.3-{H}.spack"
 
 
 @pytest.mark.parametrize("path,kind", [
@@ -55,6 +62,47 @@ def test_caches_and_buckets():
     assert bucket_of("mybucket/pre/fix") == ("mybucket", "pre/fix/")
     assert bucket_of("mybucket") == ("mybucket", "")
     assert bucket_of("my_cache") is None and bucket_of("ab") is None
+    # The cache ends before the first layout segment after its first component.
+    assert split_view_path("v3/x/blobs/sha256/ab/x") == ("v3/x", "blobs/sha256/ab/x")
+    assert split_root("a/b/v3/layout.json") == ("a/b/", "v3/layout.json")
+    assert split_root("v3") == ("", "v3") and split_root("a/v30/x") is None
+
+
+def test_keys_are_built_as_they_are_classified():
+    digest = Digest("sha256", HEX)
+    assert blob_path(digest) == f"blobs/sha256/ab/{HEX}"
+    assert classify(blob_path(digest)).digest == digest
+
+
+@pytest.mark.parametrize("key,want", [
+    (f"blobs/sha256/ab/{HEX}", named(Digest("sha256", HEX))),
+    (f"pre/fix/blobs/sha256/ab/{HEX}", named(Digest("sha256", HEX))),
+    (f"Not A Cache/blobs/sha256/ab/{HEX}", named(Digest("sha256", HEX))),
+    (TARBALL, BY_CONTENT),
+    (f"site/{TARBALL}", BY_CONTENT),
+    # Shapes that are not quite a blob or a tarball stay plain objects.
+    (f"blobs/sha256/AB/{HEX.upper()}", PLAIN),
+    (f"blobs/sha256/ab/{HEX}\n", PLAIN),
+    (f"blobs/sha256/ab/{HEX}/", PLAIN),
+    (f"blobs/sha256/ab/{HEX}/x", PLAIN),
+    (f"blobs/sha256/ab/{HEX[:-1]}", PLAIN),
+    (f"blobs/sha512/ab/{HEX}", PLAIN),
+    (f"blobs/sha256//ab/{HEX}", PLAIN),
+    ("blobs/sha256/ab/ab" + "\u0660" * 62, PLAIN),  # Arabic-Indic digits are not hex
+    (f"blobs/sha256/ab/{HEX}\x00", PLAIN),
+    (f"v3/blobs/sha256/ab/{HEX}", PLAIN),  # below v3/: not the blob root
+    ("build_cache/linux-x-y/gcc-12/zlib-1.3/zlib.spack", PLAIN),  # no DAG hash
+    (f"build_cache/gcc-12/zlib-1.3/x-{H}.spack", PLAIN),  # not three folders deep
+    (f"build_cache/linux-x-y-gcc-12-zlib-1.3-{H}.spec.json", PLAIN),
+    ("v3/layout.json", PLAIN),
+    ("", PLAIN),
+    ("blobs", PLAIN),
+    ("/" * 1024, PLAIN),
+    ("build_cache/" + "-" * 1000 + ".spack", PLAIN),
+    ("blobs/" * 200, PLAIN),
+])
+def test_key_class(key, want):
+    assert key_class(key) == want
 
 
 def test_tags_as_spack_makes_them():
