@@ -5,7 +5,9 @@ is identified once, from its Authorization header: a Bearer token (an ES256 JWT
 from /token, whose claims are the grants), Basic credentials (a user's password
 or a robot's token, the rules deciding), SigV4 (an S3 access key of a user), or
 none (anonymous). A token's robot or user is looked up again on every request
-(through the store's short cache), so a revocation holds within a second.
+(through the store's short cache), so a revocation holds within a second, and so
+does a password change (a token names the credentials it was issued for) or a
+lost group or rule (a token grants only what its holder may still do).
 
 Refusals: anonymous callers get 401 with the challenge their protocol expects
 (Bearer realm/service/scope for OCI, Basic elsewhere, S3's AccessDenied for
@@ -116,8 +118,10 @@ class Guard:
                    scope: Scope) -> bool:
         if not scope.resource:  # the registry as a whole: any caller who logged in
             return not who.anonymous
-        if granted is not None:
-            return scope.action in granted.get(scope.resource, ())
+        if granted is not None and scope.action not in granted.get(scope.resource, ()):
+            return False
+        # A token's grants as well as the rights of its holder now: a group left or a
+        # rule changed since it was issued narrows it at once.
         return scope.action in self.rules.actions(who, scope.resource)
 
     # -- identification --------------------------------------------------------
@@ -176,6 +180,8 @@ class Guard:
             who = None
         if who is None:
             raise invalid("the token's user or robot no longer exists (revoked)")
+        if who.stamp and claims.get("cred") != who.stamp:
+            raise invalid("the credentials the token was issued for changed (revoked)")
         return who, _granted(claims.get("access"))
 
     async def _sigv4(self, request: web.BaseRequest) -> Identity:
@@ -230,6 +236,8 @@ class Guard:
                                "actions": sorted(allowed)})
         claims = {"iss": self.issuer, "aud": self.service, "sub": who.name,
                   "kind": who.kind, "access": access}
+        if who.stamp:
+            claims["cred"] = who.stamp
         issued = self.keys.issue(claims, self.token_ttl)
         self._audit(request, "token", who, None, scopes=[
             f"repository:{a['name']}:{','.join(a['actions'])}" for a in access][:50])

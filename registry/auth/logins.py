@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -34,6 +35,14 @@ def new_robot_token() -> tuple[str, str]:
 def token_hash(token: str) -> str:
     # Robot tokens are 256 random bits: a plain hash is enough (no guessing to slow).
     return hashlib.sha256(token.encode(errors="surrogateescape")).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def stamp(secret: str) -> str:
+    """What a token records of the credentials it was issued for (a stored password
+    hash or robot token hash): it changes with them, and tells nothing about them."""
+    return hashlib.sha256(b"registry token stamp\0" +
+                          secret.encode(errors="surrogateescape")).hexdigest()[:16]
 
 
 def parse_basic(credentials: str) -> tuple[str, str]:
@@ -98,7 +107,8 @@ class Logins:
         """The current identity of a user or robot (None: removed, revoked, expired)."""
         if kind == USER:
             user = await self.user(name)
-            return None if user is None else Identity(USER, name, frozenset(user.groups))
+            return None if user is None else Identity(USER, name, frozenset(user.groups),
+                                                      stamp=stamp(user.password))
         robot = await self.store.robot(name)
         if robot is None or robot.expired(time.time()):
             return None
@@ -108,7 +118,7 @@ class Logins:
                 grants.append(parse_scope(scope))
             except RuleError:
                 continue
-        return Identity(ROBOT, name, grants=tuple(grants))
+        return Identity(ROBOT, name, grants=tuple(grants), stamp=stamp(robot.token_sha256))
 
     async def login(self, name: str, password: str, address: str) -> Identity:
         """The identity these credentials prove; Unauthorized (or TooManyRequests)."""
@@ -143,7 +153,7 @@ class Logins:
             self._verified[memo] = None
             if len(self._verified) > 1000:
                 self._verified.popitem(last=False)
-        return Identity(USER, name, frozenset(user.groups))
+        return Identity(USER, name, frozenset(user.groups), stamp=stamp(user.password))
 
     def _note_use(self, robot: str) -> None:
         """Record a robot's last use, at most once a minute per process."""

@@ -116,6 +116,9 @@ class Identity:
     groups: frozenset[str] = frozenset()
     grants: tuple[Grant, ...] = ()  # a robot's scopes
     via: str = ""  # how: basic, bearer, sigv4 (for the audit log)
+    # Which credentials the record holds now (auth.logins.stamp): a token carries the
+    # stamp it was issued under and dies with it (a password change, a new robot).
+    stamp: str = ""
 
     @property
     def anonymous(self) -> bool:
