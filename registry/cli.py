@@ -147,7 +147,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
             try:
                 summary = await importer.run(reg.objects, args.cache, todo, args.jobs,
                                              bar.update)
-                await reg.objects.settle()
+                await spack.settle()
                 return summary
             finally:
                 bar.close()

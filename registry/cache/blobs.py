@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -38,6 +38,7 @@ from registry.cache.peers import Peers
 from registry.cache.shared import SharedPaths
 from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream
+from registry.core.decorators import BlobsDecorator
 from registry.core.errors import (
     BadUpstream,
     BlobUnknown,
@@ -107,7 +108,7 @@ class Fetch:
     error: BaseException | None = None
 
 
-class CachingBlobs:
+class CachingBlobs(BlobsDecorator):
     """`Blobs` of a node cache: served locally when stored, else fetched from the
     upstream once per digest and followed while it downloads. Pushes and deletes
     are refused (the upstream is the truth)."""
@@ -115,7 +116,7 @@ class CachingBlobs:
     def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
                  fsync: bool = True, hooks: Hooks | None = None,
                  peers: Peers | None = None, stats: CacheStats | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.peers = peers
         self.stats = stats or CacheStats()
         self.hooks = hooks or NullHooks()
@@ -141,22 +142,6 @@ class CachingBlobs:
         self._pool.shutdown(wait=False)
 
     # -- reads ---------------------------------------------------------------
-
-    async def size(self, digest: Digest) -> int | None:
-        return await self.inner.size(digest)
-
-    async def seen(self, digest: Digest) -> None:
-        await self.inner.seen(digest)
-
-    async def linked(self, repo: str, digest: Digest) -> bool:
-        return await self.inner.linked(repo, digest)
-
-    async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes:
-        return await self.inner.read(digest, max_bytes)
-
-    def reader(self, digest: Digest, offset: int = 0,
-               length: int | None = None) -> AsyncIterator[bytes]:
-        return self.inner.reader(digest, offset, length)
 
     async def serve(self, repo: str, digest: Digest, range_header: str | None = None,
                     with_body: bool = True) -> BlobPlan:
@@ -462,15 +447,9 @@ class CachingBlobs:
 
     # -- writes: the upstream is the truth -----------------------------------
 
-    async def link(self, repo: str, digest: Digest, size: int) -> None:
-        await self.inner.link(repo, digest, size)
-
     async def unlink(self, repo: str, digest: Digest) -> None:
         raise Unsupported(f"this is a read-only cache of {self.upstream.base}: delete there",
                           {"upstream": self.upstream.base})
-
-    async def put_small(self, data: bytes, digest: Digest) -> None:
-        await self.inner.put_small(data, digest)
 
 
 def _fail(fetch: Fetch, exc: BaseException, what: str) -> None:

@@ -18,6 +18,7 @@ refused (405 UNSUPPORTED): the upstream is the truth.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import logging
 import time
@@ -27,6 +28,7 @@ from typing import TypeVar
 
 from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream, UpstreamManifest
+from registry.core.decorators import ManifestsDecorator, TagsDecorator
 from registry.core.errors import (
     BlobUnknown,
     ManifestInvalid,
@@ -78,7 +80,7 @@ class Flights:
             task.exception()  # retrieved: callers that went away leave no warning
 
 
-class CachingManifests:
+class CachingManifests(ManifestsDecorator):
     """`Manifests` of a node cache (see the module docstring)."""
 
     def __init__(self, inner: Manifests, tags: Tags, upstream: Upstream, tag_ttl: float,
@@ -86,7 +88,7 @@ class CachingManifests:
                  stats: CacheStats | None = None,
                  prefetch: Callable[[str, list[tuple[Digest, int]]], None] | None = None
                  ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.stats = stats or CacheStats()
         self.prefetch = prefetch
         self.tags = tags  # the local tags (the inner manifest service's)
@@ -191,10 +193,6 @@ class CachingManifests:
 
     # -- passed through or refused -------------------------------------------
 
-    async def mirror(self, repo: str, digest: Digest, data: bytes,
-                     media_type: str | None, tag: str | None = None) -> Manifest:
-        return await self.inner.mirror(repo, digest, data, media_type, tag)
-
     async def put(self, repo: str, reference: str, data: bytes,
                   content_type: str | None) -> tuple[Digest, Manifest]:
         raise read_only(self.upstream)
@@ -202,36 +200,20 @@ class CachingManifests:
     async def delete(self, repo: str, reference: str) -> None:
         raise read_only(self.upstream)
 
-    async def delete_untagged(self, repo: str, digest: Digest,
-                              named: Callable[[], Awaitable[bool]]) -> bool:
-        return await self.inner.delete_untagged(repo, digest, named)
 
-    async def exists(self, repo: str, digest: Digest) -> bool:
-        return await self.inner.exists(repo, digest)
-
-    async def read_bytes(self, digest: Digest) -> bytes:
-        return await self.inner.read_bytes(digest)
-
-    async def read_config(self, manifest: Manifest) -> bytes | None:
-        return await self.inner.read_config(manifest)
-
-
-class CachingTags:
+class CachingTags(TagsDecorator):
     """`Tags` of a node cache: lists are the upstream's (cached for `ttl` seconds),
     lookups local (the manifest decorator keeps them current), writes refused."""
 
     def __init__(self, inner: Tags, upstream: Upstream, ttl: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.upstream = upstream
         self.ttl = ttl
         self.clock = clock
         self._lists: dict[str, tuple[float, list[str]]] = {}
         self._views: OrderedDict[tuple[str, Hashable], tuple[float, Sized]] = OrderedDict()
         self._flights = Flights()
-
-    async def resolve(self, repo: str, reference: str) -> Digest:
-        return await self.inner.resolve(repo, reference)
 
     async def set(self, repo: str, tag: str, digest: Digest) -> None:
         raise read_only(self.upstream)
@@ -253,11 +235,11 @@ class CachingTags:
         self._lists[repo] = entry
         return entry
 
-    async def list(self, repo: str) -> list[str]:
+    async def list(self, repo: str) -> builtins.list[str]:
         return (await self._listed(repo))[1]
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[list[str]], Awaitable[Sized]]) -> Sized:
+                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized:
         stamp, tags = await self._listed(repo)
         cached = self._views.get((repo, key))
         if cached is not None and cached[0] == stamp:
@@ -267,9 +249,3 @@ class CachingTags:
         while len(self._views) > MAX_VIEWS:
             self._views.popitem(last=False)
         return view
-
-    async def targets(self, repo: str) -> dict[str, Digest]:
-        return await self.inner.targets(repo)
-
-    async def pointing_at(self, repo: str, digest: Digest) -> list[str]:
-        return await self.inner.pointing_at(repo, digest)

@@ -3,11 +3,14 @@ and uploads (refused: a node cache is read-only, the upstream is the truth)."""
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from registry.cache.manifests import read_only
 from registry.cache.upstream import Upstream
+from registry.core.decorators import ReferrersDecorator, UploadsDecorator
 from registry.core.errors import UpstreamUnavailable
 from registry.core.grammar import Digest
 from registry.core.protocols import Referrers, Uploads
@@ -16,15 +19,15 @@ from registry.core.types import UploadStatus
 log = logging.getLogger("registry.cache")
 
 
-class UpstreamReferrers:
+class UpstreamReferrers(ReferrersDecorator):
     """`Referrers` answered by the upstream; the ones stored here if it is unavailable."""
 
     def __init__(self, inner: Referrers, upstream: Upstream) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.upstream = upstream
 
     async def list(self, repo: str, subject: Digest,
-                   artifact_type: str | None = None) -> list[dict]:
+                   artifact_type: str | None = None) -> builtins.list[dict[str, Any]]:
         try:
             found = await self.upstream.referrers(repo, subject, artifact_type)
         except UpstreamUnavailable as exc:
@@ -35,15 +38,12 @@ class UpstreamReferrers:
             found = [d for d in found if d.get("artifactType") == artifact_type]
         return found
 
-    def index(self, descriptors: list[dict]) -> dict:
-        return self.inner.index(descriptors)
 
-
-class ReadOnlyUploads:
+class ReadOnlyUploads(UploadsDecorator):
     """`Uploads` of a node cache: every push is refused with 405 UNSUPPORTED."""
 
     def __init__(self, inner: Uploads, upstream: Upstream) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.upstream = upstream
 
     async def start(self, repo: str) -> UploadStatus:
@@ -73,6 +73,3 @@ class ReadOnlyUploads:
     async def mount(self, repo: str, digest: Digest, source: str | None,
                     auto: bool = True) -> bool:
         raise read_only(self.upstream)
-
-    async def purge_stale(self, repositories: list[str], older_than: float) -> int:
-        return await self.inner.purge_stale(repositories, older_than)

@@ -19,12 +19,13 @@ import fnmatch
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from registry.core.decorators import UploadsDecorator
 from registry.core.errors import RegistryError
 from registry.core.grammar import Digest
 from registry.core.protocols import Uploads
 from registry.core.service import Registry
+from registry.core.types import UploadStatus
 from registry.specs import parse_quota
 from registry.units import human_size
 
@@ -53,17 +54,14 @@ class QuotaExceeded(RegistryError):
 Measure = Callable[[str], Awaitable[int]]  # pattern -> unique bytes stored
 
 
-class QuotaUploads:
+class QuotaUploads(UploadsDecorator):
     """Uploads that stay within the quotas (every other call passes through)."""
 
     def __init__(self, inner: Uploads, quotas: list[Quota], measure: Measure) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.quotas = quotas
         self.measure = measure
         self._usage: dict[str, tuple[float, int]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def _used(self, quota: Quota) -> int:
         now = time.monotonic()
@@ -124,7 +122,7 @@ class QuotaUploads:
 
     async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> Any:
+                     content_length: int | None = None) -> UploadStatus:
         guarded = await self._guard(repo, chunks, content_length)
         assert guarded is not None
         return await self.inner.append(repo, upload_id, guarded, content_range, content_length)

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from registry.core.decorators import ManifestsDecorator
 from registry.core.errors import ManifestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like
 from registry.core.manifest_format import Manifest, decode_json
@@ -36,11 +37,11 @@ log = logging.getLogger("registry.spack")
 CONFIG_MAX = 32 << 20
 
 
-class SpackManifests:
+class SpackManifests(ManifestsDecorator):
     """Manifests (core.protocols) of repositories that are Spack build caches."""
 
     def __init__(self, inner: Manifests, blobs: Blobs, caches: SpackCaches) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.blobs = blobs
         self.caches = caches
         self._making: dict[tuple[str, str], asyncio.Future] = {}
@@ -69,19 +70,6 @@ class SpackManifests:
             raise ManifestUnknown(f"spec {record.hash} has no OCI image: its tarball is "
                                   f"not a usable gzip stream ({exc})") from None
         return await self.inner.get(repo, reference, with_body)
-
-    async def exists(self, repo: str, digest: Digest) -> bool:
-        return await self.inner.exists(repo, digest)
-
-    async def read_bytes(self, digest: Digest) -> bytes:
-        return await self.inner.read_bytes(digest)
-
-    async def read_config(self, manifest: Manifest) -> bytes | None:
-        return await self.inner.read_config(manifest)
-
-    async def mirror(self, repo: str, digest: Digest, data: bytes, media_type: str | None,
-                     tag: str | None = None) -> Manifest:
-        return await self.inner.mirror(repo, digest, data, media_type, tag)
 
     # -- writes ------------------------------------------------------------------
 

@@ -23,9 +23,11 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 
+from registry.core.decorators import ObjectsDecorator
 from registry.core.errors import ObjectError
 from registry.core.grammar import Digest
 from registry.core.protocols import Blobs, Objects
+from registry.core.types import Checks, ObjectInfo, ObjectPlan
 from registry.spack import synth
 from registry.spack.gunzip import NotGzip
 from registry.spack.layout import (
@@ -103,12 +105,12 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
-class SpackObjects:
+class SpackObjects(ObjectsDecorator):
     """Objects (core.protocols) with the spack build caches they hold kept current."""
 
     def __init__(self, inner: Objects, blobs: Blobs, caches: SpackCaches,
                  manifests: SpackManifests) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.blobs = blobs
         self.caches = caches
         self.manifests = manifests
@@ -116,13 +118,10 @@ class SpackObjects:
         # (cache, missing dependency hash) -> records whose image waits for it
         self._waiting: dict[tuple[str, str], list[SpecRecord]] = {}
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)  # buckets, listings, parts: as they are
-
     # -- writes ------------------------------------------------------------------
 
-    async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks,
-                  content_type: str | None = None):
+    async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
+                  content_type: str | None = None) -> ObjectInfo:
         where = split_key(bucket, key)
         if where is None:
             return await self.inner.put(bucket, key, chunks, checks, content_type)
@@ -137,7 +136,7 @@ class SpackObjects:
         return info
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: list[tuple[int, str]]):
+                                 parts: list[tuple[int, str]]) -> ObjectInfo:
         info = await self.inner.complete_multipart(bucket, key, upload_id, parts)
         where = split_key(bucket, key)
         if where is None or classify(where[1]).kind not in SPEC_KINDS:
@@ -246,13 +245,13 @@ class SpackObjects:
 
     # -- reads -------------------------------------------------------------------
 
-    async def head(self, bucket: str, key: str):
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
         await self._refresh_index(bucket, key)
         return await self.inner.head(bucket, key)
 
     async def serve(self, bucket: str, key: str, range_header: str | None = None,
                     with_body: bool = True, if_match: str | None = None,
-                    if_none_match: str | None = None):
+                    if_none_match: str | None = None) -> ObjectPlan:
         await self._refresh_index(bucket, key)
         return await self.inner.serve(bucket, key, range_header, with_body, if_match,
                                       if_none_match)

@@ -27,9 +27,17 @@ class Spack:
         self.catalog = catalog
         self.object_keys: KeyClassifier = key_class
         self.caches = SpackCaches(driver, sink=catalog, signer=signer)
+        self._objects: list[SpackObjects] = []
 
     def decorate(self, reg: Registry) -> Registry:
         self.caches.blobs = reg.blobs
         manifests = SpackManifests(reg.manifests, reg.blobs, self.caches)
         objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests)
+        self._objects.append(objects)
         return dataclasses.replace(reg, manifests=manifests, objects=objects)
+
+    async def settle(self) -> None:
+        """Wait for the OCI images the decorated object services are making in the
+        background (a CLI import must not close the store under them)."""
+        for objects in self._objects:
+            await objects.settle()

@@ -11,8 +11,9 @@
   of it check_path (measured on get_content of the memory driver).
 
 Readers and writers it hands out count their bytes too. `local_path` is the
-driver's own bound method (sendfile calls it on every blob GET), and any other
-attribute (`clean_tmp`, `purge_uploads`, `root`, ...) is the wrapped driver's.
+driver's own bound method (sendfile calls it on every blob GET); `clean_tmp` asks
+the wrapped driver, if it keeps scratch files, to remove a crash's leftovers. No
+other attribute passes through: `inner` is the wrapped driver.
 """
 
 from __future__ import annotations
@@ -126,9 +127,11 @@ class CheckedDriver:
         (self._get, self._put, self._read, self._write, self._stat, self._list, self._walk,
          self._compose, self._move, self._delete, self._redirect) = self._ops.values()
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for what this class lacks: the wrapped driver's extras.
-        return getattr(self.inner, name)
+    def clean_tmp(self, older_than: float = 3600.0) -> int:
+        """Remove the scratch files a crash left behind, on a driver that keeps
+        them on local disk (the filesystem driver); 0 on the others."""
+        clean = getattr(self.inner, "clean_tmp", None)
+        return int(clean(older_than)) if clean is not None else 0
 
     def stats(self) -> dict[str, Any]:
         """Counters per operation: calls, not_found, errors, bytes_read, bytes_written."""

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from core_helpers import chunks, digest_of, push_blob, push_image
 
+from registry.core.decorators import BlobsDecorator
 from registry.core.errors import (
     BlobUnknown,
     BlobUploadUnknown,
@@ -88,16 +89,10 @@ async def test_decorators_wrap_the_services(driver):
     the registry is untouched."""
     served = []
 
-    class Watching:
-        def __init__(self, inner):
-            self._inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self._inner, name)
-
+    class Watching(BlobsDecorator):
         async def serve(self, repo, digest, range_header=None, with_body=True):
             served.append((repo, str(digest)))
-            return await self._inner.serve(repo, digest, range_header, with_body)
+            return await self.inner.serve(repo, digest, range_header, with_body)
 
     def watch(reg):
         return dataclasses.replace(reg, blobs=Watching(reg.blobs))

@@ -13,6 +13,7 @@ import time
 import aiohttp
 import pytest
 
+from registry.core.decorators import BlobsDecorator
 from registry.core.growing import GrowingFile
 from registry.core.ranges import parse_range
 from registry.core.serving import BlobPlan, LocalFile
@@ -21,20 +22,17 @@ SIZE = 3 << 20
 PIECE = 256 << 10
 
 
-class FollowingBlobs:
+class FollowingBlobs(BlobsDecorator):
     """Wraps the blob service as a node cache would: every GET is served from
     `path`, which a thread writes piece by piece (failing after `fail_at` bytes)."""
 
     def __init__(self, inner, path: str, data: bytes, fail_at: int | None = None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.path = path
         self.data = data
         self.fail_at = fail_at
         self.progress = GrowingFile(len(data))
         open(path, "wb").close()
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
 
     def write_slowly(self) -> None:
         with open(self.path, "ab") as fh:

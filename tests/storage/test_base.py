@@ -79,13 +79,14 @@ async def test_counts_calls_misses_and_bytes() -> None:
     assert ops["walk"]["calls"] == 1 and ops["delete"]["calls"] == 1
 
 
-async def test_is_a_driver_and_passes_extras_through(tmp_path) -> None:
+async def test_is_a_driver_and_passes_clean_tmp_through(tmp_path) -> None:
     inner = FilesystemDriver(tmp_path, fsync=False)
     drv = CheckedDriver(inner)
     assert isinstance(drv, Driver)
     assert drv.local_path == inner.local_path  # the same bound method: no wrapper on sendfile
     assert drv.local_path("a/b") == str(tmp_path.resolve() / "a/b")
-    assert drv.clean_tmp() == 0 and drv.root == inner.root
+    assert drv.clean_tmp() == 0 and drv.inner is inner
+    assert CheckedDriver(MemoryDriver()).clean_tmp() == 0  # no scratch files to clean
     w = await drv.writer("w")
     assert isinstance(w, FileWriter)
     await w.cancel()
