@@ -155,22 +155,3 @@ def serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return proc, url
-
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def image_manifest(config: bytes, layers: list[bytes]) -> bytes:
-    """An OCI image manifest naming `config` and `layers` (bytes, digested here)."""
-    import hashlib
-    import json
-
-    def desc(media_type: str, data: bytes) -> dict:
-        return {"mediaType": media_type, "size": len(data),
-                "digest": "sha256:" + hashlib.sha256(data).hexdigest()}
-
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": desc("application/vnd.oci.image.config.v1+json", config),
-        "layers": [desc("application/vnd.oci.image.layer.v1.tar", x) for x in layers],
-    }).encode()

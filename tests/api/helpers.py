@@ -1,8 +1,8 @@
-"""Small shared helpers for the raw-HTTP API tests: requests, blobs, manifests, errors."""
+"""Helpers for the raw-HTTP API tests: requests sent byte for byte, the spec's errors, and
+pushes through `call` (digests, descriptors and media types come from tests/pushing.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from pushing import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, descriptor, digest_of
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -112,16 +109,8 @@ def assert_error(resp, status: int, code: str | None = None) -> dict:
     return doc
 
 
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
 def random_bytes(n: int = 1024) -> bytes:
     return os.urandom(n)
-
-
-def descriptor(media_type: str, data: bytes, **extra) -> dict:
-    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
 
 
 def to_bytes(doc: dict | bytes) -> bytes:

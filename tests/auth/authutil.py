@@ -3,11 +3,9 @@ and robots made with the real CLI, and pushes with credentials."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -56,43 +54,6 @@ def add_robot(reg: RunningRegistry, name: str, *scopes: str, expires: str = "30d
     done = cli(reg, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Image:
-    repo: str
-    tag: str
-    manifest: bytes
-    digest: str
-    blobs: list[str] = field(default_factory=list)
-
-
-def push_image(reg: RunningRegistry, auth: tuple[str, str], repo: str, tag: str = "v1",
-               note: str = "") -> Image:
-    """A small image (config + one layer), pushed with Basic credentials."""
-    s = requests.Session()
-    s.auth = auth
-    config = json.dumps({"architecture": "amd64", "os": "linux", "note": note}).encode()
-    layer = f"layer of {repo} {note}".encode()
-    for data in (config, layer):
-        r = s.post(f"{reg.url}/v2/{repo}/blobs/uploads/?digest={digest_of(data)}", data=data,
-                   timeout=30)
-        assert r.status_code == 201, r.text
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": digest_of(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": digest_of(layer), "size": len(layer)}],
-    }).encode()
-    r = s.put(f"{reg.url}/v2/{repo}/manifests/{tag}", data=manifest, timeout=30,
-              headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-    assert r.status_code == 201, r.text
-    return Image(repo, tag, manifest, digest_of(manifest), [digest_of(config), digest_of(layer)])
 
 
 def token(reg: RunningRegistry, auth: tuple[str, str] | None, *scopes: str) -> str:

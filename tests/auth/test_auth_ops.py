@@ -19,10 +19,10 @@ from authutil import (
     audit_events,
     auth_config,
     cli,
-    push_image,
     token,
 )
 from harness import child_env, launch, wait_for
+from pushing import push_image
 
 ADMIN = ("admin", PASSWORDS["admin"])
 
@@ -61,7 +61,7 @@ def test_a_revoked_robot_is_refused_by_every_worker_within_a_second(tmp_path):
 
 def test_mounts_and_listings_respect_namespaces(secured):
     reg, _ = secured
-    secret = push_image(reg, ADMIN, "other/secret", note="private")
+    secret = push_image(reg, auth=ADMIN, repo="other/secret", note="private")
     layer = secret.blobs[1]
     writer = basic("writer", PASSWORDS["writer"])
     # The writer may push team/*, may not pull other/*: no mount, a normal upload.
@@ -89,7 +89,7 @@ def test_mounts_and_listings_respect_namespaces(secured):
                           headers={"Authorization": f"Bearer {t}"}).json()["repositories"]
     assert "team/mounted" in listed and "other/secret" not in listed
     # The catalog, the UI and the bucket list show only what the caller may pull.
-    push_image(reg, ADMIN, "team/listed")
+    push_image(reg, auth=ADMIN, repo="team/listed")
     listed = requests.get(f"{reg.url}/v2/_catalog", headers=writer, timeout=30).json()
     assert "team/listed" in listed["repositories"]
     assert not [n for n in listed["repositories"] if not n.startswith(("team/", "public/"))]
@@ -102,7 +102,7 @@ def test_mounts_and_listings_respect_namespaces(secured):
 
 def test_a_node_cache_logs_in_upstream(secured, tmp_path):
     reg, _ = secured
-    pushed = push_image(reg, ADMIN, "team/cached", note="through the cache")
+    pushed = push_image(reg, auth=ADMIN, repo="team/cached", note="through the cache")
     robot = add_robot(reg, "node-cache", "repository:team/*:pull")
     cache = launch(tmp_path / "cache", config=(
         f'[cache]\nupstream = "{reg.url}"\ndir = "{tmp_path / "cache" / "dir"}"\n'
@@ -191,7 +191,7 @@ def test_modes(tmp_path):
 
 def test_the_audit_log_records_who_did_what(secured):
     reg, robot = secured
-    pushed = push_image(reg, ADMIN, "team/audited", note="audit")
+    pushed = push_image(reg, auth=ADMIN, repo="team/audited", note="audit")
     r = requests.delete(f"{reg.url}/v2/team/audited/manifests/{pushed.digest}",
                         headers={**basic(*ADMIN), "X-Request-Id": "req-42"}, timeout=30)
     assert r.status_code == 202

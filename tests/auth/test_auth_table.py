@@ -16,7 +16,8 @@ import time
 import jwt
 import pytest
 import requests
-from authutil import PASSWORDS, add_robot, cli, push_image, token
+from authutil import PASSWORDS, add_robot, cli, token
+from pushing import push_image
 
 ZERO = "sha256:" + "0" * 64
 ANY = "*"
@@ -93,10 +94,10 @@ def world(secured):
     """The registry with content, and each caller's Authorization header maker."""
     reg, robot = secured
     admin = ("admin", PASSWORDS["admin"])
-    app = push_image(reg, admin, "team/app")
-    push_image(reg, admin, "public/base")
-    push_image(reg, admin, "team/ci/app")
-    push_image(reg, admin, "other/app")
+    app = push_image(reg, auth=admin, repo="team/app")
+    push_image(reg, auth=admin, repo="public/base")
+    push_image(reg, auth=admin, repo="team/ci/app")
+    push_image(reg, auth=admin, repo="other/app")
     seeded = requests.put(f"{reg.url}/s3/team/seed", data=b"seed", auth=admin, timeout=30)
     assert seeded.status_code == 200, seeded.text
     doomed = add_robot(reg, "doomed", "repository:team/*:pull")

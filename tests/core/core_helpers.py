@@ -1,49 +1,7 @@
-"""Helpers for the core tests: pushing through the services, counting store calls."""
+"""Helpers for the core tests: counting store calls, a world with a GC watch (pushing
+through the services is in tests/pushing.py)."""
 
 from __future__ import annotations
-
-import hashlib
-import json
-
-from registry.core.grammar import Digest
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
-
-
-async def chunks(*parts: bytes):
-    for part in parts:
-        yield part
-
-
-async def push_blob(reg, repo: str, data: bytes) -> Digest:
-    digest = digest_of(data)
-    await reg.uploads.upload_whole(repo, digest, chunks(data), len(data))
-    return digest
-
-
-async def push_image(reg, repo: str, tag: str | None, note: str = "",
-                     subject: dict | None = None) -> tuple[Digest, bytes]:
-    """A small image (config + one layer) pushed by tag, or by digest if tag is None."""
-    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-    layer = b"layer " + note.encode()
-    await push_blob(reg, repo, config)
-    await push_blob(reg, repo, layer)
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-           "config": {"mediaType": OCI_CONFIG, "digest": str(digest_of(config)),
-                      "size": len(config)},
-           "layers": [{"mediaType": "application/octet-stream",
-                       "digest": str(digest_of(layer)), "size": len(layer)}],
-           "annotations": {"note": note}}
-    if subject is not None:
-        doc["subject"] = subject
-    body = json.dumps(doc).encode()
-    digest, _ = await reg.manifests.put(repo, tag or str(digest_of(body)), body, OCI_MANIFEST)
-    return digest, body
 
 
 def ops(driver) -> dict[str, int]:
@@ -69,3 +27,4 @@ def gc_world():
     reg = build_registry(driver, settings=CoreSettings(gc_watch=watch),
                          generations=generations)
     return driver, watch, generations, reg
+

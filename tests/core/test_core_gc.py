@@ -7,7 +7,8 @@ import asyncio
 import json
 
 import pytest
-from core_helpers import gc_world, push_blob, push_image
+from core_helpers import gc_world
+from pushing import store_blob, store_image
 
 from registry.core.gc import GcBusy, collect
 from registry.core.grammar import Digest
@@ -24,10 +25,10 @@ async def exists(driver, digest) -> bool:
 
 async def test_collect_keeps_what_manifests_and_objects_name():
     driver, _watch, generations, reg = gc_world()
-    kept, body = await push_image(reg, "app/a", "v1")
-    untagged, _ = await push_image(reg, "app/a", None, note="untagged")  # kept: a manifest
-    orphan = await push_blob(reg, "app/a", b"pushed, never named" * 100)
-    shared_orphan = await push_blob(reg, "app/b", b"in two repositories")
+    kept, body = await store_image(reg, "app/a", "v1")
+    untagged, _ = await store_image(reg, "app/a", None, note="untagged")  # kept: a manifest
+    orphan = await store_blob(reg, "app/a", b"pushed, never named" * 100)
+    shared_orphan = await store_blob(reg, "app/b", b"in two repositories")
     await reg.blobs.link("app/c", shared_orphan, len(b"in two repositories"))
     report = await collect(driver, reg, generations, grace=0, propagation=0)
     assert report.deleted == 2 and report.links_removed == 3
@@ -46,7 +47,7 @@ async def test_collect_keeps_what_manifests_and_objects_name():
 
 async def test_dry_run_and_grace():
     driver, _watch, generations, reg = gc_world()
-    orphan = await push_blob(reg, "app/a", b"orphan")
+    orphan = await store_blob(reg, "app/a", b"orphan")
     dry = await collect(driver, reg, generations, grace=0, propagation=0, dry_run=True)
     assert dry.deleted == 1 and await exists(driver, orphan)
     young = await collect(driver, reg, generations, grace=3600, propagation=0)
@@ -68,8 +69,8 @@ async def test_a_blob_found_during_the_collection_is_kept():
     """A client checks an old unreferenced blob (HEAD), then pushes a manifest naming
     it: the blob must survive the collection running meanwhile."""
     driver, watch, generations, reg = gc_world()
-    reused = await push_blob(reg, "app/a", b"old layer, about to be reused" * 50)
-    lost = await push_blob(reg, "app/a", b"old layer nobody wants" * 50)
+    reused = await store_blob(reg, "app/a", b"old layer, about to be reused" * 50)
+    lost = await store_blob(reg, "app/a", b"old layer nobody wants" * 50)
     task = asyncio.create_task(collect(driver, reg, generations, grace=0,
                                        propagation=0.6))
     while not watch.active:  # the watch's refresh, as every worker does each second

@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from core_helpers import chunks, digest_of, push_blob
+from pushing import chunks, core_digest, store_blob
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
 from registry.core.factory import CoreSettings, build_registry
@@ -98,7 +98,7 @@ async def test_checks_refuse_and_leave_nothing(reg, driver):
 
 async def test_blob_keys_are_stored_once(reg, driver):
     data = b"a tarball" * 1000
-    digest = await push_blob(reg, "spack/cache", data)
+    digest = await store_blob(reg, "spack/cache", data)
     await put(reg, "cache", blob_key(data), data)
     await put(reg, "cache", blob_key(data, "mirror/"), data)
     blobs = [p.path async for p in driver.walk(paths.BLOBS)]
@@ -108,17 +108,17 @@ async def test_blob_keys_are_stored_once(reg, driver):
     # A new blob arrives through S3 first; deleting its key keeps the blob.
     other = b"only over s3"
     await put(reg, "cache", blob_key(other), other)
-    assert await reg.blobs.size(digest_of(other)) == len(other)
+    assert await reg.blobs.size(core_digest(other)) == len(other)
     await reg.objects.delete("cache", blob_key(other))
-    assert await reg.blobs.size(digest_of(other)) == len(other)
+    assert await reg.blobs.size(core_digest(other)) == len(other)
 
 
 async def test_v2_tarballs_are_stored_by_their_content(reg, driver):
     data = b"a v2 tarball"
     key = f"pre/build_cache/linux-x-y/gcc-12/zlib-1.3/linux-x-y-gcc-12-zlib-1.3-{H}.spack"
     info = await put(reg, "cache", key, data)
-    assert info.blob == digest_of(data)
-    assert [p.path async for p in driver.walk(paths.BLOBS)] == [paths.blob(digest_of(data))]
+    assert info.blob == core_digest(data)
+    assert [p.path async for p in driver.walk(paths.BLOBS)] == [paths.blob(core_digest(data))]
     assert [p async for p in driver.walk(paths.OBJECT_DATA)] == []
 
 
@@ -217,8 +217,8 @@ async def test_multipart_small_parts_and_blob_keys(reg, driver):
     upload = await objects.create_multipart("mp2", key, None)
     e1 = await objects.upload_part("mp2", key, upload, 1, chunks(data), Checks(100))
     info = await objects.complete_multipart("mp2", key, upload, [(1, e1)])
-    assert info.blob == digest_of(data)
-    assert [p.path async for p in driver.walk(paths.BLOBS)] == [paths.blob(digest_of(data))]
+    assert info.blob == core_digest(data)
+    assert [p.path async for p in driver.walk(paths.BLOBS)] == [paths.blob(core_digest(data))]
 
 
 async def test_content_md5_accepted(reg):

@@ -8,7 +8,8 @@ import json
 import time
 
 import pytest
-from core_helpers import OCI_MANIFEST, digest_of, gc_world, push_image
+from core_helpers import gc_world
+from pushing import OCI_MANIFEST, core_digest, store_image
 
 from registry.core.errors import ManifestUnknown
 from registry.core.gc import collect
@@ -30,7 +31,7 @@ def age(driver: MemoryDriver, digest, days: float) -> None:
 
 
 async def image(reg, driver, repo: str, note: str, days: float, tag: str | None = None):
-    digest, body = await push_image(reg, repo, tag, note=note)
+    digest, body = await store_image(reg, repo, tag, note=note)
     age(driver, digest, days)
     return digest, body
 
@@ -69,7 +70,7 @@ async def test_keep_newest_and_days():
     assert await present(reg, "team/app", other)
     # Their bytes and layers went in the same collection (the config is shared).
     assert report.deleted == 6 and report.links_removed == 3
-    assert await reg.blobs.size(digest_of(b"layer recent")) is not None
+    assert await reg.blobs.size(core_digest(b"layer recent")) is not None
     # keep=2 alone keeps the two newest untagged, whatever their age.
     more = [(await image(reg, driver, "ci/app", f"m{i}", 50 + i))[0] for i in range(3)]
     report = await collect(driver, reg, generations, grace=0, propagation=0,
@@ -84,15 +85,15 @@ async def test_children_referrers_and_grace_are_kept():
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": str(child), "size": len(child_body)}]}).encode()
     await reg.manifests.put("ci/multi", "v1", index, OCI_INDEX)
-    age(driver, digest_of(index), 30)
+    age(driver, core_digest(index), 30)
     subject = {"mediaType": OCI_MANIFEST, "digest": str(child), "size": len(child_body)}
-    signature, _ = await push_image(reg, "ci/multi", None, note="sig", subject=subject)
+    signature, _ = await store_image(reg, "ci/multi", None, note="sig", subject=subject)
     age(driver, signature, 30)
     orphan_child, orphan_body = await image(reg, driver, "ci/multi", "old-arm64", 30)
-    orphan_sig, _ = await push_image(reg, "ci/multi", None, note="sig2", subject={
+    orphan_sig, _ = await store_image(reg, "ci/multi", None, note="sig2", subject={
         "mediaType": OCI_MANIFEST, "digest": str(orphan_child), "size": len(orphan_body)})
     age(driver, orphan_sig, 30)
-    fresh, _ = await push_image(reg, "ci/multi", None, note="just pushed")
+    fresh, _ = await store_image(reg, "ci/multi", None, note="just pushed")
     report = await collect(driver, reg, generations, grace=3600, propagation=0,
                            retention=retention_rules(["ci/* keep=0"]))
     # The tagged index's child, and the signature of that child, stay; the manifest
@@ -147,4 +148,4 @@ async def test_a_tag_pushed_while_retention_deletes_is_never_dangling():
     got = await reg.manifests.get("ci/app", "release")
     assert got.digest == old and got.data == body
     assert report.manifests_deleted == 0 and report.manifests_kept_seen == 1
-    assert await reg.blobs.size(digest_of(b"layer reused")) is not None
+    assert await reg.blobs.size(core_digest(b"layer reused")) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from core_helpers import chunks, digest_of, push_blob, push_image
+from pushing import chunks, core_digest, store_blob, store_image
 
 from registry.core.decorators import BlobsDecorator
 from registry.core.errors import (
@@ -29,7 +29,7 @@ async def read_all(plan) -> bytes:
 
 async def test_serve_plans(reg):
     data = bytes(range(256)) * 100
-    digest = await push_blob(reg, "a", data)
+    digest = await store_blob(reg, "a", data)
     plan = await reg.blobs.serve("a", digest)
     assert (plan.size, plan.range) == (len(data), None)
     assert await read_all(plan) == data
@@ -45,7 +45,7 @@ async def test_serve_plans(reg):
 
 
 async def test_manifest_life_cycle(reg):
-    digest, body = await push_image(reg, "app", "v1")
+    digest, body = await store_image(reg, "app", "v1")
     got = await reg.manifests.get("app", "v1")
     assert (got.digest, got.data) == (digest, body)
     assert await reg.tags.pointing_at("app", digest) == ["v1"]
@@ -56,17 +56,17 @@ async def test_manifest_life_cycle(reg):
 
 
 async def test_manifest_needs_its_blobs_in_the_repository(reg):
-    await push_image(reg, "one", "v1")
-    _, body = await push_image(reg, "one", None, note="x")
+    await store_image(reg, "one", "v1")
+    _, body = await store_image(reg, "one", None, note="x")
     with pytest.raises(ManifestBlobUnknown):
         await reg.manifests.put("two", "v1", body, "application/vnd.oci.image.manifest.v1+json")
 
 
 async def test_referrers_follow_pushes_and_deletes(reg):
-    subject, body = await push_image(reg, "app", "v1")
+    subject, body = await store_image(reg, "app", "v1")
     desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": str(subject), "size": len(body)}
-    referrer, _ = await push_image(reg, "app", None, note="sbom", subject=desc)
+    referrer, _ = await store_image(reg, "app", None, note="sbom", subject=desc)
     found = await reg.referrers.list("app", subject)
     assert [d["digest"] for d in found] == [str(referrer)]
     await reg.manifests.delete("app", str(referrer))
@@ -81,7 +81,7 @@ async def test_out_of_order_chunk_says_where_the_upload_stands(reg):
     assert (exc.value.upload_id, exc.value.offset) == (status.id, 3)
     await reg.uploads.cancel("app", status.id)
     with pytest.raises(BlobUploadUnknown):
-        await reg.uploads.finish("app", status.id, digest_of(b"abc"))
+        await reg.uploads.finish("app", status.id, core_digest(b"abc"))
 
 
 async def test_decorators_wrap_the_services(driver):
@@ -98,7 +98,7 @@ async def test_decorators_wrap_the_services(driver):
         return dataclasses.replace(reg, blobs=Watching(reg.blobs))
 
     reg = build_registry(driver, decorators=[watch])
-    digest = await push_blob(reg, "a", b"payload")
+    digest = await store_blob(reg, "a", b"payload")
     assert await read_all(await reg.blobs.serve("a", digest)) == b"payload"
     assert served == [("a", str(digest))]
 
@@ -106,7 +106,7 @@ async def test_decorators_wrap_the_services(driver):
 async def test_mirror_stores_a_manifest_without_its_blobs(reg):
     """A node cache stores an upstream's manifest before any of its blobs are here."""
     source = build_registry(MemoryDriver())
-    digest, body = await push_image(source, "up", "v1", note="mirrored")
+    digest, body = await store_image(source, "up", "v1", note="mirrored")
     with pytest.raises(ManifestBlobUnknown):  # a push needs the blobs...
         await reg.manifests.put("app", "v1", body, "application/vnd.oci.image.manifest.v1+json")
     await reg.manifests.mirror("app", digest, body, None, "v1")  # ...a mirror does not
@@ -114,12 +114,12 @@ async def test_mirror_stores_a_manifest_without_its_blobs(reg):
     assert (got.digest, got.data, got.stale) == (digest, body, False)
     assert await reg.tags.pointing_at("app", digest) == ["v1"]
     with pytest.raises(DigestInvalid):
-        await reg.manifests.mirror("app", digest_of(b"other"), body, None)
+        await reg.manifests.mirror("app", core_digest(b"other"), body, None)
 
 
 async def test_plan_close_tells_its_maker_once(reg):
     calls = []
-    plan = BlobPlan(digest_of(b"x"), 1, None, LocalFile(-1, None, lambda: calls.append(1)))
+    plan = BlobPlan(core_digest(b"x"), 1, None, LocalFile(-1, None, lambda: calls.append(1)))
     await plan.close()
     await plan.close()
     assert calls == [1]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import delta, ops, push_image
+from core_helpers import delta, ops
+from pushing import store_image
 
 from registry.core.errors import ManifestUnknown
 from registry.storage import paths
@@ -12,7 +13,7 @@ from registry.storage import paths
 async def test_every_target_costs_two_listings_whatever_the_tag_count(reg, driver):
     expected = {}
     for i in range(300):
-        digest, _ = await push_image(reg, "spack/cache", f"t{i:04d}", note=str(i % 7))
+        digest, _ = await store_image(reg, "spack/cache", f"t{i:04d}", note=str(i % 7))
         expected[f"t{i:04d}"] = digest
     before = ops(driver)
     assert await reg.tags.targets("spack/cache") == expected
@@ -20,8 +21,8 @@ async def test_every_target_costs_two_listings_whatever_the_tag_count(reg, drive
 
 
 async def test_a_moved_tag_keeps_one_marker(reg, driver):
-    first, _ = await push_image(reg, "r", "latest", note="1")
-    second, _ = await push_image(reg, "r", "latest", note="2")
+    first, _ = await store_image(reg, "r", "latest", note="1")
+    second, _ = await store_image(reg, "r", "latest", note="2")
     assert await reg.tags.targets("r") == {"latest": second}
     assert await driver.list(paths.tag_map_dir("r")) == [
         f"latest.{second.algorithm}.{second.hex}"]
@@ -30,7 +31,7 @@ async def test_a_moved_tag_keeps_one_marker(reg, driver):
 
 async def test_tags_without_markers_are_read(reg, driver):
     """Tags written before markers existed (or whose marker would be too long)."""
-    digest, _ = await push_image(reg, "r", "old")
+    digest, _ = await store_image(reg, "r", "old")
     await driver.delete(paths.tag_map_dir("r"))
     before = ops(driver)
     assert await reg.tags.targets("r") == {"old": digest}
@@ -39,8 +40,8 @@ async def test_tags_without_markers_are_read(reg, driver):
 
 async def test_two_markers_mean_read_current(reg, driver):
     """A crash between writing `current` and removing the old marker leaves two."""
-    old, _ = await push_image(reg, "r", "v1", note="old")
-    new, _ = await push_image(reg, "r", "v1", note="new")
+    old, _ = await store_image(reg, "r", "v1", note="old")
+    new, _ = await store_image(reg, "r", "v1", note="new")
     await driver.put_content(paths.tag_map_entry("r", "v1", old), b"")
     reg.tags.generations.bump("r")
     assert await reg.tags.targets("r") == {"v1": new}
@@ -48,9 +49,9 @@ async def test_two_markers_mean_read_current(reg, driver):
 
 async def test_deleting_a_manifest_deletes_its_tags_from_one_listing(reg, driver):
     for i in range(200):
-        await push_image(reg, "big", f"t{i:03d}", note=str(i))
-    shared, _ = await push_image(reg, "big", "a", note="shared")
-    await push_image(reg, "big", "b", note="shared")
+        await store_image(reg, "big", f"t{i:03d}", note=str(i))
+    shared, _ = await store_image(reg, "big", "a", note="shared")
+    await store_image(reg, "big", "b", note="shared")
     before = ops(driver)
     await reg.manifests.delete("big", str(shared))
     spent = delta(before, ops(driver))
@@ -65,12 +66,12 @@ async def test_deleting_a_manifest_deletes_its_tags_from_one_listing(reg, driver
 
 async def test_a_push_to_one_repository_keeps_another_repositorys_caches(reg, driver):
     for i in range(20):
-        await push_image(reg, "quiet", f"v{i}", note=str(i))
+        await store_image(reg, "quiet", f"v{i}", note=str(i))
     await reg.tags.list("quiet")
     await reg.tags.resolve("quiet", "v3")
     await reg.manifests.get("quiet", "v3")
     before = ops(driver)
-    await push_image(reg, "busy", "latest")
+    await store_image(reg, "busy", "latest")
     between = ops(driver)
     assert await reg.tags.list("quiet") == sorted(f"v{i}" for i in range(20))
     await reg.tags.resolve("quiet", "v3")

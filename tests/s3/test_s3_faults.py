@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import requests
-from s3_oci import digest, pull_image, push_image
+from pushing import digest_of, pull_image, push_image
 from seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
 
 from registry.storage.s3 import S3Driver
@@ -39,7 +39,7 @@ def _patch(url: str, loc: str, data: bytes, start: int) -> requests.Response:
 def test_store_killed_mid_push(start_registry, own_seaweed: Seaweed) -> None:
     reg = start_registry(env=own_seaweed.registry_env(BUCKET))
     repo = reg.repo("fault")
-    warm = push_image(reg.url, repo, "before", [os.urandom(1000)], note="before")
+    warm = push_image(reg.url, repo, "before", [os.urandom(1000)], note="before").digest
     layer = os.urandom(12 * MiB + 3)
 
     # 1. The store dies while a chunk streams in: the request fails (503, or the
@@ -64,7 +64,7 @@ def test_store_killed_mid_push(start_registry, own_seaweed: Seaweed) -> None:
 
     # 2. While the store is down every request that needs it fails fast with 503.
     for method, path in (("GET", f"/v2/{repo}/manifests/before"),
-                         ("HEAD", f"/v2/{repo}/blobs/{digest(layer)}"),
+                         ("HEAD", f"/v2/{repo}/blobs/{digest_of(layer)}"),
                          ("POST", f"/v2/{repo}/blobs/uploads/"),
                          ("GET", f"/v2/{repo}/tags/list")):
         t0 = time.monotonic()
@@ -76,9 +76,9 @@ def test_store_killed_mid_push(start_registry, own_seaweed: Seaweed) -> None:
 
     # 3. Back up: nothing partial is visible, the registry recovers by itself.
     own_seaweed.start()
-    assert requests.head(f"{reg.url}/v2/{repo}/blobs/{digest(layer)}",
+    assert requests.head(f"{reg.url}/v2/{repo}/blobs/{digest_of(layer)}",
                          timeout=30).status_code == 404
-    blob_keys = [k for k in own_seaweed.keys(BUCKET, "blobs/") if digest(layer)[7:] in k]
+    blob_keys = [k for k in own_seaweed.keys(BUCKET, "blobs/") if digest_of(layer)[7:] in k]
     assert blob_keys == []
     assert pull_image(reg.url, repo, "before")[0] == warm
 
@@ -95,12 +95,12 @@ def test_store_killed_mid_push(start_registry, own_seaweed: Seaweed) -> None:
     status = requests.get(f"{reg.url}{loc}", timeout=30)
     assert status.status_code == 204 and status.headers["Range"] == f"0-{6 * MiB - 1}"
     assert _patch(reg.url, loc, layer[6 * MiB:9 * MiB], 6 * MiB).status_code == 202
-    r = requests.put(f"{reg.url}{loc}", params={"digest": digest(layer)}, data=layer[9 * MiB:],
+    r = requests.put(f"{reg.url}{loc}", params={"digest": digest_of(layer)}, data=layer[9 * MiB:],
                      headers={"Content-Type": "application/octet-stream"}, timeout=60)
     assert r.status_code == 201, r.text
 
     # 5. And the whole push, retried as a client would, succeeds.
-    pushed = push_image(reg.url, repo, "after", [layer], note="after")
+    pushed = push_image(reg.url, repo, "after", [layer], note="after").digest
     got, blobs = pull_image(reg.url, repo, "after")
     assert got == pushed and blobs[1] == layer
 

@@ -7,10 +7,10 @@ cannot be made to look old)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
+from pushing import core_digest, store_blob
 from seaweed import ACCESS_KEY, SECRET_KEY
 
 from registry.core.cache import Generations
@@ -25,20 +25,6 @@ BUCKET = "gcfaults"
 MT = "application/vnd.oci.image.manifest.v1+json"
 
 
-def digest_of(data: bytes) -> Digest:
-    return Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
-
-
-async def chunks(data: bytes):
-    yield data
-
-
-async def push_blob(reg, repo: str, data: bytes) -> Digest:
-    digest = digest_of(data)
-    await reg.uploads.upload_whole(repo, digest, chunks(data), len(data))
-    return digest
-
-
 async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaweed):
     raw = S3Driver(BUCKET, endpoint_url=own_seaweed.endpoint, access_key=ACCESS_KEY,
                    secret_key=SECRET_KEY, janitor=False, attempts=1)
@@ -49,23 +35,23 @@ async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaw
     try:
         config, layer = b'{"os":"linux"}', b"the layer an image names" * 1000
         for data in (config, layer):
-            await push_blob(reg, "app/a", data)
+            await store_blob(reg, "app/a", data)
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": MT,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": str(digest_of(config)), "size": len(config)},
+                       "digest": str(core_digest(config)), "size": len(config)},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": str(digest_of(layer)), "size": len(layer)}]}).encode()
+                        "digest": str(core_digest(layer)), "size": len(layer)}]}).encode()
         await reg.manifests.put("app/a", "v1", manifest, MT)
-        await push_blob(reg, "app/old", config)
-        orphans = [await push_blob(reg, "app/old", b"orphan %d " % i * 500) for i in range(30)]
+        await store_blob(reg, "app/old", config)
+        orphans = [await store_blob(reg, "app/old", b"orphan %d " % i * 500) for i in range(30)]
         named: list[bytes] = []
 
         def image_of(digest: str, size: int) -> bytes:
             return json.dumps({
                 "schemaVersion": 2, "mediaType": MT,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": str(digest_of(config)), "size": len(config)},
+                           "digest": str(core_digest(config)), "size": len(config)},
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                             "digest": digest, "size": size}]}).encode()
 
@@ -107,7 +93,7 @@ async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaw
         got = await reg.manifests.get("app/a", "v1")
         assert got.data == manifest
         for data in (config, layer):
-            assert await reg.blobs.read(digest_of(data)) == data
+            assert await reg.blobs.read(core_digest(data)) == data
         again = await collect(driver, reg, generations, grace=0, propagation=0)
         assert again.deleted == 0
     finally:
@@ -137,9 +123,9 @@ async def test_two_replicas_one_collector_pushes_on_the_other_lose_nothing(seawe
     (_, a_driver, _, a_gen, a), (_, b_driver, b_watch, b_gen, b) = replicas
     try:
         config = b'{"os":"linux"}'
-        await push_blob(a, "base/old", config)
-        old = [await push_blob(a, "base/old", b"old layer %d " % i * 300) for i in range(12)]
-        lost = [await push_blob(a, "base/old", b"unwanted %d " % i * 300) for i in range(6)]
+        await store_blob(a, "base/old", config)
+        old = [await store_blob(a, "base/old", b"old layer %d " % i * 300) for i in range(12)]
+        lost = [await store_blob(a, "base/old", b"unwanted %d " % i * 300) for i in range(6)]
         collection = asyncio.create_task(collect(a_driver, a, a_gen, grace=0, propagation=1.0))
         for _ in range(200):  # B's watch reads the lease from the store
             if b_watch.active:
@@ -156,11 +142,11 @@ async def test_two_replicas_one_collector_pushes_on_the_other_lose_nothing(seawe
             size = await b.blobs.size(digest)
             assert size is not None, "collected while being checked"
             await b.blobs.link(repo, digest, size)
-            await b.blobs.link(repo, digest_of(config), len(config))
+            await b.blobs.link(repo, core_digest(config), len(config))
             body = json.dumps({
                 "schemaVersion": 2, "mediaType": MT,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": str(digest_of(config)), "size": len(config)},
+                           "digest": str(core_digest(config)), "size": len(config)},
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                             "digest": str(digest), "size": size}]}).encode()
             await b.manifests.put(repo, "v1", body, MT)

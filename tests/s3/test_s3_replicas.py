@@ -13,7 +13,7 @@ import sys
 import time
 
 import requests
-from s3_oci import digest, pull_image, push_blob, push_image
+from pushing import digest_of, pull_image, push_blob, push_image
 
 MiB = 1 << 20
 
@@ -23,16 +23,16 @@ def test_push_through_a_pull_through_b(start_registry, s3_env) -> None:
     b = start_registry(env=s3_env())
     repo = a.repo("replica")
     layers = [os.urandom(3 * MiB + 17), os.urandom(100)]
-    pushed = push_image(a.url, repo, "v1", layers)
+    pushed = push_image(a.url, repo, "v1", layers).digest
 
     got, blobs = pull_image(b.url, repo, "v1")
     assert got == pushed
     assert blobs[1:] == layers
-    r = requests.get(f"{b.url}/v2/{repo}/blobs/{digest(layers[0])}",
+    r = requests.get(f"{b.url}/v2/{repo}/blobs/{digest_of(layers[0])}",
                      headers={"Range": "bytes=1000-1999"}, timeout=30)
     assert r.status_code == 206
     assert r.content == layers[0][1000:2000]
-    r = requests.head(f"{b.url}/v2/{repo}/blobs/{digest(layers[0])}", timeout=30)
+    r = requests.head(f"{b.url}/v2/{repo}/blobs/{digest_of(layers[0])}", timeout=30)
     assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(layers[0])
     assert requests.get(f"{b.url}/v2/{repo}/tags/list", timeout=30).json()["tags"] == ["v1"]
     assert repo in requests.get(f"{b.url}/v2/_catalog", timeout=30).json()["repositories"]
@@ -58,10 +58,10 @@ def test_chunked_upload_begun_on_a_finished_on_b(start_registry, s3_env) -> None
         other = b if reg is a else a
         status = requests.get(f"{other.url}{loc}", timeout=30)
         assert status.status_code == 204 and status.headers["Range"] == f"0-{hi - 1}"
-    r = requests.put(f"{b.url}{loc}", params={"digest": digest(data)}, timeout=60,
+    r = requests.put(f"{b.url}{loc}", params={"digest": digest_of(data)}, timeout=60,
                      data=data[cuts[-2]:], headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 201, r.text
-    got = requests.get(f"{a.url}/v2/{repo}/blobs/{digest(data)}", timeout=60)
+    got = requests.get(f"{a.url}/v2/{repo}/blobs/{digest_of(data)}", timeout=60)
     assert got.status_code == 200 and got.content == data
     # The finished session is gone everywhere.
     assert requests.get(f"{a.url}{loc}", timeout=30).status_code == 404
@@ -71,12 +71,12 @@ def test_a_wrong_digest_publishes_nothing(start_registry, s3_env) -> None:
     a = start_registry(env=s3_env())
     repo = a.repo("baddigest")
     data = os.urandom(MiB)
-    wrong = digest(b"something else")
+    wrong = digest_of(b"something else")
     r = requests.post(f"{a.url}/v2/{repo}/blobs/uploads/", timeout=30)
     r = requests.put(f"{a.url}{r.headers['Location']}", params={"digest": wrong}, data=data,
                      timeout=30, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 400
-    for d in (wrong, digest(data)):
+    for d in (wrong, digest_of(data)):
         assert requests.head(f"{a.url}/v2/{repo}/blobs/{d}", timeout=30).status_code == 404
 
 
@@ -85,9 +85,9 @@ def test_tag_moved_on_a_is_seen_on_b(start_registry, s3_env) -> None:
     b = start_registry(env=s3_env())
     repo = a.repo("tags")
     layer = os.urandom(1000)
-    first = push_image(a.url, repo, "latest", [layer], note="one")
+    first = push_image(a.url, repo, "latest", [layer], note="one").digest
     assert pull_image(b.url, repo, "latest")[0] == first
-    second = push_image(a.url, repo, "latest", [layer], note="two")
+    second = push_image(a.url, repo, "latest", [layer], note="two").digest
     assert second != first
     # No waiting: B answers from the store.
     assert pull_image(b.url, repo, "latest")[0] == second
@@ -112,7 +112,7 @@ def test_tag_cache_ttl_bounds_staleness_of_tags_and_pages(start_registry, s3_env
     repo = a.repo("ttl")
     layer = os.urandom(1000)
     for attempt in range(3):
-        first = push_image(a.url, repo, f"a{attempt}", [layer], note="one")
+        first = push_image(a.url, repo, f"a{attempt}", [layer], note="one").digest
         push_image(a.url, repo, f"c{attempt}", [layer], note="one")
         assert pull_image(b.url, repo, f"a{attempt}")[0] == first
         _tags(b.url, repo, "?n=1")  # B caches the list now...
@@ -124,7 +124,7 @@ def test_tag_cache_ttl_bounds_staleness_of_tags_and_pages(start_registry, s3_env
             continue  # too slow to be sure the page came from the cached list: again
         assert page == [f"c{attempt}"]
         push_image(a.url, repo, f"b{attempt}", [layer], note="two")
-        second = push_image(a.url, repo, f"a{attempt}", [layer], note="two")
+        second = push_image(a.url, repo, f"a{attempt}", [layer], note="two").digest
         # Within the TTL B may still answer the old state (not asserted: timing).
         time.sleep(max(0.0, t0 + ttl + 0.3 - time.monotonic()))
         # A TTL after the list was read, everything derived from it is gone too.
@@ -190,10 +190,10 @@ def test_replica_index_catches_up_with_other_replicas(start_registry, s3_env) ->
     a = start_registry(env=s3_env(index_sync_interval="1"))
     b = start_registry(env=s3_env(index_sync_interval="1"))
     repo = a.repo("sync")
-    first = push_image(a.url, repo, "v1", [os.urandom(500)], note="first")
+    first = push_image(a.url, repo, "v1", [os.urandom(500)], note="first").digest
     _wait_for(lambda: _index_tags(a, repo) == {"v1": first})  # A's own write, by its hooks
     _wait_for(lambda: _index_tags(b, repo) == {"v1": first})
-    second = push_image(a.url, repo, "v1", [os.urandom(500)], note="second")
+    second = push_image(a.url, repo, "v1", [os.urandom(500)], note="second").digest
     _wait_for(lambda: _index_tags(b, repo) == {"v1": second})
     assert requests.delete(f"{a.url}/v2/{repo}/manifests/v1", timeout=30).status_code == 202
     _wait_for(lambda: _index_tags(b, repo) == {})

@@ -9,8 +9,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from pushing import push_spack_oci
 from s3api.s3util import s3_client
-from s3api.spackput import push_oci, upload_dir
+from s3api.spackput import upload_dir
 
 from loadtest.spackdir import write_v3
 from loadtest.spackgen import make_spec
@@ -54,7 +55,7 @@ def test_eight_pipelines_two_replicas_lose_no_spec(start_registry, s3_env, tmp_p
         reg = replicas[i % 2]
         for j, spec in enumerate(specs):
             if i < PIPELINES // 2:
-                push_oci(reg.url, CACHE, spec)
+                push_spack_oci(reg.url, CACHE, spec)
             else:
                 directory = tmp_path / f"p{i}-{j}"
                 write_v3(directory, [spec])

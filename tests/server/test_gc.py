@@ -3,7 +3,6 @@ pushes racing collections, and the offline command."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -13,25 +12,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from harness import child_env, image_manifest, launch
+from harness import child_env, launch
 from prometheus_client.parser import text_string_to_metric_families
+from pushing import OCI_MANIFEST, digest_of, manifest_for, push_blob
 
-MT = "application/vnd.oci.image.manifest.v1+json"
+MT = OCI_MANIFEST
 
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def put_blob(url: str, repo: str, data: bytes) -> str:
-    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(data)}", data=data,
-                      timeout=60)
-    assert r.status_code == 201, r.text
-    return sha(data)
 
 
 def put_image(url: str, repo: str, tag: str, config: bytes, layers: list[bytes]) -> bytes:
-    manifest = image_manifest(config, layers)
+    manifest = manifest_for(config, layers)
     r = requests.put(f"{url}/v2/{repo}/manifests/{tag}", data=manifest,
                      headers={"Content-Type": MT}, timeout=60)
     assert r.status_code == 201, r.text
@@ -56,13 +46,13 @@ def test_online_collection_frees_only_the_unreferenced(tmp_path):
     reg = launch(tmp_path)
     try:
         config, layer = b'{"os":"linux"}', os.urandom(300_000)
-        put_blob(reg.url, "app/a", config)
-        put_blob(reg.url, "app/a", layer)
+        push_blob(reg.url, "app/a", config)
+        push_blob(reg.url, "app/a", layer)
         put_image(reg.url, "app/a", "v1", config, [layer])
-        orphan = put_blob(reg.url, "app/a", os.urandom(200_000))
-        young = put_blob(reg.url, "app/b", os.urandom(1000))
+        orphan = push_blob(reg.url, "app/a", os.urandom(200_000))
+        young = push_blob(reg.url, "app/b", os.urandom(1000))
         age_blobs(reg.data_dir)
-        young = put_blob(reg.url, "app/b", os.urandom(1000))  # after the ageing: young
+        young = push_blob(reg.url, "app/b", os.urandom(1000))  # after the ageing: young
         dry = gc(reg.url, dry_run=1)
         assert dry["dry_run"] and dry["deleted"] == 2 and dry["bytes_freed"] == 201_000
         assert requests.head(f"{reg.url}/v2/app/a/blobs/{orphan}", timeout=10).status_code \
@@ -73,7 +63,7 @@ def test_online_collection_frees_only_the_unreferenced(tmp_path):
             == 404
         assert requests.head(f"{reg.url}/v2/app/b/blobs/{young}", timeout=10).status_code \
             == 200
-        got = requests.get(f"{reg.url}/v2/app/a/blobs/{sha(layer)}", timeout=30)
+        got = requests.get(f"{reg.url}/v2/app/a/blobs/{digest_of(layer)}", timeout=30)
         assert got.content == layer
         too_short = requests.post(f"{reg.url}/api/v1/gc?grace=1", timeout=30)
         assert too_short.status_code == 400
@@ -112,7 +102,7 @@ def test_collections_during_50_pushes_sharing_layers_lose_nothing(tmp_path):
         # exactly what a collection frees, and what every push below reuses (mount).
         shared = [os.urandom(200_000) for _ in range(3)]
         for data in shared:
-            put_blob(reg.url, "base/old", data)
+            push_blob(reg.url, "base/old", data)
         age_blobs(reg.data_dir)
         stop = threading.Event()
         reports: list[dict] = []
@@ -128,20 +118,20 @@ def test_collections_during_50_pushes_sharing_layers_lose_nothing(tmp_path):
             own = os.urandom(50_000)
             layers = [*shared, own]
             for data in shared:
-                r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/?mount={sha(data)}"
+                r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/?mount={digest_of(data)}"
                                   "&from=base/old", timeout=60)
                 if r.status_code != 201:  # collected meanwhile: upload as a client would
-                    put_blob(reg.url, repo, data)
-            put_blob(reg.url, repo, own)
+                    push_blob(reg.url, repo, data)
+            push_blob(reg.url, repo, own)
             config = json.dumps({"i": i}).encode()
-            put_blob(reg.url, repo, config)
+            push_blob(reg.url, repo, config)
             for _attempt in range(3):
                 try:
                     return repo, put_image(reg.url, repo, "v1", config, layers), layers
                 except AssertionError as exc:  # a blob collected before it was named:
                     assert "MANIFEST_BLOB_UNKNOWN" in str(exc), exc  # loud, and retried
                     for data in layers:
-                        put_blob(reg.url, repo, data)
+                        push_blob(reg.url, repo, data)
             raise AssertionError("manifest never accepted")
 
         gc_thread = threading.Thread(target=collector)
@@ -160,8 +150,8 @@ def test_collections_during_50_pushes_sharing_layers_lose_nothing(tmp_path):
                                timeout=30)
             assert got.status_code == 200 and got.content == manifest
             for data in layers:
-                blob = requests.get(f"{reg.url}/v2/{repo}/blobs/{sha(data)}", timeout=60)
-                assert blob.status_code == 200 and blob.content == data, (repo, sha(data))
+                blob = requests.get(f"{reg.url}/v2/{repo}/blobs/{digest_of(data)}", timeout=60)
+                assert blob.status_code == 200 and blob.content == data, (repo, digest_of(data))
         assert "Traceback" not in reg.log()
     finally:
         reg.stop()
@@ -186,13 +176,13 @@ def test_retention_while_clients_tag_old_manifests(tmp_path):
     reg = launch(tmp_path, config='[server]\nworkers = 2\n[gc]\nretention = ["ci/* keep=0"]\n')
     try:
         config = b'{"os":"linux"}'
-        put_blob(reg.url, "ci/app", config)
+        push_blob(reg.url, "ci/app", config)
         images = []
         for _ in range(30):
             layer = os.urandom(20_000)
-            put_blob(reg.url, "ci/app", layer)
-            manifest = image_manifest(config, [layer])
-            r = requests.put(f"{reg.url}/v2/ci/app/manifests/{sha(manifest)}", data=manifest,
+            push_blob(reg.url, "ci/app", layer)
+            manifest = manifest_for(config, [layer])
+            r = requests.put(f"{reg.url}/v2/ci/app/manifests/{digest_of(manifest)}", data=manifest,
                              headers={"Content-Type": MT}, timeout=60)
             assert r.status_code == 201, r.text
             images.append((manifest, layer))
@@ -237,13 +227,13 @@ def test_retention_while_clients_tag_old_manifests(tmp_path):
                 assert got.status_code == 404  # the push was refused: no tag at all
                 continue
             assert got.status_code == 200 and got.content == manifest, i
-            blob = requests.get(f"{reg.url}/v2/ci/app/blobs/{sha(layer)}", timeout=30)
+            blob = requests.get(f"{reg.url}/v2/ci/app/blobs/{digest_of(layer)}", timeout=30)
             assert blob.status_code == 200 and blob.content == layer
         for i in range(1, 30, 2):  # never tagged: gone, and their layers
             manifest, layer = images[i]
-            assert requests.get(f"{reg.url}/v2/ci/app/manifests/{sha(manifest)}",
+            assert requests.get(f"{reg.url}/v2/ci/app/manifests/{digest_of(manifest)}",
                                 headers={"Accept": MT}, timeout=30).status_code == 404
-            assert requests.head(f"{reg.url}/v2/ci/app/blobs/{sha(layer)}",
+            assert requests.head(f"{reg.url}/v2/ci/app/blobs/{digest_of(layer)}",
                                  timeout=30).status_code == 404
         assert sum(tagged) >= 1
         assert "Traceback" not in reg.log()
@@ -256,7 +246,7 @@ def test_gc_interval_collects_on_its_own(tmp_path):
     stays: younger than the grace period), and says so on /metrics."""
     reg = launch(tmp_path, config="[gc]\ninterval = 1\n")
     try:
-        orphan = put_blob(reg.url, "app/a", os.urandom(1000))
+        orphan = push_blob(reg.url, "app/a", os.urandom(1000))
         deadline = time.monotonic() + 30
         runs = 0.0
         while runs < 1:

@@ -3,23 +3,20 @@ what must still run, and it must lose nothing while pushes fail around it."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import threading
 
 import requests
-from harness import image_manifest, serve_on_tmpfs
+from harness import serve_on_tmpfs
+from pushing import OCI_MANIFEST, digest_of, manifest_for
 
-MT = "application/vnd.oci.image.manifest.v1+json"
+MT = OCI_MANIFEST
 
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def push(url: str, repo: str, data: bytes) -> int:
-    return requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(data)}", data=data,
+    return requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest_of(data)}", data=data,
                          timeout=60).status_code
 
 
@@ -42,7 +39,7 @@ def test_collection_on_a_full_disk_frees_it_and_loses_nothing(tmp_path):
     try:
         config, layer = b'{"os":"linux"}', os.urandom(2 << 20)
         assert push(url, "disk/app", config) == 201 and push(url, "disk/app", layer) == 201
-        manifest = image_manifest(config, [layer])
+        manifest = manifest_for(config, [layer])
         r = requests.put(f"{url}/v2/disk/app/manifests/v1", data=manifest,
                          headers={"Content-Type": MT}, timeout=30)
         assert r.status_code == 201, r.text
@@ -88,9 +85,9 @@ def test_collection_on_a_full_disk_frees_it_and_loses_nothing(tmp_path):
         got = requests.get(f"{url}/v2/disk/app/manifests/v1", headers={"Accept": MT},
                            timeout=30)
         assert got.status_code == 200 and got.content == manifest
-        assert requests.get(f"{url}/v2/disk/app/blobs/{sha(layer)}", timeout=30).content \
+        assert requests.get(f"{url}/v2/disk/app/blobs/{digest_of(layer)}", timeout=30).content \
             == layer
-        assert requests.get(f"{url}/v2/disk/new/blobs/{sha(big)}", timeout=30).content == big
+        assert requests.get(f"{url}/v2/disk/new/blobs/{digest_of(big)}", timeout=30).content == big
         # A second collection finds nothing half done (no trash, no lease left).
         again = requests.post(f"{url}/api/v1/gc", params={"grace": 60}, timeout=120)
         assert again.status_code == 200 and again.json()["deleted"] == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -15,39 +14,24 @@ from pathlib import Path
 import pytest
 import requests
 from harness import child_env
+from pushing import (
+    OCI_INDEX,
+    OCI_LAYER_TAR,
+    OCI_MANIFEST,
+    image_config,
+    push_image,
+    put_manifest,
+)
 
 from registry.index.hooks import APPLY_DELAY_ENV
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
-
-def blob(url: str, repo: str, data: bytes) -> dict:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data)
-    assert r.status_code == 201
-    return {"digest": digest, "size": len(data)}
-
-
-def manifest(url: str, repo: str, ref: str, doc: dict, media_type: str) -> str:
-    r = requests.put(f"{url}/v2/{repo}/manifests/{ref}", data=json.dumps(doc),
-                     headers={"Content-Type": media_type})
-    assert r.status_code == 201, r.text
-    return r.headers["Docker-Content-Digest"]
-
-
-def push_image(url: str, repo: str, arch: str, tag: str | None = None) -> tuple[str, str]:
-    config = blob(url, repo, json.dumps({"architecture": arch, "os": "linux",
-                                          "rootfs": {"type": "layers", "diff_ids": []}}).encode())
-    layer = blob(url, repo, f"layer for {arch}".encode())
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
-           "annotations": {"org.opencontainers.image.title": f"img-{arch}"}}
-    body = json.dumps(doc)
-    digest = manifest(url, repo, tag or "sha256:" + hashlib.sha256(body.encode()).hexdigest(),
-                      doc, OCI_MANIFEST)
-    return digest, layer["digest"]
+def push_arch(url: str, repo: str, arch: str, tag: str | None = None) -> tuple[str, str]:
+    """An image for one architecture: (manifest digest, layer digest)."""
+    img = push_image(url, repo, tag, [f"layer for {arch}".encode()], layer_type=OCI_LAYER_TAR,
+                     config=image_config(arch, rootfs={"type": "layers", "diff_ids": []}),
+                     annotations={"org.opencontainers.image.title": f"img-{arch}"})
+    return img.digest, img.blobs[1]
 
 
 def snapshot(path) -> dict:
@@ -81,15 +65,15 @@ def wait_for(check, timeout: float = 20.0):
 def test_index_tracks_writes_and_rebuilds(start_registry):
     reg = start_registry()
     url, repo = reg.url, "idx/app"
-    amd, amd_layer = push_image(url, repo, "amd64", "amd64")
-    arm, _ = push_image(url, repo, "arm64")
+    amd, amd_layer = push_arch(url, repo, "amd64", "amd64")
+    arm, _ = push_arch(url, repo, "arm64")
     index_doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": amd, "size": 0,
          "platform": {"os": "linux", "architecture": "amd64", "variant": "v3"}},
         {"mediaType": OCI_MANIFEST, "digest": arm, "size": 0,
          "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
     ]}
-    top = manifest(url, repo, "latest", index_doc, OCI_INDEX)
+    top = put_manifest(url, repo, "latest", index_doc, OCI_INDEX)
 
     db = reg.data_dir / "index.sqlite"
     snap = wait_for(lambda: (s := snapshot(db)) and len(s["manifests"]) == 3 and s)
@@ -144,9 +128,9 @@ def index_rows(db) -> dict:
 
 
 def push_some(url: str, repo: str) -> None:
-    amd, _ = push_image(url, repo, "amd64", "amd64")
-    arm, _ = push_image(url, repo, "arm64", "arm64")
-    manifest(url, repo, "latest", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+    amd, _ = push_arch(url, repo, "amd64", "amd64")
+    arm, _ = push_arch(url, repo, "arm64", "arm64")
+    put_manifest(url, repo, "latest", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": amd, "size": 0,
          "platform": {"os": "linux", "architecture": "amd64"}},
         {"mediaType": OCI_MANIFEST, "digest": arm, "size": 0,
@@ -218,7 +202,7 @@ def test_pulls_are_counted(start_registry, written):
     seconds = "1" if written == "periodically" else "3600"
     reg = start_registry(env={"REGISTRY_INDEX_PULL_FLUSH_SECONDS": seconds})
     repo = "pulls/app"
-    digest, layer = push_image(reg.url, repo, "amd64", "v1")
+    digest, layer = push_arch(reg.url, repo, "amd64", "v1")
     t0 = time.time()
     for _ in range(3):
         assert requests.get(f"{reg.url}/v2/{repo}/manifests/v1",

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 
 import requests
 from harness import child_env
+from pushing import OCI_CONFIG, OCI_MANIFEST, push_blob, put_manifest
 from tlsutil import make_cert
-
-
-def push_blob(url: str, repo: str, data: bytes, **kw) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data, **kw)
-    assert r.status_code == 201, r.text
-    return digest
 
 
 def test_tls_serves_https_and_blobs(start_registry, tmp_path):
@@ -95,13 +88,11 @@ def test_cli_data_beats_environment(start_registry, tmp_path):
 
 
 def _put_manifest(url: str, repo: str, ref: str, config_digest: str) -> str:
-    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                      "digest": config_digest, "size": 2}, "layers": []}
-    r = requests.put(f"{url}/v2/{repo}/manifests/{ref}", data=json.dumps(doc),
-                     headers={"Content-Type": doc["mediaType"]})
-    assert r.status_code == 201, r.text
-    return r.headers["Docker-Content-Digest"]
+    """A manifest with no layers whose config is the two-byte blob `config_digest`."""
+    return put_manifest(url, repo, ref, {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": 2},
+        "layers": []})
 
 
 def test_caches_in_every_worker_see_each_write(start_registry):

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import json
 
-from spackpush import push_oci
+from pushing import push_blob_async, push_spack_oci_async
 
 from loadtest.spackgen import make_spec
 
@@ -24,8 +24,8 @@ async def get_index(client, repo: str) -> dict:
 async def test_push_appears_in_index_spack(client):
     dep = make_spec("zlib", "1.3")
     root = make_spec("hdf5", "1.14", deps=[dep])
-    assert (await push_oci(client, "site/cache", dep))[0] == 201
-    assert (await push_oci(client, "site/cache", root))[0] == 201
+    assert (await push_spack_oci_async(client, "site/cache", dep))[0] == 201
+    assert (await push_spack_oci_async(client, "site/cache", root))[0] == 201
     db = (await get_index(client, "site/cache"))["database"]
     assert db["version"] == "8"
     installs = db["installs"]
@@ -44,7 +44,7 @@ async def test_index_of_unknown_repo_is_404(client):
 async def test_tag_delete_removes_from_index(client):
     a, b = make_spec("a-pkg"), make_spec("b-pkg")
     for s in (a, b):
-        assert (await push_oci(client, "c1", s))[0] == 201
+        assert (await push_spack_oci_async(client, "c1", s))[0] == 201
     r = await client.delete(f"/v2/c1/manifests/{a.tag}")
     assert r.status == 202
     installs = (await get_index(client, "c1"))["database"]["installs"]
@@ -53,14 +53,13 @@ async def test_tag_delete_removes_from_index(client):
 
 async def test_client_update_index_changes_nothing(client):
     a = make_spec("a-pkg")
-    assert (await push_oci(client, "c2", a))[0] == 201
+    assert (await push_spack_oci_async(client, "c2", a))[0] == 201
     before = await client.get("/v2/c2/manifests/index.spack")
     digest = before.headers["Docker-Content-Digest"]
     # what a client's update-index pushes: an empty database
-    from spackpush import push_blob
     empty = b'{"database":{"version":"8","installs":{}}}'
-    d = await push_blob(client, "c2", empty)
-    c = await push_blob(client, "c2", b"{}")
+    d = await push_blob_async(client, "c2", empty)
+    c = await push_blob_async(client, "c2", b"{}")
     m = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "schemaVersion": 2,
          "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c,
                     "size": 2},
@@ -75,13 +74,13 @@ async def test_client_update_index_changes_nothing(client):
 
 async def test_bad_config_refused(client):
     a = make_spec("a-pkg")
-    status, body = await push_oci(client, "c3", a, config=b"{not json")
+    status, body = await push_spack_oci_async(client, "c3", a, config=b"{not json")
     assert status == 400 and "MANIFEST_INVALID" in body
-    status, body = await push_oci(client, "c3", a,
+    status, body = await push_spack_oci_async(client, "c3", a,
                                   config=json.dumps({"spec": {"nodes": 3}}).encode())
     assert status == 400 and "MANIFEST_INVALID" in body
     other = make_spec("other")
-    status, body = await push_oci(client, "c3", a, config=other.oci_config())
+    status, body = await push_spack_oci_async(client, "c3", a, config=other.oci_config())
     assert status == 400 and "MANIFEST_INVALID" in body
     r = await client.get(f"/v2/c3/manifests/{a.tag}")
     assert r.status == 404
@@ -93,7 +92,7 @@ async def test_classic_v3_view_of_oci_push(client):
     dep = make_spec("zlib", "1.3")
     root = make_spec("hdf5", "1.14", deps=[dep])
     for s in (dep, root):
-        assert (await push_oci(client, "site/cache", s))[0] == 201
+        assert (await push_spack_oci_async(client, "site/cache", s))[0] == 201
     base = "/spack/site/cache"
     r = await client.get(f"{base}/v3/layout.json")
     assert r.status == 200 and json.loads(await r.read()) == {"signing": "gpg"}
@@ -132,7 +131,7 @@ async def test_classic_v2_view_of_format4_push(client):
     dep = make_spec("zlib", "1.3", fmt=4)
     root = make_spec("hdf5", "1.14", deps=[dep], fmt=4)
     for s in (dep, root):
-        assert (await push_oci(client, "old", s))[0] == 201
+        assert (await push_spack_oci_async(client, "old", s))[0] == 201
     r = await client.get("/spack/old/build_cache/index.json")
     assert r.status == 200
     body = await r.read()

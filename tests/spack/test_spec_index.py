@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from spackpush import push_oci
+from pushing import push_spack_oci_async
 
 from loadtest.spackgen import make_spec
 
@@ -21,7 +21,7 @@ async def test_pushed_specs_are_indexed_with_what_search_needs(client):
     dep = make_spec("zlib", "1.3.1", fmt=4)
     root = make_spec("hdf5", "1.14.5", deps=[dep], target="zen3")
     for s in (dep, root):
-        assert (await push_oci(client, "site/cache", s))[0] == 201
+        assert (await push_spack_oci_async(client, "site/cache", s))[0] == 201
     body = await specs(client, "site/cache/specs")
     assert body["cache"] == "site/cache"
     by_name = {s["name"]: s for s in body["specs"]}
@@ -43,7 +43,7 @@ async def test_filters_and_pages(client):
     pushed = [make_spec(f"pkg{i}", target="zen3" if i % 2 else "icelake") for i in range(5)]
     pushed += [make_spec("pkg1", "2.0", target="zen3")]
     for s in pushed:
-        assert (await push_oci(client, "c", s))[0] == 201
+        assert (await push_spack_oci_async(client, "c", s))[0] == 201
     named = await specs(client, "c/specs?name=pkg1")
     assert sorted(s["version"] for s in named["specs"]) == ["1.0", "2.0"]
     zen = await specs(client, "c/specs?target=zen3")
@@ -67,14 +67,14 @@ async def test_filters_and_pages(client):
 async def test_deleted_tag_leaves_the_index(client):
     a, b = make_spec("a-pkg"), make_spec("b-pkg")
     for s in (a, b):
-        assert (await push_oci(client, "c1", s))[0] == 201
+        assert (await push_spack_oci_async(client, "c1", s))[0] == 201
     r = await client.delete(f"/v2/c1/manifests/{a.tag}")
     assert r.status == 202
     assert [s["name"] for s in (await specs(client, "c1/specs"))["specs"]] == ["b-pkg"]
 
 
 async def test_bad_queries_are_problem_documents(client):
-    assert (await push_oci(client, "c2", make_spec("a-pkg")))[0] == 201
+    assert (await push_spack_oci_async(client, "c2", make_spec("a-pkg")))[0] == 201
     for path, status in [("c2/specs?n=0", 400), ("c2/specs?n=100000", 400),
                          ("c2/specs?n=x", 400), ("c2/specs?name=..%2F..", 400),
                          ("c2/specs?target=a%00b", 400), ("c2/specs?last=zzz", 400),
