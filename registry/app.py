@@ -159,7 +159,8 @@ async def running(config: Config, hooks: Hooks | None = None,
     clean = getattr(driver, "clean_tmp", None)
     if clean is not None:  # scratch files a crash left behind
         await asyncio.to_thread(clean)
-    guard = await build_guard(config.auth, driver) if config.auth.mode == "token" else None
+    guard = await build_guard(config.auth, driver, config.server.trusted_proxies) \
+        if config.auth.mode == "token" else None
     index = Index(config.index.path)
     await index.open()
     index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)

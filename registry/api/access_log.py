@@ -6,15 +6,15 @@ holds the time (from the logging format), method, path (no query: tokens and
 signatures travel there), status, bytes sent, duration, client address,
 the user or robot once auth knows it, and the request id that the dispatcher
 also sends back as `X-Request-Id`. `[server] log_format = "json"` writes the same
-fields as one JSON object. The client address is the peer's, or the first
-address of X-Forwarded-For when the peer is one of `[server] trusted_proxies`.
+fields as one JSON object. The client address is the peer's, or the one
+X-Forwarded-For names when the peer is one of `[server] trusted_proxies`
+(core.access.client_address: the one auth counts failed logins by).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import ipaddress
 import json
 import logging
 import os
@@ -24,7 +24,7 @@ import time as _time
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from registry.core.access import IDENTITY, REQUEST_ID
+from registry.core.access import IDENTITY, REQUEST_ID, Networks, client_address, trusted_networks
 
 
 class _Lines:
@@ -80,29 +80,20 @@ class AccessLog(AbstractAccessLogger):
     """aiohttp's access logger, in our format (text or JSON)."""
 
     json_format = False
-    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted: Networks = ()
 
     @classmethod
     def configure(cls, log_format: str, trusted_proxies: list[str]) -> type[AccessLog]:
         """A subclass with these settings (aiohttp instantiates the class itself)."""
         return type("ConfiguredAccessLog", (cls,), {
             "json_format": log_format == "json",
-            "trusted": tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)})
+            "trusted": trusted_networks(trusted_proxies)})
 
     def client(self, request: web.BaseRequest) -> str:
         peer = request.remote or ""
-        if self.trusted and "X-Forwarded-For" in request.headers:
-            try:
-                address = ipaddress.ip_address(peer)
-            except ValueError:
-                return peer
-            if any(address in net for net in self.trusted):
-                first = request.headers["X-Forwarded-For"].split(",")[0].strip()[:64]
-                try:
-                    return str(ipaddress.ip_address(first))
-                except ValueError:
-                    return peer
-        return peer
+        if not self.trusted:
+            return peer
+        return client_address(peer, request.headers.get("X-Forwarded-For"), self.trusted)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         who = request.get(IDENTITY)

@@ -46,7 +46,17 @@ from registry.auth.rules import (
 )
 from registry.auth.sigv4 import SignedRequest, access_key_of, is_sigv4, verify
 from registry.auth.tokens import TokenError, TokenKeys
-from registry.core.access import ADMIN, DELETE, IDENTITY, PULL, PUSH, REQUEST_ID, Scope
+from registry.core.access import (
+    ADMIN,
+    DELETE,
+    IDENTITY,
+    PULL,
+    PUSH,
+    REQUEST_ID,
+    Networks,
+    Scope,
+    client_address,
+)
 from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorized
 
 GRANTED = "auth.granted"
@@ -62,7 +72,8 @@ class Guard:
     """Authentication and authorization for every family (see the module doc)."""
 
     def __init__(self, logins: Logins, keys: TokenKeys, rules: Rules, service: str,
-                 realm: str = "", audit: AuditLog | None = None, token_ttl: int = 300) -> None:
+                 realm: str = "", audit: AuditLog | None = None, token_ttl: int = 300,
+                 trusted_proxies: Networks = ()) -> None:
         self.logins = logins
         self.keys = keys
         self.rules = rules
@@ -71,6 +82,8 @@ class Guard:
         self.realm = realm
         self.audit = audit
         self.token_ttl = token_ttl
+        # Behind them, failed logins count by the forwarded client's address.
+        self.trusted_proxies = trusted_proxies
 
     # -- the access step -----------------------------------------------------
 
@@ -147,7 +160,7 @@ class Guard:
             name = ""
             try:
                 name, password = parse_basic(credentials)
-                return await self.logins.login(name, password, request.remote or ""), None
+                return await self.logins.login(name, password, self._client(request)), None
             except Unauthorized as exc:
                 self._audit(request, "login_failed", NOBODY, None, attempted=name[:64])
                 raise Unauthorized(exc.message, exc.detail, {
@@ -196,11 +209,12 @@ class Guard:
         if key is None or user is None:
             raise ObjectError("InvalidAccessKeyId", "the access key id does not exist", 403)
         limiter = self.logins.limiter
-        limiter.check(key.access_key_id, request.remote or "")
+        client = self._client(request)
+        limiter.check(key.access_key_id, client)
         try:
             verify(signed, lambda k: key.secret if k == key.access_key_id else None)
         except ObjectError:
-            limiter.fail(key.access_key_id, request.remote or "")
+            limiter.fail(key.access_key_id, client)
             self._audit(request, "login_failed", NOBODY, None, attempted=key.access_key_id)
             raise
         return Identity(USER, user.name, frozenset(user.groups), via="sigv4")
@@ -219,7 +233,7 @@ class Guard:
         wanted = requested_scopes(params.get("scope", []))
         if credentials is not None:
             try:
-                who = await self.logins.login(*credentials, request.remote or "")
+                who = await self.logins.login(*credentials, self._client(request))
             except Unauthorized:
                 self._audit(request, "login_failed", NOBODY, None, attempted=credentials[0][:64])
                 raise
@@ -247,6 +261,13 @@ class Guard:
 
     # -- helpers -----------------------------------------------------------------
 
+    def _client(self, request: web.BaseRequest) -> str:
+        peer = request.remote or ""
+        if not self.trusted_proxies:
+            return peer
+        return client_address(peer, request.headers.get("X-Forwarded-For"),
+                              self.trusted_proxies)
+
     def _challenge(self, request: web.BaseRequest, scope: Scope | None,
                    extra: str = "") -> str:
         if scope is not None and scope.family not in ("oci",):
@@ -271,7 +292,9 @@ class Guard:
             return
         where = {} if scope is None else {"family": scope.family, "resource": scope.resource,
                                           "action": scope.action}
-        self.audit.write(event, **who.audit_fields(), address=request.remote,
+        client = self._client(request)
+        proxy = {"proxy": request.remote} if client != request.remote else {}
+        self.audit.write(event, **who.audit_fields(), address=client, **proxy,
                          method=request.method, path=request.path[:512],
                          request_id=request.get(REQUEST_ID), **where, **fields)
 

@@ -1,5 +1,6 @@
 """Checking credentials: passwords (users) and robot tokens, with the failed
-attempts counted per user name and address so guessing is slowed to a crawl."""
+attempts counted per user name and client address, and per client address, so
+guessing is slowed to a crawl without one address locking a user out for all."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ log = logging.getLogger("registry.auth")
 # Robot tokens start with this, so a login tells a robot from a user at a glance.
 ROBOT_TOKEN_PREFIX = "rrt_"
 WINDOW_S = 60.0
+# Failed logins one address may make (for any names) per `login_attempts` of one name.
+ADDRESS_FACTOR = 5
 
 
 def new_robot_token() -> tuple[str, str]:
@@ -58,32 +61,52 @@ def parse_basic(credentials: str) -> tuple[str, str]:
     return name, password
 
 
-class Limiter:
-    """Failed logins per (user name, address) within a sliding minute."""
+class _Window:
+    """Failures per key within a sliding minute; `limit` of them refuse the key."""
 
-    def __init__(self, attempts: int) -> None:
-        self.attempts = attempts
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
 
-    def check(self, name: str, address: str) -> None:
-        seen = self._failures.get((name, address))
+    def check(self, key: tuple[str, str]) -> None:
+        seen = self._failures.get(key)
         if seen is None:
             return
         now = time.monotonic()
         while seen and now - seen[0] > WINDOW_S:
             seen.popleft()
-        if len(seen) >= self.attempts:
+        if len(seen) >= self.limit:
             retry = int(WINDOW_S - (now - seen[0])) + 1
             raise TooManyRequests("too many failed logins: wait before trying again",
                                   {"retry_after": retry}, {"Retry-After": str(retry)})
 
-    def fail(self, name: str, address: str) -> None:
-        key = (name, address)
-        seen = self._failures.pop(key, None) or deque(maxlen=self.attempts)
+    def fail(self, key: tuple[str, str]) -> None:
+        seen = self._failures.pop(key, None) or deque(maxlen=self.limit)
         seen.append(time.monotonic())
         self._failures[key] = seen  # most recent last: the oldest go first below
         while len(self._failures) > 100_000:
             self._failures.popitem(last=False)
+
+
+class Limiter:
+    """Failed logins within a sliding minute, counted per (user name, client address)
+    and per client address. `attempts` failures for one user from one address refuse
+    that user from that address only, so a guesser cannot lock a user out for
+    everyone; ADDRESS_FACTOR times as many from one address, whatever the names,
+    refuse that address (a guesser spraying names)."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+        self._pairs = _Window(attempts)
+        self._addresses = _Window(attempts * ADDRESS_FACTOR)
+
+    def check(self, name: str, address: str) -> None:
+        self._addresses.check(("", address))
+        self._pairs.check((name, address))
+
+    def fail(self, name: str, address: str) -> None:
+        self._addresses.fail(("", address))
+        self._pairs.fail((name, address))
 
 
 class Logins:

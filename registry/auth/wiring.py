@@ -11,6 +11,7 @@ from registry.auth.rules import Rule, RuleError, Rules, check_name
 from registry.auth.store import AuthStore, User
 from registry.auth.tokens import TokenKeys
 from registry.config import AuthConfig, ConfigError
+from registry.core.access import trusted_networks
 from registry.storage.driver import Driver
 
 
@@ -45,8 +46,10 @@ def parse(config: AuthConfig) -> tuple[Rules, dict[str, User]]:
     return Rules(rules), users
 
 
-async def build_guard(config: AuthConfig, driver: Driver) -> Guard:
-    """The access step of `[auth] mode = "token"`, its signing keys loaded."""
+async def build_guard(config: AuthConfig, driver: Driver,
+                      trusted_proxies: list[str] | None = None) -> Guard:
+    """The access step of `[auth] mode = "token"`, its signing keys loaded;
+    `trusted_proxies` are `[server] trusted_proxies`."""
     rules, users = parse(config)
     store = AuthStore(driver)
     keys = TokenKeys(store)
@@ -54,4 +57,5 @@ async def build_guard(config: AuthConfig, driver: Driver) -> Guard:
     audit = AuditLog(config.audit_log, config.audit_max_bytes, config.audit_keep) \
         if config.audit_log else None
     return Guard(Logins(store, users, config.login_attempts), keys, rules, config.service,
-                 config.realm, audit, config.token_ttl)
+                 config.realm, audit, config.token_ttl,
+                 trusted_networks(trusted_proxies or []))

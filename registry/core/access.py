@@ -1,12 +1,14 @@
-"""What a request wants to do, as the access step sees it.
+"""What a request wants to do, and where it comes from, as the access step sees it.
 
 A domain notion shared by the HTTP layer (which derives a `Scope` from each
-route) and the guards that decide on it (registry.auth), so neither imports
+route, and logs the client's address) and the guards that decide on it
+(registry.auth, which counts failed logins by that address), so neither imports
 the other.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -36,3 +38,38 @@ _METHOD_ACTIONS = {"GET": PULL, "HEAD": PULL, "OPTIONS": PULL, "PUT": PUSH, "POS
 def action_of(method: str) -> str:
     """The action an HTTP method performs on a resource (unknown methods: admin)."""
     return _METHOD_ACTIONS.get(method, ADMIN)
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def trusted_networks(proxies: list[str]) -> Networks:
+    """`[server] trusted_proxies` (addresses or networks, checked by the config check)."""
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, trusted: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Networks) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the
+    last address of X-Forwarded-For that is not one of ours. Proxies append the
+    address they saw; whatever the client itself put in front is its own claim, so
+    the rightmost untrusted entry is the first one we can believe (a client cannot
+    pick its address by sending the header)."""
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    for entry in reversed(forwarded_for.split(",")[-16:]):
+        entry = entry.strip()
+        try:
+            address = str(ipaddress.ip_address(entry))
+        except ValueError:
+            return peer  # a proxy of ours writes addresses: this one is garbage
+        if not _trusted(address, trusted):
+            return address
+    return peer
