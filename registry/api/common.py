@@ -84,19 +84,29 @@ REQUEST_ID_HEADER = "X-Request-Id"
 HEADERS_AT = "registry.headers_at"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ids = itertools.count(1)
-_prefix: tuple[int, str] = (0, "")
+_prefix = ""
+
+
+def _forked() -> None:
+    global _prefix
+    _prefix = ""
+
+
+# A forked worker makes its own prefix (told once a fork, not asked once a request:
+# os.getpid() is a system call).
+os.register_at_fork(after_in_child=_forked)
 
 
 def request_id(request: web.BaseRequest) -> str:
     """The client's X-Request-Id when it is a sane one, else ours: a random prefix
-    per process (workers fork after import) and a counter, cheaper than a UUID."""
+    per process and a counter, cheaper than a UUID."""
     global _prefix
     given = request.headers.get(REQUEST_ID_HEADER)
     if given is not None and _CLIENT_ID.fullmatch(given):
         return given
-    if _prefix[0] != os.getpid():
-        _prefix = (os.getpid(), secrets.token_hex(4))
-    return f"{_prefix[1]}-{next(_ids):x}"
+    if not _prefix:
+        _prefix = secrets.token_hex(4)
+    return f"{_prefix}-{next(_ids):x}"
 
 
 def content_length(request: web.BaseRequest) -> int | None:

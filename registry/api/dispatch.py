@@ -24,12 +24,11 @@ from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
 from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, request_id
-from registry.api.request_metrics import UPLOADING
+from registry.api.request_metrics import FIRST_BYTE_HANDLERS, UPLOADING
 from registry.core.access import REQUEST_ID, Scope
 from registry.core.errors import Unsupported
 
 Handler = Callable[[web.BaseRequest, Any, Context], Awaitable[web.StreamResponse]]
-FAMILY, HANDLER = "family", "handler"
 _METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -97,21 +96,63 @@ class Dispatcher:
         return None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # One function for the whole request, every step inline: this runs for
+        # every request, and each call and request item costs (the family and the
+        # handler's name stay in locals for the metrics, not in the request).
         metrics = self._metrics
-        if metrics is None:
-            return await self._handle(request)
-        started = time.perf_counter()
-        metrics.active += 1
+        started = time.perf_counter() if metrics is not None else 0.0
+        if metrics is not None:
+            metrics.active += 1
         try:
-            response = await self._handle(request)
+            rid = request_id(request)
+            request[REQUEST_ID] = rid
+            raw = request.raw_path
+            if not raw.startswith("/"):  # absolute-form target (RFC 9112 3.2.2)
+                raw = request.rel_url.raw_path
+            path = raw.partition("?")[0]
+            family = self.family_for(path) or self.default
+            awaiting_continue = "Expect" in request.headers
+            scope = None
+            name = ""
+            try:
+                handler, route, scope = family.resolve(request, path)
+                name = handler.__name__
+                if self._check is not None:
+                    await self._check(request, scope)
+                if awaiting_continue:
+                    await _expect(request)
+                    awaiting_continue = False
+                if metrics is not None and name in UPLOADING:
+                    response = await self._receiving(handler, request, route)
+                else:
+                    response = await handler(request, route, self.ctx)
+            except Exception as exc:
+                response = family.render_error(exc, request)
+                if awaiting_continue:
+                    # Refused before `100 Continue`: the client may send its body or
+                    # not (botocore does not, and reuses the connection), so whatever
+                    # comes next on this connection cannot be told from a new
+                    # request. Close it.
+                    response.force_close()
+            if not response.prepared:
+                response.headers[REQUEST_ID_HEADER] = rid
+                family.finish(response)
+            if self._check is not None and scope is not None:
+                self._access.done(request, scope, response.status)
         finally:
-            metrics.active -= 1
-        sent = response.body_length if response.prepared else (response.content_length or 0)
-        headers_at = request.get(HEADERS_AT)
-        metrics.observe(request[FAMILY], request.method if request.method in _METHODS
-                        else "OTHER", response.status, request.get(HANDLER, ""),
-                        time.perf_counter() - started, sent, request.content_length or 0,
-                        None if headers_at is None else headers_at - started)
+            if metrics is not None:
+                metrics.active -= 1
+        if metrics is not None:
+            sent = response.body_length if response.prepared else (response.content_length or 0)
+            # When a streamed answer's headers went (api.common.prepare), asked only
+            # where a first-byte series is kept (request.get raises and catches when
+            # it is absent).
+            headers_at = request.get(HEADERS_AT) if name in FIRST_BYTE_HANDLERS else None
+            method = request.method
+            metrics.observe(family.name, method if method in _METHODS else "OTHER",
+                            response.status, name, time.perf_counter() - started, sent,
+                            request.content_length or 0,
+                            None if headers_at is None else headers_at - started)
         return response
 
     async def _receiving(self, handler: Any, request: web.BaseRequest,
@@ -122,42 +163,6 @@ class Dispatcher:
             return await handler(request, route, self.ctx)
         finally:
             gauge.dec()
-
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request[REQUEST_ID] = request_id(request)
-        raw = request.raw_path
-        if not raw.startswith("/"):  # absolute-form target (RFC 9112 3.2.2)
-            raw = request.rel_url.raw_path
-        path = raw.partition("?")[0]
-        family = self.family_for(path) or self.default
-        request[FAMILY] = family.name
-        awaiting_continue = "Expect" in request.headers
-        scope = None
-        try:
-            handler, route, scope = family.resolve(request, path)
-            request[HANDLER] = handler.__name__
-            if self._check is not None:
-                await self._check(request, scope)
-            if awaiting_continue:
-                await _expect(request)
-                awaiting_continue = False
-            if self._metrics is not None and handler.__name__ in UPLOADING:
-                response = await self._receiving(handler, request, route)
-            else:
-                response = await handler(request, route, self.ctx)
-        except Exception as exc:
-            response = family.render_error(exc, request)
-            if awaiting_continue:
-                # Refused before `100 Continue`: the client may send its body or not
-                # (botocore does not, and reuses the connection), so whatever comes
-                # next on this connection cannot be told from a new request. Close it.
-                response.force_close()
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
-            family.finish(response)
-        if self._check is not None and scope is not None:
-            self._access.done(request, scope, response.status)
-        return response
 
 
 async def _expect(request: web.BaseRequest) -> None:

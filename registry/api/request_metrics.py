@@ -28,6 +28,7 @@ UPLOADING = frozenset({"start_upload", "patch_upload", "put_upload", "put_object
 # a blob GET's total time is mostly the client's download (a manifest is answered
 # whole: its total time is its first byte).
 FIRST_BYTE = frozenset({"blob_get"})
+FIRST_BYTE_HANDLERS = frozenset(h for h, kind in KINDS.items() if kind in FIRST_BYTE)
 # From a cached manifest (~0.2 ms) to a large blob or upload (minutes).
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
            30, 60, 300, float("inf"))
