@@ -1,13 +1,16 @@
-"""Background tasks that live exactly as long as the services they serve, and
-whether a process is still there."""
+"""Background tasks that live exactly as long as the services they serve, the
+drain of the work in flight when a server stops, and whether a process is still
+there."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -31,3 +34,49 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class Stopping(ConnectionResetError):
+    """A request body cut off by the server itself, at the end of its drain: for the
+    code reading it, the same as a client gone midway (what arrived is kept)."""
+
+
+class InFlight(Generic[T]):
+    """The requests (or other work) in progress, by key, so that a stop can let them
+    finish for a while (a drain) and then cut the ones still running."""
+
+    __slots__ = ("_idle", "items", "stopping")
+
+    def __init__(self) -> None:
+        # Added to directly (`items[key] = item`: the request path saves a call).
+        self.items: dict[int, T] = {}
+        self.stopping = False
+        self._idle: asyncio.Event | None = None  # set once draining and nothing is left
+
+    def done(self, key: int) -> None:
+        del self.items[key]
+        if self._idle is not None and not self.items:
+            self._idle.set()
+
+    async def drain(self, seconds: float, cut: Callable[[T], None], grace: float) -> int:
+        """Wait up to `seconds` for everything in flight to be done, then `cut` what
+        is left and give it up to `grace` seconds more to wind up (to keep what it
+        received). Returns how many were cut."""
+        self.stopping = True
+        idle = self._idle = asyncio.Event()
+        if not self.items:
+            idle.set()
+        if await _within(idle, seconds):
+            return 0
+        left = list(self.items.values())
+        for item in left:
+            cut(item)
+        await _within(idle, grace)
+        return len(left)
+
+
+async def _within(event: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()

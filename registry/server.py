@@ -24,14 +24,19 @@ from aiohttp import web
 from registry import __version__
 from registry.api import protocol
 from registry.api.access_log import LINES, AccessLog
+from registry.api.dispatch import Dispatcher
 from registry.api.request_metrics import multiprocess_dir
 from registry.app import running
 from registry.config import Config, ConfigError
 from registry.core.cache import Generations
+from registry.lifecycle import Stopping
 from registry.startup import StartupError, preflight, ssl_context
 
 log = logging.getLogger("registry")
 access_log = logging.getLogger("registry.access")
+# Seconds a request cut at the end of the drain gets to wind up (write out what it
+# received) before it is cancelled.
+CUT_GRACE = 5.0
 
 
 async def _serve(config: Config, reuse_port: bool, generations: Generations | None,
@@ -48,9 +53,9 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
                             access_log=access_log if s.access_log else None,
                             access_log_class=AccessLog.configure(s.log_format,
                                                                  s.trusted_proxies))
-        # Requests in flight get drain_seconds to finish once we stop accepting.
-        runner = web.ServerRunner(server, handle_signals=False,
-                                  shutdown_timeout=float(s.drain_seconds))
+        # The drain itself is ours (_drain); aiohttp's shutdown only closes what is
+        # left, giving a handler still winding up CUT_GRACE seconds.
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=CUT_GRACE)
         await runner.setup()
         try:
             tls = ssl_context(config)
@@ -66,13 +71,36 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
             # SIGHUP must never stop the server, TLS or not.)
             loop.add_signal_handler(signal.SIGHUP, _reload, tls, config, reload, dispatcher)
             await stop.wait()
-            in_flight = len(server.connections)
-            log.info("stopping: no new connections; %d open, up to %d s to finish",
-                     in_flight, s.drain_seconds)
+            await _drain(runner, dispatcher, len(server.connections), s.drain_seconds)
         finally:
             await runner.cleanup()
             LINES.flush()  # the last requests' lines before the last line
             log.info("stopped")
+
+
+async def _drain(runner: web.ServerRunner, dispatcher: Dispatcher, connections: int,
+                 seconds: int) -> None:
+    """Stop accepting, let the requests in flight finish for up to `seconds`, then cut
+    the ones still running (a cut upload keeps what arrived).
+
+    aiohttp's own graceful shutdown cannot do this: it stops reading every
+    connection as soon as it begins, so a request body still arriving never
+    completes, and its handler waits out the whole timeout for bytes that are
+    dropped. Here the connections go on reading until the end of the drain."""
+    for site in list(runner.sites):
+        await site.stop()  # closes the listening sockets only
+    log.info("stopping: no new connections; %d open, up to %d s to finish",
+             connections, seconds)
+    # From here on answers close their connection.
+    cut = await dispatcher.in_flight.drain(float(seconds), _cut, CUT_GRACE)
+    if cut:
+        log.warning("cut %d request(s) still running after %d s", cut, seconds)
+
+
+def _cut(request: web.BaseRequest) -> None:
+    # A handler reading the body sees it end as if the client were gone; one that
+    # is sending is cancelled by aiohttp's shutdown after CUT_GRACE.
+    request.content.set_exception(Stopping("the registry is stopping"))
 
 
 def _url(config: Config) -> str:

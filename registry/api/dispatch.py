@@ -27,6 +27,7 @@ from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, request_
 from registry.api.request_metrics import FIRST_BYTE_HANDLERS, UPLOADING
 from registry.core.access import REQUEST_ID, Scope
 from registry.core.errors import Unsupported
+from registry.lifecycle import InFlight
 
 Handler = Callable[[web.BaseRequest, Any, Context], Awaitable[web.StreamResponse]]
 _METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
@@ -68,6 +69,9 @@ class Dispatcher:
         self.access = access or AllowAll()
         # Request counts and latencies for /metrics (api.request_metrics), if kept.
         self._metrics = getattr(ctx.metrics, "requests", None)
+        # The requests being handled, which a stop lets finish (server.py drains them);
+        # once it is stopping, every answer closes its connection.
+        self.in_flight: InFlight[web.BaseRequest] = InFlight()
 
     @property
     def access(self) -> AccessControl:
@@ -103,6 +107,9 @@ class Dispatcher:
         started = time.perf_counter() if metrics is not None else 0.0
         if metrics is not None:
             metrics.active += 1
+        in_flight = self.in_flight
+        key = id(request)  # requests are mappings, not hashable
+        in_flight.items[key] = request
         try:
             rid = request_id(request)
             request[REQUEST_ID] = rid
@@ -140,8 +147,11 @@ class Dispatcher:
             if self._check is not None and scope is not None:
                 self._access.done(request, scope, response.status)
         finally:
+            in_flight.done(key)
             if metrics is not None:
                 metrics.active -= 1
+        if in_flight.stopping:
+            response.force_close()
         if metrics is not None:
             sent = response.body_length if response.prepared else (response.content_length or 0)
             # When a streamed answer's headers went (api.common.prepare), asked only

@@ -15,6 +15,7 @@ from aiohttp import web, web_protocol, web_response
 
 from registry.api.errors import error_response
 from registry.core.errors import RegistryError
+from registry.lifecycle import Stopping
 
 log = logging.getLogger("registry.api")
 
@@ -22,6 +23,15 @@ _original = web_protocol.RequestHandler.handle_error
 
 
 def _handle_error(self, request, status: int = 500, exc=None, message=None):
+    if isinstance(exc, Stopping):
+        # Cut at the end of the drain: the client may still be there to read why. The
+        # rest of the body is not read (no lingering read, which would only meet the
+        # cut again and log it as unhandled): the connection closes after this answer.
+        self._force_close = True
+        resp = web.Response(status=503, text="the registry is stopping\n",
+                            headers={"Retry-After": "1"})
+        resp.force_close()
+        return resp
     if isinstance(exc, ConnectionError):
         # The client went away mid-request (the dispatcher raises it again: there is
         # nobody to answer). Ordinary, so one line at debug, and the connection closes.

@@ -30,7 +30,7 @@ async def pump(chunks: AsyncIterator[bytes], writer: FileWriter, hasher: Hasher 
                keep: Callable[[BaseException], bool] | None = None) -> int:
     """Copy chunks to the writer in BLOCK-sized pieces while hashing them. When the
     body fails and `keep(exc)` says so, what arrived is written out before the
-    exception goes on (a streamed chunk cut off: see UploadService.append).
+    exception goes on (a chunk cut off: see UploadService.append).
 
     Hashing and writing are two lanes, each handling its blocks in order on a
     worker thread, so that neither waits for the other (a write stalled by the

@@ -170,20 +170,21 @@ class UploadService:
             expected = length
         hasher = self._hashers.take(upload_id, offset)
         try:
-            written = await pump(chunks, writer, hasher,
-                                 _cut_off if expected is None else None)
+            written = await pump(chunks, writer, hasher, _cut_off)
             if expected is not None and written != expected:
                 raise SizeInvalid("body length does not match the declared length",
                                   {"expected": expected, "received": written})
         except BaseException as exc:
             self._hashers.drop(upload_id)
-            if expected is None and _cut_off(exc):
-                # A streamed chunk (no declared length) cut off by the client or by a
-                # drain at shutdown: keep what arrived. The client asks where the
-                # upload stands (GET) and sends the rest.
+            if _cut_off(exc):
+                # A chunk cut off by the client or by the end of a drain at shutdown,
+                # with a declared length or not: keep what arrived (it is a prefix of
+                # what the client sent). The client asks where the upload stands
+                # (GET, or the Range of a 416 when it repeats the chunk) and sends
+                # the rest.
                 await self._keep(writer)
             else:
-                # A declared chunk is all or nothing: the upload stays where it was.
+                # Refused by us or failed in the store: the upload stays where it was.
                 await self._rollback(writer, offset)
             raise
         if hasher is not None:
