@@ -25,7 +25,6 @@ from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
-from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.cache import Generations
@@ -43,6 +42,7 @@ from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
 from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.signing import GpgSigner, SigningError
+from registry.spack.views import ClassicViews
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
 from registry.storage.driver import Driver
@@ -53,7 +53,7 @@ log = logging.getLogger("registry")
 def build_dispatcher(registry: Registry, config: Config,
                      access: AccessControl | None = None,
                      spack: Spack | None = None,
-                     spack_proxy: SpackProxy | None = None,
+                     spack_views: ClassicViews | None = None,
                      metrics: Metrics | None = None,
                      ready: Readiness | None = None,
                      usage: Usage | None = None,
@@ -70,9 +70,9 @@ def build_dispatcher(registry: Registry, config: Config,
     families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily(),
                 HealthFamily(), ReadyFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
-                  spack.caches if spack is not None else None,
-                  spack.catalog if spack is not None else None, spack_proxy,
-                  metrics or Metrics(), ready=ready, usage=usage, gc=gc)
+                  spack_views=spack.views if spack is not None else spack_views,
+                  specs=spack.catalog if spack is not None else None,
+                  metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -217,7 +217,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
             yield build_dispatcher(reg, config, access=guard, spack=spack,
-                                   spack_proxy=node_cache.spack if node_cache else None,
+                                   spack_views=node_cache.spack if node_cache else None,
                                    metrics=metrics, ready=_readiness(driver, index),
                                    usage=None if node_cache else Usage(index), gc=gc)
     finally:

@@ -14,14 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from registry.api.access import AllowAll
-from registry.cache.spack_proxy import SpackProxy
 from registry.config import Config
 from registry.core.access import PULL, REQUEST_ID, Scope
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 from registry.core.types import UploadStatus
 from registry.spack.catalog import SpecCatalog
-from registry.spack.service import SpackCaches
+from registry.spack.views import ClassicViews
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -34,12 +33,11 @@ class Context:
     config: Config
     # The mounted protocol families: name -> path prefix.
     families: dict[str, str] = field(default_factory=dict)
-    # Spack build caches (registry.spack.service.SpackCaches); None when off.
-    spack: SpackCaches | None = None
+    # The classic views of Spack build caches (registry.spack.views): this registry's
+    # (spack.classic), or a node cache's view of its upstream's (cache.spack_proxy).
+    spack_views: ClassicViews | None = None
     # The SQLite index of every spec (registry.spack.catalog); None when off.
     specs: SpecCatalog | None = None
-    # A node cache's view of its upstream's Spack caches; None elsewhere.
-    spack_proxy: SpackProxy | None = None
     # What /metrics renders (registry.api.metrics.Metrics); None: process metrics only.
     metrics: Any = None
     # The access step (registry.api.access.AccessControl), set by the dispatcher.

@@ -9,6 +9,10 @@ the node serves that blob the same way; otherwise (a spec manifest, an index
 manifest, a key) the document itself is passed on. Both answers are kept for
 `tag_ttl` seconds, so a job start's thousand index reads cost the upstream one,
 and concurrent lookups of a path share one upstream request.
+
+It is the node cache's implementation of spack.views.ClassicViews: the handler
+renders its answers as it renders the registry's own (the import contract lets
+this module, and only it, import spack.views and spack.layout).
 """
 
 from __future__ import annotations
@@ -20,25 +24,38 @@ from collections.abc import Callable
 from registry.cache.manifests import Flights
 from registry.cache.upstream import Upstream
 from registry.core.grammar import Digest
+from registry.spack.layout import classify
+from registry.spack.views import Answer, BlobRef, Document, missing
 
 DOC_MAX = 16 << 20
 ENTRIES_MAX = 4096
 
-Answer = tuple[Digest | None, bytes | None, str]  # (blob digest | None, document, type)
+Lookup = tuple[Digest | None, bytes | None, str]  # (blob digest | None, document, type)
 
 
 class SpackProxy:
-    """What the upstream's classic views answer, looked up and kept for a while."""
+    """What the upstream's classic views answer, looked up and kept for a while
+    (spack.views.ClassicViews)."""
 
     def __init__(self, upstream: Upstream, ttl: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.upstream = upstream
         self.ttl = ttl
         self.clock = clock
-        self._memo: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, str], tuple[float, Lookup]] = OrderedDict()
         self._flights = Flights()
 
-    async def lookup(self, cache: str, rel: str) -> Answer:
+    async def answer(self, cache: str, path: str) -> Answer:
+        digest = classify(path).digest
+        if digest is None:  # ask the upstream what the path is
+            digest, data, content_type = await self.lookup(cache, path)
+            if digest is None:
+                if data is None:
+                    raise missing(path)
+                return Document(data, content_type)
+        return BlobRef(cache, digest)  # through CachingBlobs, fetched once and kept
+
+    async def lookup(self, cache: str, rel: str) -> Lookup:
         key = (cache, rel)
         hit = self._memo.get(key)
         if hit is not None and hit[0] > self.clock():

@@ -8,6 +8,7 @@ import dataclasses
 from registry.core.object_keys import KeyClassifier
 from registry.core.service import Registry
 from registry.spack.catalog import SpecCatalog
+from registry.spack.classic import SpackViews
 from registry.spack.layout import key_class
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.s3_bridge import SpackObjects
@@ -17,8 +18,9 @@ from registry.storage.driver import Driver
 
 class Spack:
     """`decorate` is a decorator for `core.factory.build_registry`: manifests
-    and objects learn which pushes are spack specs; `caches` is what the views,
-    the API and the CLI read; `catalog` (when given) is the SQLite index of
+    and objects learn which pushes are spack specs, and `views` (the classic
+    views, spack.classic) exist from then on; `caches` is what the views, the
+    API and the CLI read; `catalog` (when given) is the SQLite index of
     every spec, kept by `caches`; `object_keys` goes into the factory's settings
     (core.factory.CoreSettings): which S3 keys the object service stores as blobs."""
 
@@ -28,12 +30,14 @@ class Spack:
         self.object_keys: KeyClassifier = key_class
         self.caches = SpackCaches(driver, sink=catalog, signer=signer)
         self._objects: list[SpackObjects] = []
+        self.views: SpackViews | None = None
 
     def decorate(self, reg: Registry) -> Registry:
         self.caches.blobs = reg.blobs
         manifests = SpackManifests(reg.manifests, reg.blobs, self.caches)
         objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests)
         self._objects.append(objects)
+        self.views = SpackViews(self.caches, objects)
         return dataclasses.replace(reg, manifests=manifests, objects=objects)
 
     async def settle(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from harness import child_env
+from s3api.s3util import s3_client
 from s3api.spackput import push_oci
 
 from loadtest.spackdir import v2_names
@@ -111,6 +112,34 @@ def test_synthesized_documents_are_signed_with_the_published_key(start_registry,
         subprocess.run(["gpgconf", "--homedir", consumer, "--kill", "all"],
                        capture_output=True)
         shutil.rmtree(consumer, ignore_errors=True)
+
+
+def test_keys_a_client_published_are_listed_beside_the_site_key(start_registry, tmp_path,
+                                                                 site_key):
+    home, fpr = site_key
+    reg = start_registry(tmp_path / "server", config=(
+        f'[spack]\nsigning_key = "spack@site.example"\ngnupg_home = "{home}"\n'))
+    push_oci(reg.url, CACHE, make_spec("zlib", "1.3"))
+    other = "0123456789ABCDEF0123456789ABCDEF01234567"
+    bucket, prefix = CACHE.split("/")
+    s3 = s3_client(reg)
+    try:
+        for key in (f"build_cache/_pgp/{other}.pub",
+                    f"v3/manifests/key/{other}.key.manifest.json",
+                    # Not keys by spack's names: never listed as fingerprints.
+                    "build_cache/_pgp/not-a-key.pub", "build_cache/_pgp/sub/ABCDEF0123456789.pub",
+                    "v3/manifests/key/nested/ABCDEF0123456789.key.manifest.json"):
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=b"a client's key")
+    finally:
+        s3.close()
+    base = f"{reg.url}/spack/{CACHE}"
+    want = {fpr: {}, other: {}}
+    assert json.loads(get(f"{base}/build_cache/_pgp/index.json"))["keys"] == want
+    listed = json.loads(get(f"{base}/v3/manifests/key/keys.manifest.json"))
+    digest = listed["data"][0]["checksum"]
+    assert json.loads(get(f"{base}/blobs/sha256/{digest[:2]}/{digest}"))["keys"] == want
+    # The client's own key is the object it pushed.
+    assert get(f"{base}/build_cache/_pgp/{other}.pub") == b"a client's key"
 
 
 def test_unsigned_registry_publishes_no_key(start_registry, tmp_path):

@@ -1,0 +1,158 @@
+"""The classic mirror views of the build caches this registry keeps
+(spack.views.ClassicViews): `/spack/<cache>/...` in layouts v3 (spack >= 1.0)
+and v2 (spack 0.2x).
+
+Paths are classified by their shape (spack.layout) and answered from the
+cache's records: what spack itself wrote through S3 is served unchanged (it
+may be signed), what came over OCI is synthesized (spack.synth), indexes are
+the server's own, and the site key (when the server signs) is published as
+spack publishes keys, beside any a client pushed. Anything else below a cache
+that maps to a bucket is the S3 object of that key.
+"""
+
+from __future__ import annotations
+
+from registry.core.errors import ObjectError
+from registry.core.grammar import Digest
+from registry.core.protocols import Objects
+from registry.spack import synth
+from registry.spack.layout import KEY_DIRS, ClassicPath, blob_path, bucket_of, classify
+from registry.spack.service import SpackCaches
+from registry.spack.specs import SpecRecord
+from registry.spack.views import Answer, BlobRef, Document, ObjectRef, missing
+
+JSON = "application/json"
+# Keys a client published that the key index lists (spack lists a few at most).
+PUSHED_KEYS_MAX = 1000
+
+
+class SpackViews:
+    """The views of this registry's build caches, from their records and objects."""
+
+    def __init__(self, caches: SpackCaches, objects: Objects) -> None:
+        self.caches = caches
+        self.objects = objects
+
+    async def answer(self, cache: str, path: str) -> Answer:
+        found = await self._answer(cache, classify(path))
+        if found is not None:
+            return found
+        stored = _stored(cache, path)  # maybe an object spack wrote that no record holds
+        if stored is None:
+            raise missing(path)
+        return stored
+
+    async def _answer(self, cache: str, path: ClassicPath) -> Answer | None:
+        """What the cache's records say `path` is; None: the S3 object at that path."""
+        kind = path.kind
+        if path.digest is not None:
+            return BlobRef(cache, path.digest, _stored(cache, path.path))
+        caches = self.caches
+        state = await caches.state(cache)
+        if state is None:
+            return None
+        if kind == "layout":
+            return Document(synth.LAYOUT_JSON, JSON)
+        if kind in ("index3", "index2", "hash2"):
+            rendered = await caches.index(cache, "v2" if kind != "index3" else "v3")
+            if rendered is None:
+                raise missing(path.path)
+            if kind == "index3":
+                return Document(synth.index_manifest_v3(rendered.fmt, rendered.digest,
+                                                        rendered.size), JSON)
+            if kind == "hash2":
+                return Document(rendered.digest.hex.encode(), "text/plain")
+            return self._blob(cache, rendered.digest)
+        if kind in ("keys3", "key3", "keys2", "key2"):
+            return await self._keys(cache, path)
+        record = state.get(path.hash) if path.hash is not None else None
+        if record is None:
+            return None  # maybe an object spack wrote that the index does not hold
+        if kind == "tarball2":
+            return self._blob(cache, record.tarball)
+        if kind == "spec3":
+            if record.source == "v3" and record.key:
+                return _pushed(cache, record.key)  # what spack wrote, unchanged
+            return await self._maybe_signed(cache, _spec_manifest(record), JSON)
+        if kind == "specjson":
+            if record.source == "v2" and record.key and record.key.endswith(".spec.json"):
+                return _pushed(cache, record.key)
+            return Document(synth.spec_json_v2(record), JSON)
+        if kind == "specsig":
+            if record.source == "v2" and record.key and record.key.endswith(".sig"):
+                return _pushed(cache, record.key)
+            if caches.signer is None:
+                raise missing(path.path)
+            return await self._maybe_signed(cache, synth.spec_json_v2(record), "text/plain")
+        return None
+
+    @staticmethod
+    def _blob(cache: str, digest: Digest) -> BlobRef:
+        return BlobRef(cache, digest, _stored(cache, blob_path(digest)))
+
+    async def _maybe_signed(self, cache: str, data: bytes, content_type: str) -> Document:
+        if self.caches.signer is None:
+            return Document(data, content_type)
+        return Document(await self.caches.signed(cache, data), content_type)
+
+    async def _keys(self, cache: str, path: ClassicPath) -> Answer | None:
+        """The site key, published as spack publishes keys, beside any a client pushed."""
+        caches = self.caches
+        signer = caches.signer
+        if signer is None:
+            return None
+        key = signer.public_key()
+        if path.kind == "key2":
+            return Document(key, "application/pgp-keys") if path.fpr == signer.fingerprint \
+                else None
+        if path.kind == "key3":
+            if path.fpr != signer.fingerprint:
+                return None
+            await caches.store_blob(cache, key)
+            return Document(synth.key_manifest_v3(Digest.of(key), len(key)), JSON)
+        index = synth.key_index([signer.fingerprint, *await self._pushed_keys(cache, path.kind)])
+        if path.kind == "keys2":
+            return Document(index, JSON)
+        await caches.store_blob(cache, index)
+        return Document(synth.key_manifest_v3(Digest.of(index), len(index),
+                                              synth.KEY_INDEX_TYPE), JSON)
+
+    async def _pushed_keys(self, cache: str, kind: str) -> list[str]:
+        """Fingerprints of keys a client published into the cache through S3: the
+        objects in the key directory of that index that classify as its keys."""
+        where = bucket_of(cache)
+        if where is None:
+            return []
+        bucket, prefix = where
+        want = "key2" if kind == "keys2" else "key3"
+        try:
+            page = await self.objects.list(bucket, prefix + KEY_DIRS[kind],
+                                           max_keys=PUSHED_KEYS_MAX)
+        except ObjectError:
+            return []
+        out: list[str] = []
+        for item in page.objects:
+            path = classify(item.key[len(prefix):])
+            if path.kind == want and path.fpr is not None:
+                out.append(path.fpr)
+        return out
+
+
+def _stored(cache: str, path: str) -> ObjectRef | None:
+    """The S3 object at `path` below the cache, when the cache maps to a bucket."""
+    where = bucket_of(cache)
+    return None if where is None else ObjectRef(where[0], where[1] + path)
+
+
+def _pushed(cache: str, key: str) -> ObjectRef:
+    """The object spack pushed at `key` of the cache's bucket (a record's key)."""
+    where = bucket_of(cache)
+    if where is None:  # a record with a key came through S3: its cache is a bucket
+        raise missing(key)
+    return ObjectRef(where[0], key)
+
+
+def _spec_manifest(record: SpecRecord) -> bytes:
+    if record.spec_blob is None:
+        raise missing("spec file")
+    return synth.spec_manifest_v3(record, record.spec_blob, record.spec_blob_size)
