@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from cache_helpers import ORIGIN_CONFIG, settled_gets
-from s3api.spackput import push_oci
+from pushing import push_spack_oci as push_oci
 
 from loadtest.spackdir import v2_names
 from loadtest.spackgen import make_spec

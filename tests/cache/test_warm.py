@@ -18,7 +18,7 @@ from api.helpers import (
 )
 from cache_helpers import settled_gets, stored, upstream_gets
 from harness import child_env
-from s3api.spackput import push_oci
+from pushing import push_spack_oci as push_oci
 
 from loadtest.spackgen import make_spec
 

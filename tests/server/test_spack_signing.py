@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 from harness import child_env
+from pushing import push_spack_oci as push_oci
 from s3api.s3util import s3_client
-from s3api.spackput import push_oci
 
 from loadtest.spackdir import v2_names
 from loadtest.spackgen import make_spec
