@@ -35,6 +35,11 @@ class AccessControl(Protocol):
         """The request was answered with `status` (for the audit log)."""
         ...
 
+    def owner(self, request: web.BaseRequest) -> str | None:
+        """Who the caller `check` let through is, as the owner of what they open (an
+        upload session); None when anyone may use what anyone opened."""
+        ...
+
 
 class AllowAll:
     """The access control while auth is off: every request proceeds."""
@@ -46,4 +51,7 @@ class AllowAll:
         return True
 
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
+        return None
+
+    def owner(self, request: web.BaseRequest) -> str | None:
         return None

@@ -50,7 +50,7 @@ async def start_upload(request: web.BaseRequest, route: Route, ctx: Context) -> 
         chunks = body_chunks(request) if has_body(request) else _empty()
         await reg.uploads.upload_whole(repo, digest, chunks, content_length(request))
         return _created(repo, digest)
-    status = await reg.uploads.start(repo)
+    status = await reg.uploads.start(repo, ctx.access.owner(request))
     return web.Response(status=202, headers=upload_headers(status))
 
 
@@ -67,7 +67,8 @@ def _content_range(request: web.BaseRequest) -> tuple[int, int] | None:
 async def patch_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     reg = ctx.registry
     status = await reg.uploads.append(route.name, route.ref, body_chunks(request),
-                                      _content_range(request), content_length(request))
+                                      _content_range(request), content_length(request),
+                                      ctx.access.owner(request))
     return web.Response(status=202, headers=upload_headers(status))
 
 
@@ -77,15 +78,17 @@ async def put_upload(request: web.BaseRequest, route: Route, ctx: Context) -> we
     chunks = body_chunks(request) if has_body(request) else None
     await reg.uploads.finish(route.name, route.ref, digest, chunks,
                              _content_range(request) if chunks else None,
-                             content_length(request) if chunks else None)
+                             content_length(request) if chunks else None,
+                             ctx.access.owner(request))
     return _created(route.name, digest)
 
 
 async def get_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
-    status = await ctx.registry.uploads.status(route.name, route.ref)
+    status = await ctx.registry.uploads.status(route.name, route.ref,
+                                               ctx.access.owner(request))
     return web.Response(status=204, headers=upload_headers(status))
 
 
 async def cancel_upload(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
-    await ctx.registry.uploads.cancel(route.name, route.ref)
+    await ctx.registry.uploads.cancel(route.name, route.ref, ctx.access.owner(request))
     return web.Response(status=204)

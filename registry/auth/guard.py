@@ -127,6 +127,12 @@ class Guard:
         event = "delete" if scope.action == DELETE else "push"
         self._audit(request, event, request.get(IDENTITY, NOBODY), scope, status=status)
 
+    def owner(self, request: web.BaseRequest) -> str:
+        # A user by any credential (password, token, S3 key) is one owner; a robot
+        # is another even under the same name; anonymous callers share one.
+        who: Identity = request.get(IDENTITY, NOBODY)
+        return f"{who.kind}:{who.name}"
+
     def _permitted(self, who: Identity, granted: Mapping[str, frozenset[str]] | None,
                    scope: Scope) -> bool:
         if not scope.resource:  # the registry as a whole: any caller who logged in

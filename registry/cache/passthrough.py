@@ -46,24 +46,27 @@ class ReadOnlyUploads(UploadsDecorator):
         super().__init__(inner)
         self.upstream = upstream
 
-    async def start(self, repo: str) -> UploadStatus:
+    async def start(self, repo: str, owner: str | None = None) -> UploadStatus:
         raise read_only(self.upstream)
 
-    async def status(self, repo: str, upload_id: str) -> UploadStatus:
+    async def status(self, repo: str, upload_id: str,
+                     owner: str | None = None) -> UploadStatus:
         raise read_only(self.upstream)
 
     async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> UploadStatus:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> UploadStatus:
         raise read_only(self.upstream)
 
     async def finish(self, repo: str, upload_id: str, digest: Digest,
                      chunks: AsyncIterator[bytes] | None = None,
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> int:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> int:
         raise read_only(self.upstream)
 
-    async def cancel(self, repo: str, upload_id: str) -> None:
+    async def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
         raise read_only(self.upstream)
 
     async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],

@@ -81,26 +81,30 @@ class UploadsDecorator(Uploads):
     def __init__(self, inner: Uploads) -> None:
         self.inner = inner
 
-    async def start(self, repo: str) -> UploadStatus:
-        return await self.inner.start(repo)
+    async def start(self, repo: str, owner: str | None = None) -> UploadStatus:
+        return await self.inner.start(repo, owner)
 
-    async def status(self, repo: str, upload_id: str) -> UploadStatus:
-        return await self.inner.status(repo, upload_id)
+    async def status(self, repo: str, upload_id: str,
+                     owner: str | None = None) -> UploadStatus:
+        return await self.inner.status(repo, upload_id, owner)
 
     async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> UploadStatus:
-        return await self.inner.append(repo, upload_id, chunks, content_range, content_length)
+                     content_length: int | None = None,
+                     owner: str | None = None) -> UploadStatus:
+        return await self.inner.append(repo, upload_id, chunks, content_range, content_length,
+                                       owner)
 
     async def finish(self, repo: str, upload_id: str, digest: Digest,
                      chunks: AsyncIterator[bytes] | None = None,
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> int:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> int:
         return await self.inner.finish(repo, upload_id, digest, chunks, content_range,
-                                       content_length)
+                                       content_length, owner)
 
-    async def cancel(self, repo: str, upload_id: str) -> None:
-        await self.inner.cancel(repo, upload_id)
+    async def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
+        await self.inner.cancel(repo, upload_id, owner)
 
     async def upload_whole(self, repo: str, digest: Digest, chunks: AsyncIterator[bytes],
                            content_length: int | None) -> int:

@@ -122,18 +122,21 @@ class QuotaUploads(UploadsDecorator):
 
     async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> UploadStatus:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> UploadStatus:
         guarded = await self._guard(repo, chunks, content_length)
         assert guarded is not None
-        return await self.inner.append(repo, upload_id, guarded, content_range, content_length)
+        return await self.inner.append(repo, upload_id, guarded, content_range, content_length,
+                                       owner)
 
     async def finish(self, repo: str, upload_id: str, digest: Digest,
                      chunks: AsyncIterator[bytes] | None = None,
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> int:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> int:
         guarded = await self._guard(repo, chunks, content_length)
         size = await self.inner.finish(repo, upload_id, digest, guarded, content_range,
-                                       content_length)
+                                       content_length, owner)
         self._stored(repo, size)
         return size
 

@@ -7,6 +7,10 @@ sent, so its size is the upload's offset, and a session can be resumed on
 another process or replica after a crash. The running hash is kept in memory
 by the process that received the bytes; any other process re-reads the data
 to verify it (slower, never wrong).
+
+A session opened with an owner (auth on: who opened it) keeps the owner in its
+state file, so on every worker and after a restart a call naming another owner
+finds no such upload (404 BLOB_UPLOAD_UNKNOWN), as if the id were made up.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageErr
 SMALL_BLOB = 256 << 10
 # Running hashes kept for uploads in progress in this process.
 MAX_HASHERS = 4096
+# A session's state file is a few hundred bytes; refuse to read a large one.
+MAX_STATE = 64 << 10
 
 
 class _Hashers:
@@ -84,9 +90,11 @@ class UploadService:
 
     # -- session lifecycle ---------------------------------------------------
 
-    async def start(self, repo: str) -> UploadStatus:
+    async def start(self, repo: str, owner: str | None = None) -> UploadStatus:
         upload_id = str(uuid.uuid4())
-        state = {"id": upload_id, "repo": repo, "started": time.time()}
+        state: dict[str, object] = {"id": upload_id, "repo": repo, "started": time.time()}
+        if owner is not None:
+            state["owner"] = owner
         await self.driver.put_content(paths.upload_state(repo, upload_id),
                                       json.dumps(state).encode())
         writer = await self.driver.writer(paths.upload_data(repo, upload_id))
@@ -94,24 +102,33 @@ class UploadService:
         self._hashers.put(upload_id, 0, hashlib.sha256())
         return UploadStatus(upload_id, repo, 0)
 
-    async def _check(self, repo: str, upload_id: str) -> None:
+    async def _check(self, repo: str, upload_id: str, owner: str | None = None) -> None:
+        """The session exists and, when `owner` is given, is that owner's (a session
+        opened without one, with auth off or before owners were kept, is anyone's)."""
         if not is_valid_upload_id(upload_id):
             raise BlobUploadUnknown(detail={"uuid": upload_id[:64]})
+        path = paths.upload_state(repo, upload_id)
         try:
-            await self.driver.stat(paths.upload_state(repo, upload_id))
-        except PathNotFound:
+            if owner is None:
+                await self.driver.stat(path)
+                return
+            state = json.loads(await self.driver.get_content(path, MAX_STATE))
+        except (PathNotFound, ValueError, StorageError):
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+        if not isinstance(state, dict) or state.get("owner", owner) != owner:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
 
-    async def status(self, repo: str, upload_id: str) -> UploadStatus:
-        await self._check(repo, upload_id)
+    async def status(self, repo: str, upload_id: str,
+                     owner: str | None = None) -> UploadStatus:
+        await self._check(repo, upload_id, owner)
         try:
             size = (await self.driver.stat(paths.upload_data(repo, upload_id))).size
         except PathNotFound:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
         return UploadStatus(upload_id, repo, size)
 
-    async def cancel(self, repo: str, upload_id: str) -> None:
-        await self._check(repo, upload_id)
+    async def cancel(self, repo: str, upload_id: str, owner: str | None = None) -> None:
+        await self._check(repo, upload_id, owner)
         # Under the upload's lock, like every other change to it: a cancel that
         # arrives while a chunk or the final PUT is streaming waits for it, and
         # then finds the upload finished (404) instead of deleting data under it.
@@ -133,10 +150,11 @@ class UploadService:
 
     async def append(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> UploadStatus:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> UploadStatus:
         """Append a chunk. With a Content-Range it must continue the upload
         exactly (416 otherwise); without one the body is streamed on."""
-        await self._check(repo, upload_id)
+        await self._check(repo, upload_id, owner)
         async with self._lock(upload_id):
             # Again under the lock: a PUT that finished the upload meanwhile removed it.
             await self._check(repo, upload_id)
@@ -224,9 +242,10 @@ class UploadService:
     async def finish(self, repo: str, upload_id: str, digest: Digest,
                      chunks: AsyncIterator[bytes] | None = None,
                      content_range: tuple[int, int] | None = None,
-                     content_length: int | None = None) -> int:
+                     content_length: int | None = None,
+                     owner: str | None = None) -> int:
         """Complete an upload: append the last chunk, verify, publish. Returns the size."""
-        await self._check(repo, upload_id)
+        await self._check(repo, upload_id, owner)
         async with self._lock(upload_id):
             await self._check(repo, upload_id)
             try:

@@ -25,6 +25,9 @@ class Recorder:
     def done(self, request, scope: Scope, status: int) -> None:
         return None
 
+    def owner(self, request) -> str | None:
+        return None
+
 
 async def test_every_family_asks_the_access_step(app):
     client, dispatcher = app
