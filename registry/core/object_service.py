@@ -4,6 +4,7 @@ the `Objects` Protocol the handlers use."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 
 from registry.core.grammar import Digest
@@ -69,13 +70,13 @@ class ObjectService:
         return await self.multipart.upload_part(bucket, key, upload_id, number, chunks, checks)
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: list[tuple[int, str]]) -> ObjectInfo:
+                                 parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
         return await self.multipart.complete(bucket, key, upload_id, parts)
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         await self.multipart.abort(bucket, key, upload_id)
 
-    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> builtins.list[PartInfo]:
         return await self.multipart.list_parts(bucket, key, upload_id)
 
     async def purge_stale_uploads(self, older_than: float) -> int:

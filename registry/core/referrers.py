@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 
 from registry.core.cache import GenerationCache, Generations
@@ -33,7 +34,7 @@ class ReferrersService:
             return [d for d in found if d.get("artifactType") == artifact_type]
         return found
 
-    async def _read(self, repo: str, subject: Digest) -> list[dict]:
+    async def _read(self, repo: str, subject: Digest) -> builtins.list[dict]:
         base = paths.referrers_dir(repo, subject)
         try:
             algorithms = await self.driver.list(base)
@@ -55,5 +56,5 @@ class ReferrersService:
         return out
 
     @staticmethod
-    def index(descriptors: list[dict]) -> dict:
+    def index(descriptors: builtins.list[dict]) -> dict:
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}

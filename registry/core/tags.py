@@ -16,6 +16,7 @@ than one (a race, or a crash between the steps) is read from `current`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Sized
 
@@ -120,7 +121,7 @@ class TagStore:
         its directory once rather than once per page."""
         return await self._lists.fetch(repo, lambda: self._read_list(repo))
 
-    async def _read_list(self, repo: str) -> list[str]:
+    async def _read_list(self, repo: str) -> builtins.list[str]:
         try:
             names = await self.driver.list(paths.tags_dir(repo))
         except PathNotFound:
@@ -128,7 +129,7 @@ class TagStore:
         return await valid_sorted(names, is_valid_tag)
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[list[str]], Awaitable[Sized]]) -> Sized:
+                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized:
         """`build(tags)` for the repository's sorted tags, cached under (repo, key)
         with the same invalidation as the tag list itself. A client paging through
         10,000 tags then costs one lookup per page, not a slice and a JSON encoding."""
@@ -162,7 +163,7 @@ class TagStore:
                 out[tag] = await self._read(repo, tag)
         return out
 
-    async def _markers(self, repo: str) -> dict[str, set[Digest]]:
+    async def _markers(self, repo: str) -> dict[str, builtins.set[Digest]]:
         try:
             names = await self.driver.list(paths.tag_map_dir(repo))
         except PathNotFound:
@@ -183,6 +184,6 @@ class TagStore:
 
         return await off_loop_if(len(names) > BIG_LIST, parse)
 
-    async def pointing_at(self, repo: str, digest: Digest) -> list[str]:
+    async def pointing_at(self, repo: str, digest: Digest) -> builtins.list[str]:
         """The tags that point at `digest`."""
         return sorted(t for t, d in (await self.targets(repo)).items() if d == digest)

@@ -18,6 +18,7 @@ other attribute passes through: `inner` is the wrapped driver.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -217,7 +218,7 @@ class CheckedDriver:
             st.failed(exc, self.name, path)
             raise
 
-    async def compose(self, dst: str, sources: list[str]) -> int:
+    async def compose(self, dst: str, sources: builtins.list[str]) -> int:
         st = self._compose
         st.calls += 1
         try:

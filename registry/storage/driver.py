@@ -13,6 +13,7 @@ sees them, tags errors with the driver and path, and counts operations.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ class Driver(Protocol):
         its contiguous segments; the segments themselves never appear)."""
         ...
 
-    async def compose(self, dst: str, sources: list[str]) -> int:
+    async def compose(self, dst: str, sources: builtins.list[str]) -> int:
         """Atomically replace dst with the concatenation of the whole files at
         `sources` (server-side where the store can), returning its size;
         PathNotFound if a source is missing. dst may be one of the sources."""

@@ -15,6 +15,7 @@ FileNotFoundError and simply creates the directories again (`_into`).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ctypes
 import ctypes.util
 import errno
@@ -22,8 +23,9 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 from registry.storage.driver import (
     FileInfo,
@@ -36,20 +38,22 @@ from registry.storage.paths import KEEP_PREFIX, TMP
 from registry.storage.walk import Entry, sort_entries, walk_tree
 
 to_thread = asyncio.to_thread
+T = TypeVar("T")
 # With [storage] fsync on, writeback of upload data is started every this many bytes.
 SYNC_EVERY = 64 << 20
 # Times a write re-creates its parent directories when a concurrent prune removed them.
 PLACE_ATTEMPTS = 8
 
 
-def _load_sync_file_range():
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
+        raw = libc.sync_file_range
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
+    raw.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    raw.restype = ctypes.c_int
+    fn: Callable[[int, int, int, int], int] = raw
     return fn
 
 
@@ -65,7 +69,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         os.fdatasync(fd)
 
 
-def _copy(src, dst) -> None:
+def _copy(src: BinaryIO, dst: BinaryIO) -> None:
     """Append all of file src to file dst, in the kernel where it can (no copy
     through user space, and reflinks on filesystems that share extents)."""
     dst.flush()
@@ -84,7 +88,7 @@ class FilesystemWriter:
     """Appends to a file in place: the bytes are visible at the path as they are
     written, so content that must appear whole is written elsewhere and moved."""
 
-    def __init__(self, driver: FilesystemDriver, path: str, fh, size: int) -> None:
+    def __init__(self, driver: FilesystemDriver, path: str, fh: BinaryIO, size: int) -> None:
         self._driver = driver
         self._path = path
         self._fh = fh
@@ -98,11 +102,11 @@ class FilesystemWriter:
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         await self.writev([data])
 
-    async def writev(self, chunks: list[bytes]) -> None:
+    async def writev(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         """Write several buffers with one thread hop and no joining copy."""
         await to_thread(self._driver._guard, self._writev, chunks)
 
-    def _writev(self, chunks: list[bytes]) -> None:
+    def _writev(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         self._fh.writelines(chunks)
         n = sum(len(c) for c in chunks)
         self._size += n
@@ -176,7 +180,7 @@ class FilesystemDriver:
     def _full(self, path: str) -> Path:
         return self.root / check_path(path, self.name)
 
-    def _guard(self, fn, *args):
+    def _guard(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call, translating OS errors into storage errors."""
         try:
             return fn(*args)
@@ -196,7 +200,7 @@ class FilesystemDriver:
     def _tmp_path(self) -> Path:
         return self.root / TMP / uuid.uuid4().hex
 
-    def _into(self, target: Path, place, source: Path | None = None):
+    def _into(self, target: Path, place: Callable[[], T], source: Path | None = None) -> T:
         """Create target's parent directories and run `place()` (a rename or an
         open into them). A concurrent delete may prune the fresh directories
         before `place` runs: then create them again, a few times. If `source`
@@ -272,7 +276,7 @@ class FilesystemDriver:
     async def reader(self, path: str, offset: int = 0, length: int | None = None,
                      chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         full = self._full(path)
-        fh = await to_thread(self._guard, open, full, "rb")
+        fh = await to_thread(self._guard, lambda: open(full, "rb"))
         try:
             if offset:
                 await to_thread(fh.seek, offset)
@@ -291,7 +295,7 @@ class FilesystemDriver:
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
         full = self._full(path)
 
-        def _open():
+        def _open() -> tuple[BinaryIO, int]:
             fh = self._into(full, lambda: open(full, "ab" if append else "wb"))
             return fh, fh.tell()
 
@@ -323,10 +327,10 @@ class FilesystemDriver:
             self._full(path)
         return walk_tree(path, start_after, self._scan_dir)
 
-    async def _scan_dir(self, path: str) -> list[Entry]:
+    async def _scan_dir(self, path: str) -> builtins.list[Entry]:
         return await to_thread(self._scan, self.root / path if path else self.root, not path)
 
-    def _scan(self, directory: Path, is_root: bool) -> list[Entry]:
+    def _scan(self, directory: Path, is_root: bool) -> builtins.list[Entry]:
         """One directory's entries as (name, is_dir, size, mtime), in walk order;
         empty if it is missing (or pruned meanwhile, or a file)."""
         out = []
@@ -349,7 +353,7 @@ class FilesystemDriver:
             raise StorageError(f"{exc.strerror or exc}", self.name) from exc
         return sort_entries(out)
 
-    async def compose(self, dst: str, sources: list[str]) -> int:
+    async def compose(self, dst: str, sources: builtins.list[str]) -> int:
         d = self._full(dst)
         srcs = [self._full(src) for src in sources]
 

@@ -12,6 +12,7 @@ the keys on every call: fine for tests, not for millions of files.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ class MemoryDriver:
                 data, mtime = self._files[p]
                 yield FileInfo(p, len(data), mtime, False)
 
-    async def compose(self, dst: str, sources: list[str]) -> int:
+    async def compose(self, dst: str, sources: builtins.list[str]) -> int:
         data = b"".join([self._get(src) for src in sources])
         self._store(dst, data)
         return len(data)

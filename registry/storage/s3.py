@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -78,7 +78,7 @@ class S3Driver:
         self.redirect = redirect
         self.walk_page = WALK_PAGE
         self._janitor_enabled = janitor
-        self._janitor: asyncio.Task | None = None
+        self._janitor: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, config: StorageConfig) -> S3Driver:
@@ -128,7 +128,8 @@ class S3Driver:
             async with r["Body"] as body:
                 if max_bytes is not None and r["ContentLength"] > max_bytes:
                     raise StorageError(f"content larger than {max_bytes} bytes", self.name, path)
-                return await body.read()
+                got: bytes = await body.read()
+                return got
 
         try:
             return await self.client.retrying("get_object", path, fetch,
@@ -165,7 +166,7 @@ class S3Driver:
         return await self.client.retrying("get_object", path, get)
 
     async def _stream(self, key: str, path: str, start: int, length: int | None,
-                      chunk_size: int) -> AsyncIterator[bytes]:
+                      chunk_size: int) -> AsyncGenerator[bytes, None]:
         """Stream one object's range; a broken connection resumes where it stopped."""
         pos, end = start, (None if length is None else start + length)
         failures = 0
@@ -434,9 +435,10 @@ class S3Driver:
             return None
         s3 = await self.client.client()
         op = "head_object" if method == "HEAD" else "get_object"
-        return await s3.generate_presigned_url(
+        url: str = await s3.generate_presigned_url(
             op, Params={"Bucket": self.client.bucket, "Key": self.key(path)},
             ExpiresIn=PRESIGN_EXPIRES_S)
+        return url
 
     def local_path(self, path: str) -> str | None:
         return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,19 +76,19 @@ class Segment:
 
 async def list_keys(client: S3Client, prefix: str, path: str,
                     delimiter: str | None = None, page: int = 1000
-                    ) -> tuple[list[dict], list[str]]:
+                    ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every object (as listed) and common prefix under `prefix`, all pages."""
-    objects: list[dict] = []
+    objects: list[dict[str, Any]] = []
     prefixes: list[str] = []
     kw: dict[str, Any] = {"Prefix": prefix, "MaxKeys": page}
     if delimiter:
         kw["Delimiter"] = delimiter
     while True:
-        page = await client.call("list_objects_v2", path, **kw)
-        objects += page.get("Contents", []) or []
-        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", []) or []]
-        token = page.get("NextContinuationToken")
-        if not page.get("IsTruncated") or not token:
+        listed = await client.call("list_objects_v2", path, **kw)
+        objects += listed.get("Contents", []) or []
+        prefixes += [p["Prefix"] for p in listed.get("CommonPrefixes", []) or []]
+        token = listed.get("NextContinuationToken")
+        if not listed.get("IsTruncated") or not token:
             return objects, prefixes
         kw["ContinuationToken"] = token
 
@@ -139,7 +140,8 @@ async def get_range(client: S3Client, key: str, start: int, length: int, path: s
         r = await s3.get_object(Bucket=client.bucket, Key=key,
                                 Range=f"bytes={start}-{start + length - 1}")
         async with r["Body"] as body:
-            return await body.read()
+            got: bytes = await body.read()
+            return got
 
     data = await client.retrying("get_object", path, fetch, client.transfer_timeout)
     if len(data) != length:
@@ -159,13 +161,13 @@ class Multipart:
         self.etags: dict[int, str] = {}
         self.count = 0
         self.bytes = 0
-        self._pending: set[asyncio.Task] = set()
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         r = await self.client.call("create_multipart_upload", self.path, Key=self.key)
         self.upload_id = r["UploadId"]
 
-    async def _submit(self, run) -> None:
+    async def _submit(self, run: Callable[[int], Awaitable[None]]) -> None:
         if self.count >= MAX_PARTS:
             raise StorageError("too many parts for one object", "s3", self.path)
         while len(self._pending) >= self.concurrency:
