@@ -23,11 +23,12 @@ from registry.core.errors import BlobUnknown, ObjectError, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.ranges import Unsatisfiable, parse_range
 from registry.core.serving import BlobPlan, ByteStream
+from registry.spack.layout import ROOTS
 from registry.spack.views import BlobRef, Document, ObjectRef, missing
 
 # The cache is everything before the first segment that starts a layout
 # (spack.layout.split_view_path makes the same split).
-VIEW = r"(?P<name>[a-z0-9][a-z0-9._/-]*?)/(?P<path>(?:v3|blobs|build_cache)/[^\x00]*)"
+VIEW = rf"(?P<name>[a-z0-9][a-z0-9._/-]*?)/(?P<path>(?:{'|'.join(ROOTS)})/[^\x00]*)"
 OCTETS = "application/octet-stream"
 
 

@@ -16,7 +16,14 @@ from registry.core.errors import ObjectError
 from registry.core.grammar import Digest
 from registry.core.protocols import Objects
 from registry.spack import synth
-from registry.spack.layout import KEY_DIRS, ClassicPath, blob_path, bucket_of, classify
+from registry.spack.layout import (
+    KEY_DIRS,
+    ClassicPath,
+    blob_path,
+    bucket_of,
+    classify,
+    classify_key,
+)
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecRecord
 from registry.spack.views import Answer, BlobRef, Document, ObjectRef, missing
@@ -71,15 +78,15 @@ class SpackViews:
         if kind == "tarball2":
             return self._blob(cache, record.tarball)
         if kind == "spec3":
-            if record.source == "v3" and record.key:
+            if record.source == "v3" and _pushed_as(record, "spec3"):
                 return _pushed(cache, record.key)  # what spack wrote, unchanged
             return await self._maybe_signed(cache, _spec_manifest(record), JSON)
         if kind == "specjson":
-            if record.source == "v2" and record.key and record.key.endswith(".spec.json"):
+            if record.source == "v2" and _pushed_as(record, "specjson"):
                 return _pushed(cache, record.key)
             return Document(synth.spec_json_v2(record), JSON)
         if kind == "specsig":
-            if record.source == "v2" and record.key and record.key.endswith(".sig"):
+            if record.source == "v2" and _pushed_as(record, "specsig"):
                 return _pushed(cache, record.key)
             if caches.signer is None:
                 raise missing(path.path)
@@ -144,11 +151,16 @@ def _stored(cache: str, path: str) -> ObjectRef | None:
     return None if where is None else ObjectRef(where[0], where[1] + path)
 
 
-def _pushed(cache: str, key: str) -> ObjectRef:
+def _pushed_as(record: SpecRecord, kind: str) -> bool:
+    """Whether spack pushed the record's document at a key of that kind."""
+    return record.key is not None and classify_key(record.key).kind == kind
+
+
+def _pushed(cache: str, key: str | None) -> ObjectRef:
     """The object spack pushed at `key` of the cache's bucket (a record's key)."""
     where = bucket_of(cache)
-    if where is None:  # a record with a key came through S3: its cache is a bucket
-        raise missing(key)
+    if where is None or key is None:  # a record with a key came through S3: a bucket
+        raise missing("spec file")
     return ObjectRef(where[0], key)
 
 

@@ -121,16 +121,20 @@ def split_key(bucket: str, key: str) -> tuple[str, str] | None:
     return (cache, where[1]) if valid_cache(cache) else None
 
 
+def classify_key(key: str) -> ClassicPath:
+    """A key (or path) with any prefix before its layout root, classified by what
+    follows the root; "other" when no segment starts a layout."""
+    where = split_root(key)
+    return classify(where[1]) if where is not None else ClassicPath(key, "other")
+
+
 def key_class(key: str) -> KeyClass:
     """How core's object service stores the bytes of S3 key `key`
     (core.object_keys.KeyClassifier): a blob key is checked against the digest
     it names, a v2 tarball is stored under the digest of its bytes, both in the
     blob store; every other key is plain. The prefix before the layout root may
     be anything (a key need not be below a valid cache to be a blob)."""
-    where = split_root(key)
-    if where is None:
-        return PLAIN
-    path = classify(where[1])
+    path = classify_key(key)
     if path.digest is not None:
         return named(path.digest)
     return BY_CONTENT if path.kind in CONTENT_KINDS else PLAIN

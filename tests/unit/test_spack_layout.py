@@ -10,6 +10,7 @@ from registry.spack.layout import (
     blob_path,
     bucket_of,
     classify,
+    classify_key,
     hash_of_tag,
     key_class,
     spec_tag,
@@ -66,6 +67,14 @@ def test_caches_and_buckets():
     assert split_view_path("v3/x/blobs/sha256/ab/x") == ("v3/x", "blobs/sha256/ab/x")
     assert split_root("a/b/v3/layout.json") == ("a/b/", "v3/layout.json")
     assert split_root("v3") == ("", "v3") and split_root("a/v30/x") is None
+
+
+def test_keys_are_classified_below_any_prefix():
+    spec = f"build_cache/linux-x-y-gcc-12-zlib-1.3-{H}.spec.json"
+    assert classify_key(f"pre/fix/{spec}").kind == "specjson"
+    assert classify_key(f"pre/fix/{spec}").hash == H
+    assert classify_key(f"{spec}.sig").kind == "specsig"
+    assert classify_key("nothing/here.spec.json").kind == "other"
 
 
 def test_keys_are_built_as_they_are_classified():
