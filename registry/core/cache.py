@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, MutableSequence
+from multiprocessing.synchronize import Lock
 from typing import Any
 
 # The scope of things that belong to no repository (blob sizes): bumped by
@@ -37,6 +38,8 @@ class Generations:
     name maps to the same slot in all of them."""
 
     def __init__(self, shared: bool = False) -> None:
+        self._slots: MutableSequence[int]
+        self._lock: Lock | None
         if shared:
             self._slots = multiprocessing.Array("Q", SLOTS, lock=False)
             self._lock = multiprocessing.Lock()

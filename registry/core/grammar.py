@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Protocol, TypeGuard
 
 from registry.core.errors import DigestInvalid, NameInvalid
 
@@ -32,6 +33,16 @@ ALGORITHMS: dict[str, re.Pattern[str]] = {
     "sha256": re.compile(r"[a-f0-9]{64}"),
     "sha512": re.compile(r"[a-f0-9]{128}"),
 }
+
+
+class Hash(Protocol):
+    """What hashlib's hash objects offer (their class is private to hashlib)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+    def copy(self) -> Hash: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +84,8 @@ class Digest:
     def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
         return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
 
-    def hasher(self):
+    def hasher(self) -> Hash:
+        """A fresh hash object of this digest's algorithm."""
         return hashlib.new(self.algorithm)
 
 
@@ -92,7 +104,7 @@ def is_valid_tag(tag: str) -> bool:
     return TAG_RE.fullmatch(tag) is not None
 
 
-def is_valid_media_type(value: object) -> bool:
+def is_valid_media_type(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 1024 and \
         MEDIA_TYPE_RE.fullmatch(value) is not None
 

@@ -8,6 +8,7 @@ storage is the truth and the index can always be rebuilt from it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Protocol
 
 from registry.core.grammar import Digest
@@ -38,29 +39,30 @@ class Hooks(Protocol):
 class NullHooks:
     """Hooks that do nothing (tests, tools that only read)."""
 
-    async def manifest_put(self, repo, digest, manifest, size, tag, config) -> None:
+    async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest,
+                           size: int, tag: str | None, config: bytes | None) -> None:
         return None
 
-    async def manifest_deleted(self, repo, digest) -> None:
+    async def manifest_deleted(self, repo: str, digest: Digest) -> None:
         return None
 
-    async def tag_deleted(self, repo, tag) -> None:
+    async def tag_deleted(self, repo: str, tag: str) -> None:
         return None
 
-    async def blob_linked(self, repo, digest, size) -> None:
+    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
         return None
 
-    async def blob_unlinked(self, repo, digest) -> None:
+    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
         return None
 
-    def manifest_pulled(self, repo, digest) -> None:
+    def manifest_pulled(self, repo: str, digest: Digest) -> None:
         return None
 
-    def blob_pulled(self, repo, digest) -> None:
+    def blob_pulled(self, repo: str, digest: Digest) -> None:
         return None
 
 
-async def emit(coro) -> None:
+async def emit(coro: Awaitable[None]) -> None:
     """Await a hook, logging instead of raising: the write already succeeded."""
     try:
         await coro

@@ -31,7 +31,7 @@ from registry.core.errors import (
     RegistryError,
     SizeInvalid,
 )
-from registry.core.grammar import Digest, is_valid_upload_id
+from registry.core.grammar import Digest, Hash, is_valid_upload_id
 from registry.core.protocols import Blobs
 from registry.core.streaming import BLOCK, pump
 from registry.core.types import UploadStatus
@@ -50,15 +50,15 @@ class _Hashers:
     """Running sha256 per upload id, valid only at the offset it was left at."""
 
     def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[int, Hash]] = OrderedDict()
 
-    def take(self, upload_id: str, offset: int):
+    def take(self, upload_id: str, offset: int) -> Hash | None:
         item = self._items.pop(upload_id, None)
         if item is not None and item[0] == offset:
             return item[1]
         return hashlib.sha256() if offset == 0 else None
 
-    def put(self, upload_id: str, offset: int, hasher) -> None:
+    def put(self, upload_id: str, offset: int, hasher: Hash) -> None:
         self._items[upload_id] = (offset, hasher)
         while len(self._items) > MAX_HASHERS:
             self._items.popitem(last=False)
@@ -161,8 +161,10 @@ class UploadService:
             return await self._append_locked(repo, upload_id, chunks, content_range,
                                              content_length)
 
-    async def _append_locked(self, repo, upload_id, chunks, content_range, content_length,
-                             commit: bool = False):
+    async def _append_locked(self, repo: str, upload_id: str, chunks: AsyncIterator[bytes],
+                             content_range: tuple[int, int] | None,
+                             content_length: int | None,
+                             commit: bool = False) -> UploadStatus:
         """Append under the upload's lock; with `commit`, the writer is committed
         (made durable) instead of just closed, saving a reopen when finishing."""
         data_path = paths.upload_data(repo, upload_id)
