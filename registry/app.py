@@ -34,6 +34,7 @@ from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
 from registry.core.quotas import Quota, quota_decorator
 from registry.core.retention import retention_rules
+from registry.core.scratch import ScratchSpace
 from registry.core.scrub import last_scrub
 from registry.core.service import Registry
 from registry.core.usage import Usage
@@ -100,12 +101,11 @@ def collection_settings(config: Config) -> dict[str, Any]:
             "uploads_after": config.storage.upload_purge_after}
 
 
-def _collector(driver: Driver, reg: Registry, generations: Generations,
-               config: Config, metrics: Metrics) -> Collector:
+def _collector(driver: Driver, reg: Registry, config: Config, metrics: Metrics) -> Collector:
     """A collection in this process with the server's settings (its workers' caches
     follow): POST /api/v1/gc, and [gc] interval."""
     async def run(dry_run: bool, grace: float | None) -> dict:
-        report = await collect(driver, reg, generations,
+        report = await collect(driver, reg,
                                config.gc.grace if grace is None else grace, dry_run,
                                **collection_settings(config))
         metrics.requests.gc_report(report)
@@ -167,7 +167,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     generations = generations or Generations()
     node_cache = None
     if config.cache.enabled:
-        node_cache = NodeCache(config.cache, driver, generations,
+        node_cache = NodeCache(config.cache, ScratchSpace(driver),
                                config.limits.manifest_max_bytes, storage.fsync,
                                hooks or index_hooks)
     # A node cache serves what its upstream holds; its spack views come with it.
@@ -202,7 +202,7 @@ async def running(config: Config, hooks: Hooks | None = None,
             gc = None
             if watch is not None:
                 await stack.enter_async_context(background(watch.run()))
-                gc = _collector(driver, reg, generations, config, metrics)
+                gc = _collector(driver, reg, config, metrics)
                 if config.gc.interval:
                     await stack.enter_async_context(background(run_periodically(
                         config.gc.interval, lambda: gc(False, None))))

@@ -44,6 +44,7 @@ from registry.core.errors import (
     BlobUnknown,
     RangeUnsatisfiable,
     RegistryError,
+    StorageError,
     Unsupported,
     UpstreamUnavailable,
 )
@@ -52,9 +53,8 @@ from registry.core.growing import GrowingFile
 from registry.core.hooks import Hooks, NullHooks
 from registry.core.protocols import Blobs
 from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
+from registry.core.scratch import ScratchSpace
 from registry.core.serving import BlobPlan, LocalFile
-from registry.storage import paths
-from registry.storage.driver import Driver, StorageError
 
 log = logging.getLogger("registry.cache")
 T = TypeVar("T")
@@ -113,14 +113,14 @@ class CachingBlobs(BlobsDecorator):
     upstream once per digest and followed while it downloads. Pushes and deletes
     are refused (the upstream is the truth)."""
 
-    def __init__(self, inner: Blobs, driver: Driver, upstream: Upstream, lru: Lru,
+    def __init__(self, inner: Blobs, scratch: ScratchSpace, upstream: Upstream, lru: Lru,
                  fsync: bool = True, hooks: Hooks | None = None,
                  peers: Peers | None = None, stats: CacheStats | None = None) -> None:
         super().__init__(inner)
         self.peers = peers
         self.stats = stats or CacheStats()
         self.hooks = hooks or NullHooks()
-        self.driver = driver
+        self.scratch = scratch  # where downloads grow, on local disk (core.scratch)
         self.upstream = upstream
         self.lru = lru
         self.fsync = fsync
@@ -242,10 +242,7 @@ class CachingBlobs(BlobsDecorator):
         return fetch
 
     def _shared_paths(self, digest: Digest) -> SharedPaths:
-        local = self.driver.local_path(paths.scratch("x"))
-        if local is None:
-            raise StorageError("the node cache needs a store on local disk")
-        return SharedPaths.of(os.path.dirname(local), digest)
+        return SharedPaths.of(self.scratch.directory(), digest)
 
     async def _claim(self, fetch: Fetch, repo: str) -> None:
         """Fetch from the upstream if no other worker of this cache is fetching the
@@ -271,7 +268,7 @@ class CachingBlobs(BlobsDecorator):
     async def _run(self, fetch: Fetch, repo: str, shared_paths: SharedPaths) -> None:
         digest = fetch.digest
         local = shared_paths.data
-        scratch = paths.scratch(os.path.basename(local))
+        staged = self.scratch.staged(local)
         resp: aiohttp.ClientResponse | None = None
         wfd = -1
         created = False
@@ -295,8 +292,8 @@ class CachingBlobs(BlobsDecorator):
             wfd = -1
             fetch.progress.complete()
             # Every follower has what it needs in the file; now make it a stored blob.
-            await self.driver.move(scratch, paths.blob(digest))
-            created = False
+            if await self.inner.commit(digest, staged):
+                created = False  # else the store had it already: the copy goes
             self.lru.touch(digest, size)
             for name in sorted(fetch.repos):
                 await self.inner.link(name, digest, size)

@@ -18,33 +18,34 @@ import logging
 from collections import Counter, OrderedDict
 
 from registry.cache.stats import CacheStats
-from registry.core.cache import GLOBAL, Generations
+from registry.core.errors import StorageError
 from registry.core.grammar import Digest
-from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound, StorageError
+from registry.core.protocols import Blobs
 
 log = logging.getLogger("registry.cache")
 
 
 class Lru:
-    """Stored blobs by last use, their total size, and the pins of those in use."""
+    """Stored blobs by last use, their total size, and the pins of those in use.
+    `blobs` is the blob store they are listed from and removed through (core's,
+    which drops every worker's cached sizes with the file); the node cache sets it
+    when it decorates the registry."""
 
-    def __init__(self, driver: Driver, max_bytes: int, generations: Generations,
-                 stats: CacheStats | None = None) -> None:
-        self.driver = driver
+    def __init__(self, max_bytes: int, stats: CacheStats | None = None,
+                 blobs: Blobs | None = None) -> None:
+        self.blobs = blobs
         self.stats = stats
         self.max_bytes = max_bytes  # 0: no cap
-        self.generations = generations
         self._sizes: OrderedDict[Digest, int] = OrderedDict()
         self._pins: Counter[Digest] = Counter()
         self.total = 0
 
     async def load(self) -> None:
         """Fill the table from the store, oldest first."""
+        assert self.blobs is not None, "Lru.blobs is set when the cache decorates"
         found: list[tuple[float, Digest, int]] = []
-        async for info in self.driver.walk(paths.BLOBS):
-            if (name := paths.blob_of(info.path)) is not None:
-                found.append((info.mtime, Digest(*name), info.size))
+        async for info in self.blobs.stored():
+            found.append((info.mtime, info.digest, info.size))
         for _, digest, size in sorted(found, key=lambda f: f[0]):
             self.touch(digest, size)
         log.info("node cache holds %d blob(s), %d bytes", len(self._sizes), self.total)
@@ -85,15 +86,12 @@ class Lru:
     async def _evict(self, digest: Digest) -> int:
         size = self._sizes.pop(digest, 0)
         self.total -= size
+        assert self.blobs is not None
         try:
-            await self.driver.delete(paths.blob(digest))
-        except PathNotFound:
-            pass
+            await self.blobs.remove(digest)
         except StorageError:
             log.warning("could not evict %s", digest, exc_info=True)
             return 0
-        # Blob sizes are cached under the global scope: they must go with the file.
-        self.generations.bump(GLOBAL)
         if self.stats is not None:
             self.stats.evictions += 1
             self.stats.bytes_evicted += size

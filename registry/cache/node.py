@@ -24,30 +24,31 @@ from registry.cache.spack_proxy import SpackProxy
 from registry.cache.stats import FLUSH_S, CacheStats, StatsFiles
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
-from registry.core.cache import Generations
 from registry.core.hooks import Hooks
+from registry.core.scratch import ScratchSpace
 from registry.core.service import Registry
-from registry.storage.driver import Driver
 
 log = logging.getLogger("registry.cache")
 
 
 class NodeCache:
-    """A pull-through cache of `[cache] upstream` over the local store `driver`."""
+    """A pull-through cache of `[cache] upstream`, downloading into `scratch` (the
+    local store's scratch space, which core hands it) and storing through the blob
+    service of the registry it decorates."""
 
-    def __init__(self, config: CacheConfig, driver: Driver, generations: Generations,
+    def __init__(self, config: CacheConfig, scratch: ScratchSpace,
                  manifest_max_bytes: int = 4 << 20, fsync: bool = True,
                  hooks: Hooks | None = None) -> None:
         self.config = config
         self.hooks = hooks
-        self.driver = driver
+        self.scratch = scratch
         self.fsync = fsync
         self.upstream = Upstream(config.upstream, config.username, config.password,
                                  config.ca_bundle, manifest_max_bytes)
         self.stats = CacheStats()
         self.stats_files = StatsFiles(config.dir)
         self._flusher: asyncio.Task | None = None
-        self.lru = Lru(driver, config.max_bytes, generations, self.stats)
+        self.lru = Lru(config.max_bytes, self.stats)
         self.peers = None
         if config.peers:
             self.peers = Peers(config.advertise, config.peers, lambda url: Upstream(
@@ -57,7 +58,8 @@ class NodeCache:
         self.spack = SpackProxy(self.upstream, float(config.tag_ttl))
 
     def decorate(self, reg: Registry) -> Registry:
-        blobs = CachingBlobs(reg.blobs, reg.driver, self.upstream, self.lru, self.fsync,
+        self.lru.blobs = reg.blobs  # core's store: evictions go through its owner
+        blobs = CachingBlobs(reg.blobs, self.scratch, self.upstream, self.lru, self.fsync,
                              self.hooks, self.peers, self.stats)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)

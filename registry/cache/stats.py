@@ -17,11 +17,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from registry.core.scratch import kept_directory
 from registry.lifecycle import pid_alive
-from registry.storage.paths import KEEP_PREFIX, TMP
 
 FLUSH_S = 5.0
-DIR = f"{TMP}/{KEEP_PREFIX}stats"
 
 
 @dataclass
@@ -75,7 +74,7 @@ class StatsFiles:
     off the event loop)."""
 
     def __init__(self, cache_dir: str | Path) -> None:
-        self.dir = Path(cache_dir) / DIR
+        self.dir = Path(kept_directory(str(cache_dir), "stats"))
 
     def own(self) -> Path:
         return self.dir / f"{os.getpid()}.json"

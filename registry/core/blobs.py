@@ -7,12 +7,13 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from registry.core.cache import GenerationCache, Generations, global_scope
+from registry.core.cache import GLOBAL, GenerationCache, Generations, global_scope
 from registry.core.errors import BlobUnknown, RangeUnsatisfiable
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks, emit
 from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
 from registry.core.serving import BlobPlan, ByteStream, LocalFile, Redirect
+from registry.core.types import StoredBlob
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
@@ -26,7 +27,8 @@ def _range(header: str | None, size: int) -> ByteRange | None:
 
 class BlobStore:
     """Content-addressed bytes stored once, linked into repositories, and the
-    decision of how each blob request is served."""
+    decision of how each blob request is served. The owner of `blobs/`: nothing
+    else publishes a file there (`commit`, `put_small`) or takes one out (`remove`)."""
 
     def __init__(self, driver: Driver, hooks: Hooks, generations: Generations | None = None,
                  shared_store: bool = False, watch: Any = None) -> None:
@@ -136,6 +138,44 @@ class BlobStore:
         """Store small content (manifests) whose digest the caller has verified."""
         if await self.size(digest) is None:
             await self.driver.put_content(paths.blob(digest), data)
+
+    async def commit(self, digest: Digest, staged: str, mark: bool = True) -> bool:
+        """Publish the file at `staged`, whose bytes the caller wrote and checked
+        against `digest` (an upload's data, an S3 object's fresh bytes, a node
+        cache's download, the collector's trash), by moving it into `blobs/`:
+        readers see the whole blob or nothing. False, leaving `staged` to the
+        caller, when the blob is there already. `mark`: record the blob as found
+        for a running collection (core/gc.py), as every other lookup does; off
+        only for the collector putting back what it took out."""
+        if mark:
+            await self.seen(digest)
+        if await self._stat(paths.blob(digest)) is not None:
+            return False
+        await self.driver.move(staged, paths.blob(digest))
+        return True
+
+    async def remove(self, digest: Digest, to: str | None = None) -> bool:
+        """Take blob `digest` out of `blobs/`: deleted, or moved to `to` (the
+        collector's trash, scrub's quarantine). Every worker's cached sizes go
+        with it (the global generation); repositories' links stay (their owners
+        remove them). False when there was no such blob."""
+        path = paths.blob(digest)
+        try:
+            if to is None:
+                await self.driver.delete(path)
+            else:
+                await self.driver.move(path, to)
+        except PathNotFound:
+            return False
+        finally:
+            self.generations.bump(GLOBAL)
+        return True
+
+    async def stored(self) -> AsyncIterator[StoredBlob]:
+        """Every blob in the store, in path order (a walk of `blobs/`; strays skipped)."""
+        async for info in self.driver.walk(paths.BLOBS):
+            if (name := paths.blob_of(info.path)) is not None:
+                yield StoredBlob(Digest(*name), info.size, info.mtime)
 
     async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes:
         try:

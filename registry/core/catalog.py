@@ -29,6 +29,8 @@ async def digests_under(driver: Driver, directory_of: Callable[[str], str]) -> l
 
 
 class CatalogService:
+    """The repositories the tree holds, and what each one links, from listings."""
+
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
 
@@ -40,6 +42,14 @@ class CatalogService:
         except PathNotFound:
             return False
         return any(c in paths.REPO_MARKERS for c in children)
+
+    async def layers(self, repo: str) -> list[Digest]:
+        """The blobs linked into `repo` (its `_layers/` links)."""
+        return await digests_under(self.driver, lambda alg: paths.layers_dir(repo, alg))
+
+    async def revisions(self, repo: str) -> list[Digest]:
+        """The manifests `repo` holds (its revision links)."""
+        return await digests_under(self.driver, lambda alg: paths.revisions_dir(repo, alg))
 
     async def repositories(self) -> list[str]:
         """Every repository name, sorted; a directory is a repository when it

@@ -34,6 +34,7 @@ from registry.core.types import (
     ObjectInfo,
     ObjectPlan,
     PartInfo,
+    StoredBlob,
     StoredManifest,
     UploadStatus,
 )
@@ -66,6 +67,15 @@ class BlobsDecorator(Blobs):
 
     async def put_small(self, data: bytes, digest: Digest) -> None:
         await self.inner.put_small(data, digest)
+
+    async def commit(self, digest: Digest, staged: str, mark: bool = True) -> bool:
+        return await self.inner.commit(digest, staged, mark)
+
+    async def remove(self, digest: Digest, to: str | None = None) -> bool:
+        return await self.inner.remove(digest, to)
+
+    def stored(self) -> AsyncIterator[StoredBlob]:
+        return self.inner.stored()
 
     async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes:
         return await self.inner.read(digest, max_bytes)
@@ -206,6 +216,12 @@ class CatalogDecorator(Catalog):
 
     async def repositories(self) -> list[str]:
         return await self.inner.repositories()
+
+    async def layers(self, repo: str) -> list[Digest]:
+        return await self.inner.layers(repo)
+
+    async def revisions(self, repo: str) -> list[Digest]:
+        return await self.inner.revisions(repo)
 
 
 class ObjectsDecorator(Objects):

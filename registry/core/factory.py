@@ -66,7 +66,6 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
     blobs = BlobStore(driver, hooks, generations, s.shared_store, s.gc_watch)
     tags = TagStore(driver, hooks, generations, s.shared_store, s.tag_cache_seconds)
     registry = Registry(
-        driver=driver,
         blobs=blobs,
         uploads=UploadService(driver, blobs, auto_mount=s.auto_mount),
         manifests=ManifestService(driver, blobs, tags, hooks, max_bytes=s.manifest_max_bytes,

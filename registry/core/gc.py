@@ -41,7 +41,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.core.cache import GLOBAL, Generations
 from registry.core.errors import BlobUnknown
 from registry.core.grammar import Digest
 from registry.core.manifest_format import named_digests
@@ -226,7 +225,7 @@ async def _clear(driver: Driver, prefix: str) -> None:
             pass
 
 
-async def _mark(driver: Driver, let_go: set[tuple[str, str]]) -> set[str]:
+async def _mark(driver: Driver, blobs: Any, let_go: set[tuple[str, str]]) -> set[str]:
     """Every digest referenced (`let_go`: manifests retention deletes, on a dry run
     still linked)."""
     marked: set[str] = set()
@@ -240,8 +239,8 @@ async def _mark(driver: Driver, let_go: set[tuple[str, str]]) -> set[str]:
     for digest in manifests:
         marked.add(str(digest))
         try:
-            raw = await driver.get_content(paths.blob(digest), MAX_MANIFEST)
-        except PathNotFound:
+            raw = await blobs.read(digest, MAX_MANIFEST)
+        except BlobUnknown:
             continue
         marked.update(named_digests(raw))
     # S3 objects naming blobs, and whatever the Spack area writes down.
@@ -275,13 +274,14 @@ async def _unlink(driver: Driver, blobs: Any, deleted: set[str]) -> int:
     return removed
 
 
-async def collect(driver: Driver, reg: Any, generations: Generations | None = None,
-                  grace: float = 3600.0, dry_run: bool = False, owner: str = "",
+async def collect(driver: Driver, reg: Any, grace: float = 3600.0, dry_run: bool = False,
+                  owner: str = "",
                   propagation: float = PROPAGATION_S,
                   retention: list[RetentionRule] | None = None,
                   uploads_after: float = 0) -> GcReport:
     """One collection (see the module doc) over `reg`, the core services (their
-    deletes keep the index right); GcBusy when another collector runs.
+    deletes keep the index right; blobs go through `reg.blobs`, which drops every
+    worker's cached sizes with them); GcBusy when another collector runs.
     `uploads_after` > 0: upload sessions (OCI and S3 multipart) untouched that long
     are deleted too (as the server's hourly purge does)."""
     report = GcReport(dry_run=dry_run)
@@ -290,7 +290,7 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
     await lease.acquire()
     try:
         await asyncio.sleep(propagation)
-        await _recover_trash(driver)
+        await _recover_trash(driver, reg.blobs)
         begun = time.time()
         let_go: set[tuple[str, str]] = set()
         purge = uploads_after > 0 and not dry_run
@@ -303,14 +303,11 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
                 grace, lambda d: _exists(driver, paths.gc_seen(d)), dry_run, kept)
             report.manifests_deleted = kept.manifests_deleted
             report.manifests_kept_seen = kept.manifests_kept_seen
-        marked = await _mark(driver, let_go)
+        marked = await _mark(driver, reg.blobs, let_go)
         report.referenced = len(marked)
         deleted: set[str] = set()
-        async for info in driver.walk(paths.BLOBS):
-            name = paths.blob_of(info.path)
-            if name is None:
-                continue
-            digest = Digest(*name)
+        async for info in reg.blobs.stored():
+            digest = info.digest
             report.blobs += 1
             if str(digest) in marked:
                 continue
@@ -324,14 +321,12 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
                 report.deleted += 1
                 report.bytes_freed += info.size
                 continue
-            if await _sweep(driver, digest):
+            if await _sweep(driver, reg.blobs, digest):
                 deleted.add(str(digest))
                 report.deleted += 1
                 report.bytes_freed += info.size
             else:
                 report.kept_seen += 1
-        if deleted and generations is not None:
-            generations.bump(GLOBAL)  # sizes cached by every worker go with the files
         if deleted:
             report.links_removed = await _unlink(driver, reg.blobs, deleted)
         await _clear(driver, TRASH)
@@ -353,7 +348,7 @@ async def collect(driver: Driver, reg: Any, generations: Generations | None = No
     return report
 
 
-async def _recover_trash(driver: Driver) -> None:
+async def _recover_trash(driver: Driver, blobs: Any) -> None:
     """Put back what an interrupted collection (store down, process killed) left
     in the trash: it may have been named meanwhile, and this collection judges it
     again like any other blob."""
@@ -362,11 +357,8 @@ async def _recover_trash(driver: Driver) -> None:
         if name is None:
             await driver.delete(info.path)  # not ours
             continue
-        digest = Digest(*name)
-        if await _exists(driver, paths.blob(digest)):
+        if not await blobs.commit(Digest(*name), info.path, mark=False):
             await driver.delete(info.path)  # pushed again meanwhile: the copy goes
-        else:
-            await driver.move(info.path, paths.blob(digest))
 
 
 async def _exists(driver: Driver, path: str) -> bool:
@@ -377,15 +369,14 @@ async def _exists(driver: Driver, path: str) -> bool:
     return True
 
 
-async def _sweep(driver: Driver, digest: Digest) -> bool:
+async def _sweep(driver: Driver, blobs: Any, digest: Digest) -> bool:
     """Trash the blob, look for a seen mark once more, then delete or put it back."""
     trash = paths.gc_trash(digest)
-    try:
-        await driver.move(paths.blob(digest), trash)
-    except PathNotFound:
+    if not await blobs.remove(digest, to=trash):
         return False
     if await _exists(driver, paths.gc_seen(digest)):
-        await driver.move(trash, paths.blob(digest))
+        if not await blobs.commit(digest, trash, mark=False):
+            await driver.delete(trash)  # pushed again meanwhile: that copy serves
         return False
     await driver.delete(trash)
     return True

@@ -23,10 +23,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from registry.core.catalog import digests_under
 from registry.core.errors import ManifestUnknown
 from registry.core.grammar import Digest
 from registry.core.manifest_format import parse_manifest
@@ -44,7 +42,6 @@ from registry.index.records import (
     TagDeleted,
     TagSet,
 )
-from registry.storage import paths
 
 log = logging.getLogger("registry.indexing")
 
@@ -88,8 +85,8 @@ async def read_manifest(reg: Registry, repo: str, digest: Digest) -> ManifestPut
     return ManifestPut(repo, str(digest), manifest, len(data), None, config, time.time())
 
 
-async def _digests(reg: Registry, directory_of: Callable[[str], str]) -> set[str]:
-    return {str(d) for d in await digests_under(reg.driver, directory_of)}
+def _texts(digests: list[Digest]) -> set[str]:
+    return {str(d) for d in digests}
 
 
 ATTEMPTS = 3  # diffs of one repository per pass, while pushes keep changing it
@@ -125,7 +122,7 @@ async def _catch_up_repo(reg: Registry, index: Index, hooks: IndexHooks | None, 
 async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) -> list[Event]:
     events: list[Event] = []
     known_blobs = {b.digest for b in await index.blobs(repo)}
-    stored_blobs = await _digests(reg, lambda alg: paths.layers_dir(repo, alg))
+    stored_blobs = _texts(await reg.catalog.layers(repo))
     for digest in sorted(stored_blobs - known_blobs):
         size = await reg.blobs.size(Digest.parse(digest))
         if size is not None:
@@ -136,7 +133,7 @@ async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) 
         stats.removed += 1
 
     known = {m.digest for m in await index.manifests(repo)}
-    stored = await _digests(reg, lambda alg: paths.revisions_dir(repo, alg))
+    stored = _texts(await reg.catalog.revisions(repo))
     for digest in sorted(stored - known):
         put = await read_manifest(reg, repo, Digest.parse(digest))
         if put is None:

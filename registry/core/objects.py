@@ -235,8 +235,7 @@ class ObjectStore:
                 actual = sha256 or await self._sha256_of(scratch)
                 if actual != digest.hex:
                     raise bad_digest("the content does not match the sha256 digest in its key")
-                if await self.blobs.size(digest) is None:
-                    await self.driver.move(scratch, paths.blob(digest))
+                if await self.blobs.commit(digest, scratch):
                     scratch = ""
             finally:
                 if scratch:

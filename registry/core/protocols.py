@@ -23,13 +23,16 @@ from registry.core.types import (
     ObjectInfo,
     ObjectPlan,
     PartInfo,
+    StoredBlob,
     StoredManifest,
     UploadStatus,
 )
 
 
 class Blobs(Protocol):
-    """Content-addressed bytes, linked into repositories, and how to serve them."""
+    """Content-addressed bytes, linked into repositories, and how to serve them.
+    The only way into `blobs/` and out of it: `commit` publishes a verified file,
+    `remove` takes one out (and drops what caches said of it)."""
 
     async def size(self, digest: Digest) -> int | None: ...
 
@@ -45,6 +48,12 @@ class Blobs(Protocol):
     async def unlink(self, repo: str, digest: Digest) -> None: ...
 
     async def put_small(self, data: bytes, digest: Digest) -> None: ...
+
+    async def commit(self, digest: Digest, staged: str, mark: bool = True) -> bool: ...
+
+    async def remove(self, digest: Digest, to: str | None = None) -> bool: ...
+
+    def stored(self) -> AsyncIterator[StoredBlob]: ...
 
     async def read(self, digest: Digest, max_bytes: int | None = None) -> bytes: ...
 
@@ -144,6 +153,10 @@ class Catalog(Protocol):
     async def exists(self, repo: str) -> bool: ...
 
     async def repositories(self) -> list[str]: ...
+
+    async def layers(self, repo: str) -> list[Digest]: ...
+
+    async def revisions(self, repo: str) -> list[Digest]: ...
 
 
 class Objects(Protocol):

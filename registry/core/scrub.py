@@ -20,7 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from registry.core.blobs import BlobStore
 from registry.core.grammar import Digest
+from registry.core.hooks import NullHooks
+from registry.core.protocols import Blobs
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
 
@@ -43,26 +46,30 @@ class ScrubReport:
         return not (self.corrupt or self.missing or self.unreadable)
 
 
-async def _actual(driver: Driver, path: str, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    async for chunk in driver.reader(path, chunk_size=4 << 20):
+async def _actual(blobs: Blobs, digest: Digest) -> str:
+    h = hashlib.new(digest.algorithm)
+    async for chunk in blobs.reader(digest):
         # Hashing megabytes holds the loop for milliseconds: a thread does it.
         await asyncio.to_thread(h.update, chunk)
-    return f"{algorithm}:{h.hexdigest()}"
+    return f"{digest.algorithm}:{h.hexdigest()}"
 
 
 async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
-                progress: Callable[[int, int], None] | None = None) -> ScrubReport:
-    """Check every blob (`jobs` at a time) and every link; see the module doc."""
+                progress: Callable[[int, int], None] | None = None,
+                blobs: Blobs | None = None) -> ScrubReport:
+    """Check every blob (`jobs` at a time) and every link; see the module doc.
+    Blobs are read and quarantined through `blobs`, their owner (a blob store over
+    `driver` unless given)."""
+    blobs = blobs or BlobStore(driver, NullHooks())
     report = ScrubReport()
     held: set[str] = set()
-    work: asyncio.Queue[tuple[str, Digest, int] | None] = asyncio.Queue(maxsize=jobs * 4)
+    work: asyncio.Queue[tuple[Digest, int] | None] = asyncio.Queue(maxsize=jobs * 4)
 
     async def check() -> None:
         while (item := await work.get()) is not None:
-            path, digest, size = item
+            digest, size = item
             try:
-                actual = await _actual(driver, path, digest.algorithm)
+                actual = await _actual(blobs, digest)
             except PathNotFound:
                 continue  # deleted meanwhile (a node cache's eviction): not corruption
             except Exception as exc:  # a store error on one blob must not end the scrub
@@ -71,7 +78,7 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
             if actual != str(digest):
                 report.corrupt.append({"digest": str(digest), "actual": actual})
                 if repair:
-                    await driver.move(path, paths.quarantined(digest))
+                    await blobs.remove(digest, to=paths.quarantined(digest))
                     report.quarantined.append(str(digest))
                     held.discard(str(digest))
             report.blobs += 1
@@ -81,12 +88,9 @@ async def scrub(driver: Driver, repair: bool = False, jobs: int = 4,
 
     workers = [asyncio.create_task(check()) for _ in range(max(1, jobs))]
     try:
-        async for info in driver.walk(paths.BLOBS):
-            if (name := paths.blob_of(info.path)) is None:
-                continue
-            digest = Digest(*name)
-            held.add(str(digest))
-            await work.put((info.path, digest, info.size))
+        async for info in blobs.stored():
+            held.add(str(info.digest))
+            await work.put((info.digest, info.size))
     finally:
         for _ in workers:
             await work.put(None)

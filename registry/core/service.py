@@ -13,15 +13,14 @@ from registry.core.protocols import (
     Tags,
     Uploads,
 )
-from registry.storage.driver import Driver
 
 
 @dataclass
 class Registry:
     """Every core service, each typed by its Protocol (see core.protocols), built by
-    `core.factory.build_registry`. Decorators replace fields with wrappers."""
+    `core.factory.build_registry`. Decorators replace fields with wrappers. No
+    driver: whoever holds a Registry reaches storage through these services."""
 
-    driver: Driver
     blobs: Blobs
     uploads: Uploads
     manifests: Manifests

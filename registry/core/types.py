@@ -133,3 +133,13 @@ class PartInfo:
     size: int
     data: str
     modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob the store holds: its digest, size, and when its file was last written
+    (what the collector's grace period and the node cache's eviction go by)."""
+
+    digest: Digest
+    size: int
+    mtime: float

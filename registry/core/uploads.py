@@ -272,11 +272,11 @@ class UploadService:
             await self._discard(repo, upload_id)
             raise _mismatch(digest, actual)
         data_path = paths.upload_data(repo, upload_id)
-        if await self.blobs.size(digest) is None:
-            if chunks is None:  # nothing was committed by this request
-                writer = await self.driver.writer(data_path, append=True)
-                await writer.seal()
-            await self.driver.move(data_path, paths.blob(digest))
+        if chunks is None:  # nothing was committed by this request
+            writer = await self.driver.writer(data_path, append=True)
+            await writer.seal()
+        # A blob already there stays; the upload's copy goes with the session.
+        await self.blobs.commit(digest, data_path)
         await self._discard(repo, upload_id)
         await self.blobs.link(repo, digest, status.size)
         return status.size

@@ -31,6 +31,7 @@ from registry.core.errors import (
 from registry.core.factory import build_registry
 from registry.core.grammar import Digest
 from registry.core.growing import WriterFailed
+from registry.core.scratch import ScratchSpace
 from registry.core.serving import BlobPlan, LocalFile
 from registry.storage.base import CheckedDriver
 from registry.storage.filesystem import FilesystemDriver
@@ -132,7 +133,7 @@ async def node_cache(tmp_path, upstream, **settings):
     config = CacheConfig(upstream=upstream.url, dir=str(tmp_path / "cache"), **settings)
     driver = CheckedDriver(await asyncio.to_thread(FilesystemDriver, config.dir, False))
     generations = Generations()
-    node = NodeCache(config, driver, generations, fsync=False)
+    node = NodeCache(config, ScratchSpace(driver), fsync=False)
     reg = build_registry(driver, generations=generations, decorators=[node.decorate])
     async with node:
         yield reg, node

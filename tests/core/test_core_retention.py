@@ -55,13 +55,13 @@ def test_rules_parse_and_refuse():
 
 
 async def test_keep_newest_and_days():
-    driver, _w, generations, reg = gc_world()
+    driver, _w, _generations, reg = gc_world()
     tagged, _ = await image(reg, driver, "ci/app", "tagged", 30, tag="latest")
     old = [(await image(reg, driver, "ci/app", f"old{i}", 20 + i))[0] for i in range(3)]
     recent, _ = await image(reg, driver, "ci/app", "recent", 2)
     other, _ = await image(reg, driver, "team/app", "elsewhere", 40)
     rules = retention_rules(["ci/* keep=1 days=5"])
-    report = await collect(driver, reg, generations, grace=0, propagation=0, retention=rules)
+    report = await collect(driver, reg, grace=0, propagation=0, retention=rules)
     # keep=1 keeps `recent` (the newest), days=5 keeps it too; the three old go, and
     # the repository no rule covers is untouched.
     assert report.manifests_deleted == 3
@@ -73,14 +73,14 @@ async def test_keep_newest_and_days():
     assert await reg.blobs.size(core_digest(b"layer recent")) is not None
     # keep=2 alone keeps the two newest untagged, whatever their age.
     more = [(await image(reg, driver, "ci/app", f"m{i}", 50 + i))[0] for i in range(3)]
-    report = await collect(driver, reg, generations, grace=0, propagation=0,
+    report = await collect(driver, reg, grace=0, propagation=0,
                            retention=retention_rules(["ci/* keep=2"]))
     assert report.manifests_deleted == 2
     assert await present(reg, "ci/app", recent) and await present(reg, "ci/app", more[0])
 
 
 async def test_children_referrers_and_grace_are_kept():
-    driver, _w, generations, reg = gc_world()
+    driver, _w, _generations, reg = gc_world()
     child, child_body = await image(reg, driver, "ci/multi", "amd64", 30)
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": str(child), "size": len(child_body)}]}).encode()
@@ -94,7 +94,7 @@ async def test_children_referrers_and_grace_are_kept():
         "mediaType": OCI_MANIFEST, "digest": str(orphan_child), "size": len(orphan_body)})
     age(driver, orphan_sig, 30)
     fresh, _ = await store_image(reg, "ci/multi", None, note="just pushed")
-    report = await collect(driver, reg, generations, grace=3600, propagation=0,
+    report = await collect(driver, reg, grace=3600, propagation=0,
                            retention=retention_rules(["ci/* keep=0"]))
     # The tagged index's child, and the signature of that child, stay; the manifest
     # no one names goes with its signature; one inside the grace period stays.
@@ -109,14 +109,14 @@ async def test_children_referrers_and_grace_are_kept():
 
 
 async def test_dry_run_deletes_nothing_and_counts_the_same():
-    driver, _w, generations, reg = gc_world()
+    driver, _w, _generations, reg = gc_world()
     old, _ = await image(reg, driver, "ci/app", "old", 30)
     rules = retention_rules(["ci/* days=7"])
-    dry = await collect(driver, reg, generations, grace=0, propagation=0, dry_run=True,
+    dry = await collect(driver, reg, grace=0, propagation=0, dry_run=True,
                         retention=rules)
     assert dry.manifests_deleted == 1 and dry.deleted == 3  # itself, config, layer
     assert await present(reg, "ci/app", old)
-    real = await collect(driver, reg, generations, grace=0, propagation=0, retention=rules)
+    real = await collect(driver, reg, grace=0, propagation=0, retention=rules)
     assert real.manifests_deleted == 1 and real.deleted == 3
     assert not await present(reg, "ci/app", old)
 
@@ -124,7 +124,7 @@ async def test_dry_run_deletes_nothing_and_counts_the_same():
 async def test_a_tag_pushed_while_retention_deletes_is_never_dangling():
     """The race: retention picked an old untagged manifest; a client tags it (pushes
     the same bytes by tag) just as its revision link goes. The tag must resolve."""
-    driver, watch, generations, reg = gc_world()
+    driver, watch, _generations, reg = gc_world()
     old, body = await image(reg, driver, "ci/app", "reused", 30)
     real_delete = driver.delete
     pushed = asyncio.Event()
@@ -138,7 +138,7 @@ async def test_a_tag_pushed_while_retention_deletes_is_never_dangling():
         await real_delete(path)
 
     driver.delete = race_then_delete
-    task = asyncio.create_task(collect(driver, reg, generations, grace=0, propagation=0.6,
+    task = asyncio.create_task(collect(driver, reg, grace=0, propagation=0.6,
                                        retention=retention_rules(["ci/* keep=0"])))
     while not watch.active:
         await asyncio.sleep(0.05)

@@ -73,14 +73,14 @@ async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaw
 
         raw.move = move_then_die
         with pytest.raises(StorageError):
-            await collect(driver, reg, generations, grace=0, propagation=0)
+            await collect(driver, reg, grace=0, propagation=0)
         assert len(moved) == 5
         raw.move = real_move
 
         own_seaweed.start()
         # The next collection (the lease its predecessor could not release is this
         # process's own) puts the trash back, judges it again, and finishes.
-        report = await collect(driver, reg, generations, grace=0, propagation=0)
+        report = await collect(driver, reg, grace=0, propagation=0)
         assert report.deleted == len(orphans) - 5  # four went before, one is named
         assert own_seaweed.keys(BUCKET, "_gc/trash/") == []
         assert own_seaweed.keys(BUCKET, "_gc/lease") == []
@@ -94,7 +94,7 @@ async def test_store_killed_mid_sweep_then_the_next_collection_finishes(own_seaw
         assert got.data == manifest
         for data in (config, layer):
             assert await reg.blobs.read(core_digest(data)) == data
-        again = await collect(driver, reg, generations, grace=0, propagation=0)
+        again = await collect(driver, reg, grace=0, propagation=0)
         assert again.deleted == 0
     finally:
         await raw.close()
@@ -120,20 +120,20 @@ async def test_two_replicas_one_collector_pushes_on_the_other_lose_nothing(seawe
                              generations=generations)
         replicas.append((raw, driver, watch, generations, reg))
     watches = [asyncio.create_task(r[2].run(period=0.2)) for r in replicas]
-    (_, a_driver, _, a_gen, a), (_, b_driver, b_watch, b_gen, b) = replicas
+    (_, a_driver, _, _a_gen, a), (_, b_driver, b_watch, _b_gen, b) = replicas
     try:
         config = b'{"os":"linux"}'
         await store_blob(a, "base/old", config)
         old = [await store_blob(a, "base/old", b"old layer %d " % i * 300) for i in range(12)]
         lost = [await store_blob(a, "base/old", b"unwanted %d " % i * 300) for i in range(6)]
-        collection = asyncio.create_task(collect(a_driver, a, a_gen, grace=0, propagation=1.0))
+        collection = asyncio.create_task(collect(a_driver, a, grace=0, propagation=1.0))
         for _ in range(200):  # B's watch reads the lease from the store
             if b_watch.active:
                 break
             await asyncio.sleep(0.05)
         assert b_watch.active
         with pytest.raises(GcBusy):
-            await collect(b_driver, b, b_gen, grace=0, propagation=0)
+            await collect(b_driver, b, grace=0, propagation=0)
 
         async def reuse(i: int) -> bytes:
             # A client checks the old layer exists, mounts it, pushes an image naming it.
