@@ -27,6 +27,7 @@ from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
 from registry.core import indexing
+from registry.core.areas import AuthArea, SpackArea
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.gc import GcWatch, collect, run_periodically
@@ -159,7 +160,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     clean = getattr(driver, "clean_tmp", None)
     if clean is not None:  # scratch files a crash left behind
         await asyncio.to_thread(clean)
-    guard = await build_guard(config.auth, driver, config.server.trusted_proxies) \
+    guard = await build_guard(config.auth, AuthArea(driver), config.server.trusted_proxies) \
         if config.auth.mode == "token" else None
     index = Index(config.index.path)
     await index.open()
@@ -173,7 +174,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     # A node cache serves what its upstream holds; its spack views come with it.
     spack = None
     if node_cache is None:
-        spack = Spack(driver, SpecCatalog(index, index_hooks), signer)
+        spack = Spack(SpackArea(driver), SpecCatalog(index, index_hooks), signer)
     try:
         # While a garbage collection runs, blobs found to exist are marked (core/gc.py).
         watch = None if node_cache else GcWatch(driver)
@@ -194,7 +195,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                 await stack.enter_async_context(background(
                     _purge_uploads(reg, config.storage.upload_purge_after)))
             index_hooks.start()
-            metrics = Metrics(node_cache.counters if node_cache else None,
+            metrics = Metrics(node_cache.counter_values if node_cache else None,
                               (lambda: node_cache.lru.total) if node_cache else None,
                               lambda: index_hooks.queued, getattr(driver, "stats", None),
                               lambda: last_scrub(driver))

@@ -111,6 +111,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_spack_import(args: argparse.Namespace) -> int:
+    from registry.core.areas import SpackArea
     from registry.core.factory import CoreSettings, build_registry
     from registry.index.hooks import IndexHooks
     from registry.progressbar import ProgressBar
@@ -139,7 +140,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
             # The server's index learns of what is imported as it would of a push.
             hooks = IndexHooks(index)
             hooks.start()
-            spack = Spack(driver, SpecCatalog(index, hooks))
+            spack = Spack(SpackArea(driver), SpecCatalog(index, hooks))
             settings = dataclasses.replace(CoreSettings.from_config(config),
                                            object_keys=spack.object_keys)
             reg = build_registry(driver, hooks, settings, decorators=[spack.decorate])
@@ -163,6 +164,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
 
 def cmd_spack_list(args: argparse.Namespace) -> int:
     from registry.api.spack_api import spec_json
+    from registry.core.areas import SpackArea
     from registry.spack import catalog
     from registry.spack.service import SpackCaches
 
@@ -173,7 +175,7 @@ def cmd_spack_list(args: argparse.Namespace) -> int:
             # The store is the truth: bring the index's rows up to it first, so the
             # list is right with the server stopped, or another replica's pushes.
             specs = catalog.SpecCatalog(index)
-            await catalog.sync(SpackCaches(driver, sink=specs), specs)
+            await catalog.sync(SpackCaches(SpackArea(driver), sink=specs), specs)
             return await specs.specs(args.cache, name=args.name, target=args.target)
 
     rows = asyncio.run(run())

@@ -39,11 +39,12 @@ def parse_duration(text: str) -> int:
 
 @contextlib.asynccontextmanager
 async def _auth_store(config: Config) -> AsyncIterator[AuthStore]:
+    from registry.core.areas import AuthArea
     from registry.storage import create_driver
 
     driver = create_driver(config.storage)
     try:
-        yield AuthStore(driver, ttl=0)
+        yield AuthStore(AuthArea(driver), ttl=0)
     finally:
         await driver.close()
 

@@ -3,14 +3,15 @@
 The process's own collectors (memory, CPU, open files); requests by family,
 method and status, latencies, bytes, requests in flight, over every worker
 (api/request_metrics.py); and, on a node cache, its counters summed over every
-worker and restart (registry/cache/stats.py; this process's own numbers live,
+worker and restart (registry/cache/stats.py, handed over by the wiring as a mapping
+of counter names, so that no handler imports the cache; this process's own numbers live,
 the others' as they last wrote them, at most five seconds old).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,6 @@ from prometheus_client.process_collector import ProcessCollector
 from registry.api.common import Context
 from registry.api.request_metrics import RequestMetrics
 from registry.api.store_metrics import ScrubGauges, StorageMetrics
-from registry.cache.stats import CacheStats
 
 SYNC_S = 2.0
 CACHE_COUNTERS = {
@@ -45,19 +45,20 @@ class _Snapshot:
     """A collector of values taken just before the exposition is rendered."""
 
     def __init__(self) -> None:
-        self.stats: CacheStats | None = None
+        self.stats: Mapping[str, int] | None = None
 
     def collect(self) -> Iterator[Metric]:
         if self.stats is None:
             return
         for field, (name, doc) in CACHE_COUNTERS.items():
-            yield CounterMetricFamily(name, doc, value=getattr(self.stats, field))
+            yield CounterMetricFamily(name, doc, value=self.stats.get(field, 0))
 
 
 class Metrics:
     """What `/metrics` renders for one process."""
 
-    def __init__(self, cache_counters: Callable[[], Awaitable[CacheStats]] | None = None,
+    def __init__(self,
+                 cache_counters: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
                  held_bytes: Callable[[], int] | None = None,
                  index_queue: Callable[[], int] | None = None,
                  storage_stats: Callable[[], dict[str, Any]] | None = None,

@@ -15,8 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
+from registry.core.areas import AuthArea
 
 MAX_RECORD = 64 << 10
 # Names come from hostile headers: only ones that are safe file names get near the store.
@@ -57,8 +56,8 @@ _KINDS: dict[str, type] = {"users": User, "robots": Robot, "keys": AccessKey}
 class AuthStore:
     """Reads and writes the records of `_auth/`, with a short-lived read cache."""
 
-    def __init__(self, driver: Driver, ttl: float = 0.5) -> None:
-        self.driver = driver
+    def __init__(self, area: AuthArea, ttl: float = 0.5) -> None:
+        self.area = area
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
@@ -70,34 +69,24 @@ class AuthStore:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        try:
-            raw = await self.driver.get_content(paths.auth_entry(kind, name), MAX_RECORD)
-            record = _KINDS[kind](**json.loads(raw))
-        except PathNotFound:
-            record = None
+        raw = await self.area.records(kind).read(name, MAX_RECORD)
+        record = None if raw is None else _KINDS[kind](**json.loads(raw))
         if len(self._cache) > 10_000:  # names are hostile: bound the cache
             self._cache.clear()
         self._cache[key] = (now, record)
         return record
 
     async def _put(self, kind: str, name: str, record: Any) -> None:
-        await self.driver.put_content(paths.auth_entry(kind, name),
-                                      json.dumps(asdict(record), sort_keys=True).encode())
+        await self.area.records(kind).write(
+            name, json.dumps(asdict(record), sort_keys=True).encode())
         self._cache.pop((kind, name), None)
 
     async def _delete(self, kind: str, name: str) -> bool:
         self._cache.pop((kind, name), None)
-        try:
-            await self.driver.delete(paths.auth_entry(kind, name))
-        except PathNotFound:
-            return False
-        return True
+        return await self.area.records(kind).delete(name)
 
     async def _names(self, kind: str) -> list[str]:
-        try:
-            return sorted(await self.driver.list(paths.auth_dir(kind)))
-        except PathNotFound:
-            return []
+        return sorted(await self.area.records(kind).list())
 
     async def user(self, name: str) -> User | None:
         return await self._get("users", name)
@@ -125,14 +114,13 @@ class AuthStore:
         return [r for n in await self._names("robots") if (r := await self.robot(n))]
 
     async def mark_used(self, name: str, when: float) -> None:
-        await self.driver.put_content(paths.auth_entry("used", name),
-                                      json.dumps({"last_used": when}).encode())
+        await self.area.records("used").write(name, json.dumps({"last_used": when}).encode())
 
     async def last_used(self, name: str) -> float | None:
+        raw = await self.area.records("used").read(name, MAX_RECORD)
         try:
-            raw = await self.driver.get_content(paths.auth_entry("used", name), MAX_RECORD)
-            return float(json.loads(raw)["last_used"])
-        except (PathNotFound, ValueError, KeyError, TypeError):
+            return float(json.loads(raw)["last_used"]) if raw is not None else None
+        except (ValueError, KeyError, TypeError):
             return None
 
     async def access_key(self, key_id: str) -> AccessKey | None:
@@ -151,9 +139,10 @@ class AuthStore:
         """kid -> PEM of every token-signing key in the store."""
         keys = {}
         for kid in await self._names("signing"):
-            keys[kid] = await self.driver.get_content(paths.auth_entry("signing", kid),
-                                                      MAX_RECORD)
+            pem = await self.area.records("signing").read(kid, MAX_RECORD)
+            if pem is not None:  # removed meanwhile
+                keys[kid] = pem
         return keys
 
     async def put_signing_key(self, kid: str, pem: bytes) -> None:
-        await self.driver.put_content(paths.auth_entry("signing", kid), pem)
+        await self.area.records("signing").write(kid, pem)

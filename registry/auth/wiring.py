@@ -12,7 +12,7 @@ from registry.auth.store import AuthStore, User
 from registry.auth.tokens import TokenKeys
 from registry.config import AuthConfig, ConfigError
 from registry.core.access import trusted_networks
-from registry.storage.driver import Driver
+from registry.core.areas import AuthArea
 
 
 def parse(config: AuthConfig) -> tuple[Rules, dict[str, User]]:
@@ -46,12 +46,12 @@ def parse(config: AuthConfig) -> tuple[Rules, dict[str, User]]:
     return Rules(rules), users
 
 
-async def build_guard(config: AuthConfig, driver: Driver,
+async def build_guard(config: AuthConfig, area: AuthArea,
                       trusted_proxies: list[str] | None = None) -> Guard:
-    """The access step of `[auth] mode = "token"`, its signing keys loaded;
-    `trusted_proxies` are `[server] trusted_proxies`."""
+    """The access step of `[auth] mode = "token"` over the `_auth/` area core hands
+    it, its signing keys loaded; `trusted_proxies` are `[server] trusted_proxies`."""
     rules, users = parse(config)
-    store = AuthStore(driver)
+    store = AuthStore(area)
     keys = TokenKeys(store)
     await keys.load()
     audit = AuditLog(config.audit_log, config.audit_max_bytes, config.audit_keep) \

@@ -98,6 +98,10 @@ class NodeCache:
 
         return await asyncio.to_thread(total)
 
+    async def counter_values(self) -> dict[str, int]:
+        """`counters()` by name, as /metrics takes them (api/metrics.py)."""
+        return (await self.counters()).to_json()
+
     async def _flush_stats(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_S)

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.index.records import SpecDeleted, SpecPut, SpecRow, SpecsReset
-from registry.spack import journal
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecRecord
 
@@ -86,7 +85,7 @@ class SpecCatalog:
 async def sync(caches: SpackCaches, catalog: SpecCatalog) -> list[str]:
     """Load every cache in the store into `caches` (and so its rows into the
     catalog), drop the rows of caches the store no longer has; the caches."""
-    names = await journal.caches(caches.driver)
+    names = await caches.area.caches()
     for name in names:
         await caches.state(name)
     for gone in set(await catalog.caches()) - set(names):

@@ -25,8 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Container
 from typing import Any
 
-from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
+from registry.core.areas import SpackArea
 
 EPOCH_NS = 64 * 10**9
 WINDOW_NS = 60 * 10**9
@@ -51,26 +50,21 @@ def _epoch(ns: int) -> str:
 
 
 class Journal:
-    """One cache's journal and snapshots in the store."""
+    """One cache's journal and snapshots, in the Spack area core hands the room."""
 
-    def __init__(self, driver: Driver, cache: str) -> None:
-        self.driver = driver
+    def __init__(self, area: SpackArea, cache: str) -> None:
         self.cache = cache
+        self._entries = area.journal(cache)  # <epoch>/<entry name>
+        self._snapshots = area.snapshots(cache)  # <entry name>
 
     async def exists(self) -> bool:
-        for path in (paths.spack_journal_dir(self.cache), paths.spack_snapshots_dir(self.cache)):
-            try:
-                if await self.driver.list(path):
-                    return True
-            except PathNotFound:
-                pass
-        return False
+        return bool(await self._entries.list() or await self._snapshots.list())
 
     async def append(self, op: dict[str, Any]) -> str:
         """Write one entry; its name once this returns (the entry is durable)."""
         name = entry_name()
-        path = paths.spack_journal_entry(self.cache, _epoch(name_ns(name)), name)
-        await self.driver.put_content(path, json.dumps(op, separators=(",", ":")).encode())
+        await self._entries.write(f"{_epoch(name_ns(name))}/{name}",
+                                  json.dumps(op, separators=(",", ":")).encode())
         return name
 
     async def entries(self, after_ns: int, known: Container[str] = ()
@@ -78,81 +72,39 @@ class Journal:
         """Every entry whose name is after time `after_ns` and not in `known`, in
         name order. A reader re-lists a window of entries it has mostly applied
         already: those cost a name in a listing, not a read."""
-        base = paths.spack_journal_dir(self.cache)
-        start = f"{base}/{_epoch(after_ns)}/{after_ns:020d}" if after_ns > 0 else ""
-        async for info in self.driver.walk(base, start_after=start):
-            name = info.path.rsplit("/", 1)[-1]
+        start = f"{_epoch(after_ns)}/{after_ns:020d}" if after_ns > 0 else ""
+        async for info in self._entries.walk(start_after=start):
+            name = info.name.rsplit("/", 1)[-1]
             if name in known:
                 continue
-            try:
-                raw = await self.driver.get_content(info.path, ENTRY_MAX)
-                yield name, json.loads(raw)
-            except PathNotFound:
+            raw = await self._entries.read(info.name, ENTRY_MAX)
+            if raw is None:
                 continue  # pruned meanwhile: a snapshot holds it
+            try:
+                yield name, json.loads(raw)
             except ValueError:
                 continue  # not one of ours; never fatal to the index
 
     async def latest_snapshot(self) -> tuple[str, dict[str, Any]] | None:
-        try:
-            names = sorted(await self.driver.list(paths.spack_snapshots_dir(self.cache)))
-        except PathNotFound:
-            return None
-        for name in reversed(names):
+        for name in reversed(sorted(await self._snapshots.list())):
+            raw = await self._snapshots.read(name, SNAPSHOT_MAX)
+            if raw is None:
+                continue
             try:
-                raw = await self.driver.get_content(paths.spack_snapshot(self.cache, name),
-                                                    SNAPSHOT_MAX)
                 return name, json.loads(raw)
-            except (PathNotFound, ValueError):
+            except ValueError:
                 continue
         return None
 
     async def write_snapshot(self, through: str, doc: dict[str, Any]) -> None:
         """Store every record as of entry `through`, then drop what it makes
         unnecessary: older snapshots and entries 2 * WINDOW_NS before it."""
-        await self.driver.put_content(paths.spack_snapshot(self.cache, through),
-                                      json.dumps(doc, separators=(",", ":")).encode())
-        try:
-            names = sorted(await self.driver.list(paths.spack_snapshots_dir(self.cache)))
-        except PathNotFound:
-            names = []
-        for old in names[:-2]:
-            await self._drop(paths.spack_snapshot(self.cache, old))
+        await self._snapshots.write(through, json.dumps(doc, separators=(",", ":")).encode())
+        for old in sorted(await self._snapshots.list())[:-2]:
+            await self._snapshots.delete(old)
         horizon = _epoch(name_ns(through) - 2 * WINDOW_NS)
-        base = paths.spack_journal_dir(self.cache)
-        try:
-            epochs = await self.driver.list(base)
-        except PathNotFound:
-            return
-        for epoch in epochs:
+        for epoch in await self._entries.list():
             if epoch < horizon:
-                async for info in self.driver.walk(f"{base}/{epoch}"):
-                    await self._drop(info.path)
+                async for info in self._entries.walk(epoch):
+                    await self._entries.delete(info.name)
 
-    async def _drop(self, path: str) -> None:
-        try:
-            await self.driver.delete(path)
-        except PathNotFound:
-            pass
-
-
-async def caches(driver: Driver, max_depth: int = 16) -> list[str]:
-    """Every cache with a journal or snapshots in the store, sorted. Walks the
-    directories under `spack/` (a cache name has a component per level) without
-    listing any journal: one `list` per directory, not per entry."""
-    found: list[str] = []
-
-    async def visit(prefix: str, depth: int) -> None:
-        path = paths.spack_cache(prefix) if prefix else paths.SPACK
-        try:
-            children = await driver.list(path)
-        except PathNotFound:
-            return
-        if prefix and ("_journal" in children or "_snapshots" in children):
-            found.append(prefix)
-        if depth < max_depth:
-            for child in children:
-                if not child.startswith("_"):
-                    await visit(f"{prefix}/{child}" if prefix else child, depth + 1)
-
-    await visit("", 0)
-    return sorted(found)

@@ -19,14 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from registry.core.areas import SpackArea
 from registry.core.grammar import Digest
 from registry.core.protocols import Blobs
 from registry.spack import synth
 from registry.spack.journal import WINDOW_NS, Journal
 from registry.spack.specs import SpecRecord
 from registry.spack.state import DB_VERSION, CacheState
-from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
 
 log = logging.getLogger("registry.spack")
 
@@ -70,10 +69,10 @@ class Rendered:
 class SpackCaches:
     """The server-kept state of every Spack build cache in the store."""
 
-    def __init__(self, driver: Driver, blobs: Blobs | None = None,
+    def __init__(self, area: SpackArea, blobs: Blobs | None = None,
                  sink: SpecSink | None = None, signer: Signer | None = None,
                  refresh_s: float = REFRESH_S) -> None:
-        self.driver = driver
+        self.area = area  # spack/ in the store: journals, snapshots, signatures
         self.blobs = blobs
         self.sink = sink
         self.signer = signer
@@ -110,7 +109,7 @@ class SpackCaches:
             if state is not None and time.monotonic() - self._checked.get(cache, 0.0) \
                     < self.refresh_s:
                 return state
-            journal = Journal(self.driver, cache)
+            journal = Journal(self.area, cache)
             if state is None:
                 if not await journal.exists():
                     self._absent[cache] = time.monotonic()
@@ -196,7 +195,7 @@ class SpackCaches:
         await self._write(cache, {"op": "remove", "hash": dag_hash})
 
     async def _write(self, cache: str, op: dict) -> None:
-        journal = Journal(self.driver, cache)
+        journal = Journal(self.area, cache)
         name = await journal.append(op)
         self._absent.pop(cache, None)
         state = await self.state(cache)
@@ -267,11 +266,10 @@ class SpackCaches:
         """`data` clearsigned with the site key: made once, kept in the store, so
         every replica serves the same signature (gpg's carry a timestamp)."""
         assert self.signer is not None
-        path = paths.spack_signed(cache, Digest.of(data))
-        try:
-            return await self.driver.get_content(path, 16 << 20)
-        except PathNotFound:
-            pass
+        digest = Digest.of(data)
+        kept = await self.area.signed(cache, digest)
+        if kept is not None:
+            return kept
         signed = await self.signer.clearsign(data)
-        await self.driver.put_content(path, signed)
+        await self.area.keep_signed(cache, digest, signed)
         return signed

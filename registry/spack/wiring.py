@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from registry.core.areas import SpackArea
 from registry.core.object_keys import KeyClassifier
 from registry.core.service import Registry
 from registry.spack.catalog import SpecCatalog
@@ -13,7 +14,6 @@ from registry.spack.layout import key_class
 from registry.spack.oci_bridge import SpackManifests
 from registry.spack.s3_bridge import SpackObjects
 from registry.spack.service import Signer, SpackCaches
-from registry.storage.driver import Driver
 
 
 class Spack:
@@ -24,11 +24,11 @@ class Spack:
     every spec, kept by `caches`; `object_keys` goes into the factory's settings
     (core.factory.CoreSettings): which S3 keys the object service stores as blobs."""
 
-    def __init__(self, driver: Driver, catalog: SpecCatalog | None = None,
+    def __init__(self, area: SpackArea, catalog: SpecCatalog | None = None,
                  signer: Signer | None = None) -> None:
         self.catalog = catalog
         self.object_keys: KeyClassifier = key_class
-        self.caches = SpackCaches(driver, sink=catalog, signer=signer)
+        self.caches = SpackCaches(area, sink=catalog, signer=signer)
         self._objects: list[SpackObjects] = []
         self.views: SpackViews | None = None
 

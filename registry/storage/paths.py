@@ -4,8 +4,8 @@ Every area of the tree, and the one owner that writes it (DESIGN.md's owner
 table; docs/architecture.md "Storage is the truth" draws the same tree):
 
     blobs/<alg>/<2 hex>/<hex>                                  bytes, stored once
-        owner: core's blob service (core/blobs.py), whose `Blobs` Protocol the
-        others ask
+        owner: core's blob service (core/blobs.py), the only code that commits a
+        verified file here or removes one; everyone else asks `Blobs`
     repositories/<name>/                                       owner: core (manifests, tags,
         _manifests/revisions/<alg>/<hex>                       referrers, uploads)
                                                                link: manifest is in repo
@@ -27,9 +27,10 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
     spack/<cache>/_journal/<epoch>/<entry>                     a record added or removed
     spack/<cache>/_snapshots/<entry>                           every record, as of an entry
     spack/<cache>/_signed/<alg>/<hex>                          a document the registry signed
-        owner: the Spack room (registry/spack), (registry/spack/journal.py, service.py)
+        owner: the Spack room (registry/spack), through core's `SpackArea`
+        handle (core/areas.py)
     _auth/{users,robots,used,keys,signing}/<name>              users, robots, S3 keys, token keys
-        owner: the auth room (registry/auth), (registry/auth/store.py)
+        owner: the auth room (registry/auth), through core's `AuthArea` handle
     _gc/lease                                                  the running collection's lease
     _gc/seen/<alg>/<hex>                                       found to exist while it runs
     _gc/trash/<alg>/<hex>                                      a blob being swept
@@ -40,7 +41,7 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
         core/scrub.py); nobody else
     _tmp/...                                                   scratch space (scratch());
         the drivers' own, never listed or walked; the node cache writes its
-        downloads there
+        downloads there through core's `ScratchSpace` (core/scratch.py)
 
 Repository name components start with [a-z0-9], so the `_` directories can
 never collide with a nested repository, and no top-level area other than the
@@ -491,6 +492,8 @@ def multipart_data(bucket: str, upload_id: str, data_id: str) -> str:
 # A cache is named like a repository; `_` cannot start a component of one, so
 # cache `a` and cache `a/_journal` cannot collide.
 SPACK = "spack"
+SPACK_JOURNAL = "_journal"
+SPACK_SNAPSHOTS = "_snapshots"
 
 
 def spack_cache(cache: str) -> str:
@@ -498,19 +501,11 @@ def spack_cache(cache: str) -> str:
 
 
 def spack_journal_dir(cache: str) -> str:
-    return f"{SPACK}/{cache}/_journal"
-
-
-def spack_journal_entry(cache: str, epoch: str, name: str) -> str:
-    return f"{SPACK}/{cache}/_journal/{epoch}/{name}"
+    return f"{SPACK}/{cache}/{SPACK_JOURNAL}"
 
 
 def spack_snapshots_dir(cache: str) -> str:
-    return f"{SPACK}/{cache}/_snapshots"
-
-
-def spack_snapshot(cache: str, name: str) -> str:
-    return f"{SPACK}/{cache}/_snapshots/{name}"
+    return f"{SPACK}/{cache}/{SPACK_SNAPSHOTS}"
 
 
 def spack_signed(cache: str, digest: Digest) -> str:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from loadtest.spackgen import make_spec
+from registry.core.areas import SpackArea
 from registry.core.factory import build_registry
 from registry.core.grammar import Digest
 from registry.spack import journal as journal_mod
@@ -28,7 +29,7 @@ def record(fake, source="oci") -> SpecRecord:
 def replica(store: MemoryStore) -> SpackCaches:
     driver = CheckedDriver(MemoryDriver(store))
     reg = build_registry(driver)
-    return SpackCaches(driver, reg.blobs, refresh_s=0.0)
+    return SpackCaches(SpackArea(driver), reg.blobs, refresh_s=0.0)
 
 
 async def installs(caches: SpackCaches, cache: str, layout: str = "oci") -> dict:
@@ -122,7 +123,7 @@ async def test_snapshot_lets_a_new_process_start_and_prunes_old_entries(monkeypa
     for s in specs:
         await a.add("c", record(s))
     await a.state("c")  # a catch-up writes the snapshot
-    j = Journal(a.driver, "c")
+    j = Journal(a.area, "c")
     snap = await j.latest_snapshot()
     assert snap is not None and len(snap[1]["records"]) >= 10
     fresh = replica(store)
@@ -132,7 +133,7 @@ async def test_snapshot_lets_a_new_process_start_and_prunes_old_entries(monkeypa
 async def test_prune_keeps_entries_a_reader_may_still_need(monkeypatch):
     store = MemoryStore()
     driver = CheckedDriver(MemoryDriver(store))
-    j = Journal(driver, "c")
+    j = Journal(SpackArea(driver), "c")
     now = time.time_ns()
     old = journal_mod.entry_name(now - 5 * journal_mod.WINDOW_NS)
     recent = journal_mod.entry_name(now - journal_mod.WINDOW_NS)

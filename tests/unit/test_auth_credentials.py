@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from registry.auth.logins import parse_basic
 from registry.auth.store import AuthStore
 from registry.auth.tokens import TokenError, TokenKeys
+from registry.core.areas import AuthArea
 from registry.core.errors import Unauthorized
 from registry.storage.memory import MemoryDriver
 
@@ -37,7 +38,7 @@ _tokens = st.text(max_size=200) | _near_jwt | st.sampled_from(
 
 
 def _keys() -> TokenKeys:
-    keys = TokenKeys(AuthStore(MemoryDriver()))
+    keys = TokenKeys(AuthStore(AuthArea(MemoryDriver())))
     asyncio.run(keys.load())
     return keys
 
