@@ -134,9 +134,14 @@ NOBODY = Identity(ANONYMOUS)
 
 @dataclass
 class Rules:
-    """The site's rules; answers what an identity may do on a resource."""
+    """The site's rules; answers what an identity may do on a resource. The list is
+    never changed once made (SIGHUP makes a new Rules), so answers are remembered."""
 
     rules: list[Rule] = field(default_factory=list)
+    # Every request asks (a token's grants are checked against the rules too): a
+    # dict hit instead of a glob match per rule. Names are hostile: bounded.
+    _memo: dict[tuple[Identity, str], frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def _applies(self, rule: Rule, who: Identity) -> bool:
         if rule.who == "anonymous":
@@ -152,6 +157,15 @@ class Rules:
 
     def actions(self, who: Identity, resource: str) -> frozenset[str]:
         """Everything `who` may do on `resource` (a repository, cache or bucket)."""
+        key = (who, resource)
+        known = self._memo.get(key)
+        if known is None:
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            known = self._memo[key] = self._actions(who, resource)
+        return known
+
+    def _actions(self, who: Identity, resource: str) -> frozenset[str]:
         got: set[str] = set()
         for rule in self.rules:
             if rule.grant.covers(resource) and self._applies(rule, who):
