@@ -39,9 +39,10 @@ class BlobStore:
         # Positive answers only: a link stays until an unlink bumps its repository's
         # generation, a blob until a GC bumps the global one. Off when other
         # machines share the store.
-        self._links = GenerationCache(self.generations, enabled=not shared_store)
-        self._sizes = GenerationCache(self.generations, enabled=not shared_store,
-                                      scope_of=global_scope)
+        self._links: GenerationCache[int] = GenerationCache(
+            self.generations, enabled=not shared_store)
+        self._sizes: GenerationCache[int] = GenerationCache(
+            self.generations, enabled=not shared_store, scope_of=global_scope)
 
     async def seen(self, digest: Digest) -> None:
         """While a garbage collection runs, a blob or manifest found to exist (or
@@ -98,14 +99,14 @@ class BlobStore:
         await self.seen(digest)
         opened = await self.open_local(digest) if with_body else None
         if opened is not None:
-            fd, size = opened
+            fd, local_size = opened
             try:
-                rng = _range(range_header, size)
+                rng = _range(range_header, local_size)
             except BaseException:
                 await asyncio.to_thread(os.close, fd)
                 raise
             self.hooks.blob_pulled(repo, digest)
-            return BlobPlan(digest, size, rng, LocalFile(fd))
+            return BlobPlan(digest, local_size, rng, LocalFile(fd))
         size = await self.size(digest)
         if size is None:
             raise BlobUnknown(detail={"digest": str(digest)})

@@ -24,12 +24,13 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable, Hashable, MutableSequence
 from multiprocessing.synchronize import Lock
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 # The scope of things that belong to no repository (blob sizes): bumped by
 # whatever deletes blobs from the store itself (garbage collection).
 GLOBAL = ""
 SLOTS = 4096
+V = TypeVar("V")  # what a GenerationCache holds
 
 
 class Generations:
@@ -78,14 +79,14 @@ def _small(value: Any) -> int:
     return 256  # a digest, a short link or a size, with its key
 
 
-class GenerationCache:
+class GenerationCache(Generic[V]):
     """key -> value, valid while the generation of the key's scope is unchanged (and
     within ttl). At most `max_entries` entries and `max_weight` by `weigh`."""
 
     def __init__(self, generations: Generations, enabled: bool = True,
                  ttl: float | None = None, max_entries: int = 100_000,
                  max_weight: int = 16 << 20,
-                 weigh: Callable[[Any], int] | None = None,
+                 weigh: Callable[[V], int] | None = None,
                  scope_of: Callable[[Hashable], str] = repo_scope) -> None:
         self.generations = generations
         self.enabled = enabled
@@ -96,13 +97,13 @@ class GenerationCache:
         self.scope_of = scope_of
         self._slots = generations._slots  # read directly on the hot path (get)
         self._weight = 0
-        self._items: dict[Any, tuple[Any, int, float]] = {}
+        self._items: dict[Hashable, tuple[V, int, float]] = {}
 
     def generation(self, key: Hashable) -> int:
         """The generation to pass to `put` for a value about to be read for `key`."""
         return self.generations.value(self.scope_of(key))
 
-    def get(self, key: Hashable) -> Any | None:
+    def get(self, key: Hashable) -> V | None:
         if not self.enabled:
             return None
         item = self._items.get(key)
@@ -120,7 +121,15 @@ class GenerationCache:
         if item is not None:
             self._weight -= self.weigh(item[0])
 
-    async def fetch(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+    @overload
+    async def fetch(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V: ...
+
+    @overload
+    async def fetch(self, key: Hashable,
+                    load: Callable[[], Awaitable[V | None]]) -> V | None: ...
+
+    async def fetch(self, key: Hashable,
+                    load: Callable[[], Awaitable[V | None]]) -> V | None:
         """The cached value, else `await load()`, cached unless it is None.
 
         The generation is read before loading, as the invalidation scheme needs;
@@ -139,7 +148,7 @@ class GenerationCache:
         item = self._items.get(key)
         return item[2] if item is not None else None
 
-    def put(self, key: Hashable, value: Any, gen: int, stamp: float | None = None) -> None:
+    def put(self, key: Hashable, value: V, gen: int, stamp: float | None = None) -> None:
         """Store a value read from storage after the generation was `gen`. A value
         derived from another cached value passes that one's `stamp`, so that a TTL
         bounds the staleness of both together rather than adding up."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from registry.core.grammar import ALGORITHMS, NAME_RE, Digest, DigestInvalid
+from registry.core.errors import DigestInvalid
+from registry.core.grammar import ALGORITHMS, NAME_RE, Digest
 from registry.core.offload import valid_sorted
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound

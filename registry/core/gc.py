@@ -98,7 +98,7 @@ class GcWatch:
     async def refresh(self) -> None:
         lease = await _read_lease(self.driver)
         active = lease is not None and lease["expires"] > time.time()
-        if active and lease["id"] != self._lease_id:
+        if lease is not None and active and lease["id"] != self._lease_id:
             self._lease_id, self._marked = lease["id"], set()
         self.active = active
 
@@ -146,7 +146,7 @@ _unreleased: set[str] = set()
 class _Lease:
     def __init__(self, driver: Driver, owner: str) -> None:
         self.driver, self.owner, self.id = driver, owner, uuid.uuid4().hex
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def _write(self) -> None:
         doc = {"id": self.id, "owner": self.owner, "expires": time.time() + LEASE_TTL_S}

@@ -78,8 +78,8 @@ class ManifestService:
         self.generations = generations or Generations()
         # A store shared with other machines: no exact invalidation is possible, so
         # revision links are not cached there.
-        self._revisions = GenerationCache(self.generations, enabled=not shared_store,
-                                          weigh=fixed_weight(600))
+        self._revisions: GenerationCache[paths.RevisionLink] = GenerationCache(
+            self.generations, enabled=not shared_store, weigh=fixed_weight(600))
 
     # -- references ----------------------------------------------------------
 

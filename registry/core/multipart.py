@@ -27,6 +27,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from registry.core.errors import ObjectError
 from registry.core.object_writes import stream_to
@@ -62,12 +63,12 @@ class MultipartUploads:
                                       json.dumps(state).encode())
         return upload_id
 
-    async def _state(self, bucket: str, key: str, upload_id: str) -> dict:
+    async def _state(self, bucket: str, key: str, upload_id: str) -> dict[str, Any]:
         entry_path(bucket, key)
         if not _UPLOAD_ID.fullmatch(upload_id):
             raise no_such_upload()
         try:
-            state = json.loads(await self.driver.get_content(
+            state: dict[str, Any] = json.loads(await self.driver.get_content(
                 paths.multipart_state(bucket, upload_id), STATE_MAX))
         except PathNotFound:
             raise no_such_upload() from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from registry.core.errors import RegistryError
@@ -47,7 +48,7 @@ class RenderedPage:
 
 
 def render(items: list[str], n: int | None, last: str | None, path: str, key: str,
-           extra: dict) -> RenderedPage:
+           extra: dict[str, Any]) -> RenderedPage:
     """The page of `items` after `last` as `{**extra, key: [...]}`, with a Link to the
     next page at `path` when more remain."""
     chunk, more = page(items, n, last)
@@ -58,7 +59,7 @@ def render(items: list[str], n: int | None, last: str | None, path: str, key: st
 
 
 async def render_page(items: list[str], n: int | None, last: str | None, path: str,
-                      key: str, extra: dict) -> RenderedPage:
+                      key: str, extra: dict[str, Any]) -> RenderedPage:
     """render(), on a worker thread when the page itself is long (an unpaginated
     listing of a 100,000-tag Spack build cache takes ~70 ms to encode); a page of
     100 from the same list costs microseconds and stays inline."""

@@ -20,11 +20,13 @@ back when one appeared: a tag pushed at the very moment never points at nothing.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from registry.core.grammar import Digest, DigestInvalid
+from registry.core.errors import DigestInvalid
+from registry.core.grammar import Digest
 from registry.core.manifest_format import INDEX_TYPES, named_digests
 from registry.core.protocols import Manifests, Tags
 from registry.specs import parse_retention
@@ -161,7 +163,7 @@ async def apply(driver: Driver, manifests: Manifests, tags: Tags,
             continue
         for digest in await doomed(driver, tags, repo, rule, now, grace):
             if dry_run or await manifests.delete_untagged(repo, digest,
-                                                          lambda d=digest: seen(d)):
+                                                          functools.partial(seen, digest)):
                 gone.add((repo, str(digest)))
                 report.manifests_deleted += 1
             else:

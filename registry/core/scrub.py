@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from registry.core.blobs import BlobStore
 from registry.core.grammar import Digest
@@ -111,7 +112,7 @@ async def _record(driver: Driver, report: ScrubReport) -> None:
         log.warning("could not record the scrub's figures: %s", exc)
 
 
-async def last_scrub(driver: Driver) -> dict | None:
+async def last_scrub(driver: Driver) -> dict[str, Any] | None:
     """The figures of the last scrub of this store, or None if none ran."""
     try:
         doc = json.loads(await driver.get_content(paths.SCRUB_LAST, 4096))

@@ -46,19 +46,21 @@ class TagStore:
         # tags are cached only for a configured TTL.
         enabled = not shared_store or ttl > 0
         ttl_or_none = ttl if shared_store else None
-        self._tags = GenerationCache(self.generations, enabled=enabled, ttl=ttl_or_none)
+        self._tags: GenerationCache[Digest] = GenerationCache(
+            self.generations, enabled=enabled, ttl=ttl_or_none)
         # Whole tag lists: 100,000 tags are ~7 MB as Python strings, so the bound is
         # in bytes, not just in lists.
-        self._lists = GenerationCache(self.generations, enabled=enabled, ttl=ttl_or_none,
-                                      max_entries=1_000, max_weight=64 << 20,
-                                      weigh=_weigh_tags)
+        self._lists: GenerationCache[builtins.list[str]] = GenerationCache(
+            self.generations, enabled=enabled, ttl=ttl_or_none, max_entries=1_000,
+            max_weight=64 << 20, weigh=_weigh_tags)
         # Every tag's target, for deletes and the index catch-up.
-        self._targets = GenerationCache(self.generations, enabled=enabled, ttl=ttl_or_none,
-                                        max_entries=1_000, max_weight=64 << 20,
-                                        weigh=lambda t: 64 + 250 * len(t))
+        self._targets: GenerationCache[dict[str, Digest]] = GenerationCache(
+            self.generations, enabled=enabled, ttl=ttl_or_none, max_entries=1_000,
+            max_weight=64 << 20, weigh=lambda t: 64 + 250 * len(t))
         # Things derived from a tag list (rendered pages), invalidated with it.
-        self._views = GenerationCache(self.generations, enabled=enabled, ttl=ttl_or_none,
-                                      max_entries=4_096, max_weight=32 << 20, weigh=len)
+        self._views: GenerationCache[Sized] = GenerationCache(
+            self.generations, enabled=enabled, ttl=ttl_or_none, max_entries=4_096,
+            max_weight=32 << 20, weigh=len)
 
     async def resolve(self, repo: str, reference: str) -> Digest:
         """Digest for a tag or digest reference; MANIFEST_UNKNOWN if there is none.

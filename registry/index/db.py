@@ -351,7 +351,8 @@ class Index:
                           limit: int | None = None) -> list[SpecRow]:
         """Specs of one cache (or all), by name then hash, optionally only those
         named `name` or built for target `target`, starting after (name, hash)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         for col, value in (("cache", cache), ("name", name), ("target", target)):
             if value is not None:
                 where.append(f"{col} = ?")

@@ -13,20 +13,38 @@ from typing import Any, Protocol
 
 
 class DescriptorLike(Protocol):
-    media_type: str
-    digest: Any  # str() gives "algorithm:hex"
-    size: int
-    platform: dict[str, Any] | None
+    """The parts of a descriptor the index reads (read-only: descriptors are frozen)."""
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def digest(self) -> Any: ...  # str() gives "algorithm:hex"
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def platform(self) -> dict[str, Any] | None: ...
 
 
 class ManifestLike(Protocol):
     """The parts of a parsed manifest (core.manifest_format.Manifest) the index reads."""
 
-    media_type: str
-    config: DescriptorLike | None
-    manifests: Sequence[DescriptorLike]
-    subject: DescriptorLike | None
-    annotations: dict[str, str]
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def config(self) -> DescriptorLike | None: ...
+
+    @property
+    def manifests(self) -> Sequence[DescriptorLike]: ...
+
+    @property
+    def subject(self) -> DescriptorLike | None: ...
+
+    @property
+    def annotations(self) -> dict[str, str]: ...
 
     @property
     def blobs(self) -> Sequence[DescriptorLike]: ...
