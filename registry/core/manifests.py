@@ -62,6 +62,10 @@ class _ByteLRU:
             self._bytes -= len(old)
 
 
+def _served_weight(stored: StoredManifest) -> int:
+    return 300 + (len(stored.data) if stored.data is not None else 0)
+
+
 class ManifestService:
     """Manifests of every repository: validated on put, served as pushed, deleted
     with their tags and referrer links."""
@@ -80,6 +84,13 @@ class ManifestService:
         # revision links are not cached there.
         self._revisions: GenerationCache[paths.RevisionLink] = GenerationCache(
             self.generations, enabled=not shared_store, weigh=fixed_weight(600))
+        # What `get` answered for (repo, reference, with body): the tag, the revision
+        # link and the bytes in one lookup, valid while the repository's generation
+        # is unchanged (the hot path of every pull). Off where the tag and revision
+        # caches cannot be exact; the bytes are those of the byte cache, not a copy.
+        self._served: GenerationCache[StoredManifest] = GenerationCache(
+            self.generations, enabled=not shared_store, max_entries=10_000,
+            max_weight=cache_bytes, weigh=_served_weight)
 
     # -- references ----------------------------------------------------------
 
@@ -107,14 +118,23 @@ class ManifestService:
     # -- read ----------------------------------------------------------------
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
+        key = (repo, reference, with_body)
+        stored = self._served.get(key)
+        if stored is None:
+            gen = self._served.generation(key)  # before reading, as the caches need
+            stored = await self._lookup(repo, reference, with_body)
+            self._served.put(key, stored, gen)
+        if with_body:
+            self.hooks.manifest_pulled(repo, stored.digest)
+        return stored
+
+    async def _lookup(self, repo: str, reference: str, with_body: bool) -> StoredManifest:
         digest = await self.tags.resolve(repo, reference)
         rev = await self._revision(repo, digest)
         media_type, size = rev.media_type, rev.size
         if not with_body:
             return StoredManifest(digest, media_type, size)
-        data = await self.read_bytes(digest)
-        self.hooks.manifest_pulled(repo, digest)
-        return StoredManifest(digest, media_type, size, data)
+        return StoredManifest(digest, media_type, size, await self.read_bytes(digest))
 
     async def read_bytes(self, digest: Digest) -> bytes:
         key = str(digest)
