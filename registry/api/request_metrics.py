@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
@@ -84,9 +85,18 @@ class RequestMetrics:
         # (a gauge update is a locked write per request), copied into the gauge by
         # sync(), every 2 s and before each exposition.
         self.active = 0
+        # With one process, requests answered are added up in plain numbers too and
+        # moved into the series by sync(), which runs before each exposition, so a
+        # scrape sees every request. With several workers each one's numbers go to
+        # its file at once: a scrape by another worker reads them there.
+        self._batched = not multiprocess()
+        self._tallies: dict[tuple, _Tally] = {}
 
     def sync(self) -> None:
         self.in_flight.set(self.active)
+        tallies, self._tallies = self._tallies, {}
+        for tally in tallies.values():
+            tally.apply()
 
     def register(self, registry: CollectorRegistry) -> None:
         """Expose these series from `registry`: all processes' in multiprocess mode."""
@@ -111,17 +121,23 @@ class RequestMetrics:
         """One request answered; `first_byte`: when its headers went (streamed
         answers), else the end."""
         key = (family, method, status, handler)
-        children = self._children.get(key)
-        if children is None:
-            if len(self._children) > 2000:  # statuses and methods are few; bound anyway
-                self._children.clear()
-            kind = KINDS.get(handler, "other")
-            children = (self.requests.labels(family, method, str(status)),
-                        self.duration.labels(kind), self.sent.labels(family),
-                        self.received.labels(family),
-                        self.first_byte.labels(kind) if kind in FIRST_BYTE else None)
-            self._children[key] = children
-        count, duration, out, into, first = children
+        if self._batched:
+            tally = self._tallies.get(key)
+            if tally is None:
+                if len(self._tallies) > 2000:  # statuses and methods are few; bound anyway
+                    self.sync()
+                tally = self._tallies[key] = _Tally(self._children_of(key))
+            tally.count += 1
+            tally.durations[bisect_left(BUCKETS, seconds)] += 1
+            tally.duration_sum += seconds
+            if tally.firsts is not None:
+                at = seconds if first_byte is None else first_byte
+                tally.firsts[bisect_left(BUCKETS, at)] += 1
+                tally.first_sum += at
+            tally.sent += sent
+            tally.received += received
+            return
+        count, duration, out, into, first = self._children_of(key)
         count.inc()
         duration.observe(seconds)
         if first is not None:
@@ -130,3 +146,54 @@ class RequestMetrics:
             out.inc(sent)
         if received:
             into.inc(received)
+
+    def _children_of(self, key: tuple[str, str, int, str]) -> tuple:
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 2000:  # statuses and methods are few; bound anyway
+                self._children.clear()
+            family, method, status, handler = key
+            kind = KINDS.get(handler, "other")
+            children = (self.requests.labels(family, method, str(status)),
+                        self.duration.labels(kind), self.sent.labels(family),
+                        self.received.labels(family),
+                        self.first_byte.labels(kind) if kind in FIRST_BYTE else None)
+            self._children[key] = children
+        return children
+
+
+class _Tally:
+    """What one series key's requests added up to since the last sync: plain numbers
+    on the hot path (a counter or histogram update takes a lock per call, and a
+    histogram walks its buckets), moved into the series by `apply`."""
+
+    __slots__ = ("children", "count", "duration_sum", "durations", "first_sum", "firsts",
+                 "received", "sent")
+
+    def __init__(self, children: tuple) -> None:
+        self.children = children
+        self.count = self.sent = self.received = 0
+        self.durations = [0] * len(BUCKETS)
+        self.duration_sum = self.first_sum = 0.0
+        self.firsts = [0] * len(BUCKETS) if children[4] is not None else None
+
+    def apply(self) -> None:
+        count, duration, out, into, first = self.children
+        count.inc(self.count)
+        _add(duration, self.durations, self.duration_sum)
+        if first is not None and self.firsts is not None:
+            _add(first, self.firsts, self.first_sum)
+        if self.sent:
+            out.inc(self.sent)
+        if self.received:
+            into.inc(self.received)
+
+
+def _add(histogram: Any, counts: list[int], total: float) -> None:
+    """Add `counts` observations per bucket (upper bounds BUCKETS, as `observe` files
+    each: in the first bucket whose bound is >= it) summing to `total` to a
+    histogram child: what that many `observe` calls would have done, at once."""
+    histogram._sum.inc(total)
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
