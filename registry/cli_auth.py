@@ -88,8 +88,9 @@ def users_command(load: Callable[[argparse.Namespace], Config],
     if what == "hash":
         print(hash_password(_password(args)))
         return 0
-    name = getattr(args, "name", None)
-    if name is not None:
+    given: str | None = getattr(args, "name", None)
+    name = given or ""  # the commands that use it require it
+    if given is not None:
         try:
             check_name(name, "user")
             for group in getattr(args, "group", None) or []:

@@ -68,7 +68,7 @@ def lock_instance(config: Config) -> list[int]:
     if (root := local_store_root(config)) is not None:
         os.makedirs(os.path.join(root, "_tmp"), exist_ok=True)
         paths.append(os.path.join(root, "_tmp", LOCK_NAME))
-    fds = []
+    fds: list[int] = []
     for path in paths:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:

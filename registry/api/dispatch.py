@@ -24,7 +24,7 @@ from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
 from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, request_id
-from registry.api.request_metrics import FIRST_BYTE_HANDLERS, UPLOADING
+from registry.api.request_metrics import FIRST_BYTE_HANDLERS, UPLOADING, RequestMetrics
 from registry.core.access import REQUEST_ID, Scope
 from registry.core.errors import Unsupported
 from registry.lifecycle import InFlight
@@ -68,7 +68,7 @@ class Dispatcher:
         self._families: list[Family] = []
         self.access = access or AllowAll()
         # Request counts and latencies for /metrics (api.request_metrics), if kept.
-        self._metrics = getattr(ctx.metrics, "requests", None)
+        self._metrics: RequestMetrics | None = getattr(ctx.metrics, "requests", None)
         # The requests being handled, which a stop lets finish (server.py drains them);
         # once it is stopping, every answer closes its connection.
         self.in_flight: InFlight[web.BaseRequest] = InFlight()
@@ -130,7 +130,7 @@ class Dispatcher:
                     await _expect(request)
                     awaiting_continue = False
                 if metrics is not None and name in UPLOADING:
-                    response = await self._receiving(handler, request, route)
+                    response = await self._receiving(metrics, handler, request, route)
                 else:
                     response = await handler(request, route, self.ctx)
             except Exception as exc:
@@ -165,9 +165,9 @@ class Dispatcher:
                             None if headers_at is None else headers_at - started)
         return response
 
-    async def _receiving(self, handler: Any, request: web.BaseRequest,
-                         route: Any) -> web.StreamResponse:
-        gauge = self._metrics.uploads
+    async def _receiving(self, metrics: RequestMetrics, handler: Any,
+                         request: web.BaseRequest, route: Any) -> web.StreamResponse:
+        gauge = metrics.uploads
         gauge.inc()
         try:
             return await handler(request, route, self.ctx)

@@ -11,6 +11,7 @@ by `s3_buckets.register`); an operation without a handler answers 501 NotImpleme
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
@@ -76,7 +77,7 @@ _BY_STATUS = {400: "InvalidRequest", 401: "AccessDenied", 403: "AccessDenied",
               429: "SlowDown", 501: "NotImplemented", 503: "ServiceUnavailable"}
 
 
-def classify_request(method: str, bucket: str, key: str, query: dict[str, str]) -> str:
+def classify_request(method: str, bucket: str, key: str, query: Mapping[str, str]) -> str:
     """The S3 operation a request performs; S3Error when it is none we know."""
     target = "object" if key else ("bucket" if bucket else "service")
     for m, what, selector, operation in _OPERATIONS:
@@ -87,7 +88,7 @@ def classify_request(method: str, bucket: str, key: str, query: dict[str, str]) 
     raise S3Error("MethodNotAllowed", f"{method} is not allowed on this {target}", 405)
 
 
-def _check_part(query: dict[str, str]) -> None:
+def _check_part(query: Mapping[str, str]) -> None:
     raw = query.get("partNumber", "")
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PART_NUMBER):
         raise S3Error("InvalidArgument",

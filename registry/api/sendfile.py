@@ -115,10 +115,11 @@ async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: 
         await prepare(request, response)
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
-        plain = sock is not None and transport.get_extra_info("sslcontext") is None
+        plain = (transport is not None and sock is not None
+                 and transport.get_extra_info("sslcontext") is None)
         if count and request.method != "HEAD":
             try:
-                if not plain:
+                if not plain or transport is None or sock is None:  # plain: neither is None
                     await _stream_fallback(response, fd, offset, count, progress)
                 else:
                     await _wait_flushed(transport)

@@ -67,12 +67,12 @@ class TokenKeys:
             pems = await self.store.signing_keys()
         self._public = {}
         for kid, pem in sorted(pems.items()):
-            key = serialization.load_pem_private_key(pem, password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
+            loaded = serialization.load_pem_private_key(pem, password=None)
+            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
                 continue
             if self._signer is None:
-                self._signer = (kid, key)
-            self._public[kid] = key.public_key()
+                self._signer = (kid, loaded)
+            self._public[kid] = loaded.public_key()
         self._reloaded = time.monotonic()
 
     async def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sized
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream, UpstreamManifest
@@ -39,7 +39,7 @@ from registry.core.errors import (
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.manifest_format import Manifest
 from registry.core.offload import valid_sorted
-from registry.core.protocols import Manifests, Tags
+from registry.core.protocols import Manifests, Tags, View
 from registry.core.types import StoredManifest
 
 log = logging.getLogger("registry.cache")
@@ -239,11 +239,12 @@ class CachingTags(TagsDecorator):
         return (await self._listed(repo))[1]
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized:
+                   build: Callable[[builtins.list[str]], Awaitable[View]]) -> View:
         stamp, tags = await self._listed(repo)
         cached = self._views.get((repo, key))
         if cached is not None and cached[0] == stamp:
-            return cached[1]
+            # A key names one builder (the Protocol's contract): what it holds is a View.
+            return cast(View, cached[1])
         view = await build(tags)
         self._views[(repo, key)] = (stamp, view)
         while len(self._views) > MAX_VIEWS:

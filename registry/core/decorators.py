@@ -12,7 +12,7 @@ base implements every member of its Protocol.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sized
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 from registry.core.grammar import Digest
@@ -25,6 +25,7 @@ from registry.core.protocols import (
     Referrers,
     Tags,
     Uploads,
+    View,
 )
 from registry.core.serving import BlobPlan
 from registry.core.types import (
@@ -181,7 +182,7 @@ class TagsDecorator(Tags):
         return await self.inner.list(repo)
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized:
+                   build: Callable[[builtins.list[str]], Awaitable[View]]) -> View:
         return await self.inner.view(repo, key, build)
 
     async def targets(self, repo: str) -> dict[str, Digest]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.storage.driver import StorageError, StorageUnavailable
+# Re-exported: the rooms above core (cache, spack, auth) may not import storage,
+# and catch its failures by this name.
+from registry.storage.driver import StorageError as StorageError
+from registry.storage.driver import StorageUnavailable
 
 
 class RegistryError(Exception):

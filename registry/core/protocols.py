@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sized
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest
@@ -28,6 +28,8 @@ from registry.core.types import (
     UploadStatus,
 )
 
+# What a tag view is built into (a rendered page): anything with a length.
+View = TypeVar("View", bound=Sized)
 
 class Blobs(Protocol):
     """Content-addressed bytes, linked into repositories, and how to serve them.
@@ -131,7 +133,10 @@ class Tags(Protocol):
     async def list(self, repo: str) -> builtins.list[str]: ...
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized: ...
+                   build: Callable[[builtins.list[str]], Awaitable[View]]) -> View:
+        """`build(tags)` over the repository's sorted tags, cached under (repo, key)
+        until the tags change: a key names one builder, so what it holds is a View."""
+        ...
 
     async def targets(self, repo: str) -> dict[str, Digest]: ...
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Sized
+from typing import cast
 
 from registry.core.cache import GenerationCache, Generations
 from registry.core.errors import DigestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.hooks import Hooks, emit
 from registry.core.offload import BIG_LIST, off_loop_if, valid_sorted
+from registry.core.protocols import View
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound
 
@@ -131,13 +133,14 @@ class TagStore:
         return await valid_sorted(names, is_valid_tag)
 
     async def view(self, repo: str, key: Hashable,
-                   build: Callable[[builtins.list[str]], Awaitable[Sized]]) -> Sized:
+                   build: Callable[[builtins.list[str]], Awaitable[View]]) -> View:
         """`build(tags)` for the repository's sorted tags, cached under (repo, key)
         with the same invalidation as the tag list itself. A client paging through
         10,000 tags then costs one lookup per page, not a slice and a JSON encoding."""
         cached = self._views.get((repo, key))
         if cached is not None:
-            return cached
+            # A key names one builder (the Protocol's contract): what it holds is a View.
+            return cast(View, cached)
         gen = self._views.generation(repo)  # before reading, as GenerationCache requires
         tags = await self.list(repo)
         view = await build(tags)

@@ -85,8 +85,9 @@ def parse_node(node: Any) -> Node:
         if not isinstance(dep, dict):
             raise InvalidSpec("a dependency is not an object")
         deps.append(_str(dep, "hash", HASH_RE))
-    arch = node.get("arch") if isinstance(node.get("arch"), dict) else {}
-    params = node.get("parameters") if isinstance(node.get("parameters"), dict) else {}
+    raw_arch, raw_params = node.get("arch"), node.get("parameters")
+    arch: dict[str, Any] = raw_arch if isinstance(raw_arch, dict) else {}
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
     variants = {k: v for k, v in params.items()
                 if isinstance(k, str) and k not in _FLAGS}
     return Node(
