@@ -18,8 +18,9 @@ import socket
 import ssl
 
 from registry.config import Config, local_store_root
+from registry.storage.paths import KEEP_PREFIX, TMP
 
-LOCK_NAME = "keep-instance.lock"  # under the store's _tmp/, which cleaning keeps
+LOCK_NAME = f"{KEEP_PREFIX}instance.lock"  # under the store's _tmp/, which cleaning keeps
 
 
 class StartupError(Exception):
@@ -66,8 +67,8 @@ def lock_instance(config: Config) -> list[int]:
     for the life of the instance). StartupError when another instance holds one."""
     paths = [config.index.path + ".lock"]
     if (root := local_store_root(config)) is not None:
-        os.makedirs(os.path.join(root, "_tmp"), exist_ok=True)
-        paths.append(os.path.join(root, "_tmp", LOCK_NAME))
+        os.makedirs(os.path.join(root, TMP), exist_ok=True)
+        paths.append(os.path.join(root, TMP, LOCK_NAME))
     fds: list[int] = []
     for path in paths:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -50,8 +50,12 @@ class ReferrersService:
             except PathNotFound:
                 continue
             for name in names:
+                referrer = paths.digest_name(alg, name)
+                if referrer is None:
+                    continue  # a stray file: not a referrer link
                 try:
-                    raw = await self.driver.get_content(f"{base}/{alg}/{name}", 1 << 20)
+                    raw = await self.driver.get_content(
+                        paths.referrer_link(repo, subject, referrer), 1 << 20)
                     desc = json.loads(raw)
                 except (PathNotFound, ValueError):
                     continue
