@@ -121,9 +121,12 @@ def test_upstream_faults_abort_every_client_and_cache_nothing(fake_upstream, sta
         [(s, len(b) if b else b) for s, b in results]  # never a short 200 taken as whole
     assert fake_upstream.blob_gets(digest) == 1
     assert not blob_file(cache, digest).exists()
-    left = [p.name for p in (cache.cache_dir / "_tmp").iterdir()
-            if not p.name.startswith("keep-")]  # the counters stay
-    assert left == []  # the scratch file is gone
+    def left() -> list[str]:
+        return [p.name for p in (cache.cache_dir / "_tmp").iterdir()
+                if not p.name.startswith("keep-")]  # the counters stay
+
+    # The fetch cleans up after its clients got their error: poll, not assume when.
+    assert wait_for(left, lambda names: names == []) == []  # the scratch files are gone
     # The next request tries again, and the fixed upstream is cached.
     setattr(fake_upstream, fault, False)
     assert get(url).content == data
