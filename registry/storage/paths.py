@@ -44,8 +44,9 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
         downloads there through core's `ScratchSpace` (core/scratch.py)
 
 Repository name components start with [a-z0-9], so the `_` directories can
-never collide with a nested repository, and no top-level area other than the
-housekeeping ones starts with `_`. Manifests are blobs too: the revision link
+never collide with a nested repository; the top-level areas that are not
+named by what clients push (`_auth/`, `_gc/`, `_quarantine/`, `_scrub/`,
+`_tmp/`) start with `_` too. Manifests are blobs too: the revision link
 says which repository holds one and with which media type it was pushed.
 Everything the OCI API answers can be rebuilt from this tree alone.
 
