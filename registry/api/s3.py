@@ -22,6 +22,7 @@ from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
 from registry.core.access import DELETE, PULL, PUSH, Scope
 from registry.core.errors import ObjectError
+from registry.core.grammar import is_valid_bucket
 
 FAMILY = "s3"
 MAX_KEY_BYTES = 1024
@@ -107,8 +108,8 @@ def parse_path(sub: str) -> tuple[str, str]:
         key = unquote(key_raw, errors="strict")
     except UnicodeDecodeError:
         raise S3Error("InvalidURI", "the request path is not valid UTF-8") from None
-    if "/" in bucket or "\x00" in bucket:
-        raise S3Error("InvalidBucketName", "invalid bucket name")
+    if bucket and not is_valid_bucket(bucket):  # before the access step: S3 says so too
+        raise S3Error("InvalidBucketName", "the specified bucket is not valid")
     return bucket, check_key(key)
 
 

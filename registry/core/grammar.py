@@ -27,6 +27,14 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 # Many clients cap "host/name" at 255 characters; we keep the name itself within that.
 NAME_MAX = 255
+# S3's bucket naming rules (general purpose buckets): 3 to 63 lowercase letters,
+# digits, dots and hyphens, starting and ending with a letter or digit; no two dots
+# in a row; not shaped like an IPv4 address; none of the prefixes and suffixes AWS
+# reserves for its own kinds of names.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 # Registered algorithms and the exact shape of their encoded part.
 ALGORITHMS: dict[str, re.Pattern[str]] = {
@@ -107,6 +115,14 @@ def is_valid_tag(tag: str) -> bool:
 def is_valid_media_type(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 1024 and \
         MEDIA_TYPE_RE.fullmatch(value) is not None
+
+
+def is_valid_bucket(name: str) -> bool:
+    """Whether S3 would accept `name` as a bucket name (see _BUCKET_RE above)."""
+    return (_BUCKET_RE.fullmatch(name) is not None and ".." not in name
+            and _IPV4_RE.fullmatch(name) is None
+            and not name.startswith(_BUCKET_PREFIXES)
+            and not name.endswith(_BUCKET_SUFFIXES))
 
 
 def is_valid_upload_id(value: str) -> bool:

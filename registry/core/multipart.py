@@ -56,6 +56,7 @@ class MultipartUploads:
 
     async def create(self, bucket: str, key: str, content_type: str | None) -> str:
         entry_path(bucket, key)  # a key we cannot store is refused now, not at the end
+        self.store.key_class(key)
         await self.store.create_bucket(bucket)
         upload_id = new_id()
         state = {"key": key, "type": content_type, "started": time.time()}

@@ -19,10 +19,15 @@ class KeyClass:
     """How the object service stores the bytes of one key. `addressed`: in the
     blob store OCI layers use, under the sha256 of the bytes, so bytes pushed over
     OCI and over S3 are stored once; `digest`: the digest the key itself names,
-    which the bytes must match or the write is refused (None: whatever they hash to)."""
+    which the bytes must match or the write is refused (None: whatever they hash to);
+    `refused`: the key is refused whatever its bytes."""
 
     addressed: bool = False
     digest: Digest | None = None
+    # Why the key may not be stored at all (None: it may): it looks content-addressed
+    # but does not name a digest the way its grammar does. Stored as a plain object it
+    # would pass for a verified one.
+    refused: str | None = None
 
 
 PLAIN = KeyClass()
@@ -35,6 +40,11 @@ KeyClassifier = Callable[[str], KeyClass]
 def named(digest: Digest) -> KeyClass:
     """A key that names the digest of its bytes."""
     return KeyClass(addressed=True, digest=digest)
+
+
+def refused(reason: str) -> KeyClass:
+    """A key that may not be stored, for `reason`."""
+    return KeyClass(refused=reason)
 
 
 def plain_keys(key: str) -> KeyClass:

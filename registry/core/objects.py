@@ -43,8 +43,8 @@ import weakref
 from collections.abc import AsyncIterator
 
 from registry.core.errors import ObjectError, RangeUnsatisfiable
-from registry.core.grammar import Digest
-from registry.core.object_keys import KeyClassifier, plain_keys
+from registry.core.grammar import Digest, is_valid_bucket
+from registry.core.object_keys import KeyClass, KeyClassifier, plain_keys
 from registry.core.object_writes import bad_digest, stream_to
 from registry.core.protocols import Blobs
 from registry.core.ranges import Unsatisfiable, parse_range
@@ -64,6 +64,7 @@ READ_ATTEMPTS = 3
 
 def entry_path(bucket: str, key: str) -> str:
     """The entry path of `key`, with the encoding's refusals in S3's words."""
+    check_bucket(bucket)
     try:
         return paths.object_path(bucket, key)
     except paths.InvalidBucketName:
@@ -75,10 +76,9 @@ def entry_path(bucket: str, key: str) -> str:
 
 
 def check_bucket(bucket: str) -> str:
-    try:
-        paths.bucket_dir(bucket)
-    except paths.InvalidBucketName:
-        raise ObjectError("InvalidBucketName", "the specified bucket is not valid") from None
+    """`bucket`, if S3 would accept its name (InvalidBucketName otherwise)."""
+    if not is_valid_bucket(bucket):
+        raise ObjectError("InvalidBucketName", "the specified bucket is not valid")
     return bucket
 
 
@@ -129,6 +129,8 @@ class ObjectStore:
             return []
         out = []
         for name in names:
+            if not is_valid_bucket(name):
+                continue  # written before S3's naming rules were applied: not a bucket
             try:
                 info = await self.driver.stat(paths.bucket_marker(name))
             except (PathNotFound, paths.InvalidBucketName):
@@ -197,6 +199,14 @@ class ObjectStore:
 
     # -- writing -------------------------------------------------------------
 
+    def key_class(self, key: str) -> KeyClass:
+        """How the bytes of `key` are stored; InvalidArgument for a key the key
+        grammar refuses (one that looks content-addressed but is not named so)."""
+        kind = self.keys(key)
+        if kind.refused is not None:
+            raise ObjectError("InvalidArgument", f"invalid object key: {kind.refused}")
+        return kind
+
     def _lock(self, bucket: str, key: str) -> asyncio.Lock:
         lock = self._locks.get((bucket, key))
         if lock is None:
@@ -208,7 +218,7 @@ class ObjectStore:
         """PutObject: stream the body to fresh bytes, check it, then publish it."""
         entry_path(bucket, key)  # a key we cannot store is refused before any byte
         await self.create_bucket(bucket)
-        addressed = self.keys(key).addressed
+        addressed = self.key_class(key).addressed
         data_id = new_id()
         written = await stream_to(self.driver, paths.object_data(bucket, data_id), chunks,
                                   checks, want_sha256=addressed, publish=not addressed)
@@ -224,7 +234,7 @@ class ObjectStore:
         is replaced."""
         path = entry_path(bucket, key)
         scratch = paths.object_data(bucket, data_id)
-        kind = self.keys(key)
+        kind = self.key_class(key)
         digest = kind.digest
         info = ObjectInfo(key, size, etag, time.time(), content_type or DEFAULT_TYPE,
                           data=data_id)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from registry.core.grammar import NAME_MAX, NAME_RE, Digest
-from registry.core.object_keys import BY_CONTENT, PLAIN, KeyClass, named
+from registry.core.grammar import NAME_MAX, NAME_RE, Digest, is_valid_bucket
+from registry.core.object_keys import BY_CONTENT, PLAIN, KeyClass, named, refused
 
 INDEX_TAG = "index.spack"
 ROOTS = ("v3", "blobs", "build_cache")
@@ -55,7 +55,10 @@ CONTENT_KINDS = frozenset({"blob", "tarball2"})
 # Where a client publishes its public keys, per kind of key index: spack lists
 # the keys of a cache from the files there (key2 and key3 kinds).
 KEY_DIRS = {"keys2": "build_cache/_pgp/", "keys3": "v3/manifests/key/"}
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# Where layout v3 keeps blobs, below a cache's root; nothing else may be there.
+BLOB_DIR = "blobs/sha256/"
+MISNAMED_BLOB = refused("a key under blobs/sha256/ must be blobs/sha256/<the first 2 of "
+                        "64 lowercase hex digits>/<the sha256 of its content>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +135,17 @@ def key_class(key: str) -> KeyClass:
     """How core's object service stores the bytes of S3 key `key`
     (core.object_keys.KeyClassifier): a blob key is checked against the digest
     it names, a v2 tarball is stored under the digest of its bytes, both in the
-    blob store; every other key is plain. The prefix before the layout root may
-    be anything (a key need not be below a valid cache to be a blob)."""
+    blob store; a key under `blobs/sha256/` that is not a blob's path (a prefix
+    that is not the digest's, not 64 lowercase hex) is refused; every other key is
+    plain. The prefix before the layout root may be anything (a key need not be
+    below a valid cache to be a blob)."""
     path = classify_key(key)
     if path.digest is not None:
         return named(path.digest)
-    return BY_CONTENT if path.kind in CONTENT_KINDS else PLAIN
+    if path.kind in CONTENT_KINDS:
+        return BY_CONTENT
+    # Anything else under blobs/sha256/ would pass for a blob that was verified.
+    return MISNAMED_BLOB if path.path.startswith(BLOB_DIR) else PLAIN
 
 
 def blob_path(digest: Digest) -> str:
@@ -149,7 +157,7 @@ def bucket_of(cache: str) -> tuple[str, str] | None:
     """A cache -> (bucket, key prefix ending in "/" or empty), when its first
     component is a valid bucket name (so it can also be pushed through S3)."""
     bucket, _, rest = cache.partition("/")
-    if _BUCKET.fullmatch(bucket) is None or ".." in bucket:
+    if not is_valid_bucket(bucket):
         return None
     return bucket, f"{rest}/" if rest else ""
 

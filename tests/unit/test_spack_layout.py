@@ -7,6 +7,7 @@ import pytest
 from registry.core.grammar import Digest
 from registry.core.object_keys import BY_CONTENT, PLAIN, named
 from registry.spack.layout import (
+    MISNAMED_BLOB,
     blob_path,
     bucket_of,
     classify,
@@ -89,16 +90,21 @@ def test_keys_are_built_as_they_are_classified():
     (f"Not A Cache/blobs/sha256/ab/{HEX}", named(Digest("sha256", HEX))),
     (TARBALL, BY_CONTENT),
     (f"site/{TARBALL}", BY_CONTENT),
-    # Shapes that are not quite a blob or a tarball stay plain objects.
-    (f"blobs/sha256/AB/{HEX.upper()}", PLAIN),
-    (f"blobs/sha256/ab/{HEX}\n", PLAIN),
-    (f"blobs/sha256/ab/{HEX}/", PLAIN),
-    (f"blobs/sha256/ab/{HEX}/x", PLAIN),
-    (f"blobs/sha256/ab/{HEX[:-1]}", PLAIN),
+    # Under blobs/sha256/, what is not quite a blob's path is refused: stored as a
+    # plain object it would pass for a verified blob.
+    (f"blobs/sha256/AB/{HEX.upper()}", MISNAMED_BLOB),
+    (f"blobs/sha256/ab/{HEX}\n", MISNAMED_BLOB),
+    (f"blobs/sha256/ab/{HEX}/", MISNAMED_BLOB),
+    (f"blobs/sha256/ab/{HEX}/x", MISNAMED_BLOB),
+    (f"blobs/sha256/ab/{HEX[:-1]}", MISNAMED_BLOB),
+    (f"blobs/sha256/00/{HEX}", MISNAMED_BLOB),  # the prefix is not the digest's
+    (f"site/blobs/sha256/00/{HEX}", MISNAMED_BLOB),
+    (f"blobs/sha256/{HEX}", MISNAMED_BLOB),
+    (f"blobs/sha256//ab/{HEX}", MISNAMED_BLOB),
+    ("blobs/sha256/ab/ab" + "\u0660" * 62, MISNAMED_BLOB),  # Arabic-Indic digits
+    (f"blobs/sha256/ab/{HEX}\x00", MISNAMED_BLOB),
+    # Other shapes that are not quite a blob or a tarball stay plain objects.
     (f"blobs/sha512/ab/{HEX}", PLAIN),
-    (f"blobs/sha256//ab/{HEX}", PLAIN),
-    ("blobs/sha256/ab/ab" + "\u0660" * 62, PLAIN),  # Arabic-Indic digits are not hex
-    (f"blobs/sha256/ab/{HEX}\x00", PLAIN),
     (f"v3/blobs/sha256/ab/{HEX}", PLAIN),  # below v3/: not the blob root
     ("build_cache/linux-x-y/gcc-12/zlib-1.3/zlib.spack", PLAIN),  # no DAG hash
     (f"build_cache/gcc-12/zlib-1.3/x-{H}.spack", PLAIN),  # not three folders deep
