@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from registry.api.access import AccessControl
 from registry.api.common import Context
-from registry.api.dispatch import Dispatcher
+from registry.api.dispatch import Dispatcher, Family
 from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
 from registry.api.health import HealthFamily, Readiness, ReadyFamily
 from registry.api.metrics import Metrics
@@ -69,8 +69,8 @@ def build_dispatcher(registry: Registry, config: Config,
     api = ApiFamily()
     register_spack_api(api)
     register_usage_api(api)
-    families = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3, TokenFamily(),
-                HealthFamily(), ReadyFamily()]
+    families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
+                              TokenFamily(), HealthFamily(), ReadyFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack_views=spack.views if spack is not None else spack_views,
                   specs=spack.catalog if spack is not None else None,
@@ -181,8 +181,8 @@ async def running(config: Config, hooks: Hooks | None = None,
         settings = dataclasses.replace(settings, gc_watch=watch)
         if spack is not None:  # Spack's blob keys are content-addressed objects
             settings = dataclasses.replace(settings, object_keys=spack.object_keys)
-        decorators = [node_cache.decorate] if node_cache else [spack.decorate] if spack \
-            else []
+        decorators: list[Callable[[Registry], Registry]] = (
+            [node_cache.decorate] if node_cache else [spack.decorate] if spack else [])
         if config.limits.quotas and node_cache is None:
             quotas = [Quota.parse(q) for q in config.limits.quotas]
             decorators.append(quota_decorator(quotas, index.unique_bytes))

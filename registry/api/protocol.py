@@ -54,5 +54,7 @@ def _handle_error(self, request, status: int = 500, exc=None, message=None):
 def install() -> None:
     """Answer HTTP parse errors with JSON, and name no versions in the Server header
     (idempotent; affects this process)."""
-    web_protocol.RequestHandler.handle_error = _handle_error
+    # aiohttp offers no hook for the answer to a request it cannot parse: replace its
+    # method (mypy forbids assigning to a method, which is the point here).
+    web_protocol.RequestHandler.handle_error = _handle_error  # type: ignore[method-assign]
     web_response.SERVER_SOFTWARE = "registry"

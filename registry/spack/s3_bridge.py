@@ -200,15 +200,15 @@ class SpackObjects(ObjectsDecorator):
         text = clear_text(data)
         if path.kind == "spec3":
             entries = _entries(_json(text, "spec manifest"))
-            tarball = _pick(entries, "tar")
+            tar_entry = _pick(entries, "tar")
             spec_entry = _pick(entries, "spec")
-            for entry in (tarball, spec_entry):
+            for entry in (tar_entry, spec_entry):
                 await self._check_blob(entry)
             spec_digest = Digest("sha256", spec_entry["checksum"])
             raw = await self.blobs.read(spec_digest, SPEC_MAX_BYTES + 1)
             spec = _spec(_inflate(raw))
-            record = SpecRecord(spec, Digest("sha256", tarball["checksum"]),
-                                tarball["contentLength"], "v3", spec_digest,
+            record = SpecRecord(spec, Digest("sha256", tar_entry["checksum"]),
+                                tar_entry["contentLength"], "v3", spec_digest,
                                 spec_entry["contentLength"], key, pushed=time.time())
         else:
             doc = _json(_inflate(text), "spec file")

@@ -49,7 +49,8 @@ class SpecSink(Protocol):
 class Signer(Protocol):
     """Clearsigns documents with the site key (spack.signing)."""
 
-    fingerprint: str
+    @property
+    def fingerprint(self) -> str: ...
 
     async def clearsign(self, data: bytes) -> bytes: ...
 
