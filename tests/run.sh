@@ -22,7 +22,9 @@ fi
 
 PY="${PYTHON:-python3}"
 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
-# The layering (import contracts in pyproject.toml) and the linter hold before any test runs.
+# The layering (import contracts in pyproject.toml), the linter and the type checker
+# ([tool.mypy] in pyproject.toml) hold before any test runs.
 "$PY" -c 'from importlinter.cli import lint_imports_command; lint_imports_command()' --no-cache
 "$PY" -m ruff check registry tests loadtest
+"$PY" -m mypy
 exec "$PY" -m pytest "$@"
