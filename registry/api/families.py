@@ -51,8 +51,11 @@ class PatternFamily:
             known_path = True
             if method != request.method:
                 continue
-            groups = {k: unquote(v, errors="strict") for k, v in m.groupdict().items()
-                      if v is not None}
+            try:
+                groups = {k: unquote(v, errors="strict") for k, v in m.groupdict().items()
+                          if v is not None}
+            except UnicodeDecodeError:  # escapes that are not UTF-8 name nothing here
+                raise NotFound(detail={"path": path[:200]}) from None
             return handler, groups, Scope(self.name, groups.get("name", resource),
                                           action or action_of(method))
         if known_path:

@@ -25,7 +25,7 @@ from registry.cache.manifests import Flights
 from registry.cache.upstream import Upstream
 from registry.core.grammar import Digest
 from registry.spack.layout import classify
-from registry.spack.views import Answer, BlobRef, Document, missing
+from registry.spack.views import Answer, BlobRef, Document, check_cache, missing
 
 DOC_MAX = 16 << 20
 ENTRIES_MAX = 4096
@@ -46,6 +46,7 @@ class SpackProxy:
         self._flights = Flights()
 
     async def answer(self, cache: str, path: str) -> Answer:
+        check_cache(cache)
         digest = classify(path).digest
         if digest is None:  # ask the upstream what the path is
             digest, data, content_type = await self.lookup(cache, path)

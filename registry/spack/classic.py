@@ -26,7 +26,7 @@ from registry.spack.layout import (
 )
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecRecord
-from registry.spack.views import Answer, BlobRef, Document, ObjectRef, missing
+from registry.spack.views import Answer, BlobRef, Document, ObjectRef, check_cache, missing
 
 JSON = "application/json"
 # Keys a client published that the key index lists (spack lists a few at most).
@@ -41,7 +41,7 @@ class SpackViews:
         self.objects = objects
 
     async def answer(self, cache: str, path: str) -> Answer:
-        found = await self._answer(cache, classify(path))
+        found = await self._answer(check_cache(cache), classify(path))
         if found is not None:
             return found
         stored = _stored(cache, path)  # maybe an object spack wrote that no record holds

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from registry.core.errors import NotFound
+from registry.core.errors import NameInvalid, NotFound
 from registry.core.grammar import Digest
+from registry.spack.layout import valid_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,17 @@ class ClassicViews(Protocol):
 
     async def answer(self, cache: str, path: str) -> Answer:
         """What to send for `path` (`v3/...`, `blobs/...`, `build_cache/...`) of
-        `cache`; raises core.errors.NotFound when there is nothing."""
+        `cache`; raises core.errors.NotFound when there is nothing, NameInvalid
+        when `cache` cannot be a cache (see `check_cache`)."""
         ...
+
+
+def check_cache(cache: str) -> str:
+    """`cache` when it can be a build cache (an OCI repository name); else
+    NameInvalid, before any store is asked (the view route admits more)."""
+    if not valid_cache(cache):
+        raise NameInvalid(detail={"name": cache[:256]})
+    return cache
 
 
 def missing(what: str) -> NotFound:

@@ -40,6 +40,9 @@ def test_api_errors_are_problem_json(registry):
     assert r.json()["status"] == 404 and r.json()["title"]
     r = call(registry, "DELETE", "/api/v1/")
     assert r.status_code == 405 and r.json()["status"] == 405
+    # Escapes that are not UTF-8 name nothing: a 404 in the family's words, not a 500.
+    r = raw(registry, "GET", "/api/v1/spack/%ff%fe/specs")
+    assert r.status == 404 and b'"status": 404' in r.body
 
 def test_ui_answers_html(registry):
     r = call(registry, "GET", "/ui/")

@@ -62,3 +62,7 @@ def test_classic_views_through_the_cache(start_registry, start_cache):
     assert missing.status_code == 404
     assert requests.get(f"{cache.url}/spack/nothing/here/v3/manifests/index/"
                         "index.manifest.json", timeout=30).status_code == 404
+    # A name no cache can have is refused by the node itself.
+    for name in ("a//b", "a..b", "a/-b"):
+        r = requests.get(f"{cache.url}/spack/{name}/v3/layout.json", timeout=30)
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("text/plain")

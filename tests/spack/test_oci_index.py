@@ -157,3 +157,22 @@ async def test_views_of_unknown_things_are_404(client):
     assert r.status == 404
     r = await client.get("/spack/nope/build_cache/index.json")
     assert r.status == 404
+
+
+async def test_hostile_view_paths_are_refused_never_500(client):
+    assert (await push_spack_oci_async(client, "site/cache", make_spec("zlib", "1.3")))[0] \
+        == 201
+    h = "abcdefghijklmnopqrstuvwxyz234567"
+    for path in ("site/cache/build_cache/..%2F..%2Fsecret",
+                 "site/cache/blobs/sha256/ab/..%2F..%2F..%2Fetc%2Fpasswd",
+                 "site/cache/v3/..%2F..%2Fv3/layout.json",
+                 "a//b/v3/layout.json", "a..b/build_cache/index.json",
+                 "site/cache/v3/%00", "site/cache/build_cache/%ff%fe",
+                 "site/cache/build_cache/" + "a" * 5000,
+                 "site/cache/blobs/sha256/AB/AB" + "0" * 62,
+                 f"site/cache/v3/manifests/spec/x/x-1-{h}.spec.manifest.json",
+                 f"site/cache/build_cache/_pgp/{'A' * 40}.pub",
+                 "site/cache/v3/manifests/key/keys.manifest.json"):
+        for method in ("GET", "HEAD"):
+            r = await client.request(method, f"/spack/{path}")
+            assert 400 <= r.status < 500, (method, path, r.status, await r.text())
