@@ -26,8 +26,8 @@ from registry.core.serving import BlobPlan, ByteStream
 from registry.spack.layout import ROOTS
 from registry.spack.views import BlobRef, Document, ObjectRef, missing
 
-# The cache is everything before the first segment that starts a layout
-# (spack.layout.split_view_path makes the same split).
+# The cache is everything before the first segment after its first that starts a
+# layout: the split spack.layout.split_key makes of `<bucket>/<key>` (its unit test).
 VIEW = rf"(?P<name>[a-z0-9][a-z0-9._/-]*?)/(?P<path>(?:{'|'.join(ROOTS)})/[^\x00]*)"
 OCTETS = "application/octet-stream"
 

@@ -106,14 +106,6 @@ def split_root(key: str) -> tuple[str, str] | None:
         start = end + 1
 
 
-def split_view_path(path: str) -> tuple[str, str] | None:
-    """`<cache>/<classic path>` -> (cache, classic path), the cache ending just
-    before the first segment after its first that starts a layout (`v3`, `blobs`,
-    `build_cache`): the split the view routes make."""
-    head, sep, rest = path.partition("/")
-    return split_key(head, rest) if sep else None
-
-
 def split_key(bucket: str, key: str) -> tuple[str, str] | None:
     """An S3 object -> (cache, classic path), or None when it is not below a
     layout root or the cache would not be a valid repository name."""
@@ -172,31 +164,3 @@ def hash_of_tag(tag: str) -> str | None:
     """The DAG hash a spec tag ends with, or None for any other tag."""
     m = re.search(r"-([a-z2-7]{32})\.spack\Z", tag)
     return m.group(1) if m and tag != INDEX_TAG else None
-
-
-def spec_manifest_path(name: str, version: str, dag_hash: str) -> str:
-    """Layout v3: the spec manifest of a spec (URLBuildcacheEntry.get_manifest_url)."""
-    return f"v3/manifests/spec/{name}/{_path_part(f'{name}-{version}-{dag_hash}')}" \
-        ".spec.manifest.json"
-
-
-def v2_stem(platform: str, os: str, target: str, compiler: str, name: str, version: str,
-            dag_hash: str) -> str:
-    """Layout v2: `<platform>-<os>-<target>-<compiler>-<version>-<name>-<version>-<hash>`
-    (binary_distribution.tarball_name)."""
-    cname, _, cversion = compiler.partition("@")
-    return _path_part(f"{platform}-{os}-{target}-{cname}-{cversion}-{name}-{version}-{dag_hash}")
-
-
-def v2_tarball_path(platform: str, os: str, target: str, compiler: str, name: str,
-                    version: str, dag_hash: str) -> str:
-    cname, _, cversion = compiler.partition("@")
-    stem = v2_stem(platform, os, target, compiler, name, version, dag_hash)
-    folder = _path_part(f"{platform}-{os}-{target}/{cname}-{cversion}/{name}-{version}",
-                        keep_slash=True)
-    return f"build_cache/{folder}/{stem}.spack"
-
-
-def _path_part(text: str, keep_slash: bool = False) -> str:
-    # spack's format_path replaces path separators inside a formatted field.
-    return text if keep_slash else text.replace("/", "_")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from registry.api.spack_views import VIEW
 from registry.core.grammar import Digest
 from registry.core.object_keys import BY_CONTENT, PLAIN, named
 from registry.spack.layout import (
@@ -17,7 +20,6 @@ from registry.spack.layout import (
     spec_tag,
     split_key,
     split_root,
-    split_view_path,
 )
 from registry.spack.s3_bridge import clear_text
 
@@ -52,9 +54,6 @@ def test_hash_comes_from_the_path():
 
 
 def test_caches_and_buckets():
-    assert split_view_path("site/cache/v3/layout.json") == ("site/cache", "v3/layout.json")
-    assert split_view_path("v3/layout.json") is None  # no cache before the layout
-    assert split_view_path("Bad/v3/layout.json") is None
     assert split_key("mybucket", "pre/fix/blobs/sha256/ab/x") == ("mybucket/pre/fix",
                                                                    "blobs/sha256/ab/x")
     assert split_key("mybucket", "build_cache/index.json") == ("mybucket",
@@ -64,10 +63,18 @@ def test_caches_and_buckets():
     assert bucket_of("mybucket/pre/fix") == ("mybucket", "pre/fix/")
     assert bucket_of("mybucket") == ("mybucket", "")
     assert bucket_of("my_cache") is None and bucket_of("ab") is None
-    # The cache ends before the first layout segment after its first component.
-    assert split_view_path("v3/x/blobs/sha256/ab/x") == ("v3/x", "blobs/sha256/ab/x")
     assert split_root("a/b/v3/layout.json") == ("a/b/", "v3/layout.json")
     assert split_root("v3") == ("", "v3") and split_root("a/v30/x") is None
+
+
+@pytest.mark.parametrize("path", [
+    "site/cache/v3/layout.json", "v3/x/blobs/sha256/ab/x", "a/build_cache/index.json",
+    "a/b/c/v3/manifests/key/keys.manifest.json", "v3/layout.json", "a/x/y",
+])
+def test_the_view_route_splits_as_split_key(path):
+    m = re.fullmatch(VIEW, path)
+    head, _, rest = path.partition("/")
+    assert (m and (m["name"], m["path"])) == (split_key(head, rest) or None)
 
 
 def test_keys_are_classified_below_any_prefix():
