@@ -31,8 +31,10 @@ from registry.core.areas import AuthArea, SpackArea
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.gc import GcWatch, collect, run_periodically
+from registry.core.grammar import Digest
 from registry.core.health import storage_problem
 from registry.core.hooks import Hooks
+from registry.core.mounts import Holders
 from registry.core.quotas import Quota, quota_decorator
 from registry.core.retention import retention_rules
 from registry.core.scratch import ScratchSpace
@@ -139,6 +141,13 @@ async def _signer(config: Config) -> GpgSigner | None:
         raise ConfigError([f"[spack] signing_key: {exc}"]) from None
 
 
+def _holders(index: Index) -> Holders:
+    """The repositories the index says link a blob: candidates for a mount."""
+    async def holders(digest: Digest) -> list[str]:
+        return (await index.blob_usage(str(digest))).linked_in
+    return holders
+
+
 @contextlib.asynccontextmanager
 async def running(config: Config, hooks: Hooks | None = None,
                   generations: Generations | None = None) -> AsyncIterator[Dispatcher]:
@@ -178,7 +187,7 @@ async def running(config: Config, hooks: Hooks | None = None,
     try:
         # While a garbage collection runs, blobs found to exist are marked (core/gc.py).
         watch = None if node_cache else GcWatch(driver)
-        settings = dataclasses.replace(settings, gc_watch=watch)
+        settings = dataclasses.replace(settings, gc_watch=watch, holders=_holders(index))
         if spack is not None:  # Spack's blob keys are content-addressed objects
             settings = dataclasses.replace(settings, object_keys=spack.object_keys)
         decorators: list[Callable[[Registry], Registry]] = (

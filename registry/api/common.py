@@ -15,7 +15,7 @@ from aiohttp import web
 
 from registry.api.access import AllowAll
 from registry.config import Config
-from registry.core.access import PULL, REQUEST_ID, Scope
+from registry.core.access import PULL, REQUEST_ID, Caller, Scope
 from registry.core.errors import SizeInvalid
 from registry.core.service import Registry
 from registry.core.types import UploadStatus
@@ -56,6 +56,16 @@ def visible(request: web.BaseRequest, ctx: Context, family: str,
     if ctx.access is None or isinstance(ctx.access, AllowAll):
         return names
     return [n for n in names if ctx.access.allowed(request, Scope(family, n, PULL))]
+
+
+def caller_of(request: web.BaseRequest, ctx: Context) -> Caller:
+    """The caller's rights on other resources, for the decisions core makes on its
+    behalf (mounts, links, the tags an S3 push makes): by its identity, as the
+    access step judges it."""
+    access = ctx.access
+    if access is None:
+        return Caller(lambda scope: True)  # no access step: auth is off
+    return Caller(lambda scope: access.allowed(request, scope))
 
 
 def upload_headers(status: UploadStatus) -> dict[str, str]:

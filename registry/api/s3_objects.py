@@ -11,7 +11,7 @@ from aiohttp import web
 
 from registry.api import s3_xml
 from registry.api.blobs import send_plan
-from registry.api.common import Context, read_bounded
+from registry.api.common import Context, caller_of, read_bounded
 from registry.api.s3 import S3Error, S3Route
 from registry.api.s3_body import content_type, write_body
 from registry.core.types import ObjectInfo, ObjectPlan
@@ -63,7 +63,7 @@ async def put_object(request: web.BaseRequest, route: S3Route,
     _refuse_copy(request)
     chunks, checks = write_body(request)
     info = await ctx.registry.objects.put(route.bucket, route.key, chunks, checks,
-                                          content_type(request))
+                                          content_type(request), caller_of(request, ctx))
     return web.Response(status=200, headers={"ETag": info.quoted_etag})
 
 
@@ -119,7 +119,7 @@ async def complete_multipart(request: web.BaseRequest, route: S3Route,
         "MaxMessageLengthExceeded", "your request was too big"))
     parts = _parts_of(body)
     info = await ctx.registry.objects.complete_multipart(
-        route.bucket, route.key, request.query["uploadId"], parts)
+        route.bucket, route.key, request.query["uploadId"], parts, caller_of(request, ctx))
     doc = s3_xml.Doc("CompleteMultipartUploadResult")
     doc.add(None, "Location", f"{request.scheme}://{request.host}/s3/{route.bucket}/"
             + s3_xml.encode_name(route.key, url=True))

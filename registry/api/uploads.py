@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.api.common import Context, body_chunks, content_length, has_body, upload_headers
+from registry.api.common import (
+    Context,
+    body_chunks,
+    caller_of,
+    content_length,
+    has_body,
+    upload_headers,
+)
 from registry.api.routes import Route
-from registry.core.access import PULL, Scope
 from registry.core.errors import DigestInvalid
 from registry.core.grammar import Digest, validate_name
 from registry.core.ranges import parse_content_range
@@ -35,15 +41,10 @@ async def start_upload(request: web.BaseRequest, route: Route, ctx: Context) -> 
         source = request.query.get("from")
         if source is not None:
             validate_name(source)
-        # A mount links bytes without the client having them: only from where the
-        # caller may pull (otherwise 202 and a normal upload, as the spec allows),
-        # and the automatic kind only for a caller who may pull everything.
-        may = ctx.access.allowed
-        if source is not None and not may(request, Scope("oci", source, PULL)):
-            source = None
-        auto = may(request, Scope("oci", "*", PULL))
-        if (source is not None or auto) and await reg.uploads.mount(repo, digest, source,
-                                                                    auto):
+        # A mount links bytes the client did not send: core decides by the mount rule
+        # with the caller's rights; refused, it is 202 and a normal upload, as the
+        # spec allows.
+        if await reg.uploads.mount(repo, digest, source, caller_of(request, ctx)):
             return _created(repo, digest)
     elif "digest" in request.query:
         digest = _required_digest(request)

@@ -38,10 +38,13 @@ from registry.cache.peers import Peers
 from registry.cache.shared import SharedPaths
 from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream
+from registry.core.access import NOBODY
 from registry.core.decorators import BlobsDecorator
 from registry.core.errors import (
     BadUpstream,
     BlobUnknown,
+    Denied,
+    NameUnknown,
     RangeUnsatisfiable,
     RegistryError,
     StorageError,
@@ -51,6 +54,7 @@ from registry.core.errors import (
 from registry.core.grammar import Digest
 from registry.core.growing import GrowingFile
 from registry.core.hooks import Hooks, NullHooks
+from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs
 from registry.core.ranges import ByteRange, Unsatisfiable, parse_range
 from registry.core.scratch import ScratchSpace
@@ -115,8 +119,11 @@ class CachingBlobs(BlobsDecorator):
 
     def __init__(self, inner: Blobs, scratch: ScratchSpace, upstream: Upstream, lru: Lru,
                  fsync: bool = True, hooks: Hooks | None = None,
-                 peers: Peers | None = None, stats: CacheStats | None = None) -> None:
+                 peers: Peers | None = None, stats: CacheStats | None = None,
+                 mounts: Mounts | None = None) -> None:
         super().__init__(inner)
+        # Links into repositories (core/mounts.py): what the upstream serves there.
+        self.mounts = mounts or Mounts(inner)
         self.peers = peers
         self.stats = stats or CacheStats()
         self.hooks = hooks or NullHooks()
@@ -162,7 +169,12 @@ class CachingBlobs(BlobsDecorator):
                     return BlobPlan(digest, size, _range(range_header, size))
                 fetch = self._start(repo, digest)
             else:
-                fetch.repos.add(repo)
+                if repo not in fetch.repos:
+                    # The fetch is for another repository: join it only if the
+                    # upstream serves the blob here too.
+                    if not await self._upstream_holds(repo, digest):
+                        raise BlobUnknown(detail={"digest": str(digest)})
+                    fetch.repos.add(repo)
                 self.stats.coalesced += 1
             # Shielded: a client that goes away must not cancel what others wait for.
             await asyncio.shield(fetch.ready)
@@ -187,11 +199,14 @@ class CachingBlobs(BlobsDecorator):
     async def _local(self, repo: str, digest: Digest, range_header: str | None,
                      with_body: bool) -> BlobPlan | None:
         if not await self.inner.linked(repo, digest):
-            size = await self.inner.size(digest)
-            if size is None:
+            if await self.inner.size(digest) is None:
                 return None
-            # Content-addressed and already here (pulled through another repository).
-            await self.inner.link(repo, digest, size)
+            # Already here, pulled through another repository: linked into this one
+            # only when the upstream serves it here too (a cache mirrors its
+            # upstream; knowing a digest is no right to its bytes).
+            if await self.mounts.link(repo, digest, NOBODY,
+                                      vouch=self._upstream_holds) is None:
+                raise BlobUnknown(detail={"digest": str(digest)})
         self.lru.pin(digest)
         try:
             plan = await self.inner.serve(repo, digest, range_header, with_body)
@@ -207,6 +222,14 @@ class CachingBlobs(BlobsDecorator):
         else:
             self.lru.unpin(digest)
         return plan
+
+    async def _upstream_holds(self, repo: str, digest: Digest) -> bool:
+        """Whether the upstream serves `digest` in `repo` (a HEAD there)."""
+        try:
+            await self.upstream.blob_size(repo, digest)
+        except (BlobUnknown, NameUnknown, Denied):
+            return False
+        return True
 
     # -- prefetch --------------------------------------------------------------
 
@@ -257,6 +280,20 @@ class CachingBlobs(BlobsDecorator):
             raise
         if lock is None:
             self.stats.coalesced += 1  # another worker of this cache is fetching it
+            try:
+                # That worker's fetch may be for another repository.
+                held = await self._upstream_holds(repo, fetch.digest)
+            except BaseException as exc:
+                self._fetches.pop(fetch.digest, None)
+                _fail(fetch, exc, f"asking the upstream for {fetch.digest} in {repo}")
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            if not held:
+                self._fetches.pop(fetch.digest, None)
+                _fail(fetch, BlobUnknown(detail={"digest": str(fetch.digest)}),
+                      f"following the fetch of {fetch.digest} for {repo}")
+                return
             await self._follow(fetch, shared_paths)
             return
         self.stats.misses += 1
@@ -295,8 +332,8 @@ class CachingBlobs(BlobsDecorator):
             if await self.inner.commit(digest, staged):
                 created = False  # else the store had it already: the copy goes
             self.lru.touch(digest, size)
-            for name in sorted(fetch.repos):
-                await self.inner.link(name, digest, size)
+            for name in sorted(fetch.repos):  # the upstream serves it in each
+                await self.mounts.arrived(name, digest, size)
             took = time.monotonic() - started
             log.info("fetched %s in %.1f s (%.0f MiB/s)", digest, took,
                      size / (1 << 20) / max(took, 1e-3))
@@ -354,8 +391,8 @@ class CachingBlobs(BlobsDecorator):
             # The fetcher moves the file into the store right after; link ours then.
             for _ in range(200):
                 if await self.inner.size(digest) is not None:
-                    for name in sorted(fetch.repos):
-                        await self.inner.link(name, digest, size)
+                    for name in sorted(fetch.repos):  # the upstream serves it in each
+                        await self.mounts.arrived(name, digest, size)
                     self.lru.touch(digest, size)
                     break
                 await asyncio.sleep(0.05)

@@ -60,7 +60,7 @@ class NodeCache:
     def decorate(self, reg: Registry) -> Registry:
         self.lru.blobs = reg.blobs  # core's store: evictions go through its owner
         blobs = CachingBlobs(reg.blobs, self.scratch, self.upstream, self.lru, self.fsync,
-                             self.hooks, self.peers, self.stats)
+                             self.hooks, self.peers, self.stats, reg.mounts)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)
         return dataclasses.replace(

@@ -10,6 +10,7 @@ from typing import Any
 
 from registry.cache.manifests import read_only
 from registry.cache.upstream import Upstream
+from registry.core.access import Caller
 from registry.core.decorators import ReferrersDecorator, UploadsDecorator
 from registry.core.errors import UpstreamUnavailable
 from registry.core.grammar import Digest
@@ -74,5 +75,5 @@ class ReadOnlyUploads(UploadsDecorator):
         raise read_only(self.upstream)
 
     async def mount(self, repo: str, digest: Digest, source: str | None,
-                    auto: bool = True) -> bool:
+                    caller: Caller) -> bool:
         raise read_only(self.upstream)

@@ -9,6 +9,7 @@ the other.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -73,3 +74,40 @@ def client_address(peer: str, forwarded_for: str | None, trusted: Networks) -> s
         if not _trusted(address, trusted):
             return address
     return peer
+
+
+def _never(scope: Scope) -> bool:
+    return False
+
+
+def _always(scope: Scope) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What the client behind a write may do elsewhere, for the decisions core makes
+    on its behalf: which repositories it may pull (the mount rule, core/mounts.py)
+    and push (the tags an S3 push makes). `allowed` is the access step's answer for
+    a scope; the HTTP layer binds it to the request (`ctx.access.allowed`)."""
+
+    allowed: Callable[[Scope], bool]
+
+    def may_pull(self, repo: str) -> bool:
+        return self.allowed(Scope("oci", repo, PULL))
+
+    def may_push(self, repo: str) -> bool:
+        return self.allowed(Scope("oci", repo, PUSH))
+
+    @property
+    def pulls_everything(self) -> bool:
+        """May pull every repository (`*`): an automatic mount may take a blob from
+        wherever it is."""
+        return self.allowed(Scope("oci", "*", PULL))
+
+
+# No client rights at all: only what the target repository already holds.
+NOBODY = Caller(_never)
+# Work an operator started on the server itself (`registry spack import`): whoever
+# can run the CLI against the store can read every blob in it already.
+OPERATOR = Caller(_always)

@@ -15,6 +15,7 @@ import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
+from registry.core.access import NOBODY, Caller
 from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest
 from registry.core.protocols import (
@@ -122,8 +123,8 @@ class UploadsDecorator(Uploads):
         return await self.inner.upload_whole(repo, digest, chunks, content_length)
 
     async def mount(self, repo: str, digest: Digest, source: str | None,
-                    auto: bool = True) -> bool:
-        return await self.inner.mount(repo, digest, source, auto)
+                    caller: Caller) -> bool:
+        return await self.inner.mount(repo, digest, source, caller)
 
     async def purge_stale(self, repositories: builtins.list[str], older_than: float) -> int:
         return await self.inner.purge_stale(repositories, older_than)
@@ -250,8 +251,8 @@ class ObjectsDecorator(Objects):
                                       if_none_match)
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
-                  content_type: str | None = None) -> ObjectInfo:
-        return await self.inner.put(bucket, key, chunks, checks, content_type)
+                  content_type: str | None = None, caller: Caller = NOBODY) -> ObjectInfo:
+        return await self.inner.put(bucket, key, chunks, checks, content_type, caller)
 
     async def delete(self, bucket: str, key: str) -> bool:
         return await self.inner.delete(bucket, key)
@@ -274,8 +275,9 @@ class ObjectsDecorator(Objects):
         return await self.inner.upload_part(bucket, key, upload_id, number, chunks, checks)
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
-        return await self.inner.complete_multipart(bucket, key, upload_id, parts)
+                                 parts: builtins.list[tuple[int, str]],
+                                 caller: Caller = NOBODY) -> ObjectInfo:
+        return await self.inner.complete_multipart(bucket, key, upload_id, parts, caller)
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         await self.inner.abort_multipart(bucket, key, upload_id)

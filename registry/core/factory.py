@@ -17,6 +17,7 @@ from registry.core.cache import Generations
 from registry.core.catalog import CatalogService
 from registry.core.hooks import Hooks, NullHooks
 from registry.core.manifests import ManifestService
+from registry.core.mounts import Holders, Mounts
 from registry.core.object_keys import KeyClassifier, plain_keys
 from registry.core.object_service import ObjectService
 from registry.core.referrers import ReferrersService
@@ -45,6 +46,8 @@ class CoreSettings:
     # Which S3 keys are content-addressed: injected by the room that gives keys a
     # meaning (registry.spack.wiring.Spack.object_keys); core knows no key shapes.
     object_keys: KeyClassifier = plain_keys
+    # Which repositories link a blob, from the index: candidates for a mount.
+    holders: Holders | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
@@ -65,15 +68,17 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
     generations = generations or Generations()
     blobs = BlobStore(driver, hooks, generations, s.shared_store, s.gc_watch)
     tags = TagStore(driver, hooks, generations, s.shared_store, s.tag_cache_seconds)
+    mounts = Mounts(blobs, s.holders, s.auto_mount)
     registry = Registry(
         blobs=blobs,
-        uploads=UploadService(driver, blobs, auto_mount=s.auto_mount),
+        uploads=UploadService(driver, blobs, mounts),
         manifests=ManifestService(driver, blobs, tags, hooks, max_bytes=s.manifest_max_bytes,
                                   generations=generations, shared_store=s.shared_store),
         tags=tags,
         referrers=ReferrersService(driver, generations, s.shared_store),
         catalog=CatalogService(driver),
         objects=ObjectService(driver, blobs, s.object_keys),
+        mounts=mounts,
     )
     for decorate in decorators:
         registry = decorate(registry)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator
 
+from registry.core.access import NOBODY, Caller
 from registry.core.grammar import Digest
 from registry.core.multipart import MultipartUploads
 from registry.core.object_keys import KeyClassifier, plain_keys
@@ -46,7 +47,8 @@ class ObjectService:
                                       if_none_match)
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
-                  content_type: str | None = None) -> ObjectInfo:
+                  content_type: str | None = None, caller: Caller = NOBODY) -> ObjectInfo:
+        # Core links nothing on a put: `caller` is for decorators (the Spack bridge).
         return await self.store.put(bucket, key, chunks, checks, content_type)
 
     async def delete(self, bucket: str, key: str) -> bool:
@@ -70,7 +72,8 @@ class ObjectService:
         return await self.multipart.upload_part(bucket, key, upload_id, number, chunks, checks)
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
+                                 parts: builtins.list[tuple[int, str]],
+                                 caller: Caller = NOBODY) -> ObjectInfo:
         return await self.multipart.complete(bucket, key, upload_id, parts)
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:

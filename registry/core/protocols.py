@@ -13,6 +13,7 @@ import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sized
 from typing import Any, Protocol, TypeVar
 
+from registry.core.access import NOBODY, Caller
 from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest
 from registry.core.serving import BlobPlan
@@ -92,7 +93,7 @@ class Uploads(Protocol):
                            content_length: int | None) -> int: ...
 
     async def mount(self, repo: str, digest: Digest, source: str | None,
-                    auto: bool = True) -> bool: ...
+                    caller: Caller) -> bool: ...
 
     async def purge_stale(self, repositories: list[str], older_than: float) -> int: ...
 
@@ -181,7 +182,9 @@ class Objects(Protocol):
                     if_none_match: str | None = None) -> ObjectPlan: ...
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
-                  content_type: str | None = None) -> ObjectInfo: ...
+                  content_type: str | None = None, caller: Caller = NOBODY) -> ObjectInfo:
+        """PutObject; `caller` is who writes (what a decorator linking blobs or making
+        tags on its behalf may do: the Spack bridge)."""
 
     async def delete(self, bucket: str, key: str) -> bool: ...
 
@@ -199,7 +202,8 @@ class Objects(Protocol):
                           chunks: AsyncIterator[bytes], checks: Checks) -> str: ...
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: builtins.list[tuple[int, str]]) -> ObjectInfo: ...
+                                 parts: builtins.list[tuple[int, str]],
+                                 caller: Caller = NOBODY) -> ObjectInfo: ...
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
 

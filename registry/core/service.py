@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.core.mounts import Mounts
 from registry.core.protocols import (
     Blobs,
     Catalog,
@@ -29,3 +30,5 @@ class Registry:
     catalog: Catalog
     # The S3-compatible API's buckets and objects.
     objects: Objects
+    # The one way to link a blob into a repository (the mount rule, core/mounts.py).
+    mounts: Mounts

@@ -24,6 +24,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
+from registry.core.access import Caller
 from registry.core.errors import (
     BlobUploadUnknown,
     DigestInvalid,
@@ -32,6 +33,7 @@ from registry.core.errors import (
     SizeInvalid,
 )
 from registry.core.grammar import Digest, Hash, is_valid_upload_id
+from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs
 from registry.core.streaming import BLOCK, pump
 from registry.core.types import UploadStatus
@@ -79,10 +81,10 @@ def _mismatch(digest: Digest, actual_hex: str) -> DigestInvalid:
 
 
 class UploadService:
-    def __init__(self, driver: Driver, blobs: Blobs, auto_mount: bool = True) -> None:
+    def __init__(self, driver: Driver, blobs: Blobs, mounts: Mounts | None = None) -> None:
         self.driver = driver
         self.blobs = blobs
-        self.auto_mount = auto_mount
+        self.mounts = mounts or Mounts(blobs)
         self._hashers = _Hashers()
         # Serialises requests on one upload in this process; entries vanish with their users.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -278,7 +280,7 @@ class UploadService:
         # A blob already there stays; the upload's copy goes with the session.
         await self.blobs.commit(digest, data_path)
         await self._discard(repo, upload_id)
-        await self.blobs.link(repo, digest, status.size)
+        await self.mounts.arrived(repo, digest, status.size)
         return status.size
 
     async def _discard(self, repo: str, upload_id: str) -> None:
@@ -318,7 +320,7 @@ class UploadService:
         if actual != digest.hex:
             raise _mismatch(digest, actual)
         await self.blobs.put_small(data, digest)
-        await self.blobs.link(repo, digest, len(data))
+        await self.mounts.arrived(repo, digest, len(data))
         return len(data)
 
     # -- housekeeping --------------------------------------------------------
@@ -355,19 +357,9 @@ class UploadService:
     # -- mounts --------------------------------------------------------------
 
     async def mount(self, repo: str, digest: Digest, source: str | None,
-                    auto: bool = True) -> bool:
-        """Link an existing blob into repo without moving bytes. False if we can't.
-        `auto`: the blob may come from any repository (when `source` lacks it, or
-        none is named), if [storage] auto_mount allows."""
-        auto = auto and self.auto_mount
-        if source is not None:
-            if not await self.blobs.linked(source, digest):
-                if not auto:
-                    return False
-        elif not auto:
-            return False
-        size = await self.blobs.size(digest)
-        if size is None:
-            return False
-        await self.blobs.link(repo, digest, size)
-        return True
+                    caller: Caller) -> bool:
+        """Link an existing blob into repo without moving bytes, by the mount rule
+        (core/mounts.py) with `caller`'s rights: from `source` if the caller may pull
+        it, else automatically. False (a normal upload follows) when it may not, or
+        the blob is nowhere: the two look the same."""
+        return await self.mounts.link(repo, digest, caller, source) is not None

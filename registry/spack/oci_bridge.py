@@ -20,10 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from registry.core.access import NOBODY
 from registry.core.decorators import ManifestsDecorator
 from registry.core.errors import ManifestInvalid, ManifestUnknown
 from registry.core.grammar import Digest, is_digest_like
 from registry.core.manifest_format import Manifest, decode_json
+from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs, Manifests
 from registry.core.types import StoredManifest
 from registry.spack import synth
@@ -35,14 +37,24 @@ from registry.spack.specs import InvalidSpec, SpecDoc, SpecRecord
 log = logging.getLogger("registry.spack")
 
 CONFIG_MAX = 32 << 20
+# In a record's `extra`: its pusher may not push the cache's repository over OCI
+# (an S3 push with S3 rights only), so no image, and no tag, is made for it.
+NO_IMAGE = "no_image"
+
+
+def makes_image(record: SpecRecord) -> bool:
+    """Whether a spec that arrived as a classic cache gets an OCI image (a tag)."""
+    return not record.extra.get(NO_IMAGE)
 
 
 class SpackManifests(ManifestsDecorator):
     """Manifests (core.protocols) of repositories that are Spack build caches."""
 
-    def __init__(self, inner: Manifests, blobs: Blobs, caches: SpackCaches) -> None:
+    def __init__(self, inner: Manifests, blobs: Blobs, caches: SpackCaches,
+                 mounts: Mounts) -> None:
         super().__init__(inner)
         self.blobs = blobs
+        self.mounts = mounts
         self.caches = caches
         self._making: dict[tuple[str, str], asyncio.Future] = {}
 
@@ -62,7 +74,7 @@ class SpackManifests(ManifestsDecorator):
             if h is None:
                 raise
             record = await self.caches.record(repo, h)
-            if record is None or record.source == "oci":
+            if record is None or record.source == "oci" or not makes_image(record):
                 raise
         try:
             await self.materialize(repo, record)
@@ -78,11 +90,13 @@ class SpackManifests(ManifestsDecorator):
         h = None if is_digest_like(reference) else hash_of_tag(reference)
         if h is None or not valid_cache(repo):
             return await self.inner.put(repo, reference, data, content_type)
-        spec, config = await self._spec_of(data, h)
+        spec, config = await self._spec_of(repo, data, h)
         digest, manifest = await self.inner.put(repo, reference, data, content_type)
         if spec is None:
             return digest, manifest
-        await self.caches.add(repo, await self._record(spec, config, manifest, digest))
+        record = await self._record(repo, spec, config, manifest, digest)
+        if record is not None:
+            await self.caches.add(repo, record)
         return digest, manifest
 
     async def delete(self, repo: str, reference: str) -> None:
@@ -107,7 +121,8 @@ class SpackManifests(ManifestsDecorator):
                 await self.caches.remove(repo, record.hash)
         return True
 
-    async def _spec_of(self, data: bytes, h: str) -> tuple[SpecDoc | None, dict]:
+    async def _spec_of(self, repo: str, data: bytes,
+                       h: str) -> tuple[SpecDoc | None, dict]:
         """The spec in the config of a manifest pushed under a spec tag; None when
         the config has no `spec` (an ordinary image that happens to be so named)."""
         try:
@@ -116,6 +131,10 @@ class SpackManifests(ManifestsDecorator):
         except (KeyError, TypeError, ValueError, ManifestInvalid):
             return None, {}  # the manifest service says what is wrong with it
         try:
+            # Only a config the repository holds is read: the manifest service
+            # refuses the others, as if they were nowhere (they may be another's).
+            if not await self.blobs.linked(repo, config_digest):
+                return None, {}
             raw = await self.blobs.read(config_digest, CONFIG_MAX)
         except Exception:
             return None, {}  # unknown blob: refused by the manifest service
@@ -136,8 +155,8 @@ class SpackManifests(ManifestsDecorator):
                                   {"tag_hash": h, "spec_hash": spec.root.hash})
         return spec, config
 
-    async def _record(self, spec: SpecDoc, config: dict, manifest: Manifest,
-                      digest: Digest) -> SpecRecord:
+    async def _record(self, repo: str, spec: SpecDoc, config: dict, manifest: Manifest,
+                      digest: Digest) -> SpecRecord | None:
         if not manifest.layers:
             raise ManifestInvalid("a spack spec image has no layers")
         tarball = manifest.layers[-1]
@@ -146,10 +165,14 @@ class SpackManifests(ManifestsDecorator):
             for layer in manifest.layers:  # the root's own layer, where it is
                 if layer.digest.hex == checksum["hash"]:
                     tarball = layer
+        if not await self.blobs.linked(repo, tarball.digest):
+            # A non-distributable layer (with `urls`) the manifest service let pass:
+            # not a tarball the cache holds, so not a spec of the cache.
+            log.warning("spack: %s in %s names a tarball it does not hold", digest, repo)
+            return None
         record = SpecRecord(spec, tarball.digest, tarball.size, "oci", oci=digest)
         spec_file = synth.spec_file_v3(record)
-        spec_blob = Digest.of(spec_file)
-        await self.blobs.put_small(spec_file, spec_blob)
+        spec_blob = await self.caches.store_blob(repo, spec_file)  # made here: linked
         return SpecRecord(spec, tarball.digest, tarball.size, "oci", spec_blob, len(spec_file),
                           oci=digest, pushed=time.time())
 
@@ -185,11 +208,11 @@ class SpackManifests(ManifestsDecorator):
         layers.append((record.tarball, record.tarball_size))
         diff_ids = [str(await self._uncompressed_digest(d, n)) for d, n in layers]
         config = synth.oci_config(record, diff_ids)
-        config_digest = Digest.of(config)
-        await self.blobs.put_small(config, config_digest)
-        for digest, size in [(config_digest, len(config)), *layers]:
-            if not await self.blobs.linked(repo, digest):
-                await self.blobs.link(repo, digest, size)
+        config_digest = await self.caches.store_blob(repo, config)  # made here: linked
+        # The layers are tarballs of the cache's records, linked into it when each
+        # record was added (by the mount rule): nothing from elsewhere.
+        for digest, _ in layers:
+            await self.mounts.link(repo, digest, NOBODY)
         root = record.root
         data = synth.oci_manifest(config_digest, len(config), layers,
                                   f"{root.name}@{root.version} /{root.hash}")

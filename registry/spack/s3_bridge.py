@@ -23,9 +23,11 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 
+from registry.core.access import NOBODY, Caller
 from registry.core.decorators import ObjectsDecorator
 from registry.core.errors import ObjectError
 from registry.core.grammar import Digest
+from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs, Objects
 from registry.core.types import Checks, ObjectInfo, ObjectPlan
 from registry.spack import synth
@@ -38,7 +40,7 @@ from registry.spack.layout import (
     classify,
     split_key,
 )
-from registry.spack.oci_bridge import SpackManifests
+from registry.spack.oci_bridge import NO_IMAGE, SpackManifests, makes_image
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SPEC_MAX_BYTES, InvalidSpec, SpecDoc, SpecRecord
 
@@ -109,9 +111,10 @@ class SpackObjects(ObjectsDecorator):
     """Objects (core.protocols) with the spack build caches they hold kept current."""
 
     def __init__(self, inner: Objects, blobs: Blobs, caches: SpackCaches,
-                 manifests: SpackManifests) -> None:
+                 manifests: SpackManifests, mounts: Mounts) -> None:
         super().__init__(inner)
         self.blobs = blobs
+        self.mounts = mounts
         self.caches = caches
         self.manifests = manifests
         self._tasks: set[asyncio.Task] = set()
@@ -121,38 +124,50 @@ class SpackObjects(ObjectsDecorator):
     # -- writes ------------------------------------------------------------------
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterator[bytes], checks: Checks,
-                  content_type: str | None = None) -> ObjectInfo:
+                  content_type: str | None = None, caller: Caller = NOBODY) -> ObjectInfo:
         where = split_key(bucket, key)
         if where is None:
-            return await self.inner.put(bucket, key, chunks, checks, content_type)
+            return await self.inner.put(bucket, key, chunks, checks, content_type, caller)
         cache, rel = where
         path = classify(rel)
         if path.kind not in SPEC_KINDS:
-            return await self.inner.put(bucket, key, chunks, checks, content_type)
+            info = await self.inner.put(bucket, key, chunks, checks, content_type, caller)
+            await self._arrived(cache, info)
+            return info
         data = await _collect(chunks, DOC_MAX)
-        record = await self.record_of(key, path, data)
-        info = await self.inner.put(bucket, key, _once(data), checks, content_type)
+        record = await self.record_of(key, path, data, cache, caller)
+        info = await self.inner.put(bucket, key, _once(data), checks, content_type, caller)
         await self._added(cache, record)
         return info
 
     async def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                                 parts: list[tuple[int, str]]) -> ObjectInfo:
-        info = await self.inner.complete_multipart(bucket, key, upload_id, parts)
+                                 parts: list[tuple[int, str]],
+                                 caller: Caller = NOBODY) -> ObjectInfo:
+        info = await self.inner.complete_multipart(bucket, key, upload_id, parts, caller)
         where = split_key(bucket, key)
-        if where is None or classify(where[1]).kind not in SPEC_KINDS:
+        if where is None:
             return info
         cache, rel = where
+        if classify(rel).kind not in SPEC_KINDS:
+            await self._arrived(cache, info)
+            return info
         try:
             if info.size > DOC_MAX:
                 raise ObjectError("EntityTooLarge", "a spack spec document is too large")
             plan = await self.inner.serve(bucket, key)
             data = await _collect(_plan_chunks(plan), DOC_MAX)
-            record = await self.record_of(key, classify(rel), data)
+            record = await self.record_of(key, classify(rel), data, cache, caller)
         except BaseException:
             await self.inner.delete(bucket, key)  # nothing half-visible
             raise
         await self._added(cache, record)
         return info
+
+    async def _arrived(self, cache: str, info: ObjectInfo) -> None:
+        """A content-addressed object (a tarball, a v3 spec file) is in the cache
+        from the moment its bytes arrive: its spec document, pushed next, names it."""
+        if info.blob is not None:
+            await self.mounts.arrived(cache, info.blob, info.size)
 
     async def delete(self, bucket: str, key: str) -> bool:
         existed = await self.inner.delete(bucket, key)
@@ -176,6 +191,8 @@ class SpackObjects(ObjectsDecorator):
         # Spack pushes a DAG's specs in any order: the images of roots that
         # waited for this one can now be made whole.
         for root in [record, *self._waiting.pop((cache, record.hash), [])]:
+            if not makes_image(root):
+                continue
             task = asyncio.get_running_loop().create_task(self._image(cache, root))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -195,21 +212,28 @@ class SpackObjects(ObjectsDecorator):
             log.warning("spack: could not make the OCI image of %s in %s", record.hash,
                         cache, exc_info=True)
 
-    async def record_of(self, key: str, path: ClassicPath, data: bytes) -> SpecRecord:
-        """The record a spec document pushed at `key` describes, its blobs checked."""
+    async def record_of(self, key: str, path: ClassicPath, data: bytes, cache: str,
+                        caller: Caller) -> SpecRecord:
+        """The record a spec document pushed at `key` into `cache` describes, its
+        blobs linked into the cache by the mount rule (core/mounts.py): a blob the
+        caller pushed into the cache, or one it may pull from where it is."""
         text = clear_text(data)
+        # S3 push on a bucket makes OCI tags in its caches only for a caller who may
+        # push there over OCI (docs/security.md); the classic views serve it anyway.
+        extra = {} if caller.may_push(cache) else {NO_IMAGE: True}
         if path.kind == "spec3":
             entries = _entries(_json(text, "spec manifest"))
             tar_entry = _pick(entries, "tar")
             spec_entry = _pick(entries, "spec")
             for entry in (tar_entry, spec_entry):
-                await self._check_blob(entry)
+                await self._check_blob(cache, entry, caller)
             spec_digest = Digest("sha256", spec_entry["checksum"])
             raw = await self.blobs.read(spec_digest, SPEC_MAX_BYTES + 1)
             spec = _spec(_inflate(raw))
             record = SpecRecord(spec, Digest("sha256", tar_entry["checksum"]),
                                 tar_entry["contentLength"], "v3", spec_digest,
-                                spec_entry["contentLength"], key, pushed=time.time())
+                                spec_entry["contentLength"], key, pushed=time.time(),
+                                extra=extra)
         else:
             doc = _json(_inflate(text), "spec file")
             spec = _spec_doc(doc)
@@ -221,24 +245,24 @@ class SpackObjects(ObjectsDecorator):
             except Exception:
                 raise invalid("the spec file's binary_cache_checksum is malformed") from None
             # The .spack object was stored in the blob store by its digest
-            # (layout.key_class); spack pushes it before its spec file.
-            size = await self.blobs.size(tarball)
+            # (layout.key_class) and linked into the cache; spack pushes it before its
+            # spec file.
+            size = await self.mounts.link(cache, tarball, caller)
             if size is None:
                 raise invalid(f"the spec's tarball {tarball} is not in the cache; push "
                               "the .spack file before its spec file")
             spec_file = synth.spec_file_v3(SpecRecord(spec, tarball, size, "v2"))
-            spec_blob = Digest.of(spec_file)
-            await self.blobs.put_small(spec_file, spec_blob)
+            spec_blob = await self.caches.store_blob(cache, spec_file)
             record = SpecRecord(spec, tarball, size, "v2", spec_blob, len(spec_file), key,
-                                pushed=time.time())
+                                pushed=time.time(), extra=extra)
         if path.hash is not None and record.hash != path.hash:
             raise invalid("the key names another spec than the document")
         return record
 
-    async def _check_blob(self, entry: dict) -> None:
+    async def _check_blob(self, cache: str, entry: dict, caller: Caller) -> None:
         digest = Digest("sha256", entry["checksum"])
-        size = await self.blobs.size(digest)
-        if size is None:
+        size = await self.mounts.link(cache, digest, caller)
+        if size is None:  # refused or nowhere: the same answer
             raise invalid(f"the manifest names a blob that is not in the cache: {digest}")
         if size != entry["contentLength"]:
             raise invalid(f"the manifest gives blob {digest} another size than it has")

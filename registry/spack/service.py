@@ -21,6 +21,7 @@ from typing import Protocol
 
 from registry.core.areas import SpackArea
 from registry.core.grammar import Digest
+from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs
 from registry.spack import synth
 from registry.spack.journal import WINDOW_NS, Journal
@@ -75,6 +76,8 @@ class SpackCaches:
                  refresh_s: float = REFRESH_S) -> None:
         self.area = area  # spack/ in the store: journals, snapshots, signatures
         self.blobs = blobs
+        # Links into caches (core/mounts.py), set with `blobs` by the wiring.
+        self.mounts: Mounts | None = Mounts(blobs) if blobs is not None else None
         self.sink = sink
         self.signer = signer
         self.refresh_s = refresh_s
@@ -179,13 +182,10 @@ class SpackCaches:
 
     async def add(self, cache: str, record: SpecRecord) -> None:
         """Record that `cache` holds `record`, durably, before returning. Its
-        blobs are linked into the cache's repository first, so that every view
-        (OCI included) can serve them once the record is visible."""
-        if self.blobs is not None:
-            for digest, size in ((record.tarball, record.tarball_size),
-                                 (record.spec_blob, record.spec_blob_size)):
-                if digest is not None and not await self.blobs.linked(cache, digest):
-                    await self.blobs.link(cache, digest, size)
+        blobs are linked into the cache's repository before (by the bridges: by the
+        mount rule, or as documents they made), so that every view (OCI included)
+        can serve them once the record is visible; nothing is linked here, so a
+        record can never bring a blob into a cache."""
         await self._write(cache, {"op": "add", "hash": record.hash,
                                   "record": record.to_json()})
 
@@ -251,13 +251,13 @@ class SpackCaches:
 
     async def store_blob(self, cache: str, data: bytes, digest: Digest | None = None) -> Digest:
         """Store a document the server made as a blob of the cache's repository."""
-        assert self.blobs is not None
+        assert self.blobs is not None and self.mounts is not None
         digest = digest or Digest.of(data)
         if (cache, digest) in self._stored:
             return digest
         await self.blobs.put_small(data, digest)
         if not await self.blobs.linked(cache, digest):
-            await self.blobs.link(cache, digest, len(data))
+            await self.mounts.arrived(cache, digest, len(data))  # the server made it
         if len(self._stored) > 4096:  # documents of the past: only a shortcut
             self._stored.clear()
         self._stored.add((cache, digest))

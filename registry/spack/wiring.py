@@ -34,8 +34,9 @@ class Spack:
 
     def decorate(self, reg: Registry) -> Registry:
         self.caches.blobs = reg.blobs
-        manifests = SpackManifests(reg.manifests, reg.blobs, self.caches)
-        objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests)
+        self.caches.mounts = reg.mounts
+        manifests = SpackManifests(reg.manifests, reg.blobs, self.caches, reg.mounts)
+        objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests, reg.mounts)
         self._objects.append(objects)
         self.views = SpackViews(self.caches, objects)
         return dataclasses.replace(reg, manifests=manifests, objects=objects)

@@ -60,11 +60,17 @@ def test_32_clients_share_one_upstream_get(origin, start_cache):
     for (status, body), n in zip(parts, (0, 7, 19), strict=True):
         assert status == 206 and body == data[n * MiB:(n + 1) * MiB]
     assert settled_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
-    # Stored and linked: later pulls, of this repository or another, stay local.
+    # Stored and linked: later pulls stay local; of another repository too, once the
+    # upstream says (a HEAD, no bytes) that it holds the blob as well...
     assert stored(cache, digest) == data
     assert get(url).content == data
+    r = requests.post(f"{origin.url}/v2/other/repo/blobs/uploads/?mount={digest}&from={repo}")
+    assert r.status_code == 201, r.text
     assert get(f"{cache.url}/v2/other/repo/blobs/{digest}").content == data
     assert upstream_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
+    assert upstream_gets(origin, f"/v2/other/repo/blobs/{digest}") == 0
+    # ...and none where the upstream does not serve it: a digest is no right to a blob.
+    assert get(f"{cache.url}/v2/nowhere/repo/blobs/{digest}").status_code == 404
 
 
 def test_workers_of_one_cache_share_one_upstream_get(origin, start_cache):
@@ -83,9 +89,14 @@ def test_workers_of_one_cache_share_one_upstream_get(origin, start_cache):
     assert {hashlib.sha256(body).hexdigest() for _, body in results} == {expected}
     assert settled_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
     assert stored(cache, digest) == data
-    # Another repository's name for it, on whichever worker: linked, not fetched.
+    # Another repository's name for it, on whichever worker: linked, not fetched,
+    # where the upstream holds it; nowhere else.
+    r = requests.post(f"{origin.url}/v2/other/repo/blobs/uploads/?mount={digest}&from={repo}")
+    assert r.status_code == 201, r.text
     assert get(f"{cache.url}/v2/other/repo/blobs/{digest}").content == data
     assert upstream_gets(origin, f"/v2/{repo}/blobs/{digest}") == 1
+    assert upstream_gets(origin, f"/v2/other/repo/blobs/{digest}") == 0
+    assert get(f"{cache.url}/v2/nowhere/repo/blobs/{digest}").status_code == 404
 
 
 def test_range_and_head_while_the_blob_downloads(fake_upstream, start_cache):
