@@ -1,10 +1,12 @@
 """The core services as Protocols: the seams decorators wrap.
 
 Handlers and other services depend on these, never on the classes behind them,
-so a node cache (issue: fan-out), a policy guard or a quota can wrap a service
-(`factory.build_registry(..., decorators=[...])`) without any handler knowing.
-A decorator implements the same Protocol and usually delegates to the service
-it wraps, as CNCF distribution's `proxyblobstore` wraps its blob store.
+so the node cache, the Spack bridges, a quota or a policy guard can wrap a service
+(`factory.build_registry(..., decorators=[...])`) without any handler knowing, as
+CNCF distribution's `proxyblobstore` wraps its blob store. A decorator subclasses
+the base of its Protocol in core/decorators.py, which forwards every method to the
+wrapped service, and overrides only what it changes. The value types the methods
+speak are in core/types.py, below this module.
 """
 
 from __future__ import annotations
