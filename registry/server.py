@@ -44,8 +44,8 @@ async def _serve(config: Config, reuse_port: bool, generations: Generations | No
     loop = asyncio.get_running_loop()
     # Hashing and file I/O run on threads; give concurrent pushes enough of them.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
-    protocol.install()
     async with running(config, generations=generations) as dispatcher:
+        protocol.install(dispatcher)  # parse errors in the format of the path's family
         # aiohttp's low-level server: the dispatcher is the whole application.
         # A large read buffer: request bodies arrive in big chunks, with fewer pauses.
         s = config.server

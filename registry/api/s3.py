@@ -21,7 +21,7 @@ from aiohttp import web
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
 from registry.core.access import DELETE, PULL, PUSH, Scope
-from registry.core.errors import ObjectError
+from registry.core.errors import HeaderSectionTooLarge, ObjectError
 from registry.core.grammar import is_valid_bucket
 
 FAMILY = "s3"
@@ -154,6 +154,8 @@ class S3Family:
     def render_error(self, exc: Exception, request: web.BaseRequest) -> web.StreamResponse:
         err = classify(exc, request)
         code = (getattr(err, "s3_code", None)
+                or ("RequestHeaderSectionTooLarge"
+                    if isinstance(err, HeaderSectionTooLarge) else None)
                 or (_BY_CODE.get(err.code) if err.status != 416 else "InvalidRange")
                 or _BY_STATUS.get(err.status,
                                   "InternalError" if err.status >= 500 else "InvalidRequest"))

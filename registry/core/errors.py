@@ -173,6 +173,12 @@ class ObjectError(RegistryError):
         self.s3_code = s3_code
 
 
+class HeaderSectionTooLarge(RegistryError):
+    """A request whose header fields HTTP parsing refused before any handler ran: one
+    longer than the parser reads, or too many of them. OCI has no code of its own
+    for it; S3 has (RequestHeaderSectionTooLarge)."""
+
+
 class InternalError(RegistryError):
     """Something failed that the client cannot fix: answered 500 with nothing of the
     server's internals. `cause` is what to log."""
