@@ -281,7 +281,10 @@ class ManifestService:
             return False
         self.generations.bump(repo)
         if await named() or await self.tags.pointing_at(repo, digest):
-            await self.driver.put_content(path, link)  # pushed meanwhile: it stays
+            # Pushed meanwhile: it stays. The repository's own revision link, put back
+            # as it was a moment ago: no blob enters a repository here, so the mount
+            # rule (core/mounts.py) has nothing to decide.
+            await self.driver.put_content(path, link)
             self.generations.bump(repo)
             return False
         if subject is not None:
