@@ -48,13 +48,14 @@ class InFlight(Generic[T]):
     __slots__ = ("_idle", "items", "stopping")
 
     def __init__(self) -> None:
-        # Added to directly (`items[key] = item`: the request path saves a call).
+        # Added to and removed from directly (`items[key] = item`, `del items[key]`,
+        # then `if stopping: left()`): the request path saves a call per request.
         self.items: dict[int, T] = {}
         self.stopping = False
         self._idle: asyncio.Event | None = None  # set once draining and nothing is left
 
-    def done(self, key: int) -> None:
-        del self.items[key]
+    def left(self) -> None:
+        """Note, while draining, that an item was removed from `items`."""
         if self._idle is not None and not self.items:
             self._idle.set()
 

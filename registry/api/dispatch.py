@@ -109,7 +109,8 @@ class Dispatcher:
             metrics.active += 1
         in_flight = self.in_flight
         key = id(request)  # requests are mappings, not hashable
-        in_flight.items[key] = request
+        items = in_flight.items
+        items[key] = request
         try:
             rid = request_id(request)
             request[REQUEST_ID] = rid
@@ -147,7 +148,9 @@ class Dispatcher:
             if self._check is not None and scope is not None:
                 self._access.done(request, scope, response.status)
         finally:
-            in_flight.done(key)
+            del items[key]
+            if in_flight.stopping:
+                in_flight.left()
             if metrics is not None:
                 metrics.active -= 1
         if in_flight.stopping:
