@@ -55,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="our server: set a config key (repeatable), e.g. storage.fsync=false",
     )
+    b.add_argument(
+        "--auth",
+        action="store_true",
+        help="our server (and the baseline) with token auth: anonymous pulls of loadtest/*, "
+        "a user that seeds; for manifest-get, manifest-head and manifest-get-bearer",
+    )
     b.add_argument("--theirs-bin", default="docker-registry", help="docker-registry binary")
     b.add_argument("--no-theirs", action="store_true", help="skip docker-registry")
     b.add_argument(
@@ -109,6 +115,29 @@ def _settings(items: list[str]) -> dict[str, dict[str, str]]:
             literal = targets.toml_value(value)
         out.setdefault(section, {})[name] = literal
     return out
+
+
+# --auth: the user that seeds and asks for tokens, and what the rules give it.
+AUTH_USER = ("loadtest", "loadtest-password")
+AUTH_SCENARIOS = frozenset({"manifest-get", "manifest-head", "manifest-get-bearer"})
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(targets.toml_value(i) for i in items) + "]"
+
+
+def auth_settings() -> dict[str, str]:
+    """[auth] for --auth (TOML literals): token mode, the user, anonymous pulls."""
+    from registry.auth.passwords import hash_password
+
+    name, password = AUTH_USER
+    return {
+        "mode": '"token"',
+        "users": _toml_list([f"{name}:{hash_password(password)}"]),
+        "rules": _toml_list(["loadtest/* anonymous pull",
+                             f"loadtest/* user:{name} pull,push,delete"]),
+        "audit_log": '""',  # pulls are not audited; nothing is written next to the repo
+    }
 
 
 def _missing_tools(cfg: bench.BenchConfig) -> list[str]:
@@ -180,7 +209,15 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
 
         profile = dataclasses.replace(profile, **changes)
     settings = _settings(args.ours_set)
+    credentials = None
+    if args.auth:
+        if any(s.name not in AUTH_SCENARIOS for s in chosen):
+            raise SystemExit(f"--auth: only {', '.join(sorted(AUTH_SCENARIOS))} (the other "
+                             "scenarios push without credentials)")
+        credentials = AUTH_USER
+        settings = {**settings, "auth": {**auth_settings(), **settings.get("auth", {})}}
     ours = targets.ours_spec(args.ours_cmd, args.workers, args.ours_config, settings)
+    ours.credentials = credentials
     theirs = None
     if not args.no_theirs:
         theirs = targets.TargetSpec(

@@ -65,10 +65,12 @@ async def bounded_map(
 class RegistryClient:
     """An aiohttp session bound to one registry base URL (http://127.0.0.1:PORT)."""
 
-    def __init__(self, base_url: str, concurrency: int = 16, timeout: float = 120.0):
+    def __init__(self, base_url: str, concurrency: int = 16, timeout: float = 120.0,
+                 auth: aiohttp.BasicAuth | None = None):
         self.base = base_url.rstrip("/")
         self.concurrency = concurrency
         self.timeout = timeout
+        self.auth = auth  # Basic credentials on every request (a server with token auth)
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RegistryClient:
@@ -77,6 +79,7 @@ class RegistryClient:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=10),
             auto_decompress=False,
+            auth=self.auth,
         )
         return self
 

@@ -9,6 +9,7 @@ referrers on docker-registry 2.8) and any other exception when the run is invali
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
 import time
@@ -228,7 +229,8 @@ async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> 
             s.manifest_digest = sha256_digest(s.manifest)
         return s
     p = opts.profile
-    async with RegistryClient(server.url, concurrency=max(16, p.tags_seed_clients)) as c:
+    async with RegistryClient(server.url, concurrency=max(16, p.tags_seed_clients),
+                              auth=server.basic_auth) as c:
         if needs & {"app", "big"}:
             t0 = time.perf_counter()
             s.manifest, config, layers = _app_manifest()
@@ -277,7 +279,8 @@ async def seed(server: Server, needs: set[str], opts: Options, files: Files) -> 
             s.referrers = p.referrers
             s.seconds["refs"] = time.perf_counter() - t0
     if "bigrepo" in needs:
-        async with RegistryClient(server.url, concurrency=p.big_seed_clients) as c:
+        async with RegistryClient(server.url, concurrency=p.big_seed_clients,
+                                  auth=server.basic_auth) as c:
             t0 = time.perf_counter()
             s.big_digests = await seed_big_repo(c, REPO_BIG, p.big_tags, p.big_seed_clients)
             s.seconds["bigrepo"] = time.perf_counter() - t0
@@ -313,17 +316,43 @@ async def _wrk_load(ctx: Ctx, url: str, script: str, *, connections: int | None 
     return summary
 
 
-async def manifest_get(ctx: Ctx) -> dict:
-    path = f"/v2/{REPO_APP}/manifests/{TAG}"
+async def _check_manifest_get(ctx: Ctx, path: str, headers: dict[str, str]) -> None:
     async with RegistryClient(ctx.server.url, 1) as c:
-        status, headers, body = await c.request("GET", path, headers={"Accept": MANIFEST_ACCEPT})
+        status, got, body = await c.request("GET", path, headers=headers)
     if status != 200 or body != ctx.seed.manifest:
         raise RegistryError(f"GET manifest by tag: {status} {body[:200]!r}")
-    ctype = headers.get("Content-Type", "").split(";")[0].strip()
-    digest = headers.get("Docker-Content-Digest", ctx.seed.manifest_digest)
+    ctype = got.get("Content-Type", "").split(";")[0].strip()
+    digest = got.get("Docker-Content-Digest", ctx.seed.manifest_digest)
     if ctype != OCI_MANIFEST or digest != ctx.seed.manifest_digest:
         raise RegistryError(f"GET manifest by tag: Content-Type {ctype!r}, digest {digest!r}")
+
+
+async def manifest_get(ctx: Ctx) -> dict:
+    path = f"/v2/{REPO_APP}/manifests/{TAG}"
+    await _check_manifest_get(ctx, path, {"Accept": MANIFEST_ACCEPT})
     summary = await _wrk_load(ctx, ctx.server.url + path, "manifest_get")
+    return {
+        "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
+        "details": _wrk_details(summary),
+    }
+
+
+async def manifest_get_bearer(ctx: Ctx) -> dict:
+    """manifest-get with a Bearer token from /token (our registry with --auth): what
+    token auth costs a pull, next to manifest-get's anonymous pulls on the same server."""
+    auth = ctx.server.basic_auth
+    if auth is None:
+        raise Unsupported("needs our registry with token auth (--auth)")
+    async with RegistryClient(ctx.server.url, 1, auth=auth) as c:
+        status, _, body = await c.request(
+            "GET", f"/token?service=registry&scope=repository:{REPO_APP}:pull")
+    if status != 200:
+        raise RegistryError(f"GET /token: {status} {body[:200]!r}")
+    token = json.loads(body)["token"]
+    path = f"/v2/{REPO_APP}/manifests/{TAG}"
+    await _check_manifest_get(ctx, path, {"Accept": MANIFEST_ACCEPT,
+                                          "Authorization": f"Bearer {token}"})
+    summary = await _wrk_load(ctx, ctx.server.url + path, "manifest_get", args=[token])
     return {
         "metrics": [metric("rps", "req/s", summary["rps"], "req/s")],
         "details": _wrk_details(summary),
@@ -777,6 +806,8 @@ REG_NGINX = frozenset({"registry", "nginx"})
 SCENARIOS: list[Scenario] = [
     Scenario("manifest-get", "manifest GET by tag (wrk)", REG_NGINX, frozenset({"app"}),
              manifest_get),
+    Scenario("manifest-get-bearer", "manifest GET by tag with a Bearer token (--auth)", REG,
+             frozenset({"app"}), manifest_get_bearer, default=False),
     Scenario("manifest-head", "manifest HEAD by digest", REG_NGINX, frozenset({"app"}),
              manifest_head),
     Scenario(

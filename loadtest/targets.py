@@ -96,6 +96,8 @@ class TargetSpec:
     config_file: Path | None = None  # ours: base TOML config
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # ours: TOML overrides
     src: Path | None = None  # ours: the checkout whose `registry` runs (default: this one)
+    # ours with token auth (--auth): the user that seeds and asks for tokens
+    credentials: tuple[str, str] | None = None
 
     @property
     def kind(self) -> str:
@@ -297,6 +299,12 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def basic_auth(self) -> aiohttp.BasicAuth | None:
+        """Credentials for pushes and tokens when the server runs with token auth."""
+        creds = self.spec.credentials
+        return aiohttp.BasicAuth(*creds) if creds else None
+
+    @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
@@ -365,7 +373,8 @@ class Server:
     async def wait_ready(self, limit_s: float) -> None:
         deadline = time.monotonic() + limit_s
         last = "no answer"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2),
+                                         auth=self.basic_auth) as session:
             while time.monotonic() < deadline:
                 if self.proc is None or self.proc.poll() is not None:
                     code = self.proc.returncode if self.proc else None
