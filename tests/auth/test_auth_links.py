@@ -109,6 +109,15 @@ def test_a_spec_json_cannot_link_a_blob_of_another_namespace(site):
         Bucket="team", Key=key, Body=spec_json(spec, nowhere)))
     assert code == code2 == "InvalidArgument"
     assert message.replace(hex_of(secret), "D") == message2.replace(nowhere, "D")
+    # Completing a multipart upload of the document is judged the same, and keeps nothing.
+    upload = mallory.create_multipart_upload(Bucket="team", Key=key)["UploadId"]
+    etag = mallory.upload_part(Bucket="team", Key=key, UploadId=upload, PartNumber=1,
+                               Body=spec_json(spec, hex_of(secret)))["ETag"]
+    code3, message3 = error_of(lambda: mallory.complete_multipart_upload(
+        Bucket="team", Key=key, UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}))
+    assert (code3, message3) == (code, message)
+    assert error_of(lambda: mallory.head_object(Bucket="team", Key=key))[0] == "404"
     assert pulled(reg, f"/v2/team/x/blobs/sha256:{hex_of(secret)}").status_code == 404
     assert pulled(reg, f"/spack/team/x/blobs/sha256/{hex_of(secret)[:2]}/"
                        f"{hex_of(secret)}").status_code == 404
