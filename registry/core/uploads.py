@@ -38,7 +38,13 @@ from registry.core.protocols import Blobs
 from registry.core.streaming import BLOCK, pump
 from registry.core.types import UploadStatus
 from registry.storage import paths
-from registry.storage.driver import Driver, FileWriter, PathNotFound, StorageError
+from registry.storage.driver import (
+    Driver,
+    FileWriter,
+    PathNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 
 # Single-request uploads up to this size are verified in memory and stored in one put.
 SMALL_BLOB = 256 << 10
@@ -115,6 +121,8 @@ class UploadService:
                 await self.driver.stat(path)
                 return
             state = json.loads(await self.driver.get_content(path, MAX_STATE))
+        except StorageUnavailable:
+            raise  # the store does not answer: 503 and Retry-After, not "unknown"
         except (PathNotFound, ValueError, StorageError):
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
         if not isinstance(state, dict) or state.get("owner", owner) != owner:
