@@ -18,8 +18,9 @@ One collector at a time across workers and replicas: a lease in the store
    blob service owns `blobs/` and drops every worker's cached sizes with the
    file), checked for a seen mark once more (a manifest push may have just
    named it: it goes back, `Blobs.commit`), then deleted. A push that named it
-   before it moved finds it; one that names it after its second check finds it gone and fails loudly (MANIFEST_BLOB_UNKNOWN),
-   never a manifest pointing at nothing.
+   before it moved finds it; one that names it after its second check finds it
+   gone and fails loudly (MANIFEST_BLOB_UNKNOWN), never a manifest pointing at
+   nothing.
 4. Repositories' links to the blobs deleted are removed (the index follows), found
    by a second walk: the collector holds the set of referenced digests, not every
    link in the store.
