@@ -17,6 +17,7 @@ import jwt
 import pytest
 import requests
 from authutil import PASSWORDS, add_robot, cli, token
+from harness import wait_for
 from pushing import push_image
 
 ZERO = "sha256:" + "0" * 64
@@ -103,7 +104,12 @@ def world(secured):
     doomed = add_robot(reg, "doomed", "repository:team/*:pull")
     doomed_token = token(reg, ("doomed", doomed), "repository:team/app:pull")
     assert cli(reg, "tokens", "revoke", "doomed").returncode == 0
-    time.sleep(1.0)  # revocation reaches every worker within a second
+    # Revocation reaches every worker in the background: poll until a batch of new
+    # connections (spread over the workers) refuses the robot.
+    assert wait_for(lambda: {requests.get(f"{reg.url}/token", auth=("doomed", doomed),
+                                          params={"service": "registry"},
+                                          timeout=30).status_code for _ in range(6)},
+                    lambda got: got == {401}) == {401}
     admin_token = token(reg, admin, "repository:team/app:pull")
     claims = jwt.decode(admin_token, options={"verify_signature": False})
     head, _body, sig = admin_token.split(".")
