@@ -155,3 +155,24 @@ def serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return proc, url
+
+
+def poll(check, deadline: float = 20.0, what: str = "the condition"):
+    """`check()`'s first truthy result, polled as wait_for does; fails the test when
+    `deadline` seconds pass without one."""
+    got = wait_for(check, bool, deadline)
+    assert got, f"{what} did not hold within {deadline} s"
+    return got
+
+
+async def wait_for_async(fn, want, deadline: float = 20.0):
+    """wait_for for in-process tests: await `fn()` until `want(result)` or `deadline`
+    seconds pass, without blocking the event loop the registry runs on."""
+    import asyncio
+
+    end = time.monotonic() + deadline
+    while True:
+        got = await fn()
+        if want(got) or time.monotonic() > end:
+            return got
+        await asyncio.sleep(0.02)

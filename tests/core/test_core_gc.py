@@ -55,10 +55,12 @@ async def test_dry_run_and_grace():
 
 
 async def test_one_collector_at_a_time():
-    driver, _watch, _generations, reg = gc_world()
+    driver, watch, _generations, reg = gc_world()
     first = asyncio.create_task(collect(driver, reg, grace=0,
                                         propagation=1.0))
-    await asyncio.sleep(0.4)
+    while not watch.active:  # until the first collection's lease shows
+        await asyncio.sleep(0.02)
+        await watch.refresh()
     with pytest.raises(GcBusy):
         await collect(driver, reg, grace=0, propagation=0)
     await first

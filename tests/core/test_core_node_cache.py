@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer
+from harness import wait_for_async
 
 from registry.cache.node import NodeCache
 from registry.config import CacheConfig
@@ -184,8 +185,8 @@ async def test_concurrent_requests_share_one_fetch(cache, upstream):
     assert all(b == data for b in bodies[:8])
     assert bodies[8] == data[4000000:]
     assert upstream.gets[f"/v2/team/app/blobs/{d}"] == 1
-    await asyncio.sleep(0.1)  # the fetch task stores the blob after the last byte
-    assert await reg.blobs.linked("team/app", d)
+    # The fetch task stores the blob after the last byte, in the background.
+    assert await wait_for_async(lambda: reg.blobs.linked("team/app", d), bool)
     plan = await reg.blobs.serve("team/app", d)  # now local: no progress to follow
     assert isinstance(plan.body, LocalFile) and plan.body.progress is None
     assert await read_plan(plan) == data
@@ -204,7 +205,7 @@ async def test_bad_upstream_bytes_are_never_served_whole_nor_kept(cache, upstrea
     for plan in plans:
         with pytest.raises(WriterFailed):
             await read_plan(plan)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # nothing appears after the failure (absence cannot be polled)
     assert not await reg.blobs.linked("a", d) and await reg.blobs.size(d) is None
     setattr(upstream, fault, False)  # the next request tries again
     assert await read_plan(await reg.blobs.serve("a", d)) == data
@@ -310,7 +311,9 @@ async def test_eviction_keeps_the_cache_under_its_cap(tmp_path, upstream):
     async with node_cache(tmp_path, upstream, max_bytes=(5 << 20) // 2) as (reg, node):
         for data in blobs:
             assert await read_plan(await reg.blobs.serve("app", digest(data))) == data
-            await asyncio.sleep(0.05)  # stored after the last byte
+            # Stored after the last byte, in the background.
+            d = digest(data)
+            assert await wait_for_async(lambda d=d: reg.blobs.linked("app", d), bool)
         assert node.lru.total <= node.lru.max_bytes
         assert await reg.blobs.size(digest(blobs[0])) is None  # the oldest went
         assert await reg.blobs.size(digest(blobs[2])) == len(blobs[2])

@@ -13,6 +13,7 @@ import sys
 import time
 
 import requests
+from harness import poll
 from pushing import digest_of, pull_image, push_blob, push_image
 
 MiB = 1 << 20
@@ -179,21 +180,18 @@ def _index_tags(reg, repo: str) -> dict[str, str]:
         db.close()
 
 
-def _wait_for(check, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the replica's index did not catch up"
-        time.sleep(0.2)
-
-
 def test_replica_index_catches_up_with_other_replicas(start_registry, s3_env) -> None:
     a = start_registry(env=s3_env(index_sync_interval="1"))
     b = start_registry(env=s3_env(index_sync_interval="1"))
     repo = a.repo("sync")
     first = push_image(a.url, repo, "v1", [os.urandom(500)], note="first").digest
-    _wait_for(lambda: _index_tags(a, repo) == {"v1": first})  # A's own write, by its hooks
-    _wait_for(lambda: _index_tags(b, repo) == {"v1": first})
+    poll(lambda: _index_tags(a, repo) == {"v1": first},
+         what="the replica's index catching up")  # A's own write, by its hooks
+    poll(lambda: _index_tags(b, repo) == {"v1": first},
+         what="the replica's index catching up")
     second = push_image(a.url, repo, "v1", [os.urandom(500)], note="second").digest
-    _wait_for(lambda: _index_tags(b, repo) == {"v1": second})
+    poll(lambda: _index_tags(b, repo) == {"v1": second},
+         what="the replica's index catching up")
     assert requests.delete(f"{a.url}/v2/{repo}/manifests/v1", timeout=30).status_code == 202
-    _wait_for(lambda: _index_tags(b, repo) == {})
+    poll(lambda: _index_tags(b, repo) == {},
+         what="the replica's index catching up")

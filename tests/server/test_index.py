@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import child_env
+from harness import child_env, poll, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from pushing import (
     OCI_INDEX,
     OCI_LAYER_TAR,
@@ -53,15 +54,6 @@ def snapshot(path) -> dict:
     return out
 
 
-def wait_for(check, timeout: float = 20.0):
-    """Hooks are applied off the request path: poll until `check()` is truthy."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "the index did not catch up"
-        time.sleep(0.05)
-    return result
-
-
 def test_index_tracks_writes_and_rebuilds(start_registry):
     reg = start_registry()
     url, repo = reg.url, "idx/app"
@@ -76,7 +68,7 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
     top = put_manifest(url, repo, "latest", index_doc, OCI_INDEX)
 
     db = reg.data_dir / "index.sqlite"
-    snap = wait_for(lambda: (s := snapshot(db)) and len(s["manifests"]) == 3 and s)
+    snap = poll(lambda: (s := snapshot(db)) and len(s["manifests"]) == 3 and s)
     assert {(m[1], m[2]) for m in snap["manifests"]} == {(amd, OCI_MANIFEST),
                                                          (arm, OCI_MANIFEST), (top, OCI_INDEX)}
     assert (repo, "latest", top) in snap["tags"] and (repo, "amd64", amd) in snap["tags"]
@@ -88,7 +80,7 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
 
     # Deleting a manifest drops its rows and its tags.
     assert requests.delete(f"{url}/v2/{repo}/manifests/{arm}").status_code == 202
-    after_delete = wait_for(lambda: (s := snapshot(db)) and len(s["manifests"]) == 2 and s)
+    after_delete = poll(lambda: (s := snapshot(db)) and len(s["manifests"]) == 2 and s)
     assert not any(m[1] == arm for m in after_delete["manifests"])
     assert not any(r[1] == arm for r in after_delete["blob_refs"])
 
@@ -106,17 +98,23 @@ def test_index_tracks_writes_and_rebuilds(start_registry):
     assert rebuilt == after_delete
 
 
-def settled(db, tags: int) -> dict:
-    """The snapshot once it has `tags` tags and stays the same for half a second:
+def queue_depth(url: str) -> float:
+    """The server's index writes queued and not yet applied (its /metrics)."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "registry_index_queue_depth")
+
+
+def settled(url: str, db, tags: int) -> dict:
+    """The snapshot once it has `tags` tags and the server's index queue is empty:
     every event of the pushes applied, not just the one that wrote the last tag."""
     def check() -> dict | None:
-        first = index_rows(db)
-        if not first or len(first["tags"]) != tags:
+        if queue_depth(url) != 0:
             return None
-        time.sleep(0.5)
-        return first if index_rows(db) == first else None
+        rows = index_rows(db)
+        return rows if rows and len(rows["tags"]) == tags else None
 
-    return wait_for(check)
+    return poll(check, what="the index settling")
 
 
 def index_rows(db) -> dict:
@@ -151,7 +149,7 @@ def test_a_crash_with_events_still_queued_loses_nothing(start_registry, tmp_path
 
     # The killed writer's row marks the index dirty: the restart catches up with storage.
     reg2 = start_registry(tmp=tmp_path)
-    rows = wait_for(lambda: (s := index_rows(db)) and len(s["tags"]) == 3 and s)
+    rows = poll(lambda: (s := index_rows(db)) and len(s["tags"]) == 3 and s)
     assert len(rows["manifests"]) == 3 and len(rows["blobs"]) == 4
     assert {t[1] for t in rows["tags"]} == {"amd64", "arm64", "latest"}
     assert {(p[2], p[3]) for p in rows["platforms"]} >= {("linux", "amd64"), ("linux", "arm64")}
@@ -164,7 +162,7 @@ def test_an_unusable_index_is_rebuilt_from_storage_at_startup(start_registry, tm
     reg = start_registry(tmp=tmp_path)
     push_some(reg.url, "unusable/idx")
     db = reg.data_dir / "index.sqlite"
-    before = settled(db, tags=3)
+    before = settled(reg.url, db, tags=3)
     reg.stop()
     if damage == "garbage":
         for suffix in ("-wal", "-shm"):
@@ -177,9 +175,7 @@ def test_an_unusable_index_is_rebuilt_from_storage_at_startup(start_registry, tm
         conn.close()
 
     reg2 = start_registry(tmp=tmp_path)
-    deadline = time.monotonic() + 20
-    while index_rows(db) != before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: index_rows(db), lambda rows: rows == before)
     assert index_rows(db) == before  # (pytest shows the difference if not)
     assert "cannot be used" in reg2.log()
     assert list(db.parent.glob("index.sqlite.unusable-*"))
@@ -212,7 +208,7 @@ def test_pulls_are_counted(start_registry, written):
     db = reg.data_dir / "index.sqlite"
     if written == "at shutdown":
         reg.stop()
-    rows = wait_for(lambda: (p := pull_rows(db)) and len(p) >= 2 and p)
+    rows = poll(lambda: (p := pull_rows(db)) and len(p) >= 2 and p)
     assert rows[(digest, "manifest")][0] == 3 and rows[(layer, "blob")][0] == 2
     for _, last in rows.values():
         assert t0 <= last <= time.time()

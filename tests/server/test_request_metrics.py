@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 from api.helpers import push_image
-from harness import launch
+from harness import launch, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -99,9 +99,10 @@ def test_store_uploads_first_byte_and_scrub_series(tmp_path):
             done.join(30)
         assert value(samples(reg.url), "registry_uploads_in_progress") == 0
 
-        time.sleep(2.5)  # each worker moves its store counters every 2 s
-        got = samples(reg.url)
         ops = "registry_storage_operations_total"
+        # Each worker moves its store counters to /metrics every 2 s: poll for them.
+        got = wait_for(lambda: samples(reg.url),
+                       lambda got: value(got, ops, driver="filesystem", operation="writer") > 0)
         assert value(got, ops, driver="filesystem", operation="put_content") > 0
         assert value(got, ops, driver="filesystem", operation="writer") > 0
         assert value(got, "registry_storage_written_bytes_total", driver="filesystem",
