@@ -204,12 +204,16 @@ class ManifestService:
         await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
+        # Each distinct blob is asked about once: a manifest may name one layer
+        # thousands of times, and on a shared store each question is a round trip.
+        sizes: dict[Digest, int | None] = {}
         for desc in manifest.blobs:
             if desc.urls:
                 continue  # non-distributable layer: the bytes live elsewhere by design
-            if not await self.blobs.linked(repo, desc.digest):
-                raise ManifestBlobUnknown(detail={"digest": str(desc.digest)})
-            size = await self.blobs.size(desc.digest)
+            if desc.digest not in sizes:
+                linked = await self.blobs.linked(repo, desc.digest)
+                sizes[desc.digest] = await self.blobs.size(desc.digest) if linked else None
+            size = sizes[desc.digest]
             if size is None:
                 raise ManifestBlobUnknown(detail={"digest": str(desc.digest)})
             if size != desc.size:

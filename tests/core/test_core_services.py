@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
-from pushing import chunks, core_digest, store_blob, store_image
+from core_helpers import delta, ops
+from pushing import OCI_MANIFEST, chunks, core_digest, manifest_doc, store_blob, store_image
 
 from registry.core.decorators import BlobsDecorator
 from registry.core.errors import (
@@ -17,7 +19,7 @@ from registry.core.errors import (
     RangeNotSatisfiable,
     RangeUnsatisfiable,
 )
-from registry.core.factory import build_registry
+from registry.core.factory import CoreSettings, build_registry
 from registry.core.serving import BlobPlan, ByteStream, LocalFile
 from registry.storage.memory import MemoryDriver
 
@@ -123,3 +125,24 @@ async def test_plan_close_tells_its_maker_once(reg):
     await plan.close()
     await plan.close()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("shared_store", [False, True])
+async def test_a_blob_named_many_times_is_checked_once(driver, shared_store):
+    """A manifest naming one layer 2,000 times (as tests/api's large-manifest test
+    does) costs the store what naming it once does. On a shared store (S3 replicas:
+    no caches) each check was a round trip, and 4,000 of them in a row outlasted a
+    client's timeout."""
+    config, layer = b'{"os":"linux"}', b"the one layer"
+    settings = CoreSettings(shared_store=shared_store)
+    for data in (config, layer):
+        await store_blob(build_registry(driver, settings=settings), "many/layers", data)
+
+    async def cost(times: int) -> dict[str, int]:
+        reg = build_registry(driver, settings=settings)  # caches as cold as the last time
+        body = json.dumps(manifest_doc(config, [layer] * times)).encode()
+        before = ops(driver)
+        await reg.manifests.put("many/layers", f"x{times}", body, OCI_MANIFEST)
+        return delta(before, ops(driver))
+
+    assert await cost(2_000) == await cost(1)
