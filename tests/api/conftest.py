@@ -1,0 +1,98 @@
+"""The API suite runs against every storage driver: each test runs once per driver in
+DRIVERS, on a registry of that driver running in this process (tests/appthread.py),
+as devpi re-runs its whole suite on another backend.
+
+`registry` is one in-process registry per driver for the whole session (pytest groups
+the tests by driver, so each starts once); tests keep apart by repository name
+(`registry.repo()`). `start_registry(config=...)` starts another one on the same
+driver with that TOML config, for tests of a setting. Every test runs under
+blockbuster: a blocking call made by registry code on the app's event loop raises
+there, and the request answers 500."""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from appthread import AppRegistry, start_app
+from blockbuster import BlockBuster, blockbuster_ctx
+
+from registry.config import load
+
+DRIVERS = ("memory", "filesystem", "s3")
+S3_BUCKET = "api"
+
+
+def _config(driver: str, tmp: Path, request: pytest.FixtureRequest, toml: str = ""):
+    """The config of a registry on `driver` with its data under `tmp` (and on S3 a fresh
+    prefix of the shared SeaweedFS's bucket), plus the TOML text's settings."""
+    overrides: dict[str, dict] = {section: dict(values)
+                                  for section, values in tomllib.loads(toml).items()}
+    storage = overrides.setdefault("storage", {})
+    storage["driver"] = driver
+    data_dir = None
+    if driver == "filesystem":
+        data_dir = tmp / "data"
+        storage["root"] = str(data_dir / "storage")
+    elif driver == "s3":
+        seaweed = request.getfixturevalue("seaweed")
+        storage.update(bucket=S3_BUCKET, prefix=f"t-{uuid.uuid4().hex[:12]}",
+                       endpoint_url=seaweed.endpoint, access_key=seaweed_keys()[0],
+                       secret_key=seaweed_keys()[1])
+    overrides.setdefault("index", {})["path"] = str(tmp / "index.sqlite")
+    return load(env={}, overrides=overrides), data_dir
+
+
+def seaweed_keys() -> tuple[str, str]:
+    from seaweed import ACCESS_KEY, SECRET_KEY
+
+    return ACCESS_KEY, SECRET_KEY
+
+
+@pytest.fixture(scope="session", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def registry(driver: str, request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRegistry]:
+    tmp = tmp_path_factory.mktemp(f"api-{driver}")
+    config, data_dir = _config(driver, tmp, request)
+    reg = start_app(config, driver, data_dir)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def start_registry(driver: str, request: pytest.FixtureRequest, no_blocking: BlockBuster,
+                   tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Callable[..., AppRegistry]]:
+    """start_registry(config="TOML") -> another in-process registry on this driver."""
+    started: list[AppRegistry] = []
+
+    def start(config: str = "") -> AppRegistry:
+        tmp = tmp_path_factory.mktemp(f"api-{driver}")
+        cfg, data_dir = _config(driver, tmp, request, config)
+        no_blocking.deactivate()  # starting may block once, serving may not
+        try:
+            reg = start_app(cfg, driver, data_dir)
+        finally:
+            no_blocking.activate()
+        started.append(reg)
+        return reg
+
+    yield start
+    for reg in started:
+        reg.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_blocking(registry: AppRegistry) -> Iterator[BlockBuster]:
+    """Blockbuster for the test (after the session's registry started: starting may
+    block once, serving may not)."""
+    with blockbuster_ctx(["registry"]) as bb:
+        yield bb
