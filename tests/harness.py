@@ -109,8 +109,10 @@ def launch(
     cmd += args or []
     full_env = child_env(env)
     log_path = tmp / "registry.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=tmp)
+    # The child has its own copy of the descriptor: ours is closed at once.
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                cwd=tmp)
     reg = RunningRegistry(
         host=f"127.0.0.1:{port}",
         scheme=scheme,
@@ -149,9 +151,9 @@ def serve_on_tmpfs(tmp_path, size_mb: int) -> tuple[subprocess.Popen, str]:
     script = (f"mount -t tmpfs -o size={size_mb}m tmpfs {root} && exec {sys.executable} -m "
               f"registry serve --listen 127.0.0.1:{port} --data {root}")
     env = child_env()
-    log = open(tmp_path / "small.log", "wb")
-    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                             script], stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(tmp_path / "small.log", "wb") as log:
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh",
+                                 "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return proc, url

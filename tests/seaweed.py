@@ -91,12 +91,12 @@ class Seaweed:
         ]
 
     def start(self, timeout: float = 60.0) -> None:
-        log = self.log_path.open("ab")
         # weed puts its gRPC unix sockets in $TMPDIR: keep them in our directory.
         env = dict(os.environ, TMPDIR=str(self.root))
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-        log.close()
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=env)
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
