@@ -23,6 +23,7 @@ class FakeUpstream:
         self.delay = 0.0  # seconds between 256 KiB pieces
         self._loop = asyncio.new_event_loop()
         self._runner: web.ServerRunner | None = None
+        self._thread: threading.Thread | None = None
         self.port = 0
 
     @property
@@ -78,7 +79,8 @@ class FakeUpstream:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()
 
-        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
         asyncio.run_coroutine_threadsafe(serve(), self._loop)
         if not ready.wait(10):
             raise RuntimeError("fake upstream did not start")
@@ -88,3 +90,6 @@ class FakeUpstream:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()  # its self-pipe sockets with it
