@@ -84,6 +84,8 @@ class Guard:
         self.token_ttl = token_ttl
         # Behind them, failed logins count by the forwarded client's address.
         self.trusted_proxies = trusted_proxies
+        # token -> what it grants (a token is only looked up here once it verified).
+        self._grants: dict[str, dict[str, frozenset[str]]] = {}
 
     # -- the access step -----------------------------------------------------
 
@@ -201,7 +203,13 @@ class Guard:
             raise invalid("the token's user or robot no longer exists (revoked)")
         if who.stamp and claims.get("cred") != who.stamp:
             raise invalid("the credentials the token was issued for changed (revoked)")
-        return who, _granted(claims.get("access"))
+        # What a token grants is a function of the token: read from its claims once.
+        granted = self._grants.get(token)
+        if granted is None:
+            if len(self._grants) >= 4096:
+                self._grants.clear()
+            granted = self._grants[token] = _granted(claims.get("access"))
+        return who, granted
 
     async def _sigv4(self, request: web.BaseRequest) -> Identity:
         raw = request.raw_path if request.raw_path.startswith("/") \

@@ -120,6 +120,7 @@ class Logins:
         # hash, so a password change drops them): Basic on every request must not
         # cost an scrypt each.
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._identities: dict[str, tuple[User, Identity]] = {}
         self._used: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -130,8 +131,20 @@ class Logins:
         """The current identity of a user or robot (None: removed, revoked, expired)."""
         if kind == USER:
             user = await self.user(name)
-            return None if user is None else Identity(USER, name, frozenset(user.groups),
-                                                      stamp=stamp(user.password))
+            if user is None:
+                return None
+            # Every Bearer request asks: the identity made from the record the store
+            # (or the config) holds now is kept while that record is the same object
+            # (records are replaced, never changed in place), so the rules' memo finds
+            # it by `is` and nothing is rebuilt per request.
+            known = self._identities.get(name)
+            if known is not None and known[0] is user:
+                return known[1]
+            who = Identity(USER, name, frozenset(user.groups), stamp=stamp(user.password))
+            if len(self._identities) >= 4096:  # names come from tokens we signed; bound anyway
+                self._identities.clear()
+            self._identities[name] = (user, who)
+            return who
         robot = await self.store.robot(name)
         if robot is None or robot.expired(time.time()):
             return None
