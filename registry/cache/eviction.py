@@ -1,8 +1,9 @@
 """Least-recently-used eviction of the node cache's blobs under `[cache] max_bytes`.
 
 An in-process table of the stored blobs in order of last use, loaded at start
-from a walk of the store (file modification time standing for last use) and
-kept up to date by the blob and manifest decorators. A blob is never evicted
+from the blob store (`Blobs.stored`; file modification time standing for last
+use) and kept up to date by the blob and manifest decorators. Evictions go
+through `Blobs.remove`, the owner of `blobs/`. A blob is never evicted
 while a serving plan holds it (`pin`/`unpin`, a count per digest) and a blob
 still downloading is not in the table until it is complete. Deleting a file
 that a sendfile thread has open is harmless on POSIX (the bytes stay readable
