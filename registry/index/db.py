@@ -335,17 +335,6 @@ class Index:
         return [PullStat(**r) for r in await self._query(sql + " ORDER BY repo, digest, kind",
                                                           params)]
 
-    async def least_recently_pulled(self, limit: int, kind: str = "manifest") -> list[PullStat]:
-        """The `limit` stored manifests (kind "manifest") or linked blobs ("blob")
-        pulled longest ago, those never pulled first: candidates for cleanup."""
-        table = {"manifest": "manifests", "blob": "blobs"}[kind]
-        return [PullStat(**r) for r in await self._query(
-            f"SELECT t.repo, t.digest, ? AS kind, COALESCE(p.count, 0) AS count,"
-            f" p.last_pulled FROM {table} t LEFT JOIN pulls p ON p.repo = t.repo"
-            f" AND p.digest = t.digest AND p.kind = ?"
-            f" ORDER BY p.last_pulled IS NOT NULL, p.last_pulled, t.repo, t.digest LIMIT ?",
-            [kind, kind, limit])]
-
     async def spack_specs(self, cache: str | None = None, *, name: str | None = None,
                           target: str | None = None, after: tuple[str, str] | None = None,
                           limit: int | None = None) -> list[SpecRow]:

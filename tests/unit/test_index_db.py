@@ -332,18 +332,6 @@ async def test_pull_counts_are_flushed_periodically(index):
     await hooks.close()
 
 
-async def test_least_recently_pulled_puts_never_pulled_first(index):
-    hooks = IndexHooks(index)
-    for digest in (M1, M2):
-        await hooks.manifest_put("app", digest, FakeManifest(), 1, None, None)
-    hooks.manifest_pulled("app", M1)
-    await hooks.flush()
-    rows = await index.least_recently_pulled(10)
-    assert [(r.digest, r.count, r.last_pulled is None) for r in rows] == \
-        [(M2, 0, True), (M1, 1, False)]
-    await hooks.close()
-
-
 async def test_a_full_queue_drops_and_marks_the_index_dirty(index):
     index.mark_clean(index.dirty_generation)
     hooks = IndexHooks(index, max_queued=2)
