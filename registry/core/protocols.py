@@ -168,8 +168,9 @@ class Catalog(Protocol):
 
 
 class Objects(Protocol):
-    """The S3-compatible API's buckets and objects (core.objects): entries in the
-    objects area, content-addressed keys in the blob store, multipart uploads."""
+    """The S3-compatible API's buckets and objects (core.object_service, over
+    core.objects, core.object_listing and core.multipart): entries in the objects
+    area, content-addressed keys in the blob store, multipart uploads."""
 
     async def bucket_exists(self, bucket: str) -> bool: ...
 

@@ -1,5 +1,6 @@
 """Space used per namespace, from the index: what `registry du` prints and
-`GET /api/v1/usage` answers (quotas will be checked against the same numbers)."""
+`GET /api/v1/usage` answers. Quotas (core/quotas.py) are checked against the same
+unique bytes (`Index.unique_bytes`, over the same stored-bytes subquery as `usage`)."""
 
 from __future__ import annotations
 

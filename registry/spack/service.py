@@ -86,9 +86,12 @@ class SpackCaches:
         self._absent: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple[str, int], Rendered] = {}
-        # (cache, digest) of documents stored and linked by this process. A blob
-        # is never deleted while its cache links it (GC, when it comes, must
-        # drop this too).
+        # (cache, digest) of documents stored and linked by this process: a
+        # shortcut past the size and link checks. Garbage collection (core/gc.py)
+        # does not clear it: it keeps what manifests, S3 entries and the Spack
+        # area name, and a rendered index is named by none of them (its digest is
+        # kept only in `_rendered`): if a collection frees one, this set and
+        # `_rendered` still name it until the cache changes or the process restarts.
         self._stored: set[tuple[str, Digest]] = set()
 
     def _lock(self, key: str) -> asyncio.Lock:

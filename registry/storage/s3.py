@@ -3,9 +3,11 @@
 AWS S3, Ceph RGW, MinIO and SeaweedFS all work; `[storage] driver = "s3"`
 selects it (keys: bucket, prefix, endpoint_url, region, access_key,
 secret_key, part_size, path_style, redirect; credentials fall back to the
-usual AWS environment variables and files). Nothing is kept in memory between
-requests: every answer comes from the store, so any number of stateless
-replicas can share one bucket.
+usual AWS environment variables and files). The driver keeps nothing in memory
+between requests: every answer comes from the store, so
+replicas can share one bucket. What each replica keeps besides (its SQLite
+index, the core's caches) is derived and catches up with the others' writes
+(docs/scale-out.md).
 
 Layout: driver path `p` is object `<prefix>/p`. A directory is a key prefix.
 Files written through `writer()` live as segments until committed or moved
