@@ -9,12 +9,14 @@ started elsewhere (useful to compare against a reference registry by hand).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import RunningRegistry, free_port, launch, wait_ready
+from nonblocking import guarded
 from seaweed import Seaweed, acquire_shared, release_shared, weed_binary
 
 __all__ = ["RunningRegistry", "free_port", "launch", "wait_ready"]
@@ -54,3 +56,15 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
     server = acquire_shared(tmp_path_factory.mktemp("seaweed"))
     yield server
     release_shared()
+
+
+@pytest.fixture(autouse=True)
+def no_blocking(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that runs registry code on an event loop in this process (an async
+    test) does so under blockbuster (tests/nonblocking.py). tests/api, tests/core and
+    tests/inprocess have stricter fixtures of this name."""
+    if not inspect.iscoroutinefunction(request.function):
+        yield
+        return
+    with guarded():
+        yield

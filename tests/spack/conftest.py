@@ -1,5 +1,5 @@
 """The spack tests run the whole application in this process (tests/inprocess's
-`app` fixture, under blockbuster) and push like spack does (spackpush.py)."""
+`app` fixture, under blockbuster) and push like spack does (tests/pushing.py)."""
 
 from __future__ import annotations
 
