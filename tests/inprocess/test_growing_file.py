@@ -12,6 +12,7 @@ import time
 
 import aiohttp
 import pytest
+from harness import wait_for_async
 
 from registry.core.decorators import BlobsDecorator
 from registry.core.growing import GrowingFile
@@ -32,6 +33,7 @@ class FollowingBlobs(BlobsDecorator):
         self.data = data
         self.fail_at = fail_at
         self.progress = GrowingFile(len(data))
+        self.served = 0  # plans handed out: requests following the file
         open(path, "wb").close()
 
     def write_slowly(self) -> None:
@@ -49,6 +51,7 @@ class FollowingBlobs(BlobsDecorator):
     async def serve(self, repo, digest, range_header=None, with_body=True):
         fd = await asyncio.to_thread(os.open, self.path, os.O_RDONLY)
         rng = parse_range(range_header, len(self.data))
+        self.served += 1
         return BlobPlan(digest, len(self.data), rng, LocalFile(fd, self.progress))
 
 
@@ -86,7 +89,13 @@ async def test_a_failed_writer_aborts_every_follower(app, tmp_path, data):
     client, thread = await _with_writer(app, tmp_path, data, fail_at=SIZE // 2)
     url = f"/v2/a/blobs/{_digest(data)}"
     pending = [asyncio.ensure_future(client.get(url)) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    following = app[1].ctx.registry.blobs
+
+    async def served() -> int:
+        return following.served
+
+    # Every request follows the file before the writer starts (and then fails).
+    assert await wait_for_async(served, lambda n: n == 3) == 3
     thread.start()
     for fut in pending:
         r = await fut

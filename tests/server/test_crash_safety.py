@@ -13,7 +13,8 @@ import time
 from urllib.parse import urlsplit
 
 import requests
-from harness import child_env, serve_on_tmpfs
+from harness import child_env, serve_on_tmpfs, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def sha(data: bytes) -> str:
@@ -142,6 +143,13 @@ def _kill_tree(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def uploads_in_progress(url: str) -> float:
+    """registry_uploads_in_progress on /metrics, added up over the workers."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "registry_uploads_in_progress")
+
+
 def test_kill_9_during_50_concurrent_pushes(tmp_path):
     """kill -9 (every worker) while 50 clients push, then restart on the same data:
     every stored blob hashes to its name (scrub finds nothing), no scratch file is
@@ -178,7 +186,9 @@ def test_kill_9_during_50_concurrent_pushes(tmp_path):
     for t in threads:
         t.start()
     started.wait(60)
-    time.sleep(0.4)  # mid-body for most of them
+    # Kill with most of them mid-body: poll the server's count of uploads in progress
+    # (whatever the count at the deadline, the checks below hold for every upload).
+    wait_for(lambda: uploads_in_progress(reg.url), lambda n: n >= 25, 10)
     _kill_tree(reg.process.pid)
     reg.process.wait(10)
     for t in threads:
