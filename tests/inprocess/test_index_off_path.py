@@ -4,11 +4,11 @@ is still answered; the queued events reach the index once it is free."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import threading
 
 import pytest
+from pushing import digest_of
 
 from registry.core.indexing import catch_up
 from registry.index.hooks import IndexHooks
@@ -16,9 +16,6 @@ from registry.index.records import TagDeleted
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture
@@ -41,22 +38,22 @@ async def test_requests_are_answered_while_the_index_thread_is_stuck(parts):
         async def push_and_pull() -> str:
             repo, config, layer = "off/path", b"{}", b"layer bytes"
             for blob in (config, layer):
-                r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={sha(blob)}",
+                r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={digest_of(blob)}",
                                       data=blob)
                 assert r.status == 201
             doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                         "digest": sha(config), "size": len(config)},
+                                         "digest": digest_of(config), "size": len(config)},
                               "layers": [{"mediaType": "application/x-tar",
-                                          "digest": sha(layer), "size": len(layer)}]})
+                                          "digest": digest_of(layer), "size": len(layer)}]})
             r = await client.put(f"/v2/{repo}/manifests/v1", data=doc,
                                  headers={"Content-Type": OCI_MANIFEST})
             assert r.status == 201
             r = await client.get(f"/v2/{repo}/manifests/v1")
             assert r.status == 200
-            r = await client.get(f"/v2/{repo}/blobs/{sha(layer)}")
+            r = await client.get(f"/v2/{repo}/blobs/{digest_of(layer)}")
             assert r.status == 200 and await r.read() == layer
-            return sha(doc.encode())
+            return digest_of(doc.encode())
 
         digest = await asyncio.wait_for(push_and_pull(), 10)
     finally:
@@ -69,15 +66,15 @@ async def test_requests_are_answered_while_the_index_thread_is_stuck(parts):
 
 async def push(client, repo: str, ref: str, note: str) -> str:
     config = json.dumps({"note": note}).encode()
-    r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={sha(config)}", data=config)
+    r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={digest_of(config)}", data=config)
     assert r.status == 201
     doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                 "digest": sha(config), "size": len(config)}, "layers": []})
+                                 "digest": digest_of(config), "size": len(config)}, "layers": []})
     r = await client.put(f"/v2/{repo}/manifests/{ref}", data=doc,
                          headers={"Content-Type": OCI_MANIFEST})
     assert r.status == 201
-    return sha(doc.encode())
+    return digest_of(doc.encode())
 
 
 async def test_a_catch_up_pass_never_undoes_a_push_it_raced(parts):

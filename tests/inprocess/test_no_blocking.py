@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import pytest
+from pushing import digest_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -19,9 +20,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 def client(app):
     return app[0]
 
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 async def test_push_pull_delete_without_blocking(client):
@@ -35,41 +33,41 @@ async def test_push_pull_delete_without_blocking(client):
     assert r.status == 202
     r = await client.get(loc)
     assert r.status == 204 and r.headers["Range"] == "0-4999999"
-    r = await client.put(f"{loc}?digest={sha(data)}", data=data[5_000_000:])
+    r = await client.put(f"{loc}?digest={digest_of(data)}", data=data[5_000_000:])
     assert r.status == 201, await r.text()
 
-    r = await client.get(f"/v2/{repo}/blobs/{sha(data)}")
+    r = await client.get(f"/v2/{repo}/blobs/{digest_of(data)}")
     assert r.status == 200 and await r.read() == data
-    r = await client.get(f"/v2/{repo}/blobs/{sha(data)}", headers={"Range": "bytes=5-9"})
+    r = await client.get(f"/v2/{repo}/blobs/{digest_of(data)}", headers={"Range": "bytes=5-9"})
     assert r.status == 206 and await r.read() == data[5:10]
 
     config = b"{}"
-    r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={sha(config)}", data=config)
+    r = await client.post(f"/v2/{repo}/blobs/uploads/?digest={digest_of(config)}", data=config)
     assert r.status == 201
     doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                      "digest": sha(config), "size": 2},
-           "layers": [{"mediaType": "application/octet-stream", "digest": sha(data),
+                      "digest": digest_of(config), "size": 2},
+           "layers": [{"mediaType": "application/octet-stream", "digest": digest_of(data),
                        "size": len(data)}],
-           "subject": {"mediaType": OCI_MANIFEST, "digest": sha(b"x"), "size": 1}}
+           "subject": {"mediaType": OCI_MANIFEST, "digest": digest_of(b"x"), "size": 1}}
     body = json.dumps(doc).encode()
     r = await client.put(f"/v2/{repo}/manifests/v1", data=body,
                          headers={"Content-Type": OCI_MANIFEST})
     assert r.status == 201
     r = await client.get(f"/v2/{repo}/manifests/v1")
     assert r.status == 200 and await r.read() == body
-    r = await client.head(f"/v2/{repo}/manifests/{sha(body)}")
+    r = await client.head(f"/v2/{repo}/manifests/{digest_of(body)}")
     assert r.status == 200
-    r = await client.get(f"/v2/{repo}/referrers/{sha(b'x')}")
+    r = await client.get(f"/v2/{repo}/referrers/{digest_of(b'x')}")
     assert len((await r.json())["manifests"]) == 1
     r = await client.get(f"/v2/{repo}/tags/list?n=1")
     assert (await r.json())["tags"] == ["v1"]
     r = await client.get("/v2/_catalog")
     assert repo in (await r.json())["repositories"]
-    r = await client.post(f"/v2/other/blobs/uploads/?mount={sha(data)}&from={repo}")
+    r = await client.post(f"/v2/other/blobs/uploads/?mount={digest_of(data)}&from={repo}")
     assert r.status == 201
-    assert (await client.delete(f"/v2/{repo}/manifests/{sha(body)}")).status == 202
-    assert (await client.delete(f"/v2/{repo}/blobs/{sha(data)}")).status == 202
+    assert (await client.delete(f"/v2/{repo}/manifests/{digest_of(body)}")).status == 202
+    assert (await client.delete(f"/v2/{repo}/blobs/{digest_of(data)}")).status == 202
     r = await client.post(f"/v2/{repo}/blobs/uploads/")
     assert (await client.delete(r.headers["Location"])).status == 204
     # Errors take the same path through the middleware.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import signal
@@ -15,17 +14,14 @@ from urllib.parse import urlsplit
 import requests
 from harness import child_env, serve_on_tmpfs, wait_for
 from prometheus_client.parser import text_string_to_metric_families
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from pushing import digest_of
 
 
 def test_kill_9_mid_upload_then_resume(start_registry, tmp_path):
     reg = start_registry(tmp=tmp_path)
     repo = "crash/repo"
     data = os.urandom(6 << 20)
-    digest = sha(data)
+    digest = digest_of(data)
     r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/")
     location = r.headers["Location"]
     r = requests.patch(f"{reg.url}{location}", data=data[: 1 << 20],
@@ -56,7 +52,7 @@ def test_kill_9_mid_upload_then_resume(start_registry, tmp_path):
     r = requests.put(f"{reg2.url}{location}?digest={digest}")
     assert r.status_code == 201, r.text
     got = requests.get(f"{reg2.url}/v2/{repo}/blobs/{digest}")
-    assert got.status_code == 200 and sha(got.content) == digest
+    assert got.status_code == 200 and digest_of(got.content) == digest
 
 
 def test_full_disk_mid_upload_loses_nothing(tmp_path):
@@ -64,22 +60,22 @@ def test_full_disk_mid_upload_loses_nothing(tmp_path):
     try:
         repo = "disk/repo"
         small = os.urandom(4 << 20)
-        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(small)}", data=small)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest_of(small)}", data=small)
         assert r.status_code == 201
 
         big = os.urandom(40 << 20)
-        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(big)}", data=big)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest_of(big)}", data=big)
         assert r.status_code in (503, 507), r.text
         assert r.json()["errors"][0]["message"]
-        assert requests.head(f"{url}/v2/{repo}/blobs/{sha(big)}").status_code == 404
+        assert requests.head(f"{url}/v2/{repo}/blobs/{digest_of(big)}").status_code == 404
 
         # The blob pushed before is intact, and the space of the failed one is free again.
-        got = requests.get(f"{url}/v2/{repo}/blobs/{sha(small)}")
+        got = requests.get(f"{url}/v2/{repo}/blobs/{digest_of(small)}")
         assert got.status_code == 200 and got.content == small
         again = os.urandom(8 << 20)
-        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={sha(again)}", data=again)
+        r = requests.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest_of(again)}", data=again)
         assert r.status_code == 201, r.text
-        assert requests.get(f"{url}/v2/{repo}/blobs/{sha(again)}").content == again
+        assert requests.get(f"{url}/v2/{repo}/blobs/{digest_of(again)}").content == again
     finally:
         proc.terminate()
         proc.wait(10)
@@ -102,9 +98,9 @@ def test_client_disconnect_mid_chunk_leaves_upload_resumable(registry):
             break
         time.sleep(0.05)
     assert status.status_code == 204 and status.headers["Range"] == "0-0"
-    r = requests.put(f"{registry.url}{location}?digest={sha(data)}", data=data)
+    r = requests.put(f"{registry.url}{location}?digest={digest_of(data)}", data=data)
     assert r.status_code == 201
-    assert requests.get(f"{registry.url}/v2/{repo}/blobs/{sha(data)}").content == data
+    assert requests.get(f"{registry.url}/v2/{repo}/blobs/{digest_of(data)}").content == data
     # A client going away is ordinary: no traceback, no ERROR line in the log.
     assert "Traceback" not in registry.log() and " ERROR " not in registry.log()
 
@@ -128,7 +124,7 @@ def test_abandoned_uploads_are_purged(start_registry):
         assert r.status_code == 202, f"chunk {i}: {r.status_code}"
         data += b"x"
         time.sleep(0.5)
-    assert requests.put(f"{reg.url}{live}?digest={sha(data)}").status_code == 201
+    assert requests.put(f"{reg.url}{live}?digest={digest_of(data)}").status_code == 201
 
 
 def _kill_tree(pid: int) -> None:
@@ -177,7 +173,7 @@ def test_kill_9_during_50_concurrent_pushes(tmp_path):
                     yield data[k << 20:(k + 1) << 20]
                     time.sleep(0.3)
 
-            requests.put(f"{reg.url}{locations[i]}?digest={sha(data)}", data=rest(),
+            requests.put(f"{reg.url}{locations[i]}?digest={digest_of(data)}", data=rest(),
                          timeout=30)
         except (requests.RequestException, threading.BrokenBarrierError):
             pass
@@ -202,21 +198,21 @@ def test_kill_9_during_50_concurrent_pushes(tmp_path):
         resumed = 0
         for i, location in sorted(locations.items()):
             data = blobs[i]
-            head = requests.head(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=10)
+            head = requests.head(f"{again.url}/v2/crash/n{i}/blobs/{digest_of(data)}", timeout=10)
             if head.status_code == 200:  # it finished before the kill: whole and right
-                got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=30)
+                got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{digest_of(data)}", timeout=30)
                 assert got.content == data
                 continue
             status = requests.get(f"{again.url}{location}", timeout=10)
             assert status.status_code == 204, status.text
             have = int(status.headers["Range"].split("-")[1]) + 1
             have = 0 if status.headers["Range"] == "0-0" else have
-            r = requests.put(f"{again.url}{location}?digest={sha(data)}", data=data[have:],
+            r = requests.put(f"{again.url}{location}?digest={digest_of(data)}", data=data[have:],
                              timeout=60, headers={"Content-Range": f"{have}-{len(data) - 1}"}
                              if have else {})
             assert r.status_code == 201, r.text
             resumed += 1
-            got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{sha(data)}", timeout=30)
+            got = requests.get(f"{again.url}/v2/crash/n{i}/blobs/{digest_of(data)}", timeout=30)
             assert got.content == data
         assert resumed > 0
     finally:

@@ -3,18 +3,15 @@ naming it, before the bytes are written when the length is declared."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import requests
 from api.helpers import push_blob
 from harness import launch, wait_for
+from pushing import digest_of
 
 KiB = 1024
 
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_quota_refuses_what_would_pass_it(tmp_path):
@@ -34,7 +31,7 @@ def test_quota_refuses_what_would_pass_it(tmp_path):
             assert err["code"] == "DENIED" and "quota team/* of 1.0 MiB" in err["message"]
 
         def over_quota() -> requests.Response:
-            return requests.post(f"{reg.url}/v2/team/b/blobs/uploads/?digest={sha(second)}",
+            return requests.post(f"{reg.url}/v2/team/b/blobs/uploads/?digest={digest_of(second)}",
                                  data=second, timeout=30)
 
         refused(over_quota())  # at once: this process counts what it just stored
@@ -46,7 +43,7 @@ def test_quota_refuses_what_would_pass_it(tmp_path):
         refused(r)
         status = requests.get(f"{reg.url}{location}", timeout=10)
         assert status.headers["Range"] == "0-0"
-        assert requests.head(f"{reg.url}/v2/team/b/blobs/{sha(second)}",
+        assert requests.head(f"{reg.url}/v2/team/b/blobs/{digest_of(second)}",
                              timeout=10).status_code == 404
         # Within the quota, and outside its pattern: fine.
         push_blob(reg, "team/b", os.urandom(100 * KiB))
