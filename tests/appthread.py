@@ -13,10 +13,12 @@ import asyncio
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from registry.api import protocol
@@ -87,6 +89,8 @@ def start_app(config: Config, driver: str, data_dir: Path | None = None,
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reg._stop = lambda: loop.call_soon_threadsafe(stop.set)
+        # Hashing and file I/O run on threads: as many as the server gives them.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="io"))
         protocol.install()
         async with running(config) as dispatcher:
             server = web.Server(dispatcher.handle, read_bufsize=1 << 21, access_log=None)
@@ -104,7 +108,7 @@ def start_app(config: Config, driver: str, data_dir: Path | None = None,
 
     def main() -> None:
         try:
-            asyncio.run(serve())
+            uvloop.run(serve())  # the server's loop, as registry/server.py runs it
         except BaseException as exc:  # reported to the starting thread
             failure.append(exc)
             started.set()
