@@ -34,15 +34,20 @@ def _config(driver: str, tmp: Path, request: pytest.FixtureRequest, toml: str = 
     storage = overrides.setdefault("storage", {})
     storage["driver"] = driver
     data_dir = None
+    index = tmp / "index.sqlite"
     if driver == "filesystem":
-        data_dir = tmp / "data"
+        # As `registry serve --data DIR` lays it out, two levels below tmp: the hostile
+        # tests look for stray files beside DIR and one level up, which is then only
+        # this registry's (not the session's whole temp dir, SeaweedFS's files included).
+        data_dir = tmp / "srv" / "data"
         storage["root"] = str(data_dir / "storage")
+        index = data_dir / "index.sqlite"
     elif driver == "s3":
         seaweed = request.getfixturevalue("seaweed")
         storage.update(bucket=S3_BUCKET, prefix=f"t-{uuid.uuid4().hex[:12]}",
                        endpoint_url=seaweed.endpoint, access_key=seaweed_keys()[0],
                        secret_key=seaweed_keys()[1])
-    overrides.setdefault("index", {})["path"] = str(tmp / "index.sqlite")
+    overrides.setdefault("index", {})["path"] = str(index)
     return load(env={}, overrides=overrides), data_dir
 
 
