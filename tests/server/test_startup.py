@@ -19,6 +19,7 @@ import time
 import pytest
 import requests
 from harness import child_env, free_port, launch, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from tlsutil import make_cert
 
 
@@ -127,6 +128,12 @@ def test_access_log_lines_and_request_ids(tmp_path):
         reg.stop()
 
 
+def _uploads_in_progress(url: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "registry_uploads_in_progress")
+
+
 def test_sigterm_drains_and_a_cut_upload_resumes(tmp_path):
     config = "[server]\ndrain_seconds = 2\n"
     reg = launch(tmp_path, config=config)
@@ -151,7 +158,8 @@ def test_sigterm_drains_and_a_cut_upload_resumes(tmp_path):
     worker = threading.Thread(target=patch)
     worker.start()
     assert sent.wait(10)
-    time.sleep(0.5)
+    # The server has the PATCH in hand (its body half sent) before it gets SIGTERM.
+    assert wait_for(lambda: _uploads_in_progress(reg.url), lambda n: n >= 1, 10) >= 1
     began = time.monotonic()
     reg.process.send_signal(signal.SIGTERM)
     reg.process.wait(20)
