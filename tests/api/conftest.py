@@ -11,6 +11,7 @@ there, and the request answers 500."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,10 +20,14 @@ from pathlib import Path
 import pytest
 from appthread import AppRegistry, start_app
 from blockbuster import BlockBuster, blockbuster_ctx
+from harness import RunningRegistry, launch
 
 from registry.config import load
 
-DRIVERS = ("memory", "filesystem", "s3")
+# REGISTRY_TEST_EXTERNAL=host:port runs the suite once, against a registry started
+# elsewhere (a reference registry, by hand), as tests/conftest.py describes.
+EXTERNAL = os.environ.get("REGISTRY_TEST_EXTERNAL")
+DRIVERS = ("external",) if EXTERNAL else ("memory", "filesystem", "s3")
 S3_BUCKET = "api"
 
 
@@ -64,7 +69,11 @@ def driver(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def registry(driver: str, request: pytest.FixtureRequest,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppRegistry]:
+             tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[AppRegistry | RunningRegistry]:
+    if EXTERNAL:
+        yield RunningRegistry(host=EXTERNAL)
+        return
     tmp = tmp_path_factory.mktemp(f"api-{driver}")
     config, data_dir = _config(driver, tmp, request)
     reg = start_app(config, driver, data_dir)
@@ -77,10 +86,14 @@ def start_registry(driver: str, request: pytest.FixtureRequest, no_blocking: Blo
                    tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[Callable[..., AppRegistry]]:
     """start_registry(config="TOML") -> another in-process registry on this driver."""
-    started: list[AppRegistry] = []
+    started: list[AppRegistry | RunningRegistry] = []
 
-    def start(config: str = "") -> AppRegistry:
+    def start(config: str = "") -> AppRegistry | RunningRegistry:
         tmp = tmp_path_factory.mktemp(f"api-{driver}")
+        if EXTERNAL:  # a setting of ours: our server, as a process
+            process = launch(tmp, config=config)
+            started.append(process)
+            return process
         cfg, data_dir = _config(driver, tmp, request, config)
         no_blocking.deactivate()  # starting may block once, serving may not
         try:
@@ -96,7 +109,7 @@ def start_registry(driver: str, request: pytest.FixtureRequest, no_blocking: Blo
 
 
 @pytest.fixture(autouse=True)
-def no_blocking(registry: AppRegistry) -> Iterator[BlockBuster]:
+def no_blocking(registry: AppRegistry | RunningRegistry) -> Iterator[BlockBuster]:
     """Blockbuster for the test (after the session's registry started: starting may
     block once, serving may not)."""
     with blockbuster_ctx(["registry"]) as bb:

@@ -191,7 +191,7 @@ def test_a_big_tag_list_is_sorted_and_paged_off_the_event_loop(registry):
 
     from registry.core.offload import BIG_LIST
 
-    if registry.driver == "s3":  # sorting and paging do not depend on the driver
+    if getattr(registry, "driver", None) == "s3":  # sorting and paging do not depend on the driver
         pytest.skip("2,300 manifest PUTs take minutes on SeaweedFS; the S3 driver's "
                     "listing pages are tested in tests/storage (test_walk_pages)")
     repo = registry.repo()
