@@ -21,8 +21,9 @@ import pytest
 from appthread import AppRegistry, start_app
 from blockbuster import BlockBuster, blockbuster_ctx
 from harness import RunningRegistry, launch
+from seaweed import ACCESS_KEY, SECRET_KEY
 
-from registry.config import load
+from registry.config import Config, load
 
 # REGISTRY_TEST_EXTERNAL=host:port runs the suite once, against a registry started
 # elsewhere (a reference registry, by hand), as tests/conftest.py describes.
@@ -31,7 +32,8 @@ DRIVERS = ("external",) if EXTERNAL else ("memory", "filesystem", "s3")
 S3_BUCKET = "api"
 
 
-def _config(driver: str, tmp: Path, request: pytest.FixtureRequest, toml: str = ""):
+def _config(driver: str, tmp: Path, request: pytest.FixtureRequest,
+            toml: str = "") -> tuple[Config, Path | None]:
     """The config of a registry on `driver` with its data under `tmp` (and on S3 a fresh
     prefix of the shared SeaweedFS's bucket), plus the TOML text's settings."""
     overrides: dict[str, dict] = {section: dict(values)
@@ -50,16 +52,10 @@ def _config(driver: str, tmp: Path, request: pytest.FixtureRequest, toml: str = 
     elif driver == "s3":
         seaweed = request.getfixturevalue("seaweed")
         storage.update(bucket=S3_BUCKET, prefix=f"t-{uuid.uuid4().hex[:12]}",
-                       endpoint_url=seaweed.endpoint, access_key=seaweed_keys()[0],
-                       secret_key=seaweed_keys()[1])
+                       endpoint_url=seaweed.endpoint, access_key=ACCESS_KEY,
+                       secret_key=SECRET_KEY)
     overrides.setdefault("index", {})["path"] = str(index)
     return load(env={}, overrides=overrides), data_dir
-
-
-def seaweed_keys() -> tuple[str, str]:
-    from seaweed import ACCESS_KEY, SECRET_KEY
-
-    return ACCESS_KEY, SECRET_KEY
 
 
 @pytest.fixture(scope="session", params=DRIVERS)
