@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the scenarios")
     sub.add_parser("spack", help="spack build cache at scale (python -m loadtest spack -h)",
                    add_help=False)
+    sub.add_parser("hotpath", help="one manifest GET's CPU in process "
+                                   "(python -m loadtest hotpath -h)", add_help=False)
     sub.add_parser("fanout", help="many clients through node caches "
                                   "(python -m loadtest fanout -h)", add_help=False)
     b = sub.add_parser("bench", help="run the benchmark", description=bench.__doc__)
@@ -396,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_bench
 
         return spack_bench.main(argv[1:])
+    if argv[:1] == ["hotpath"]:  # its own options: see loadtest/hotpath.py
+        from loadtest import hotpath
+
+        return hotpath.main(argv[1:])
     if argv[:1] == ["fanout"]:  # its own options: see loadtest/fanout.py
         from loadtest import fanout
 

@@ -48,3 +48,13 @@ def test_spack_harness(tmp_path: Path) -> None:
                 "classic_tarball_mib_s.nginx", "first_update_index_s.docker-registry"):
         assert doc[key] > 0, key
     assert "push-to-index" in proc.stdout
+
+
+def test_hotpath_harness() -> None:
+    """`python -m loadtest hotpath`: anonymous, then a Bearer token with token auth;
+    each GET must answer the manifest (it checks), and nothing is left behind."""
+    for extra in ((), ("--auth", "--bearer")):
+        proc = run("hotpath", "--requests", "50", "--rounds", "2", "--warm", "10", *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "us CPU per manifest GET" in proc.stdout
+        assert "registry.access" not in proc.stdout + proc.stderr  # the lines went to its log
