@@ -130,7 +130,7 @@ class Logins:
     async def identity(self, kind: str, name: str) -> Identity | None:
         """The current identity of a user or robot (None: removed, revoked, expired)."""
         if kind == USER:
-            user = await self.user(name)
+            user = self.config_users.get(name) or await self.store.user(name)  # self.user
             if user is None:
                 return None
             # Every Bearer request asks: the identity made from the record the store
