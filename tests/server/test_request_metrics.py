@@ -101,8 +101,11 @@ def test_store_uploads_first_byte_and_scrub_series(tmp_path):
 
         ops = "registry_storage_operations_total"
         # Each worker moves its store counters to /metrics every 2 s: poll for them.
+        # Both workers' figures: the image push's writes may reach /metrics before the
+        # held upload's (another worker's), so wait for the bytes, not only a count.
         got = wait_for(lambda: samples(reg.url),
-                       lambda got: value(got, ops, driver="filesystem", operation="writer") > 0)
+                       lambda got: value(got, "registry_storage_written_bytes_total",
+                                         driver="filesystem", operation="writer") >= len(data))
         assert value(got, ops, driver="filesystem", operation="put_content") > 0
         assert value(got, ops, driver="filesystem", operation="writer") > 0
         assert value(got, "registry_storage_written_bytes_total", driver="filesystem",
