@@ -489,7 +489,7 @@ def multipart_data(bucket: str, upload_id: str, data_id: str) -> str:
 # -- Spack build caches (registry.spack) ------------------------------------------
 # spack/<cache>/_journal/<epoch>/<entry>   one record added or removed (spack.journal)
 # spack/<cache>/_snapshots/<entry>         every record, as of that journal entry
-# spack/<cache>/_signed/<sha256>           a document the registry clearsigned
+# spack/<cache>/_signed/<alg>/<hex>        a document the registry clearsigned
 # A cache is named like a repository; `_` cannot start a component of one, so
 # cache `a` and cache `a/_journal` cannot collide.
 SPACK = "spack"
