@@ -78,3 +78,29 @@ async def test_a_push_to_one_repository_keeps_another_repositorys_caches(reg, dr
     await reg.manifests.get("quiet", "v3")
     assert delta(between, ops(driver)) == {}, "the quiet repository was read again"
     assert delta(before, between)  # the push itself did go to the store
+
+
+async def test_a_repeated_get_reads_nothing_and_follows_every_write(reg, driver):
+    """ManifestService.get keeps its answer per (repo, reference, with body) while the
+    repository's generation holds: a repeat costs no store operation, and a moved,
+    deleted or re-pushed tag or a deleted manifest is answered at once."""
+    first, _ = await store_image(reg, "r", "latest", note="1")
+    for with_body in (True, False):
+        assert (await reg.manifests.get("r", "latest", with_body)).digest == first
+    assert (await reg.manifests.get("r", str(first))).digest == first
+    before = ops(driver)
+    for with_body in (True, False):
+        assert (await reg.manifests.get("r", "latest", with_body)).digest == first
+    assert delta(before, ops(driver)) == {}
+    second, _ = await store_image(reg, "r", "latest", note="2")
+    for with_body in (True, False):
+        assert (await reg.manifests.get("r", "latest", with_body)).digest == second
+    await reg.tags.delete("r", "latest")
+    for with_body in (True, False):
+        with pytest.raises(ManifestUnknown):
+            await reg.manifests.get("r", "latest", with_body)
+    await reg.manifests.delete("r", str(first))
+    with pytest.raises(ManifestUnknown):
+        await reg.manifests.get("r", str(first))
+    again, _ = await store_image(reg, "r", "latest", note="1")
+    assert again == first and (await reg.manifests.get("r", "latest")).digest == first
