@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +66,7 @@ MAX_AUTHORIZATION = 8 << 10
 # Families that authenticate by themselves (the token endpoint), and the probes.
 OPEN_FAMILIES = frozenset({"token", "healthz", "readyz"})
 _HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
+_BEARER = frozenset({"Bearer ", "bearer ", "BEARER "})  # what `identify` takes, mostly
 _CHALLENGE_ACTIONS = {PULL: "pull,push", PUSH: "pull,push", DELETE: "pull,push,delete",
                       ADMIN: "*"}
 
@@ -84,19 +87,25 @@ class Guard:
         self.token_ttl = token_ttl
         # Behind them, failed logins count by the forwarded client's address.
         self.trusted_proxies = trusted_proxies
-        # token -> what it grants (a token is only looked up here once it verified).
-        self._grants: dict[str, dict[str, frozenset[str]]] = {}
+        # Tokens whose signature verified (TokenKeys.verify), by their exact text:
+        # what the fast path needs of their claims. Bounded; expiry checked on use.
+        self._tokens: dict[str, _Known] = {}
 
     # -- the access step -----------------------------------------------------
 
     async def check(self, request: web.BaseRequest, scope: Scope) -> None:
         if scope.family in OPEN_FAMILIES:
             return
-        try:
-            who, granted = await self.identify(request, scope)
-        except RegistryError as exc:
-            self._audit(request, "denied", NOBODY, scope, reason=exc.message)
-            raise self._s3_refusal(exc) if scope.family == "s3" else exc from None
+        known = self._known_bearer(request)
+        granted: Mapping[str, frozenset[str]] | None
+        if known is not None:
+            who, granted = known
+        else:
+            try:
+                who, granted = await self.identify(request, scope)
+            except RegistryError as exc:
+                self._audit(request, "denied", NOBODY, scope, reason=exc.message)
+                raise self._s3_refusal(exc) if scope.family == "s3" else exc from None
         request[IDENTITY], request[GRANTED] = who, granted
         if self._permitted(who, granted, scope):
             return
@@ -146,6 +155,25 @@ class Guard:
         return scope.action in self.rules.actions(who, scope.resource)
 
     # -- identification --------------------------------------------------------
+
+    def _known_bearer(self, request: web.BaseRequest,
+                      ) -> tuple[Identity, dict[str, frozenset[str]]] | None:
+        """Who a Bearer token verified lately names, and what it grants, when all
+        that is known now without waiting: the token unexpired, its holder's record
+        fresh in the store's cache, the credentials it was issued for unchanged. None
+        sends the request the long way (`identify`), which also answers refusals."""
+        header = request.headers.get("Authorization")
+        if header is None or header[:7] not in _BEARER or len(header) > MAX_AUTHORIZATION:
+            return None
+        known = self._tokens.get(header[7:].strip())
+        if known is None or time.time() >= known.expires:
+            return None
+        if known.kind == ANONYMOUS:
+            return NOBODY, known.granted
+        who = self.logins.identity_now(known.kind, known.sub)
+        if who is None or (who.stamp and known.cred != who.stamp):
+            return None
+        return who, known.granted
 
     async def identify(self, request: web.BaseRequest, scope: Scope | None = None,
                        ) -> tuple[Identity, dict[str, frozenset[str]] | None]:
@@ -206,12 +234,14 @@ class Guard:
         if who.stamp and claims.get("cred") != who.stamp:
             raise invalid("the credentials the token was issued for changed (revoked)")
         # What a token grants is a function of the token: read from its claims once.
-        granted = self._grants.get(token)
-        if granted is None:
-            if len(self._grants) >= 4096:
-                self._grants.clear()
-            granted = self._grants[token] = _granted(claims.get("access"))
-        return who, granted
+        known = self._tokens.get(token)
+        if known is None:
+            if len(self._tokens) >= 4096:
+                self._tokens.clear()
+            known = self._tokens[token] = _Known(
+                float(claims["exp"]), str(kind), sub if isinstance(sub, str) else "",
+                claims.get("cred"), _granted(claims.get("access")))
+        return who, known.granted
 
     async def _sigv4(self, request: web.BaseRequest) -> Identity:
         raw = request.raw_path if request.raw_path.startswith("/") \
@@ -313,6 +343,17 @@ class Guard:
         self.audit.write(event, **who.audit_fields(), address=client, **proxy,
                          method=request.method, path=request.path[:512],
                          request_id=request.get(REQUEST_ID), **where, **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the Bearer fast path needs of a verified token's claims."""
+
+    expires: float
+    kind: str
+    sub: str
+    cred: Any
+    granted: dict[str, frozenset[str]]
 
 
 def _granted(access: Any) -> dict[str, frozenset[str]]:

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 
 from registry.auth.passwords import MAX_PASSWORD_BYTES, verify_password
 from registry.auth.rules import NAME, ROBOT, USER, Identity, RuleError, parse_scope
-from registry.auth.store import AuthStore, User
+from registry.auth.store import AuthStore, Robot, User
 from registry.core.errors import TooManyRequests, Unauthorized
 
 log = logging.getLogger("registry.auth")
@@ -120,7 +120,7 @@ class Logins:
         # hash, so a password change drops them): Basic on every request must not
         # cost an scrypt each.
         self._verified: OrderedDict[bytes, None] = OrderedDict()
-        self._identities: dict[str, tuple[User, Identity]] = {}
+        self._identities: dict[tuple[str, str], tuple[User | Robot, Identity]] = {}
         self._used: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -131,30 +131,53 @@ class Logins:
         """The current identity of a user or robot (None: removed, revoked, expired)."""
         if kind == USER:
             user = self.config_users.get(name) or await self.store.user(name)  # self.user
-            if user is None:
-                return None
-            # Every Bearer request asks: the identity made from the record the store
-            # (or the config) holds now is kept while that record is the same object
-            # (records are replaced, never changed in place), so the rules' memo finds
-            # it by `is` and nothing is rebuilt per request.
-            known = self._identities.get(name)
-            if known is not None and known[0] is user:
-                return known[1]
-            who = Identity(USER, name, frozenset(user.groups), stamp=stamp(user.password))
-            if len(self._identities) >= 4096:  # names come from tokens we signed; bound anyway
-                self._identities.clear()
-            self._identities[name] = (user, who)
-            return who
+            return None if user is None else self._of(name, user, None)
         robot = await self.store.robot(name)
-        if robot is None or robot.expired(time.time()):
+        return None if robot is None else self._of(name, None, robot)
+
+    def identity_now(self, kind: str, name: str) -> Identity | None:
+        """What `identity` answers, when the store's cache holds the record fresh (or
+        the config has the user); None otherwise, and then the caller awaits
+        `identity`. The same records, the same freshness: only the coroutines go."""
+        if kind == USER:
+            user = self.config_users.get(name) or self.store.cached("users", name)
+            return None if user is None else self._of(name, user, None)
+        if kind == ROBOT:
+            robot = self.store.cached("robots", name)
+            return None if robot is None else self._of(name, None, robot)
+        return None
+
+    def _of(self, name: str, user: User | None, robot: Robot | None) -> Identity | None:
+        # Every Bearer request asks: the identity made from the record the store (or
+        # the config) holds now is kept while that record is the same object (records
+        # are replaced, never changed in place), so nothing is rebuilt per request.
+        record: User | Robot | None = user if user is not None else robot
+        assert record is not None
+        key = (USER if user is not None else ROBOT, name)
+        known = self._identities.get(key)
+        if robot is not None and robot.expired(time.time()):
             return None
-        grants = []
-        for scope in robot.scopes:
-            try:
-                grants.append(parse_scope(scope))
-            except RuleError:
-                continue
-        return Identity(ROBOT, name, grants=tuple(grants), stamp=stamp(robot.token_sha256))
+        if known is not None and known[0] is record:
+            return known[1]
+        if user is not None:
+            who = Identity(USER, name, frozenset(user.groups), stamp=stamp(user.password))
+        else:
+            assert robot is not None
+            grants = []
+            for scope in robot.scopes:
+                try:
+                    grants.append(parse_scope(scope))
+                except RuleError:
+                    continue
+            who = Identity(ROBOT, name, grants=tuple(grants), stamp=stamp(robot.token_sha256))
+        if known is not None and known[1] == who:
+            # The store read the same record again (its cache expired): keep the old
+            # object, which the rules' memo holds, so its look-up matches by `is`.
+            who = known[1]
+        if len(self._identities) >= 4096:  # names come from tokens we signed; bound anyway
+            self._identities.clear()
+        self._identities[key] = (record, who)
+        return who
 
     async def login(self, name: str, password: str, address: str) -> Identity:
         """The identity these credentials prove; Unauthorized (or TooManyRequests)."""
@@ -189,7 +212,9 @@ class Logins:
             self._verified[memo] = None
             if len(self._verified) > 1000:
                 self._verified.popitem(last=False)
-        return Identity(USER, name, frozenset(user.groups), stamp=stamp(user.password))
+        # The one identity object per record (see _of): the rules' memo, filled by the
+        # token endpoint with it, then matches the Bearer requests' identity by `is`.
+        return self._of(name, user, None)
 
     def _note_use(self, robot: str) -> None:
         """Record a robot's last use, at most once a minute per process."""

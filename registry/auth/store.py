@@ -62,14 +62,22 @@ class AuthStore:
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
+    def cached(self, kind: str, name: str) -> Any:
+        """The record `_get` would answer, if the cache holds it fresh; None when it
+        does not (or holds a miss): the Bearer fast path's look-up, no coroutine."""
+        hit = self._cache.get((kind, name))
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return None
+
     async def _get(self, kind: str, name: str) -> Any:
-        if not _SAFE.fullmatch(name):
-            return None
         key = (kind, name)
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+            return hit[1]  # only safe names are ever cached: no need to check again
+        if not _SAFE.fullmatch(name):
+            return None
         raw = await self.area.records(kind).read(name, MAX_RECORD)
         record = None if raw is None else _KINDS[kind](**json.loads(raw))
         if len(self._cache) > 10_000:  # names are hostile: bound the cache
