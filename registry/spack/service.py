@@ -6,8 +6,9 @@ before the push that caused them is answered) and are applied to this
 process's state at once; other processes and replicas pick them up by reading
 the journal's newest entries, at most every REFRESH_S per cache, when the
 cache is next read. Indexes are rendered when asked for and the state changed
-since the last rendering, and stored as blobs: content-addressed, so replicas
-that render the same state serve the same digest.
+since the last rendering (or a garbage collection freed the blob), and stored
+as blobs: content-addressed, so replicas that render the same state serve the
+same digest.
 """
 
 from __future__ import annotations
@@ -85,14 +86,15 @@ class SpackCaches:
         self._checked: dict[str, float] = {}
         self._absent: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # The last index rendered per (cache, format). Garbage collection
+        # (core/gc.py) keeps what manifests, S3 entries and the Spack area name;
+        # a rendered index (and the other documents `store_blob` makes) is named
+        # by none of them unless a client read it through S3, so a collection may
+        # free it: every use checks that its blob is still stored and linked (the
+        # blob service's cached lookups, which a collection's removals invalidate
+        # in every worker, and which record the blob as seen while one runs), and
+        # renders it again when it is not.
         self._rendered: dict[tuple[str, int], Rendered] = {}
-        # (cache, digest) of documents stored and linked by this process: a
-        # shortcut past the size and link checks. Garbage collection (core/gc.py)
-        # does not clear it: it keeps what manifests, S3 entries and the Spack
-        # area name, and a rendered index is named by none of them (its digest is
-        # kept only in `_rendered`): if a collection frees one, this set and
-        # `_rendered` still name it until the cache changes or the process restarts.
-        self._stored: set[tuple[str, Digest]] = set()
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -231,12 +233,14 @@ class SpackCaches:
             return None
         key = (cache, fmt)
         done = self._rendered.get(key)
-        if done is not None and done.version == state.version:
+        if done is not None and done.version == state.version \
+                and await self._kept(cache, done.digest):
             return done
         async with self._lock(f"render:{cache}:{fmt}"):
             done = self._rendered.get(key)
             version = state.version
-            if done is not None and done.version == version:
+            if done is not None and done.version == version \
+                    and await self._kept(cache, done.digest):
                 return done
             data = state.unions[fmt].render(DB_VERSION[fmt])
             digest = await asyncio.to_thread(Digest.of, data)
@@ -253,18 +257,20 @@ class SpackCaches:
         return synth.oci_index_manifest(rendered.digest, rendered.size)
 
     async def store_blob(self, cache: str, data: bytes, digest: Digest | None = None) -> Digest:
-        """Store a document the server made as a blob of the cache's repository."""
+        """Store a document the server made as a blob of the cache's repository,
+        again if a garbage collection freed it (see `_rendered`)."""
         assert self.blobs is not None and self.mounts is not None
         digest = digest or Digest.of(data)
-        if (cache, digest) in self._stored:
-            return digest
         await self.blobs.put_small(data, digest)
         if not await self.blobs.linked(cache, digest):
             await self.mounts.arrived(cache, digest, len(data))  # the server made it
-        if len(self._stored) > 4096:  # documents of the past: only a shortcut
-            self._stored.clear()
-        self._stored.add((cache, digest))
         return digest
+
+    async def _kept(self, cache: str, digest: Digest) -> bool:
+        """Whether a document stored earlier is still a blob of the cache."""
+        assert self.blobs is not None
+        return await self.blobs.linked(cache, digest) \
+            and await self.blobs.size(digest) is not None
 
     async def signed(self, cache: str, data: bytes) -> bytes:
         """`data` clearsigned with the site key: made once, kept in the store, so
