@@ -1,5 +1,6 @@
 """Run the selected scenarios: rep 1 (ours, baseline, theirs, nginx), rep 2 (baseline, ours,
-theirs, nginx), ...: with a baseline, ours and the baseline swap places every other rep.
+theirs, nginx), ...: with a baseline, ours and the baseline swap places every other rep;
+with `alternate_scenarios`, each target's scenarios run in reverse order every other rep.
 
 Each run of a target starts a fresh server in a fresh temp dir, seeds it, runs every
 selected scenario that applies to it, and stops it (always, even on error or Ctrl-C).
@@ -39,6 +40,7 @@ class BenchConfig:
     head_tool: str = "auto"
     keep_tmp: bool = False
     start_timeout: float = 60.0
+    alternate_scenarios: bool = False
     extra: dict = field(default_factory=dict)
 
     def target_specs(self) -> list[targets.TargetSpec]:
@@ -107,6 +109,8 @@ async def run(cfg: BenchConfig, doc: dict, log: Callable[[str], None] = print) -
                 order[0], order[1] = order[1], order[0]
             for spec in order:
                 chosen = [s for s in cfg.scenarios if spec.kind in s.kinds]
+                if cfg.alternate_scenarios and rep % 2 == 1:
+                    chosen.reverse()  # the first scenario on a fresh server is not always one
                 if chosen:
                     await run_target(cfg, spec, chosen, rep, opts, files, shared, doc, log)
         doc["head_tool"] = shared.get("head_tool", cfg.head_tool)

@@ -39,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
         "every one; `big-repo`: big-repo-*; see `list`)",
     )
     b.add_argument("--repeat", type=int, default=3, help="alternating runs per target (3)")
+    b.add_argument(
+        "--alternate-scenarios",
+        action="store_true",
+        help="run each target's scenarios in reverse order every other rep, so none "
+        "always runs first on a fresh server (for comparing two scenarios)",
+    )
     b.add_argument("--quick", action="store_true", help="small sizes and 1 s runs, for smoke tests")
     b.add_argument("--out", type=Path, help="results dir (default loadtest/results/<time>/)")
     b.add_argument(
@@ -253,11 +259,13 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         wrk_threads=args.wrk_threads or max(1, cores // 2),
         head_tool=args.head_tool,
         keep_tmp=args.keep_tmp,
+        alternate_scenarios=args.alternate_scenarios,
         extra={
             "ours": ours.describe(),
             "theirs": theirs.describe() if theirs else None,
             "baseline": baseline.describe() if baseline else None,
             "quick": args.quick,
+            "alternate_scenarios": args.alternate_scenarios,
         },
     )
 
