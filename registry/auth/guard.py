@@ -96,13 +96,15 @@ class Guard:
     async def check(self, request: web.BaseRequest, scope: Scope) -> None:
         if scope.family in OPEN_FAMILIES:
             return
-        known = self._known_bearer(request)
+        # One look-up of the header for both ways (anonymous pulls take the long one).
+        header = request.headers.get("Authorization")
+        known = None if header is None else self._known_bearer(header)
         granted: Mapping[str, frozenset[str]] | None
         if known is not None:
             who, granted = known
         else:
             try:
-                who, granted = await self.identify(request, scope)
+                who, granted = await self._identify(request, scope, header)
             except RegistryError as exc:
                 self._audit(request, "denied", NOBODY, scope, reason=exc.message)
                 raise self._s3_refusal(exc) if scope.family == "s3" else exc from None
@@ -156,14 +158,12 @@ class Guard:
 
     # -- identification --------------------------------------------------------
 
-    def _known_bearer(self, request: web.BaseRequest,
-                      ) -> tuple[Identity, dict[str, frozenset[str]]] | None:
+    def _known_bearer(self, header: str) -> tuple[Identity, dict[str, frozenset[str]]] | None:
         """Who a Bearer token verified lately names, and what it grants, when all
         that is known now without waiting: the token unexpired, its holder's record
         fresh in the store's cache, the credentials it was issued for unchanged. None
         sends the request the long way (`identify`), which also answers refusals."""
-        header = request.headers.get("Authorization")
-        if header is None or header[:7] not in _BEARER or len(header) > MAX_AUTHORIZATION:
+        if header[:7] not in _BEARER or len(header) > MAX_AUTHORIZATION:
             return None
         known = self._tokens.get(header[7:].strip())
         if known is None or time.time() >= known.expires:
@@ -180,8 +180,12 @@ class Guard:
         """Who is asking, and for a Bearer token what it grants (None otherwise).
         Credentials that do not prove anyone raise Unauthorized with the challenge of
         `scope`'s family (or an S3 error), whatever bytes they hold."""
+        return await self._identify(request, scope, request.headers.get("Authorization"))
+
+    async def _identify(self, request: web.BaseRequest, scope: Scope | None,
+                        header: str | None,
+                        ) -> tuple[Identity, dict[str, frozenset[str]] | None]:
         s3 = scope is not None and scope.family == "s3"
-        header = request.headers.get("Authorization")
         if header is None:
             if s3 and "X-Amz-Algorithm" in request.query:
                 return await self._sigv4(request), None

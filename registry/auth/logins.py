@@ -140,12 +140,20 @@ class Logins:
         the config has the user); None otherwise, and then the caller awaits
         `identity`. The same records, the same freshness: only the coroutines go."""
         if kind == USER:
-            user = self.config_users.get(name) or self.store.cached("users", name)
-            return None if user is None else self._of(name, user, None)
-        if kind == ROBOT:
-            robot = self.store.cached("robots", name)
-            return None if robot is None else self._of(name, None, robot)
-        return None
+            record: User | Robot | None = self.config_users.get(name) \
+                or self.store.cached("users", name)
+        elif kind == ROBOT:
+            record = self.store.cached("robots", name)
+        else:
+            return None
+        if record is None:
+            return None
+        known = self._identities.get((kind, name))  # _of's hit, without the call
+        if known is not None and known[0] is record and isinstance(record, User):
+            return known[1]
+        if isinstance(record, User):
+            return self._of(name, record, None)
+        return self._of(name, None, record)
 
     def _of(self, name: str, user: User | None, robot: Robot | None) -> Identity | None:
         # Every Bearer request asks: the identity made from the record the store (or
