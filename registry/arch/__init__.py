@@ -1,0 +1,1 @@
+"""Architecture awareness: which build of an image fits which host (archspec decides)."""

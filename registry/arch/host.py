@@ -1,0 +1,126 @@
+"""Typed host and candidate descriptions, and the host query string's parser.
+
+The query string (`os=linux&arch=amd64&target=zen3&cuda=12.4&mpi=openmpi@4.1&features=a,b`)
+is what the `Registry-Host` header and `/api/v1/resolve` will carry: hostile input, so
+every part is bounded and validated and only HostError ever leaves the parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from registry.arch.platforms import (
+    MAX_NAME,
+    PlatformError,
+    family,
+    generic_target,
+    known_target,
+)
+
+MAX_QUERY = 1024
+MAX_FEATURES = 64
+_WORD = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")
+_MPI = re.compile(r"([a-z][a-z0-9_\-]{0,31})(?:@(" + _VERSION.pattern + r"))?")
+_KEYS = frozenset({"os", "arch", "variant", "target", "cuda", "rocm", "mpi", "features"})
+
+Version = tuple[int, ...]
+
+
+class HostError(PlatformError):
+    """A host description (query string or one of its values) that is not valid."""
+
+
+def parse_version(text: str, kind: str = "version") -> Version:
+    """A dotted version such as "12.4" as a tuple of ints; HostError when it is not one."""
+    if not isinstance(text, str) or _VERSION.fullmatch(text) is None:
+        raise HostError(f"{kind} {text[:MAX_NAME]!r} is not a dotted version")
+    return tuple(int(part) for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Mpi:
+    """An MPI flavour and an optional version prefix, as Spack spells `openmpi@4.1`."""
+
+    flavour: str
+    version: Version = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Mpi:
+        match = _MPI.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise HostError(f"mpi {str(text)[:MAX_NAME]!r} is not flavour[@version]")
+        version = parse_version(match.group(2), "mpi version") if match.group(2) else ()
+        return cls(match.group(1), version)
+
+    def __str__(self) -> str:
+        return self.flavour + ("@" + ".".join(map(str, self.version)) if self.version else "")
+
+
+@dataclass(frozen=True)
+class Host:
+    """What a host offers: its OS, archspec target, CUDA driver, ROCm, MPI and CPU features."""
+
+    os: str = "linux"
+    target: str = "x86_64"
+    cuda: Version | None = None
+    rocm: Version | None = None
+    mpi: Mpi | None = None
+    features: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One build on offer (a child manifest): what it needs of a host."""
+
+    digest: str
+    os: str
+    target: str
+    cuda: Version | None = None
+    rocm: Version | None = None
+    mpi: Mpi | None = None
+
+
+def parse_host(query: str) -> Host:
+    """Parse a host query string into a Host; HostError on anything malformed.
+
+    `target` wins over `arch`/`variant`; with neither, the host is generic x86_64."""
+    if not isinstance(query, str) or len(query) > MAX_QUERY:
+        raise HostError("host description is missing or too long")
+    values: dict[str, str] = {}
+    for pair in query.split("&") if query else ():
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in _KEYS:
+            raise HostError(f"unknown host key {key[:MAX_NAME]!r}")
+        if key in values:
+            raise HostError(f"host key {key!r} given twice")
+        value = unquote_plus(raw)
+        if not value or len(value) > 512:
+            raise HostError(f"host key {key!r} has no usable value")
+        values[key] = value
+    os_name = values.get("os", "linux")
+    if _WORD.fullmatch(os_name) is None:
+        raise HostError("os is not a plain word")
+    try:
+        generic = generic_target(values.get("arch", "amd64"), values.get("variant", ""))
+        target = known_target(values["target"]).name if "target" in values else generic
+    except PlatformError as exc:
+        raise HostError(str(exc)) from None
+    if family(target) != family(generic):
+        raise HostError(f"target {target!r} is not a {values.get('arch', 'amd64')} target")
+    features: frozenset[str] = frozenset()
+    if "features" in values:
+        names = values["features"].split(",")
+        if len(names) > MAX_FEATURES or any(_WORD.fullmatch(n) is None for n in names):
+            raise HostError("features is not a short comma-separated list of words")
+        features = frozenset(names)
+    return Host(
+        os=os_name,
+        target=target,
+        cuda=parse_version(values["cuda"], "cuda") if "cuda" in values else None,
+        rocm=parse_version(values["rocm"], "rocm") if "rocm" in values else None,
+        mpi=Mpi.parse(values["mpi"]) if "mpi" in values else None,
+        features=features,
+    )
