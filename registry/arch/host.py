@@ -36,7 +36,7 @@ class HostError(PlatformError):
 def parse_version(text: str, kind: str = "version") -> Version:
     """A dotted version such as "12.4" as a tuple of ints; HostError when it is not one."""
     if not isinstance(text, str) or _VERSION.fullmatch(text) is None:
-        raise HostError(f"{kind} {text[:MAX_NAME]!r} is not a dotted version")
+        raise HostError(f"{kind} {str(text)[:MAX_NAME]!r} is not a dotted version")
     return tuple(int(part) for part in text.split("."))
 
 

@@ -189,3 +189,9 @@ def test_hostile_structured_queries_raise_only_the_modules_error(pairs: list) ->
     except HostError:
         return
     assert host.target in archspec.cpu.TARGETS
+
+
+@pytest.mark.parametrize("value", [None, 12, b"12.4", "12.a", "1.2.3.4.5"])
+def test_parse_version_rejects_non_versions_with_the_modules_error(value: object) -> None:
+    with pytest.raises(HostError):
+        parse_version(value)  # type: ignore[arg-type]
