@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import archspec.cpu
 
-from registry.arch.host import Candidate, Host, Mpi, Version
+from registry.arch.host import Candidate, Host, Mpi, Version, dotted
 from registry.arch.platforms import known_target
 
 
@@ -26,10 +26,6 @@ class Verdict:
     fits: bool
     reason: str
     rank: int | None = None
-
-
-def _dotted(version: Version) -> str:
-    return ".".join(map(str, version))
 
 
 def target_fits(build: str, host: str) -> tuple[bool, str]:
@@ -51,11 +47,16 @@ def cuda_fits(needs: Version | None, offers: Version | None) -> tuple[bool, str]
     """A build needing CUDA X fits a host driver offering CUDA Y when X <= Y."""
     if needs is None:
         return True, "needs no CUDA"
+    return _runtime_fits("CUDA", needs, offers)
+
+
+def _runtime_fits(name: str, needs: Version, offers: Version | None) -> tuple[bool, str]:
+    """A GPU runtime (CUDA, ROCm) the build needs at version X: the host's must be >= X."""
     if offers is None:
-        return False, f"needs CUDA {_dotted(needs)}, the host has none"
+        return False, f"needs {name} {dotted(needs)}, the host has none"
     if needs <= offers:
-        return True, f"CUDA {_dotted(needs)} <= host's {_dotted(offers)}"
-    return False, f"needs CUDA {_dotted(needs)}, the host offers {_dotted(offers)}"
+        return True, f"{name} {dotted(needs)} <= host's {dotted(offers)}"
+    return False, f"needs {name} {dotted(needs)}, the host offers {dotted(offers)}"
 
 
 def mpi_fits(needs: Mpi | None, offers: Mpi | None) -> tuple[bool, str]:
@@ -83,19 +84,11 @@ def judge(candidate: Candidate, host: Host) -> Verdict:
         mpi_fits(candidate.mpi, host.mpi),
     ]
     if candidate.rocm is not None:
-        checks.append(_rocm_fits(candidate.rocm, host.rocm))
+        checks.append(_runtime_fits("ROCm", candidate.rocm, host.rocm))
     failed = [reason for ok, reason in checks if not ok]
     if failed:
         return Verdict(candidate, False, "; ".join(failed))
     return Verdict(candidate, True, "; ".join(reason for _, reason in checks))
-
-
-def _rocm_fits(needs: Version, offers: Version | None) -> tuple[bool, str]:
-    if offers is None:
-        return False, f"needs ROCm {_dotted(needs)}, the host has none"
-    if needs <= offers:
-        return True, f"ROCm {_dotted(needs)} <= host's {_dotted(offers)}"
-    return False, f"needs ROCm {_dotted(needs)}, the host offers {_dotted(offers)}"
 
 
 def _depth(target: str) -> int:

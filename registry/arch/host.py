@@ -33,6 +33,11 @@ class HostError(PlatformError):
     """A host description (query string or one of its values) that is not valid."""
 
 
+def dotted(version: Version) -> str:
+    """A version tuple written back as "12.4"."""
+    return ".".join(map(str, version))
+
+
 def parse_version(text: str, kind: str = "version") -> Version:
     """A dotted version such as "12.4" as a tuple of ints; HostError when it is not one."""
     if not isinstance(text, str) or _VERSION.fullmatch(text) is None:
@@ -56,7 +61,7 @@ class Mpi:
         return cls(match.group(1), version)
 
     def __str__(self) -> str:
-        return self.flavour + ("@" + ".".join(map(str, self.version)) if self.version else "")
+        return self.flavour + ("@" + dotted(self.version) if self.version else "")
 
 
 @dataclass(frozen=True)
