@@ -39,12 +39,16 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _check_signing(config: Config) -> None:
-    """gpg can sign with [spack] signing_key, and [auth] rules and users parse
-    (ConfigError saying why not)."""
+    """gpg can sign with [spack] signing_key, and [auth] rules and users and
+    [trust] policies parse (ConfigError saying why not)."""
     if config.auth.mode == "token":
         from registry.auth.wiring import parse
 
         parse(config.auth)
+    if config.trust.policies:
+        from registry.trust.policy import parse_policies
+
+        parse_policies(config.trust)
     if not config.spack.signing_key:
         return
     from registry.spack.signing import GpgSigner, SigningError

@@ -166,6 +166,17 @@ class AuthConfig:
 
 
 @dataclass
+class TrustConfig:
+    """Signatures and the pull-time policy built on them (docs/security.md)."""
+
+    # "PATTERN OPTION...", first match applies: require=KEY[+KEY] (pulls need a valid
+    # signature by one of them), sign=KEY (the registry signs what is pushed there),
+    # quarantine (a push is invisible to pullers until it verifies); parsed by
+    # registry/trust/policy.py for the server and `registry config check` alike.
+    policies: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -175,6 +186,7 @@ class Config:
     spack: SpackConfig = field(default_factory=SpackConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     gc: GcConfig = field(default_factory=GcConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -188,7 +200,8 @@ _FALSE = {"0", "false", "no", "off"}
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
            "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig,
-           "auth": AuthConfig, "gc": GcConfig}[section]
+           "auth": AuthConfig, "gc": GcConfig,
+           "trust": TrustConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 

@@ -12,19 +12,16 @@ ACTIONS are pull, push, delete and admin (all of them), separated by `,` or `+`.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 
 from registry.core.access import ACTIONS, ADMIN, DELETE, PULL, PUSH
 from registry.core.errors import RegistryError
-from registry.core.grammar import validate_name
+from registry.core.grammar import check_glob, glob_matches, validate_name
 
 ALL = frozenset((PULL, PUSH, DELETE, ADMIN))
 # Users, robots and groups: what also makes a safe file name in the store.
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-# Repository names (the spec's grammar) plus the glob characters, bounded.
-_PATTERN = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}")
 
 
 class RuleError(ValueError):
@@ -49,10 +46,10 @@ def parse_actions(text: str) -> frozenset[str]:
 
 
 def _check_pattern(pattern: str) -> str:
-    # `..` or a leading `/` or `.` matches no repository name: a rule with one is a typo.
-    if not _PATTERN.fullmatch(pattern) or ".." in pattern or pattern[0] in "/.":
-        raise RuleError(f"pattern {pattern[:80]!r}: expected a repository name or glob")
-    return pattern
+    try:
+        return check_glob(pattern)
+    except ValueError as exc:
+        raise RuleError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +60,7 @@ class Grant:
     actions: frozenset[str]
 
     def covers(self, resource: str) -> bool:
-        return fnmatch.fnmatchcase(resource, self.pattern)
+        return glob_matches(resource, self.pattern)
 
     def to_scope(self) -> str:
         return f"repository:{self.pattern}:{','.join(sorted(self.actions))}"

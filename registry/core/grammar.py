@@ -6,6 +6,7 @@ before it goes anywhere near storage, which is what keeps path traversal out.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ _RESTRICTED = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _PARAM = rf"[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[\x20\x21\x23-\x5b\x5d-\x7e]*\")"
 MEDIA_TYPE_RE = re.compile(rf"{_RESTRICTED}/{_RESTRICTED}(?:{_PARAM})*")
+# Repository-name globs of the site's rules (auth rules, trust policies): the name
+# grammar's characters plus `*` (any run, `/` included), `?` and `[...]`, bounded.
+_GLOB_RE = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Many clients cap "host/name" at 255 characters; we keep the name itself within that.
@@ -127,3 +131,19 @@ def is_valid_bucket(name: str) -> bool:
 
 def is_valid_upload_id(value: str) -> bool:
     return UUID_RE.fullmatch(value) is not None
+
+
+def check_glob(pattern: str) -> str:
+    """A repository pattern as the site's rules write it (`ci/*`, `prod/app`), or
+    ValueError saying why not. `..` or a leading `/` or `.` matches no repository
+    name: a pattern with one is a typo."""
+    if not _GLOB_RE.fullmatch(pattern) or ".." in pattern or pattern[0] in "/.":
+        raise ValueError(f"pattern {pattern[:80]!r}: expected a repository name or glob")
+    return pattern
+
+
+def glob_matches(name: str, pattern: str) -> bool:
+    """Whether a repository (or cache, or bucket) name matches a `check_glob` pattern:
+    `*` matches any run of characters, `/` included, so `ci/*` is the whole `ci`
+    namespace."""
+    return fnmatch.fnmatchcase(name, pattern)
