@@ -330,7 +330,13 @@ def cmd_cache_stats(args: argparse.Namespace) -> int:
             held += os.stat(os.path.join(root, name)).st_size
     doc = {"upstream": config.cache.upstream, "dir": config.cache.dir,
            "processes_counting": live, "blobs_held": blobs, "bytes_held": held,
-           "max_bytes": config.cache.max_bytes, **totals.to_json()}
+           "max_bytes": config.cache.max_bytes, "host_aware": config.cache.host_aware}
+    if config.cache.host_aware:  # what the cache resolves index tags for, as it finds it
+        from registry.arch.detect import detect
+        from registry.arch.host import host_query
+
+        doc["host"] = config.cache.host or host_query(detect().host)
+    doc.update(totals.to_json())
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0

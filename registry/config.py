@@ -116,6 +116,12 @@ class CacheConfig:
     advertise: str = ""
     # Start fetching an image's config and layers when its manifest is fetched.
     prefetch: bool = True
+    # Answer a tag that names an index with its best child for this node's host
+    # (docs/architecture-aware.md): for clients that cannot send `Registry-Host`.
+    host_aware: bool = False
+    # The host, as `Registry-Host` spells it ("target=zen3&cuda=12.4"); "" = detect it
+    # (archspec's target, nvidia-smi's CUDA) at start.
+    host: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -456,6 +462,15 @@ def _validate_cache(config: Config) -> list[str]:
         problems.append(f"[cache] ca_bundle: no such file {c.ca_bundle!r}")
     if c.password and not c.username:
         problems.append("[cache] password: set without a username")
+    if c.host:
+        from registry.arch.host import HostError, parse_host  # archspec: only when used
+
+        try:
+            parse_host(c.host)
+        except HostError as exc:
+            problems.append(f"[cache] host: {exc}")
+        if not c.host_aware:
+            problems.append("[cache] host: set without host_aware = true (it would do nothing)")
     if not c.upstream:
         return problems
     for key, url in [("upstream", c.upstream), *(("peers", p) for p in c.peers)]:

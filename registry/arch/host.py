@@ -129,3 +129,17 @@ def parse_host(query: str) -> Host:
         mpi=Mpi.parse(values["mpi"]) if "mpi" in values else None,
         features=features,
     )
+
+
+def host_query(host: Host, with_features: bool = False) -> str:
+    """`host` written back as the query string parse_host reads (features only when
+    asked: a detected CPU has more than a query may carry)."""
+    parts = [f"os={host.os}", f"target={host.target}"]
+    for key, version in (("cuda", host.cuda), ("rocm", host.rocm)):
+        if version is not None:
+            parts.append(f"{key}={dotted(version)}")
+    if host.mpi is not None:
+        parts.append(f"mpi={host.mpi}")
+    if with_features and host.features:
+        parts.append("features=" + ",".join(sorted(host.features)))
+    return "&".join(parts)

@@ -15,6 +15,8 @@ import dataclasses
 import logging
 from types import TracebackType
 
+from registry.arch.detect import detect
+from registry.arch.host import Host, host_query, parse_host
 from registry.cache.blobs import CachingBlobs
 from registry.cache.eviction import Lru
 from registry.cache.manifests import CachingManifests, CachingTags
@@ -56,6 +58,8 @@ class NodeCache:
                 connect_timeout=CONNECT_S))
         self.blobs: list[CachingBlobs] = []
         self.spack = SpackProxy(self.upstream, float(config.tag_ttl))
+        # The host it resolves index tags for ([cache] host_aware), known once started.
+        self.host: Host | None = None
 
     def decorate(self, reg: Registry) -> Registry:
         self.lru.blobs = reg.blobs  # core's store: evictions go through its owner
@@ -75,6 +79,8 @@ class NodeCache:
         )
 
     async def __aenter__(self) -> NodeCache:
+        if self.config.host_aware:
+            self.host = await describe_host(self.config.host)
         await self.upstream.start()
         if self.peers is not None:
             await self.peers.start()
@@ -123,3 +129,17 @@ class NodeCache:
         await self.upstream.close()
         if self.peers is not None:
             await self.peers.close()
+
+
+async def describe_host(configured: str) -> Host:
+    """The host a host-aware cache resolves for: `[cache] host` when set (checked by
+    the config already), else this machine as detected; logged, since every pull of
+    an index through the cache depends on it."""
+    if configured:
+        host = parse_host(configured)
+        log.info("host-aware: index tags resolved for %s ([cache] host)", host_query(host))
+        return host
+    found = await asyncio.to_thread(detect)  # runs nvidia-smi
+    log.info("host-aware: index tags resolved for %s (detected: %s)",
+             host_query(found.host), "; ".join(found.notes))
+    return found.host

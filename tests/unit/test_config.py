@@ -100,3 +100,27 @@ def test_retention_rules_checked(tmp_path):
         with pytest.raises(ConfigError) as info:
             load(f, env=BASE)
         assert "[gc] retention" in info.value.problems[0] and bad in info.value.problems[0]
+
+
+def test_cache_host_checked_with_the_host_parser(tmp_path):
+    f = tmp_path / "h.toml"
+    base = '[cache]\nupstream = "http://127.0.0.1:5000"\n'
+    f.write_text(base + 'host_aware = true\nhost = "target=zen3&cuda=12.4"\n')
+    c = load(f, env=BASE)
+    assert c.cache.host_aware and c.cache.host == "target=zen3&cuda=12.4"
+    assert not load(env=BASE).cache.host_aware  # off by default
+    for bad, words in [("target=zen99", "unknown archspec target"),
+                       ("arch=arm64&target=zen3", "not a arm64 target"),
+                       ("cuda=twelve", "not a dotted version"), ("colour=red", "unknown")]:
+        f.write_text(base + f'host_aware = true\nhost = "{bad}"\n')
+        with pytest.raises(ConfigError) as info:
+            load(f, env=BASE)
+        assert any(p.startswith("[cache] host:") and words in p
+                   for p in info.value.problems), (bad, info.value.problems)
+    f.write_text(base + 'host = "target=zen3"\n')
+    with pytest.raises(ConfigError) as info:
+        load(f, env=BASE)
+    assert "[cache] host: set without host_aware = true" in info.value.problems[0]
+    env = {**BASE, "REGISTRY_CACHE_UPSTREAM": "http://127.0.0.1:5000",
+           "REGISTRY_CACHE_HOST_AWARE": "true", "REGISTRY_CACHE_HOST": "target=x86_64_v3"}
+    assert load(env=env).cache.host == "target=x86_64_v3"
