@@ -14,6 +14,7 @@ from registry.api.common import Context
 from registry.api.dispatch import Dispatcher, Family
 from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
 from registry.api.health import HealthFamily, Readiness, ReadyFamily
+from registry.api.keys_api import KeysFamily
 from registry.api.metrics import Metrics
 from registry.api.oci import OciFamily
 from registry.api.s3 import S3Family
@@ -27,7 +28,7 @@ from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
 from registry.core import indexing
-from registry.core.areas import AuthArea, SpackArea
+from registry.core.areas import AuthArea, SpackArea, TrustArea
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.gc import GcWatch, collect, run_periodically
@@ -50,6 +51,7 @@ from registry.spack.views import ClassicViews
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
 from registry.storage.driver import Driver
+from registry.trust.keys import KeyStore
 
 log = logging.getLogger("registry")
 
@@ -61,7 +63,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      metrics: Metrics | None = None,
                      ready: Readiness | None = None,
                      usage: Usage | None = None,
-                     gc: Collector | None = None) -> Dispatcher:
+                     gc: Collector | None = None,
+                     keys: KeyStore | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -72,11 +75,11 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_api(api)
     register_usage_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
-                              TokenFamily(), HealthFamily(), ReadyFamily()]
+                              TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack_views=spack.views if spack is not None else spack_views,
                   specs=spack.catalog if spack is not None else None,
-                  metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc)
+                  metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -229,7 +232,8 @@ async def running(config: Config, hooks: Hooks | None = None,
             yield build_dispatcher(reg, config, access=guard, spack=spack,
                                    spack_views=node_cache.spack if node_cache else None,
                                    metrics=metrics, ready=_readiness(driver, index),
-                                   usage=None if node_cache else Usage(index), gc=gc)
+                                   usage=None if node_cache else Usage(index), gc=gc,
+                                   keys=None if node_cache else KeyStore(TrustArea(driver)))
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()

@@ -1,6 +1,7 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
-`registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`."""
+`registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`,
+`registry keys ...`."""
 
 from __future__ import annotations
 
@@ -487,8 +488,10 @@ def parser() -> argparse.ArgumentParser:
     wa.set_defaults(func=cmd_cache_warm)
 
     from registry.cli_auth import add_parsers
+    from registry.cli_trust import add_parsers as add_trust_parsers
 
     add_parsers(sub, common, _load)
+    add_trust_parsers(sub, common, _load)
     return p
 
 

@@ -48,6 +48,8 @@ class Context:
     usage: Any = None
     # A garbage collection (api.usage_api.Collector); None on a node cache.
     gc: Any = None
+    # The signing keys (registry.trust.keys.KeyStore); None on a node cache.
+    keys: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

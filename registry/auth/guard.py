@@ -64,7 +64,8 @@ from registry.core.errors import Denied, ObjectError, RegistryError, Unauthorize
 GRANTED = "auth.granted"
 MAX_AUTHORIZATION = 8 << 10
 # Families that authenticate by themselves (the token endpoint), and the probes.
-OPEN_FAMILIES = frozenset({"token", "healthz", "readyz"})
+# The public keys signatures verify with are trust anchors: anyone may read them.
+OPEN_FAMILIES = frozenset({"token", "healthz", "readyz", "keys"})
 _HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
 _BEARER = frozenset({"Bearer ", "bearer ", "BEARER "})  # what `identify` takes, mostly
 _CHALLENGE_ACTIONS = {PULL: "pull,push", PUSH: "pull,push", DELETE: "pull,push,delete",

@@ -1,9 +1,9 @@
 """The areas of the store that rooms above core own, as narrow handles core hands them.
 
-A room (registry/spack, registry/auth) never sees the driver or a path: it gets a
+A room (registry/spack, registry/auth, registry/trust) never sees the driver or a path: it gets a
 handle for its own area, whose layout storage/paths.py declares, and names its
-files inside it. `Area` is one directory of the tree; `SpackArea` and `AuthArea`
-give each room the directories of its area. A name is relative to its area and
+files inside it. `Area` is one directory of the tree; `SpackArea`, `AuthArea`
+and `TrustArea` give each room the directories of its area. A name is relative to its area and
 cannot leave it (no empty, `.` or `..` component).
 """
 
@@ -47,9 +47,10 @@ class Area:
         except PathNotFound:
             return None
 
-    async def write(self, name: str, data: bytes) -> None:
-        """Replace the file atomically: a reader sees the old bytes or the new."""
-        await self._driver.put_content(self._path(name), data)
+    async def write(self, name: str, data: bytes, private: bool = False) -> None:
+        """Replace the file atomically: a reader sees the old bytes or the new.
+        `private`: owner-only where the driver has file modes (a private key)."""
+        await self._driver.put_content(self._path(name), data, private)
 
     async def delete(self, name: str) -> bool:
         """Remove the file; False when there was none."""
@@ -134,3 +135,17 @@ class AuthArea:
     def records(self, kind: str) -> Area:
         """`_auth/<kind>` (one of KINDS)."""
         return Area(self._driver, paths.auth_dir(kind))
+
+
+class TrustArea:
+    """`_trust/`: the signing keys of the trust room (registry/trust): `keys/<name>.key`
+    (private half, written owner-only) and `keys/<name>.pub` (public half)."""
+
+    KINDS = paths.TRUST_KINDS
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def keys(self) -> Area:
+        """`_trust/keys`: two files per key, named `<name>.key` and `<name>.pub`."""
+        return Area(self._driver, paths.trust_dir("keys"))

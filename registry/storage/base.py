@@ -149,11 +149,11 @@ class CheckedDriver:
         st.bytes_read += len(data)
         return data
 
-    async def put_content(self, path: str, data: bytes) -> None:
+    async def put_content(self, path: str, data: bytes, private: bool = False) -> None:
         st = self._put
         st.calls += 1
         try:
-            await self.inner.put_content(check_path(path, self.name), data)
+            await self.inner.put_content(check_path(path, self.name), data, private)
         except StorageError as exc:
             st.failed(exc, self.name, path)
             raise

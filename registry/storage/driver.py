@@ -106,8 +106,10 @@ class Driver(Protocol):
         """Whole content of a small object; StorageError if larger than max_bytes."""
         ...
 
-    async def put_content(self, path: str, data: bytes) -> None:
-        """Atomically replace the content at path."""
+    async def put_content(self, path: str, data: bytes, private: bool = False) -> None:
+        """Atomically replace the content at path. `private`: readable by the store's
+        owner only where the driver has file permissions (0600 on the filesystem;
+        a private key); elsewhere the store's own access control is all there is."""
         ...
 
     def reader(self, path: str, offset: int = 0, length: int | None = None,

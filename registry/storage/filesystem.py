@@ -256,13 +256,16 @@ class FilesystemDriver:
 
         return await to_thread(self._guard, _read)
 
-    async def put_content(self, path: str, data: bytes) -> None:
+    async def put_content(self, path: str, data: bytes, private: bool = False) -> None:
         full = self._full(path)
+        # A private file is created owner-only, before any byte is in it, and keeps
+        # its mode through the rename: it is never readable by others, not briefly.
+        mode = 0o600 if private else 0o666
 
         def _put() -> None:
             tmp = self._tmp_path()
             try:
-                with open(tmp, "wb") as fh:
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as fh:
                     fh.write(data)
                     if self.fsync:
                         fh.flush()

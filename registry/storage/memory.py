@@ -129,7 +129,7 @@ class MemoryDriver:
             raise StorageError(f"content larger than {max_bytes} bytes", NAME, path)
         return data
 
-    async def put_content(self, path: str, data: bytes) -> None:
+    async def put_content(self, path: str, data: bytes, private: bool = False) -> None:
         self._store(path, bytes(data))
 
     async def reader(self, path: str, offset: int = 0, length: int | None = None,

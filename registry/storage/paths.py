@@ -31,6 +31,8 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
         handle (core/areas.py)
     _auth/{users,robots,used,keys,signing}/<name>              users, robots, S3 keys, token keys
         owner: the auth room (registry/auth), through core's `AuthArea` handle
+    _trust/keys/<name>.{key,pub}                               signing keys: private, public half
+        owner: the trust room (registry/trust), through core's `TrustArea` handle
     _gc/lease                                                  the running collection's lease
     _gc/seen/<alg>/<hex>                                       found to exist while it runs
     _gc/trash/<alg>/<hex>                                      a blob being swept
@@ -45,7 +47,7 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
 
 Repository name components start with [a-z0-9], so the `_` directories can
 never collide with a nested repository; the top-level areas that are not
-named by what clients push (`_auth/`, `_gc/`, `_quarantine/`, `_scrub/`,
+named by what clients push (`_auth/`, `_trust/`, `_gc/`, `_quarantine/`, `_scrub/`,
 `_tmp/`) start with `_` too. Manifests are blobs too: the revision link
 says which repository holds one and with which media type it was pushed.
 Everything the OCI API answers can be rebuilt from this tree alone.
@@ -531,6 +533,20 @@ def auth_dir(kind: str) -> str:
 
 def auth_entry(kind: str, name: str) -> str:
     return f"{auth_dir(kind)}/{name}"
+
+
+# _trust/keys/<name>.key        a signing key's private half (PEM, PKCS8, maybe encrypted),
+#                               written owner-only (0600) where the driver has permissions
+# _trust/keys/<name>.pub        its public half (PEM SubjectPublicKeyInfo); alone for a key
+#                               whose private half lives elsewhere (a CI system's cosign key)
+TRUST = "_trust"
+TRUST_KINDS = ("keys",)
+
+
+def trust_dir(kind: str) -> str:
+    if kind not in TRUST_KINDS:
+        raise ValueError(kind)
+    return f"{TRUST}/{kind}"
 
 
 # -- housekeeping (core/gc.py, core/scrub.py) ---------------------------------

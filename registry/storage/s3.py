@@ -144,7 +144,8 @@ class S3Driver:
             raise StorageError(f"content larger than {max_bytes} bytes", self.name, path)
         return b"".join([c async for c in self._read_segments(path, segs, 0, None, 1 << 20)])
 
-    async def put_content(self, path: str, data: bytes) -> None:
+    async def put_content(self, path: str, data: bytes, private: bool = False) -> None:
+        # No file modes on S3: the bucket's credentials are the access control.
         await self.client.call("put_object", path, Key=self.key(path), Body=bytes(data))
 
     # -- streaming reads -----------------------------------------------------
