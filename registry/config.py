@@ -180,6 +180,9 @@ class TrustConfig:
     # quarantine (a push is invisible to pullers until it verifies); parsed by
     # registry/trust/policy.py for the server and `registry config check` alike.
     policies: list[str] = field(default_factory=list)
+    # Certificates Notation signatures' chains must end at (PEM files, each holding
+    # one or more certificates): "PATH" (named after the file) or "NAME=PATH".
+    notation_certs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -412,6 +415,10 @@ def validate(config: Config) -> list[str]:
         problems.append(f"[spack] gnupg_home: no such directory {sp.gnupg_home!r}")
     if sp.gnupg_home and not sp.signing_key:
         problems.append("[spack] gnupg_home: set without a signing_key")
+    for entry in config.trust.notation_certs:
+        path = entry.split("=", 1)[1] if "=" in entry else entry
+        if not Path(path).is_file():
+            problems.append(f"[trust] notation_certs: no such file {path!r}")
     return problems
 
 
