@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import archspec.cpu
 
+# archspec reads its JSON of targets on first use: read it at import, never as a
+# blocking read on the server's event loop.
+archspec.cpu.TARGETS.get("x86_64")
+
 # One reverse-DNS prefix of our own, as the OCI annotation rules ask.
 PREFIX = "io.github.registry.arch."
 TARGET = PREFIX + "target"  # an archspec target name, e.g. "zen3"
