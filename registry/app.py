@@ -24,6 +24,7 @@ from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
 from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
+from registry.arch.indexed import describer
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
@@ -174,7 +175,7 @@ async def running(config: Config, hooks: Hooks | None = None,
         await asyncio.to_thread(clean)
     guard = await build_guard(config.auth, AuthArea(driver), config.server.trusted_proxies) \
         if config.auth.mode == "token" else None
-    index = Index(config.index.path)
+    index = Index(config.index.path, describer)
     await index.open()
     index_hooks = IndexHooks(index, pull_flush_seconds=config.index.pull_flush_seconds)
     generations = generations or Generations()

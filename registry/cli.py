@@ -86,11 +86,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 @contextlib.asynccontextmanager
 async def _store(config: Config) -> AsyncIterator[tuple[Driver, Index]]:
     """The configured store and the SQLite index, open (for the offline commands)."""
+    from registry.arch.indexed import describer
     from registry.index.db import Index
     from registry.storage import create_driver
 
     driver = create_driver(config.storage)
-    index = Index(config.index.path)
+    index = Index(config.index.path, describer)
     await index.open()
     try:
         yield driver, index

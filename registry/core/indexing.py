@@ -38,6 +38,7 @@ from registry.index.records import (
     BlobUnlinked,
     Event,
     ManifestDeleted,
+    ManifestDescribe,
     ManifestPut,
     TagDeleted,
     TagSet,
@@ -51,18 +52,21 @@ APPLY_CHUNK = 500  # events per transaction: hook batches interleave between chu
 @dataclass
 class IndexStats:
     """What one pass found: repositories seen; manifests, tags and blobs added or
-    changed; rows removed; manifests that could not be read."""
+    changed; rows removed; manifests indexed before builds were, now described;
+    manifests that could not be read."""
 
     repositories: int = 0
     manifests: int = 0
     tags: int = 0
     blobs: int = 0
     removed: int = 0
+    described: int = 0
     skipped: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.manifests or self.tags or self.blobs or self.removed)
+        return bool(self.manifests or self.tags or self.blobs or self.removed
+                    or self.described)
 
 
 async def read_manifest(reg: Registry, repo: str, digest: Digest) -> ManifestPut | None:
@@ -113,7 +117,7 @@ async def _catch_up_repo(reg: Registry, index: Index, hooks: IndexHooks | None, 
             # events queued after the check are applied after this chunk.
             await index.apply(events[start:start + APPLY_CHUNK])
         else:
-            for f in ("manifests", "tags", "blobs", "removed", "skipped"):
+            for f in ("manifests", "tags", "blobs", "removed", "described", "skipped"):
                 setattr(stats, f, getattr(stats, f) + getattr(attempt, f))
             return True
     return False
@@ -144,6 +148,16 @@ async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) 
     for digest in sorted(known - stored):
         events.append(ManifestDeleted(repo, digest))
         stats.removed += 1
+    if index.describer is not None:
+        # Manifests indexed before the index had builds (a file migrated from an older
+        # schema): read and described once, their other rows left as they are.
+        for digest in sorted((await index.undescribed(repo)) & stored):
+            put = await read_manifest(reg, repo, Digest.parse(digest))
+            if put is None:
+                stats.skipped += 1
+                continue
+            events.append(ManifestDescribe(repo, put.digest, put.manifest, put.config))
+            stats.described += 1
 
     known_tags = {t.tag: t.digest for t in await index.tags(repo)}
     targets = await reg.tags.targets(repo)

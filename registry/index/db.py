@@ -10,6 +10,9 @@ Tables (schema.py has the DDL and its versions):
     platforms  (repo, digest, declared_by, os, architecture, variant) per image manifest,
                from its config (declared_by = itself), and per index child, from the
                index's descriptor (declared_by = the index)
+    builds     (repo, digest, declared_by, entry) what the manifest needs of a host: os,
+               architecture, target, CUDA, ROCm, MPI, memory... keyed as platforms; filled
+               by the Describer the index is given (index/builds.py)
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
     blobs      (repo, digest) size: blobs linked into a repository
     pulls      (repo, digest, kind) count, last_pulled: read events
@@ -39,11 +42,15 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from registry.index import schema
+from registry.index import builds, schema
+from registry.index.builds import Describer
 from registry.index.records import (
     BlobRow,
     BlobUse,
+    BuildRow,
     Event,
+    ManifestDescribe,
+    ManifestPut,
     ManifestRow,
     Platform,
     PullStat,
@@ -75,8 +82,10 @@ class Index:
     """The derived SQLite index of one registry process: named reads, batched writes,
     and the dirty flag that tells the server to catch up with storage after a crash."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, describer: Describer | None = None) -> None:
         self.path = str(path)
+        # What a manifest needs of a host (index/builds.py); None: no build rows.
+        self.describer = describer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
         self._conn: sqlite3.Connection | None = None
         self._db: sqlite_utils.Database | None = None
@@ -133,7 +142,8 @@ class Index:
             return "a writer did not close it cleanly"
         if pending:
             return {schema.Opened.CREATED: "new file",
-                    schema.Opened.REPLACED: "replaced an unusable file"}.get(
+                    schema.Opened.REPLACED: "replaced an unusable file",
+                    schema.Opened.MIGRATED: "migrated to a schema with new tables"}.get(
                         self.opened, "contents unknown")
         return None
 
@@ -196,6 +206,9 @@ class Index:
         try:
             for event in events:
                 APPLY[type(event)](conn, event)
+                if isinstance(event, ManifestPut | ManifestDescribe):  # after its row
+                    builds.record(conn, event.repo, event.digest, event.manifest,
+                                  event.config, self.describer)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -209,7 +222,7 @@ class Index:
     def _clear(self) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("manifests", "tags", "platforms", "blob_refs", "blobs"):
+        for table in ("manifests", "tags", "platforms", "builds", "blob_refs", "blobs"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute("COMMIT")
 
@@ -263,6 +276,16 @@ class Index:
             "SELECT os, architecture, variant, os_version, declared_by, source FROM platforms"
             " WHERE repo = ? AND digest = ? ORDER BY os, architecture, variant, declared_by",
             [repo, digest])]
+
+    async def builds(self, repo: str, digest: str) -> list[BuildRow]:
+        """What manifest `digest` in `repo` needs of a host: the row its own config
+        gives first, then one per platform an index listing it declares (empty if no
+        describer saw it, or if it is an artifact)."""
+        return await self._run(lambda: builds.builds(self._connection(), repo, digest))
+
+    async def undescribed(self, repo: str) -> set[str]:
+        """Manifests of `repo` indexed before builds were: the catch-up describes them."""
+        return await self._run(lambda: builds.undescribed(self._connection(), repo))
 
     async def referrers(self, repo: str, subject: str) -> list[ManifestRow]:
         """The manifests in `repo` whose subject is `subject`."""

@@ -27,6 +27,9 @@ class DescriptorLike(Protocol):
     @property
     def platform(self) -> dict[str, Any] | None: ...
 
+    @property
+    def annotations(self) -> dict[str, str] | None: ...
+
 
 class ManifestLike(Protocol):
     """The parts of a parsed manifest (core.manifest_format.Manifest) the index reads."""
@@ -68,6 +71,17 @@ class ManifestPut:
     tag: str | None = None
     config: bytes | None = None
     at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDescribe:
+    """Describe `repo@digest` again (its build rows, index/builds.py) without touching
+    its other rows: the catch-up's event for a manifest indexed before builds were."""
+
+    repo: str
+    digest: str
+    manifest: ManifestLike
+    config: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +181,8 @@ class SpecsReset:
 
 
 SpecEvent = SpecPut | SpecDeleted | SpecsReset
-WriteEvent = (ManifestPut | ManifestDeleted | TagSet | TagDeleted | BlobLinked | BlobUnlinked
-              | SpecEvent)
+WriteEvent = (ManifestPut | ManifestDescribe | ManifestDeleted | TagSet | TagDeleted
+              | BlobLinked | BlobUnlinked | SpecEvent)
 Event = WriteEvent | PullsSeen
 
 
@@ -221,6 +235,34 @@ class Platform:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildRow:
+    """What manifest `digest` needs of a host, as its own config says (source "config",
+    declared_by == digest) or as an index listing it says (source "index", declared_by
+    the index, `entry` its position there). Columns are the describer's flat fields
+    (registry.arch.describe.fields); `sources` maps each field to where it came from.
+    A manifest that could not be described has `error` set and nothing else."""
+
+    repo: str
+    digest: str
+    declared_by: str
+    entry: int
+    source: str
+    os: str | None = None
+    architecture: str | None = None
+    variant: str | None = None
+    os_version: str | None = None
+    os_features: str | None = None
+    features: str | None = None
+    target: str | None = None
+    cuda: str | None = None
+    rocm: str | None = None
+    mpi: str | None = None
+    memory: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BlobUse:
     """Where a blob is used: repositories it is linked into, manifests naming it."""
 
@@ -238,3 +280,4 @@ class PullStat:
     kind: str
     count: int
     last_pulled: float | None
+

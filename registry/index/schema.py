@@ -71,7 +71,29 @@ V3 = [
     'CREATE INDEX "idx_spack_specs_target" ON "spack_specs" ("target")',
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3]  # MIGRATIONS[n - 1] brings a file to version n
+# Version 4: what each manifest needs of a host (registry.arch describes it; the index
+# is handed the describer, index/builds.py). One row per image manifest, from its own
+# config (declared_by = itself), and per platform an index declares for a child
+# (declared_by = the index): the keys of `platforms`, plus `entry`, the child's
+# position in the index, so that one child listed twice keeps both platforms. `error`
+# says why a manifest could not be described (its other columns are then NULL).
+# `manifests.described` is 1 once a describer has seen the manifest: the rows of a file
+# migrated from version 3 are 0, and the catch-up this migration asks for (meta
+# catchup) describes them from storage.
+V4 = [
+    """CREATE TABLE "builds" (
+   "repo" TEXT, "digest" TEXT, "declared_by" TEXT, "entry" INTEGER, "source" TEXT,
+   "os" TEXT, "architecture" TEXT, "variant" TEXT, "os_version" TEXT, "os_features" TEXT,
+   "features" TEXT, "target" TEXT, "cuda" TEXT, "rocm" TEXT, "mpi" TEXT, "memory" INTEGER,
+   "sources" TEXT, "error" TEXT,
+   PRIMARY KEY ("repo", "digest", "declared_by", "entry"))""",
+    'CREATE INDEX "idx_builds_declared_by" ON "builds" ("repo", "declared_by")',
+    'CREATE INDEX "idx_builds_target" ON "builds" ("target")',
+    'ALTER TABLE "manifests" ADD COLUMN "described" INTEGER NOT NULL DEFAULT 0',
+    """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]  # MIGRATIONS[n - 1] brings a file to version n
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -13,6 +13,7 @@ from registry.index.records import (
     BlobLinked,
     BlobUnlinked,
     ManifestDeleted,
+    ManifestDescribe,
     ManifestPut,
     PullsSeen,
     SpecDeleted,
@@ -73,7 +74,8 @@ def _manifest_put(conn: sqlite3.Connection, e: ManifestPut) -> None:
 
 def _manifest_deleted(conn: sqlite3.Connection, e: ManifestDeleted) -> None:
     for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
-                       ("platforms", "declared_by"), ("tags", "digest")):
+                       ("platforms", "declared_by"), ("builds", "declared_by"),
+                       ("tags", "digest")):
         conn.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [e.repo, e.digest])
 
 
@@ -129,7 +131,10 @@ def _specs_reset(conn: sqlite3.Connection, e: SpecsReset) -> None:
 
 
 APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
-    ManifestPut: _manifest_put, ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
+    # A ManifestDescribe writes only build rows, which need the index's describer:
+    # Index.apply writes them after this table's function, for it and ManifestPut.
+    ManifestPut: _manifest_put, ManifestDescribe: lambda conn, e: None,
+    ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
     TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
     PullsSeen: _pulls_seen, SpecPut: _spec_put, SpecDeleted: _spec_deleted,
     SpecsReset: _specs_reset,
