@@ -3,6 +3,8 @@
 The query string (`os=linux&arch=amd64&target=zen3&cuda=12.4&mpi=openmpi@4.1&features=a,b`)
 is what the `Registry-Host` header and `/api/v1/resolve` will carry: hostile input, so
 every part is bounded and validated and only HostError ever leaves the parser.
+`vendor`, `kernel`, `glibc` and `pci` are facts only image-compatibility artifacts
+(arch/compat.py) ask about; a host that does not state one is not judged on it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ MAX_FEATURES = 64
 _WORD = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")
 _MPI = re.compile(r"([a-z][a-z0-9_\-]{0,31})(?:@(" + _VERSION.pattern + r"))?")
-_KEYS = frozenset({"os", "arch", "variant", "target", "cuda", "rocm", "mpi", "features"})
+_KEYS = frozenset({"os", "arch", "variant", "target", "cuda", "rocm", "mpi", "features",
+                   "vendor", "kernel", "glibc", "pci"})
+MAX_PCI = 64
+# A PCI device as vendor:device, four hex digits each (lspci -n spells them so).
+_PCI = re.compile(r"([0-9a-fA-F]{4})[:.]([0-9a-fA-F]{4})")
+
+PciDevice = tuple[str, str]  # (vendor, device), lower-case hex
 
 Version = tuple[int, ...]
 
@@ -74,6 +82,11 @@ class Host:
     rocm: Version | None = None
     mpi: Mpi | None = None
     features: frozenset[str] = frozenset()
+    # Stated only when known; None (or empty pci) means "not stated", never "none".
+    vendor: str | None = None  # CPU vendor as cpuid spells it: GenuineIntel, AuthenticAMD
+    kernel: Version | None = None
+    glibc: Version | None = None
+    pci: frozenset[PciDevice] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,9 @@ def parse_host(query: str) -> Host:
         if len(names) > MAX_FEATURES or any(_WORD.fullmatch(n) is None for n in names):
             raise HostError("features is not a short comma-separated list of words")
         features = frozenset(names)
+    vendor = values.get("vendor")
+    if vendor is not None and _WORD.fullmatch(vendor) is None:
+        raise HostError("vendor is not a plain word")
     return Host(
         os=os_name,
         target=target,
@@ -128,6 +144,10 @@ def parse_host(query: str) -> Host:
         rocm=parse_version(values["rocm"], "rocm") if "rocm" in values else None,
         mpi=Mpi.parse(values["mpi"]) if "mpi" in values else None,
         features=features,
+        vendor=vendor,
+        kernel=parse_version(values["kernel"], "kernel") if "kernel" in values else None,
+        glibc=parse_version(values["glibc"], "glibc") if "glibc" in values else None,
+        pci=_pci(values["pci"]) if "pci" in values else frozenset(),
     )
 
 
@@ -140,6 +160,27 @@ def host_query(host: Host, with_features: bool = False) -> str:
             parts.append(f"{key}={dotted(version)}")
     if host.mpi is not None:
         parts.append(f"mpi={host.mpi}")
+    if host.vendor is not None:
+        parts.append(f"vendor={host.vendor}")
+    for key, version in (("kernel", host.kernel), ("glibc", host.glibc)):
+        if version is not None:
+            parts.append(f"{key}={dotted(version)}")
+    if host.pci:
+        parts.append("pci=" + ",".join(f"{v}:{d}" for v, d in sorted(host.pci)))
     if with_features and host.features:
         parts.append("features=" + ",".join(sorted(host.features)))
     return "&".join(parts)
+
+
+def _pci(text: str) -> frozenset[PciDevice]:
+    """`10de:2330,15b3:101d` as {(vendor, device)}; HostError when malformed."""
+    devices = set()
+    entries = text.split(",")
+    if len(entries) > MAX_PCI:
+        raise HostError(f"pci lists more than {MAX_PCI} devices")
+    for entry in entries:
+        match = _PCI.fullmatch(entry)
+        if match is None:
+            raise HostError(f"pci device {entry[:MAX_NAME]!r} is not vendor:device in hex")
+        devices.add((match.group(1).lower(), match.group(2).lower()))
+    return frozenset(devices)
