@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ REASONS = (UNSIGNED, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_DIGEST, EXPIRED, UNTRUSTE
 # Bounds on what a verifier reads: signature documents are small.
 MAX_DOCUMENT = 1 << 20  # a payload, a bundle, a JWS envelope
 MAX_LAYERS = 64  # signatures in one cosign signature manifest
+
+
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class Malformed(Exception):
@@ -133,7 +137,9 @@ def b64decode(text: Any, what: str, *, urlsafe: bool = False) -> bytes:
     if not isinstance(text, str) or len(text) > MAX_DOCUMENT * 4 // 3 + 4:
         raise Malformed(f"{what} is not a base64 string of at most {MAX_DOCUMENT} bytes")
     try:
-        if urlsafe:
+        if urlsafe:  # JWS: unpadded, and only the URL-safe alphabet
+            if not _URLSAFE.fullmatch(text):
+                raise Malformed(f"{what} is not unpadded URL-safe base64")
             return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

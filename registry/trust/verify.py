@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from registry.core.errors import BlobUnknown, ManifestUnknown, RegistryError
 from registry.core.grammar import Digest
 from registry.core.service import Registry
+from registry.trust.bundle_verify import BUNDLE_TYPE, verify_bundle
 from registry.trust.checks import (
+    BUNDLE,
     COSIGN,
     MAX_DOCUMENT,
+    NOTATION,
     UNKNOWN_KEY,
     UNSIGNED,
     Malformed,
@@ -33,6 +36,7 @@ from registry.trust.checks import (
     TrustedKey,
 )
 from registry.trust.cosign_verify import COSIGN_SIG_ARTIFACT, signature_tag, verify_cosign
+from registry.trust.notation import NOTARY_TYPE, TrustStore, verify_notation
 
 # Signatures read per manifest, at most: a flood of referrers costs a bounded walk.
 MAX_SIGNATURES = 32
@@ -52,7 +56,7 @@ class TrustMaterial:
     certificates (roots or intermediates, each under a name)."""
 
     keys: tuple[TrustedKey, ...] = ()
-    certificates: tuple[tuple[str, bytes], ...] = ()  # (name, DER)
+    certificates: TrustStore = ()  # (name, certificate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,7 @@ class Judgement:
     detail: str = ""
 
 
-FORMAT_OF_ARTIFACT = {COSIGN_SIG_ARTIFACT: COSIGN}
+FORMAT_OF_ARTIFACT = {COSIGN_SIG_ARTIFACT: COSIGN, BUNDLE_TYPE: BUNDLE, NOTARY_TYPE: NOTATION}
 
 
 async def find_signatures(reg: Registry, repo: str, digest: Digest) -> list[Found]:
@@ -136,6 +140,11 @@ async def verify(reg: Registry, repo: str, digest: Digest, material: TrustMateri
             continue
         if f.format == COSIGN:
             checks += await verify_cosign(raw, f.digest, str(digest), material.keys, fetch)
+        elif f.format == BUNDLE:
+            checks += await verify_bundle(raw, f.digest, str(digest), material.keys, fetch)
+        else:
+            checks += await verify_notation(raw, f.digest, str(digest), material.certificates,
+                                            fetch)
     return checks
 
 
