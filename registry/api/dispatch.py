@@ -23,9 +23,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from registry.api.access import AccessControl, AllowAll
-from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, request_id
+from registry.api.common import HEADERS_AT, REQUEST_ID_HEADER, Context, caller_of, request_id
 from registry.api.request_metrics import FIRST_BYTE_HANDLERS, UPLOADING, RequestMetrics
-from registry.core.access import REQUEST_ID, Scope
+from registry.core.access import CALLER, REQUEST_ID, Scope
 from registry.core.errors import Unsupported
 from registry.lifecycle import InFlight
 
@@ -111,6 +111,7 @@ class Dispatcher:
         key = id(request)  # requests are mappings, not hashable
         items = in_flight.items
         items[key] = request
+        caller = None
         try:
             rid = request_id(request)
             request[REQUEST_ID] = rid
@@ -127,6 +128,7 @@ class Dispatcher:
                 name = handler.__name__
                 if self._check is not None:
                     await self._check(request, scope)
+                    caller = CALLER.set(caller_of(request, self.ctx))
                 if awaiting_continue:
                     await _expect(request)
                     awaiting_continue = False
@@ -148,6 +150,8 @@ class Dispatcher:
             if self._check is not None and scope is not None:
                 self._access.done(request, scope, response.status)
         finally:
+            if caller is not None:
+                CALLER.reset(caller)
             del items[key]
             if in_flight.stopping:
                 in_flight.left()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -111,3 +112,12 @@ NOBODY = Caller(_never)
 # Work an operator started on the server itself (`registry spack import`): whoever
 # can run the CLI against the store can read every blob in it already.
 OPERATOR = Caller(_always)
+
+
+# The rights of the client whose request this task serves, where the access step
+# knows them (auth on): set by the dispatcher after the access step, read by the
+# decorators that answer differently for those who may push a repository (the trust
+# policy lets a pipeline read back what it pushed, to sign it). None: no client
+# (auth off, where anyone could claim to be the pipeline, or work off the request
+# path), which such a decorator treats as the strictest case.
+CALLER: ContextVar[Caller | None] = ContextVar("registry.caller", default=None)

@@ -138,8 +138,9 @@ class AuthArea:
 
 
 class TrustArea:
-    """`_trust/`: the signing keys of the trust room (registry/trust): `keys/<name>.key`
-    (private half, written owner-only) and `keys/<name>.pub` (public half)."""
+    """`_trust/`: the trust room's area (registry/trust): the signing keys,
+    `keys/<name>.key` (private half, written owner-only) and `keys/<name>.pub` (public
+    half); the policy's held tags of quarantined pushes and the rules it applied."""
 
     KINDS = paths.TRUST_KINDS
 
@@ -149,3 +150,12 @@ class TrustArea:
     def keys(self) -> Area:
         """`_trust/keys`: two files per key, named `<name>.key` and `<name>.pub`."""
         return Area(self._driver, paths.trust_dir("keys"))
+
+    def held(self) -> Area:
+        """`_trust/held`: `<repo>/_at/<alg>/<hex>/<tag>`, one empty file a held tag,
+        and `<repo>/_tags/<tag>`, the newest held push of the tag."""
+        return Area(self._driver, paths.trust_dir("held"))
+
+    def policies(self) -> Area:
+        """`_trust/policies`: `current`, the rules a server last applied."""
+        return Area(self._driver, paths.trust_dir("policies"))

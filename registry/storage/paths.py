@@ -32,6 +32,9 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
     _auth/{users,robots,used,keys,signing}/<name>              users, robots, S3 keys, token keys
         owner: the auth room (registry/auth), through core's `AuthArea` handle
     _trust/keys/<name>.{key,pub}                               signing keys: private, public half
+    _trust/held/<repo>/_at/<alg>/<hex>/<tag>                   a quarantined push's tag, held
+    _trust/held/<repo>/_tags/<tag>                             the newest held push of the tag
+    _trust/policies/current                                    the policy rules last applied
         owner: the trust room (registry/trust), through core's `TrustArea` handle
     _gc/lease                                                  the running collection's lease
     _gc/seen/<alg>/<hex>                                       found to exist while it runs
@@ -539,8 +542,14 @@ def auth_entry(kind: str, name: str) -> str:
 #                               written owner-only (0600) where the driver has permissions
 # _trust/keys/<name>.pub        its public half (PEM SubjectPublicKeyInfo); alone for a key
 #                               whose private half lives elsewhere (a CI system's cosign key)
+# _trust/held/<repo>/_at/<alg>/<hex>/<tag>   empty: `tag` moves to the manifest once it
+#                               verifies (a quarantined push, registry/trust/quarantine.py);
+#                               `_at` and `_tags` start no repository name component
+# _trust/held/<repo>/_tags/<tag>  the digest of the newest held push of the tag
+# _trust/policies/current       the [trust] policies a server last applied (JSON list): the
+#                               audit log's "old rules" when a start or reload applies others
 TRUST = "_trust"
-TRUST_KINDS = ("keys",)
+TRUST_KINDS = ("keys", "held", "policies")
 
 
 def trust_dir(kind: str) -> str:
