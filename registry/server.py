@@ -117,15 +117,25 @@ def _store(config: Config) -> str:
 
 def _reload(tls: ssl.SSLContext | None, config: Config,
             reload: Callable[[], Config] | None, dispatcher: Any) -> None:
-    """SIGHUP: the TLS certificate, and the access rules and config users."""
+    """SIGHUP: the TLS certificate, the access rules and config users, and what
+    else the dispatcher's `reloads` re-read (the trust policies)."""
     _reload_tls(tls, config)
+    if reload is None:
+        return
+    try:
+        new = reload()
+    except ConfigError as exc:
+        log.error("SIGHUP: the config has problems, keeping the old rules: %s", exc)
+        return
+    for hook in dispatcher.reloads:
+        hook(new)
     guard = dispatcher.access
-    if reload is None or not hasattr(guard, "rules"):
+    if not hasattr(guard, "rules"):
         return
     from registry.auth.wiring import parse
 
     try:
-        rules, users = parse(reload().auth)
+        rules, users = parse(new.auth)
     except ConfigError as exc:
         log.error("SIGHUP: the config has problems, keeping the old rules: %s", exc)
         return

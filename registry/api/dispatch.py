@@ -72,6 +72,9 @@ class Dispatcher:
         # The requests being handled, which a stop lets finish (server.py drains them);
         # once it is stopping, every answer closes its connection.
         self.in_flight: InFlight[web.BaseRequest] = InFlight()
+        # What a SIGHUP re-reads besides the access rules (server.py): each is
+        # called with the reloaded config (the trust policies).
+        self.reloads: list[Callable[[Any], object]] = []
 
     @property
     def access(self) -> AccessControl:

@@ -16,14 +16,11 @@ check accepts is what the server runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from registry.config import ConfigError, TrustConfig
 from registry.core.grammar import check_glob, glob_matches
-
-# Key names as the key store names them: also a safe file name.
-KEY_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+from registry.trust.keys import KeyProblem, check_name
 OPTIONS = ("require=KEY[+KEY]", "sign=KEY", "quarantine")
 
 
@@ -74,9 +71,10 @@ def _keys(option: str, text: str) -> tuple[str, ...]:
         raise PolicyError(f"policy {text[:80]!r}: {name}= needs a key name "
                           f"(empty key list in {option[:80]!r})")
     for key in keys:
-        if not KEY_NAME.fullmatch(key):
-            raise PolicyError(f"policy {text[:80]!r}: key {key[:80]!r}: expected 1-64 of "
-                              "a-z 0-9 . _ -, starting with a letter or digit")
+        try:
+            check_name(key)  # the key store's grammar
+        except KeyProblem as exc:
+            raise PolicyError(f"policy {text[:80]!r}: {exc}") from None
     if len(set(keys)) != len(keys):
         raise PolicyError(f"policy {text[:80]!r}: a key named twice in {option[:80]!r}")
     return keys

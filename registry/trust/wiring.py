@@ -3,6 +3,7 @@ core's services, the background tasks, and the reload on SIGHUP (audited)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import getpass
 import json
@@ -41,6 +42,7 @@ class Trust:
         self.audit = audit
         self.held = Held(area.held(), self.guard)
         self.guard.on_signature.append(self.held.release)
+        self._reloading: set[asyncio.Task[bool]] = set()
         self.signing = SigningQueue(signer, self.guard) if signer is not None else None
         if self.signing is None and any(p.sign for p in self.guard.policies.rules):
             log.warning("[trust] policies name sign= keys, but no signer is wired: "
@@ -94,6 +96,13 @@ class Trust:
         self.guard.forget()
         await self.applied("reload", source)
         return True
+
+
+    def reload_soon(self, config: TrustConfig, source: str = "") -> None:
+        """`reload` from a signal handler (which cannot await)."""
+        task = asyncio.get_running_loop().create_task(self.reload(config, source))
+        self._reloading.add(task)
+        task.add_done_callback(self._reloading.discard)
 
 
 def _operator() -> str:

@@ -38,7 +38,7 @@ def test_rules_parse_and_first_match_applies():
     ("prod/* require=site+", "empty key list"),
     ("prod/* sign=", "empty key list"),
     ("prod/* sign=a+b", "sign= takes one key"),
-    ("prod/* require=Site", "key 'Site'"),
+    ("prod/* require=Site", "key name 'Site'"),
     ("prod/* require=a+a", "named twice"),
     ("prod/* require=a require=b", "require given twice"),
     ("prod/* requires=site", "unknown option 'requires=site'"),
