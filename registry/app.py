@@ -53,6 +53,8 @@ from registry.spack.wiring import Spack
 from registry.storage import create_driver
 from registry.storage.driver import Driver
 from registry.trust.keys import KeyStore
+from registry.trust.verify import Verifier
+from registry.trust.wiring import Trust, key_material
 
 log = logging.getLogger("registry")
 
@@ -152,6 +154,18 @@ def _holders(index: Index) -> Holders:
     return holders
 
 
+def _trust_reload(trust: Trust | None) -> Callable[[Config], None]:
+    """What a SIGHUP does with `[trust] policies`."""
+    def reload(config: Config) -> None:
+        if trust is not None:
+            trust.reload_soon(config.trust)
+        elif config.trust.policies:
+            log.error("SIGHUP: [trust] policies were added to a server started without "
+                      "any: restart it to apply them")
+
+    return reload
+
+
 @contextlib.asynccontextmanager
 async def running(config: Config, hooks: Hooks | None = None,
                   generations: Generations | None = None) -> AsyncIterator[Dispatcher]:
@@ -199,6 +213,13 @@ async def running(config: Config, hooks: Hooks | None = None,
         if config.limits.quotas and node_cache is None:
             quotas = [Quota.parse(q) for q in config.limits.quotas]
             decorators.append(quota_decorator(quotas, index.unique_bytes))
+        keys = None if node_cache else KeyStore(TrustArea(driver))
+        trust = None
+        if config.trust.policies and keys is not None:
+            # Last, so outermost: every family's reads of a repository pass the policy.
+            trust = Trust(config.trust, TrustArea(driver), Verifier(key_material(keys)).judge,
+                          audit=guard.audit.write if guard and guard.audit else None)
+            decorators.append(trust.decorate)
         reg = build_registry(driver, hooks or index_hooks, settings, generations,
                              decorators=decorators)
         async with contextlib.AsyncExitStack() as stack:
@@ -230,11 +251,17 @@ async def running(config: Config, hooks: Hooks | None = None,
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
-            yield build_dispatcher(reg, config, access=guard, spack=spack,
-                                   spack_views=node_cache.spack if node_cache else None,
-                                   metrics=metrics, ready=_readiness(driver, index),
-                                   usage=None if node_cache else Usage(index), gc=gc,
-                                   keys=None if node_cache else KeyStore(TrustArea(driver)))
+            if trust is not None:
+                await trust.applied("start")
+                for task in trust.tasks():
+                    await stack.enter_async_context(background(task))
+            dispatcher = build_dispatcher(reg, config, access=guard, spack=spack,
+                                          spack_views=node_cache.spack if node_cache else None,
+                                          metrics=metrics, ready=_readiness(driver, index),
+                                          usage=None if node_cache else Usage(index), gc=gc,
+                                          keys=keys)
+            dispatcher.reloads.append(_trust_reload(trust))
+            yield dispatcher
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from registry.config import ConfigError, TrustConfig
 from registry.core.grammar import check_glob, glob_matches
 from registry.trust.keys import KeyProblem, check_name
+
 OPTIONS = ("require=KEY[+KEY]", "sign=KEY", "quarantine")
 
 

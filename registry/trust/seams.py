@@ -33,7 +33,7 @@ class Judge(Protocol):
     reading the signatures through `services`."""
 
     async def __call__(self, services: Registry, repo: str, digest: Digest,
-                       key_names: Sequence[str]) -> Verdict: ...
+                       key_names: Sequence[str], /) -> Verdict: ...
 
 
 class Signer(Protocol):
@@ -41,7 +41,7 @@ class Signer(Protocol):
     signatures through `services`."""
 
     async def __call__(self, services: Registry, repo: str, digest: Digest,
-                       key_name: str) -> object: ...
+                       key_name: str, /) -> object: ...
 
 
 # cosign's legacy tag: the signatures of sha256:<hex> live at `sha256-<hex>.sig`.

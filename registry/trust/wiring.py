@@ -15,11 +15,14 @@ from typing import Any, Protocol
 from registry.config import ConfigError, TrustConfig
 from registry.core.areas import TrustArea
 from registry.core.service import Registry
+from registry.trust.checks import TrustedKey
 from registry.trust.guard import PolicyBlobs, PolicyGuard, PolicyManifests
+from registry.trust.keys import KeyStore
 from registry.trust.policy import Policies, parse_policies
 from registry.trust.quarantine import Held, QuarantineManifests
 from registry.trust.seams import Judge, Signer
 from registry.trust.signing import SigningManifests, SigningQueue
+from registry.trust.verify import KeySource, TrustMaterial
 
 log = logging.getLogger("registry.trust")
 
@@ -103,6 +106,16 @@ class Trust:
         task = asyncio.get_running_loop().create_task(self.reload(config, source))
         self._reloading.add(task)
         task.add_done_callback(self._reloading.discard)
+
+
+def key_material(store: KeyStore) -> KeySource:
+    """The trust material of the key store's keys, read each time it is asked (a key
+    imported while the server runs counts at once)."""
+    async def material() -> TrustMaterial:
+        return TrustMaterial(keys=tuple(TrustedKey(k.name, k.public_key)
+                                        for k in await store.list()))
+
+    return material
 
 
 def _operator() -> str:

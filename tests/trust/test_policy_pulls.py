@@ -1,0 +1,175 @@
+"""`[trust] policies` over HTTP: a registry in this process (tests/appthread.py) on the
+filesystem driver, its key store holding the test's public keys, pulled and pushed
+with requests; signatures laid out as `cosign sign --key` does (tests/trust/signers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from appthread import AppRegistry, start_app
+from harness import poll
+from pushing import OCI_INDEX, digest_of, image_config, manifest_for, push_blob, put_manifest
+from signers import Doc, cosign_sign, ec_key, pem
+
+from registry.config import StorageConfig, load
+from registry.core.areas import TrustArea
+from registry.storage import create_driver
+from registry.trust.keys import KeyStore
+
+POLICIES = ["prod/* require=site", "hpc/* require=site quarantine", "ci/* sign=site"]
+SITE, OTHER = ec_key(), ec_key()
+
+
+def _import_keys(root: Path, keys: dict) -> None:
+    async def run() -> None:
+        driver = create_driver(StorageConfig(driver="filesystem", root=str(root)))
+        store = KeyStore(TrustArea(driver))
+        for name, key in keys.items():
+            await store.import_public(name, pem(key))
+        await driver.close()
+    asyncio.run(run())
+
+
+def start(tmp: Path, policies: list[str], toml: dict | None = None) -> AppRegistry:
+    root = tmp / "data" / "storage"
+    _import_keys(root, {"site": SITE, "other": OTHER})
+    overrides = {"storage": {"driver": "filesystem", "root": str(root)},
+                 "index": {"path": str(tmp / "data" / "index.sqlite")},
+                 "trust": {"policies": policies}, **(toml or {})}
+    return start_app(load(env={}, overrides=overrides), "filesystem", tmp / "data")
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    app = start(tmp_path_factory.mktemp("policy"), POLICIES)
+    yield app
+    app.stop()
+
+
+def push(reg, repo: str, ref: str | None, note: str,
+         shared: bytes = b"") -> tuple[str, list[str], bytes]:
+    """An image (its own layer, and `shared` if given): digest, blob digests, bytes."""
+    config = image_config(note=note)
+    layers = [f"layer {repo} {note}".encode()] + ([shared] if shared else [])
+    blobs = [push_blob(reg, repo, b) for b in [config, *layers]]
+    body = manifest_for(config, layers, note)
+    return put_manifest(reg, repo, ref or digest_of(body), body), blobs, body
+
+
+def push_doc(reg, repo: str, doc: Doc) -> str:
+    for blob in doc.blobs:
+        push_blob(reg, repo, blob)
+    return put_manifest(reg, repo, doc.tag or doc.digest, doc.manifest)
+
+
+def get(reg, repo: str, ref: str, method: str = "GET", kind: str = "manifests"):
+    return requests.request(method, f"{reg.url}/v2/{repo}/{kind}/{ref}", timeout=30,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json,"
+                                     f"{OCI_INDEX}"})
+
+
+def refused(resp, reason: str) -> None:
+    assert resp.status_code == 403, (resp.status_code, resp.text)
+    error = resp.json()["errors"][0]
+    assert error["code"] == "DENIED" and reason in error["message"], error
+
+
+def test_require_refuses_then_allows(reg):
+    repo = reg.repo("prod")
+    digest, blobs, _ = push(reg, repo, "v1", "a")
+    refused(get(reg, repo, "v1"), "unsigned")
+    refused(get(reg, repo, digest), "unsigned")
+    assert get(reg, repo, "v1", "HEAD").status_code == 403
+    for blob in blobs:  # the config and layer of a refused manifest
+        refused(get(reg, repo, blob, kind="blobs"), "unsigned")
+    # Signed by a key the rule does not name; then a tampered payload.
+    push_doc(reg, repo, cosign_sign(OTHER, f"r/{repo}", digest))
+    refused(get(reg, repo, "v1"), "unknown key")
+    tampered = cosign_sign(SITE, f"r/{repo}", digest, tamper=True)
+    push_doc(reg, repo, tampered)
+    refused(get(reg, repo, "v1"), "signature")
+    # The signature manifest itself is always served: clients must read it to verify.
+    sig_tag = digest.replace(":", "-") + ".sig"
+    assert get(reg, repo, sig_tag).status_code == 200
+    push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", digest))
+    for ref in ("v1", digest):
+        r = get(reg, repo, ref)
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
+    for blob in blobs:
+        assert get(reg, repo, blob, kind="blobs").status_code == 200
+    # Outside every rule: served unsigned.
+    free = reg.repo("free")
+    assert get(reg, free, push(reg, free, "v1", "f")[0]).status_code == 200
+
+
+def test_index_judged_by_each_child(reg):
+    """The index is served; each child is judged when asked for; a blob both children
+    share is served through the signed one, a blob only the unsigned one has is not."""
+    repo = reg.repo("prod")
+    shared = b"a layer both children have"
+    signed, signed_blobs, signed_body = push(reg, repo, None, "amd64", shared)
+    unsigned, unsigned_blobs, unsigned_body = push(reg, repo, None, "arm64", shared)
+    push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", signed))
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d,
+         "size": len(body), "platform": {"os": "linux", "architecture": arch}}
+        for d, body, arch in ((signed, signed_body, "amd64"),
+                              (unsigned, unsigned_body, "arm64"))]}
+    put_manifest(reg, repo, "multi", json.dumps(index).encode(), OCI_INDEX)
+    r = get(reg, repo, "multi")
+    assert r.status_code == 200 and r.headers["Content-Type"] == OCI_INDEX
+    assert get(reg, repo, signed).status_code == 200
+    refused(get(reg, repo, unsigned), "unsigned")
+    assert get(reg, repo, digest_of(shared), kind="blobs").status_code == 200
+    only_unsigned = [b for b in unsigned_blobs if b not in signed_blobs]
+    assert only_unsigned
+    for blob in only_unsigned:
+        refused(get(reg, repo, blob, kind="blobs"), "unsigned")
+
+
+def test_quarantine_with_concurrent_pulls(reg):
+    """A push by tag is invisible until signed: the tag goes on resolving to the
+    previous digest (404 when there is none) for every puller, polling all along;
+    the signature moves it."""
+    repo = reg.repo("hpc")
+    first, _, _ = push(reg, repo, "latest", "1")
+    r = get(reg, repo, "latest")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", first))
+    poll(lambda: get(reg, repo, "latest").status_code == 200, what="first release")
+    assert get(reg, repo, "latest").headers["Docker-Content-Digest"] == first
+
+    seen: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def pull_loop() -> None:
+        with requests.Session() as s:
+            while not stop.is_set():
+                started = time.monotonic()
+                r = s.get(f"{reg.url}/v2/{repo}/manifests/latest", timeout=30)
+                seen.append((started, r.headers.get("Docker-Content-Digest", str(r.status_code))))
+
+    pollers = [threading.Thread(target=pull_loop) for _ in range(3)]
+    for t in pollers:
+        t.start()
+    try:
+        second, _, _ = push(reg, repo, "latest", "2")
+        poll(lambda: len(seen) > 30, what="pulls while the push is held")
+        assert get(reg, repo, "latest").headers["Docker-Content-Digest"] == first
+        signing = time.monotonic()
+        push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", second))
+        poll(lambda: any(d == second for _, d in seen), what="the tag moved")
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join(30)
+    assert {d for _, d in seen} <= {first, second}
+    assert not [d for at, d in seen if d == second and at < signing]
+    assert get(reg, repo, "latest").headers["Docker-Content-Digest"] == second
