@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sized
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sized
+from contextvars import ContextVar
 from typing import TypeVar, cast
 
 from registry.cache.stats import CacheStats
@@ -51,6 +53,20 @@ MAX_CHECKED = 100_000
 # (at most its TTL): a dead upstream must not cost every request a connect timeout.
 STALE_RETRY_SECONDS = 5.0
 MAX_VIEWS = 4096
+
+# False while manifests are read to choose among them (hostaware.py): a child the
+# host-aware cache only looks at must not bring its layers; the chosen one's come.
+_prefetching: ContextVar[bool] = ContextVar("prefetching", default=True)
+
+
+@contextlib.contextmanager
+def without_prefetch() -> Iterator[None]:
+    """Manifests fetched inside (and by the tasks started inside) prefetch nothing."""
+    token = _prefetching.set(False)
+    try:
+        yield
+    finally:
+        _prefetching.reset(token)
 
 
 def read_only(upstream: Upstream) -> Unsupported:
@@ -180,7 +196,7 @@ class CachingManifests(ManifestsDecorator):
                      tag: str | None) -> StoredManifest | None:
         try:
             manifest = await self.inner.mirror(repo, got.digest, got.data, got.media_type, tag)
-            if self.prefetch is not None and manifest.blobs:
+            if self.prefetch is not None and manifest.blobs and _prefetching.get():
                 # Whoever pulls an image manifest pulls its layers next: start them all
                 # now, so a client that pulls them in turn finds the later ones ready.
                 self.prefetch(repo, [(d.digest, d.size) for d in manifest.blobs])

@@ -19,6 +19,7 @@ from registry.arch.detect import detect
 from registry.arch.host import Host, host_query, parse_host
 from registry.cache.blobs import CachingBlobs
 from registry.cache.eviction import Lru
+from registry.cache.hostaware import HostAwareManifests
 from registry.cache.manifests import CachingManifests, CachingTags
 from registry.cache.passthrough import ReadOnlyUploads, UpstreamReferrers
 from registry.cache.peers import CONNECT_S, Peers
@@ -27,6 +28,7 @@ from registry.cache.stats import FLUSH_S, CacheStats, StatsFiles
 from registry.cache.upstream import Upstream
 from registry.config import CacheConfig
 from registry.core.hooks import Hooks
+from registry.core.protocols import Manifests
 from registry.core.scratch import ScratchSpace
 from registry.core.service import Registry
 
@@ -67,12 +69,16 @@ class NodeCache:
                              self.hooks, self.peers, self.stats, reg.mounts)
         self.blobs.append(blobs)
         ttl = float(self.config.tag_ttl)
+        caching = CachingManifests(reg.manifests, reg.tags, self.upstream, ttl,
+                                   stats=self.stats,
+                                   prefetch=blobs.prefetch if self.config.prefetch else None)
+        manifests: Manifests = caching
+        if self.config.host_aware:  # tags of indexes answered for this node's host
+            manifests = HostAwareManifests(caching, reg, blobs, lambda: self.host)
         return dataclasses.replace(
             reg,
             blobs=blobs,
-            manifests=CachingManifests(
-                reg.manifests, reg.tags, self.upstream, ttl, stats=self.stats,
-                prefetch=blobs.prefetch if self.config.prefetch else None),
+            manifests=manifests,
             tags=CachingTags(reg.tags, self.upstream, ttl),
             referrers=UpstreamReferrers(reg.referrers, self.upstream),
             uploads=ReadOnlyUploads(reg.uploads, self.upstream),

@@ -107,8 +107,9 @@ class FakeUpstream:
         if kind == "manifests":
             target = self.tags.get(ref, ref)
             if target in self.manifests:
+                media_type = json.loads(self.manifests[target]).get("mediaType", OCI_MANIFEST)
                 headers = {"Docker-Content-Digest": target, "ETag": f'"{target}"',
-                           "Content-Type": OCI_MANIFEST}
+                           "Content-Type": media_type}
                 if request.headers.get("If-None-Match") == f'"{target}"':
                     return web.Response(status=304, headers=headers)
                 return web.Response(body=self.manifests[target], headers=headers)

@@ -1,0 +1,195 @@
+"""A host-aware node cache: a tag that names an index is answered with its best child.
+
+For clients that cannot send `Registry-Host` (plain `podman pull`, apptainer), with
+`[cache] host_aware = true` the cache answers a manifest GET or HEAD by tag whose
+target is an index with the child that fits the cache's host best (its own media type
+and digest), as `arch.resolver.Resolver` ranks them (docs/architecture-aware.md,
+"The node cache's host"). Everything else passes through unchanged:
+
+* a GET by digest: content addressing, the client named the bytes it wants;
+* a request whose client named its own host (`arch.request.client_host`): it gets
+  the index and the `Registry-Host` path resolves it for the client's host;
+* an index none of whose children fits the host: served as it is, so the client
+  chooses by its platform as it would without a host-aware cache; a cache must not
+  fail a pull its upstream would serve (logged once per index);
+* an index whose children cannot be read for an upstream failure: that error (503),
+  not a guess; nothing is remembered, the next pull tries again.
+
+Children are read through the cache's own manifest path (so they are fetched once and
+kept) without prefetching their layers (only the chosen child's are wanted), and their
+configs through the cache's blob path. The choice for an index is content-addressed
+(the host is fixed for the process), so it is remembered per (repository, index digest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+
+from registry.arch.host import Host, host_query
+from registry.arch.request import client_host
+from registry.arch.resolver import Resolver
+from registry.cache.manifests import CachingManifests, Flights, without_prefetch
+from registry.core.decorators import ManifestsDecorator
+from registry.core.errors import (
+    BlobUnknown,
+    ManifestInvalid,
+    NameUnknown,
+    RegistryError,
+    TooManyRequests,
+    UpstreamUnavailable,
+)
+from registry.core.grammar import Digest, is_digest_like
+from registry.core.manifest_format import INDEX_TYPES, Manifest, parse_manifest
+from registry.core.offload import off_loop_if
+from registry.core.protocols import Blobs
+from registry.core.service import Registry
+from registry.core.serving import LocalFile, Progress
+from registry.core.types import StoredManifest
+
+log = logging.getLogger("registry.cache")
+
+CONFIG_MAX = 1 << 20  # bytes of a child's config read to describe it (describe's bound)
+CHOICES_KEPT = 4096  # (repository, index digest) -> chosen child, least recent forgotten
+PARSE_INLINE_MAX = 64 << 10  # larger manifests are parsed off the event loop
+WAIT_S = 60.0  # a config download that makes no progress this long fails
+
+
+class HostAwareManifests(ManifestsDecorator):
+    """`Manifests` of a host-aware node cache (see the module docstring). `host()` is
+    the cache's host, None until it is known (the cache describes it at start)."""
+
+    def __init__(self, inner: CachingManifests, registry: Registry, blobs: Blobs,
+                 host: Callable[[], Host | None]) -> None:
+        super().__init__(inner)
+        self.caching = inner
+        self.registry = registry  # the services the resolver reads children through
+        self.blobs = blobs  # the cache's blob path: configs are fetched and kept
+        self.host = host
+        self._chosen: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._flights = Flights()
+
+    async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
+        host = self.host()
+        if host is None or is_digest_like(reference) or client_host.get() is not None:
+            return await self.inner.get(repo, reference, with_body)
+        stored = await self.inner.get(repo, reference, with_body)
+        if stored.media_type not in INDEX_TYPES:
+            return stored
+        key = (repo, str(stored.digest))
+        if key in self._chosen:
+            self._chosen.move_to_end(key)
+            chosen = self._chosen[key]
+        else:
+            try:
+                chosen = await self._flights.run(key, lambda: self._choose(repo, stored, host))
+            except (UpstreamUnavailable, TooManyRequests):
+                raise  # the children cannot be read now: say so, guess nothing
+            except RegistryError as exc:  # e.g. a child the upstream refuses us
+                log.warning("host-aware: cannot resolve %s@%s (%s): serving the index",
+                            repo, stored.digest, exc.message)
+                return stored
+        if chosen is None:
+            return stored
+        child = await self.inner.get(repo, chosen, with_body)
+        return dataclasses.replace(child, stale=True) if stored.stale else child
+
+    async def _choose(self, repo: str, index: StoredManifest, host: Host) -> str | None:
+        view = dataclasses.replace(self.registry,
+                                   manifests=_Children(self.caching, self.blobs, repo))
+        with without_prefetch():
+            resolution = await Resolver(view).resolve_stored(repo, index, host)
+        chosen = resolution.chosen
+        if chosen is None:
+            log.info("host-aware: no child of %s@%s fits %s: serving the index (%s)",
+                     repo, index.digest, host_query(host),
+                     "; ".join(f"{c.digest[:19]}: {c.reason}"
+                               for c in resolution.candidates[:8]))
+        else:
+            log.info("host-aware: %s@%s -> %s for %s (%s)", repo, index.digest,
+                     chosen.digest, host_query(host), chosen.reason)
+            await self._prefetch(repo, chosen.digest, chosen.media_type)
+        self._chosen[(repo, str(index.digest))] = chosen.digest if chosen else None
+        while len(self._chosen) > CHOICES_KEPT:
+            self._chosen.popitem(last=False)
+        return chosen.digest if chosen else None
+
+    async def _prefetch(self, repo: str, digest: str, media_type: str) -> None:
+        """The chosen child's layers, as any manifest fetched from the upstream gets."""
+        prefetch = self.caching.prefetch
+        if prefetch is None:
+            return
+        manifest = await _parsed(self.caching, Digest.parse(digest), media_type)
+        if manifest is not None and manifest.blobs:
+            prefetch(repo, [(d.digest, d.size) for d in manifest.blobs])
+
+
+class _Children(ManifestsDecorator):
+    """What the resolver reads one repository's children through: the cache's manifest
+    path, and configs fetched through the cache's blob path of that repository (core's
+    `read_config` only reads what is stored here already)."""
+
+    def __init__(self, inner: CachingManifests, blobs: Blobs, repo: str) -> None:
+        super().__init__(inner)
+        self.blobs = blobs
+        self.repo = repo
+
+    async def read_config(self, manifest: Manifest) -> bytes | None:
+        config = manifest.config
+        if config is None or config.size > CONFIG_MAX:
+            return None
+        try:
+            return await read_small(self.blobs, self.repo, config.digest, CONFIG_MAX)
+        except (BlobUnknown, NameUnknown):
+            return None  # the upstream has no config for it: described without one
+
+
+async def _parsed(manifests: CachingManifests, digest: Digest,
+                  media_type: str) -> Manifest | None:
+    try:
+        data = await manifests.read_bytes(digest)
+        return await off_loop_if(len(data) > PARSE_INLINE_MAX, parse_manifest, data,
+                                 media_type)
+    except (BlobUnknown, ManifestInvalid):
+        return None  # evicted meanwhile, or not an image: its layers come when pulled
+
+
+async def read_small(blobs: Blobs, repo: str, digest: Digest, max_bytes: int) -> bytes:
+    """A small blob's bytes (a config) through `blobs.serve`: for a node cache, the
+    path a client's GET takes, so a blob not here yet is fetched once and kept."""
+    plan = await blobs.serve(repo, digest)
+    try:
+        if plan.size > max_bytes:
+            raise BlobUnknown("blob too large to read whole", {"digest": str(digest)})
+        body = plan.body
+        if isinstance(body, LocalFile):
+            fd = plan.take_fd()
+            if fd is not None:
+                return await asyncio.to_thread(_read_fd, fd, plan.size, body.progress)
+        return await blobs.read(digest, max_bytes)  # not a local file: the store reads it
+    finally:
+        await plan.close()
+
+
+def _read_fd(fd: int, size: int, progress: Progress | None) -> bytes:
+    """`size` bytes of a file that may still be downloading (then followed to its end)."""
+    try:
+        have = 0
+        while progress is not None and have < size:
+            have = progress.wait_beyond(have, WAIT_S)
+        chunks: builtins.list[bytes] = []
+        got = 0
+        while got < size:
+            chunk = os.pread(fd, size - got, got)
+            if not chunk:
+                raise BlobUnknown("blob shorter than its size", {"size": size})
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
