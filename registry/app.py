@@ -17,6 +17,7 @@ from registry.api.health import HealthFamily, Readiness, ReadyFamily
 from registry.api.keys_api import KeysFamily
 from registry.api.metrics import Metrics
 from registry.api.oci import OciFamily
+from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
 from registry.api.spack_api import register as register_spack_api
@@ -25,6 +26,7 @@ from registry.api.token import TokenFamily
 from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
 from registry.arch.indexed import describer
+from registry.arch.resolver import Resolver
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
@@ -67,7 +69,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      ready: Readiness | None = None,
                      usage: Usage | None = None,
                      gc: Collector | None = None,
-                     keys: KeyStore | None = None) -> Dispatcher:
+                     keys: KeyStore | None = None,
+                     resolver: Resolver | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -77,12 +80,14 @@ def build_dispatcher(registry: Registry, config: Config,
     api = ApiFamily()
     register_spack_api(api)
     register_usage_api(api)
+    register_resolve_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack_views=spack.views if spack is not None else spack_views,
                   specs=spack.catalog if spack is not None else None,
-                  metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys)
+                  metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys,
+                  resolver=resolver or Resolver(registry))
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)

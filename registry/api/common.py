@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.api.access import AllowAll
+from registry.arch.resolver import Resolver
 from registry.config import Config
 from registry.core.access import PULL, REQUEST_ID, Caller, Scope
 from registry.core.errors import SizeInvalid
@@ -50,6 +51,9 @@ class Context:
     gc: Any = None
     # The signing keys (registry.trust.keys.KeyStore); None on a node cache.
     keys: Any = None
+    # Which build of a tag fits a host (registry.arch.resolver): /api/v1/resolve and
+    # the Registry-Host header on the OCI path.
+    resolver: Resolver | None = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

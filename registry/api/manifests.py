@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from registry.api.common import Context, prepare, read_bounded
+from registry.api.resolve_api import HOST_HEADER, manifest_for_host
 from registry.api.routes import Route
 from registry.core.errors import TooLarge
 
@@ -12,12 +13,19 @@ from registry.core.errors import TooLarge
 async def get_manifest(request: web.BaseRequest, route: Route, ctx: Context) -> web.StreamResponse:
     reg = ctx.registry
     head = request.method == "HEAD"
-    stored = await reg.manifests.get(route.name, route.ref, with_body=not head)
+    host = request.headers.get(HOST_HEADER)
+    if host is None:  # the hot path: one look-up more than before
+        stored = await reg.manifests.get(route.name, route.ref, with_body=not head)
+        extra = None
+    else:
+        stored, extra = await manifest_for_host(ctx, route.name, route.ref, host, head)
     headers = {
         "Docker-Content-Digest": str(stored.digest),
         "Content-Type": stored.media_type,
         "ETag": f'"{stored.digest}"',
     }
+    if extra:
+        headers.update(extra)
     if stored.stale:  # not revalidated where it comes from (RFC 7234's warn-code 110)
         headers["Warning"] = '110 - "Response is Stale"'
     if request.headers.get("If-None-Match") == headers["ETag"]:
