@@ -20,6 +20,7 @@ from registry.api.oci import OciFamily
 from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
+from registry.api.sign_api import register as register_sign_api
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
@@ -81,6 +82,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_api(api)
     register_usage_api(api)
     register_resolve_api(api)
+    register_sign_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},

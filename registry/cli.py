@@ -1,7 +1,7 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
 `registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`,
-`registry keys ...`."""
+`registry keys ...`, `registry sign`."""
 
 from __future__ import annotations
 
@@ -492,7 +492,7 @@ def parser() -> argparse.ArgumentParser:
     from registry.cli_trust import add_parsers as add_trust_parsers
 
     add_parsers(sub, common, _load)
-    add_trust_parsers(sub, common, _load)
+    add_trust_parsers(sub, common, _load, _store)
     return p
 
 

@@ -55,6 +55,7 @@ from registry.core.access import (
     PULL,
     PUSH,
     REQUEST_ID,
+    SIGN,
     Networks,
     Scope,
     client_address,
@@ -69,7 +70,7 @@ OPEN_FAMILIES = frozenset({"token", "healthz", "readyz", "keys"})
 _HOST = re.compile(r"[A-Za-z0-9.\[\]:-]{1,300}")
 _BEARER = frozenset({"Bearer ", "bearer ", "BEARER "})  # what `identify` takes, mostly
 _CHALLENGE_ACTIONS = {PULL: "pull,push", PUSH: "pull,push", DELETE: "pull,push,delete",
-                      ADMIN: "*"}
+                      SIGN: "pull,sign", ADMIN: "*"}
 
 
 class Guard:
@@ -138,7 +139,7 @@ class Guard:
             return
         if request.method == "PATCH" or (scope.action == PUSH and status == 202):
             return  # a chunk, or an upload session started: the push is its last request
-        event = "delete" if scope.action == DELETE else "push"
+        event = {DELETE: "delete", SIGN: "sign"}.get(scope.action, "push")
         self._audit(request, event, request.get(IDENTITY, NOBODY), scope, status=status)
 
     def owner(self, request: web.BaseRequest) -> str:

@@ -7,7 +7,8 @@ repository (and Spack cache, and bucket) names in which `*` matches any run of
 characters, `/` included, so `ci/*` is the whole `ci` namespace. WHO is
 `anonymous` (everyone, logged in or not), `authenticated` (every user; robots
 have their scopes and what anonymous has, no more), `user:NAME` or `group:NAME`.
-ACTIONS are pull, push, delete and admin (all of them), separated by `,` or `+`.
+ACTIONS are pull, push, delete, sign (have the registry sign a manifest with its
+key) and admin (all of them), separated by `,` or `+`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from registry.core.access import ACTIONS, ADMIN, DELETE, PULL, PUSH
+from registry.core.access import ACTIONS, ADMIN, DELETE, PULL, PUSH, SIGN
 from registry.core.errors import RegistryError
 from registry.core.grammar import check_glob, glob_matches, validate_name
 
-ALL = frozenset((PULL, PUSH, DELETE, ADMIN))
+ALL = frozenset((PULL, PUSH, DELETE, SIGN, ADMIN))
 # Users, robots and groups: what also makes a safe file name in the store.
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 

@@ -19,7 +19,7 @@ class Scope:
     """What a request wants to do: `action` on `resource` of protocol `family`.
 
     `resource` is a repository or cache name, or "" for the registry as a whole
-    (the catalog, the API root); `action` is one of pull, push, delete, admin."""
+    (the catalog, the API root); `action` is one of pull, push, delete, sign, admin."""
 
     family: str
     resource: str
@@ -27,11 +27,14 @@ class Scope:
 
 
 PULL, PUSH, DELETE, ADMIN = "pull", "push", "delete", "admin"
+# Have the registry sign a manifest with one of its keys (POST /api/v1/sign/...): it
+# writes signature manifests into the repository, and vouches with the site's key.
+SIGN = "sign"
 
 # What the dispatcher and the access step note on a request, for those that read
 # it later (handlers, the access and audit logs): its id, and who is asking.
 REQUEST_ID, IDENTITY = "request_id", "auth.identity"
-ACTIONS = (PULL, PUSH, DELETE, ADMIN)
+ACTIONS = (PULL, PUSH, DELETE, SIGN, ADMIN)
 
 _METHOD_ACTIONS = {"GET": PULL, "HEAD": PULL, "OPTIONS": PULL, "PUT": PUSH, "POST": PUSH,
                    "PATCH": PUSH, "DELETE": DELETE}

@@ -198,7 +198,7 @@ class KeyStore:
         try:
             private = serialization.load_pem_private_key(pem, passphrase or None)
         except TypeError:
-            raise KeyProblem(f"key {name!r} is protected by a passphrase: give it"
+            raise KeyProblem(f"key {name!r} is protected by a passphrase, and none was given"
                             if not passphrase else
                             f"key {name!r} is not protected by a passphrase") from None
         except ValueError:
