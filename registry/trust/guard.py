@@ -7,7 +7,7 @@ serve a cache's blobs through `Blobs.serve` of its repository), so one guard
 covers them all. What it decides, for a repository whose rule has `require=` or
 `quarantine`:
 
-- A manifest (by tag or digest, GET or HEAD) is served when it verifies by the
+- A manifest (by tag or digest) is served when it verifies by the
   rule's keys; otherwise 403 DENIED naming the reason (`require=`), or 404
   MANIFEST_UNKNOWN (`quarantine` alone: it is invisible). An index is served as
   it is: each child is judged when the client asks for it.
@@ -20,6 +20,8 @@ covers them all. What it decides, for a repository whose rule has `require=` or
   found in what was read); each judgement is remembered (kept while it holds,
   a refusal for a few seconds, forgotten at once when a signature for it is
   pushed through this process).
+- A HEAD (of a manifest or a blob) is answered: it moves no bytes, and pushing
+  clients ask it of every blob and manifest before they upload.
 - A caller who may push the repository (auth on) reads as is: the pipeline that
   pushed an image reads it back to sign it. With auth off nobody is exempt.
 """
@@ -210,7 +212,7 @@ class PolicyManifests(ManifestsDecorator):
         self.guard = guard
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
-        policy = self.guard.guarding(repo)
+        policy = self.guard.guarding(repo) if with_body else None
         if policy is None or signed_by_tag(reference) is not None:
             return await self.inner.get(repo, reference, with_body)
         stored = await self.inner.get(repo, reference, True)
@@ -245,7 +247,7 @@ class PolicyBlobs(BlobsDecorator):
 
     async def serve(self, repo: str, digest: Digest, range_header: str | None = None,
                     with_body: bool = True) -> BlobPlan:
-        policy = self.guard.guarding(repo)
+        policy = self.guard.guarding(repo) if with_body else None
         if policy is not None:
             refused = await self.guard.blob_refusal(repo, digest, policy)
             if refused is not None:
