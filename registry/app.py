@@ -26,6 +26,7 @@ from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
 from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
+from registry.arch.compat_check import CompatCheck
 from registry.arch.indexed import describer
 from registry.arch.resolver import Resolver
 from registry.auth.wiring import build_guard
@@ -180,7 +181,9 @@ async def running(config: Config, hooks: Hooks | None = None,
     requests (give it to aiohttp's low-level `web.Server`); stopped on exit.
     `generations` are the write counters shared by worker processes (see core.cache);
     None for a single process."""
-    settings = CoreSettings.from_config(config)
+    # Image-compatibility artifacts are checked at push (registry/arch/compat_check.py).
+    settings = dataclasses.replace(CoreSettings.from_config(config),
+                                   artifact_check=CompatCheck())
     # First: a key that cannot sign stops the start before anything is opened.
     signer = None if config.cache.enabled else await _signer(config)
     # Other machines write to the same store: no exact cache invalidation, and the
@@ -252,7 +255,8 @@ async def running(config: Config, hooks: Hooks | None = None,
             # every sync_interval for the other replicas' writes. They read the store
             # through services without caches: they want the truth, and must not
             # fill (or be served by) the request path's caches.
-            uncached = build_registry(driver, settings=CoreSettings(shared_store=True))
+            uncached = build_registry(driver, settings=CoreSettings(
+                shared_store=True, artifact_check=settings.artifact_check))
             await stack.enter_async_context(background(indexing.keep_current(
                 uncached, index, index_hooks, config.index.sync_interval if shared_store else 0)))
             if spack is not None and spack.catalog is not None:

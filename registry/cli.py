@@ -101,7 +101,8 @@ async def _store(config: Config) -> AsyncIterator[tuple[Driver, Index]]:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from registry.core.factory import build_registry
+    from registry.arch.compat_check import CompatCheck
+    from registry.core.factory import CoreSettings, build_registry
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
 
@@ -109,7 +110,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with _store(config) as (driver, index):
-            stats = await rebuild(build_registry(driver, NullHooks()), index)
+            # Compatibility artifacts' documents are read and indexed as at push.
+            settings = CoreSettings(artifact_check=CompatCheck())
+            stats = await rebuild(build_registry(driver, NullHooks(), settings), index)
         print(json.dumps(dataclasses.asdict(stats)))
 
     asyncio.run(run())

@@ -163,6 +163,9 @@ class ManifestsDecorator(Manifests):
     async def read_config(self, manifest: Manifest) -> bytes | None:
         return await self.inner.read_config(manifest)
 
+    async def read_artifact(self, manifest: Manifest) -> str | None:
+        return await self.inner.read_artifact(manifest)
+
 
 class TagsDecorator(Tags):
     """A `Tags` that forwards every call to `inner`: subclass it and override."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.config import Config
+from registry.core.artifact_checks import NO_ARTIFACT_CHECKS, ArtifactCheck
 from registry.core.blobs import BlobStore
 from registry.core.cache import Generations
 from registry.core.catalog import CatalogService
@@ -48,6 +49,9 @@ class CoreSettings:
     object_keys: KeyClassifier = plain_keys
     # Which repositories link a blob, from the index: candidates for a mount.
     holders: Holders | None = None
+    # The documents of artifacts a room understands, checked at push (injected by the
+    # room: registry.arch.compat_check for image-compatibility artifacts).
+    artifact_check: ArtifactCheck = NO_ARTIFACT_CHECKS
 
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
@@ -73,7 +77,8 @@ def build_registry(driver: Driver, hooks: Hooks | None = None,
         blobs=blobs,
         uploads=UploadService(driver, blobs, mounts),
         manifests=ManifestService(driver, blobs, tags, hooks, max_bytes=s.manifest_max_bytes,
-                                  generations=generations, shared_store=s.shared_store),
+                                  generations=generations, shared_store=s.shared_store,
+                                  artifact_check=s.artifact_check),
         tags=tags,
         referrers=ReferrersService(driver, generations, s.shared_store),
         catalog=CatalogService(driver),

@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class Hooks(Protocol):
+    # `artifact`: what the injected artifact check (core/artifact_checks.py) records
+    # of the document the manifest carries, if it checked one.
     async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest,
-                           size: int, tag: str | None, config: bytes | None) -> None: ...
+                           size: int, tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None: ...
 
     async def manifest_deleted(self, repo: str, digest: Digest) -> None: ...
 
@@ -40,7 +43,8 @@ class NullHooks:
     """Hooks that do nothing (tests, tools that only read)."""
 
     async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest,
-                           size: int, tag: str | None, config: bytes | None) -> None:
+                           size: int, tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None:
         return None
 
     async def manifest_deleted(self, repo: str, digest: Digest) -> None:

@@ -86,7 +86,9 @@ async def read_manifest(reg: Registry, repo: str, digest: Digest) -> ManifestPut
         log.warning("index: skipping %s@%s: %s", repo, digest, exc)
         return None
     config = await reg.manifests.read_config(manifest)
-    return ManifestPut(repo, str(digest), manifest, len(data), None, config, time.time())
+    artifact = await reg.manifests.read_artifact(manifest)
+    return ManifestPut(repo, str(digest), manifest, len(data), None, config, time.time(),
+                       artifact)
 
 
 def _texts(digests: list[Digest]) -> set[str]:
@@ -156,7 +158,8 @@ async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) 
             if put is None:
                 stats.skipped += 1
                 continue
-            events.append(ManifestDescribe(repo, put.digest, put.manifest, put.config))
+            events.append(ManifestDescribe(repo, put.digest, put.manifest, put.config,
+                                           put.artifact, put.at))
             stats.described += 1
 
     known_tags = {t.tag: t.digest for t in await index.tags(repo)}

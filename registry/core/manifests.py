@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from registry.core.artifact_checks import NO_ARTIFACT_CHECKS, ArtifactCheck
 from registry.core.cache import GenerationCache, Generations, fixed_weight
 from registry.core.catalog import digests_under
 from registry.core.errors import (
@@ -24,6 +26,8 @@ from registry.core.protocols import Blobs, Tags
 from registry.core.types import StoredManifest
 from registry.storage import paths
 from registry.storage.driver import Driver, PathNotFound, StorageError
+
+log = logging.getLogger(__name__)
 
 # A config blob is read (bounded) at push time so the index can record platforms.
 CONFIG_READ_MAX = 1 << 20
@@ -72,12 +76,16 @@ class ManifestService:
 
     def __init__(self, driver: Driver, blobs: Blobs, tags: Tags, hooks: Hooks,
                  max_bytes: int = 4 << 20, cache_bytes: int = 64 << 20,
-                 generations: Generations | None = None, shared_store: bool = False) -> None:
+                 generations: Generations | None = None, shared_store: bool = False,
+                 artifact_check: ArtifactCheck = NO_ARTIFACT_CHECKS) -> None:
         self.driver = driver
         self.blobs = blobs
         self.tags = tags
         self.hooks = hooks
         self.max_bytes = max_bytes
+        # The documents of artifacts a room understands, checked before a push is
+        # stored (core/artifact_checks.py).
+        self.artifact_check = artifact_check
         self._cache = _ByteLRU(cache_bytes)
         self.generations = generations or Generations()
         # A store shared with other machines: no exact invalidation is possible, so
@@ -165,8 +173,9 @@ class ManifestService:
             digest = Digest.of(data)
         manifest = await _parse(data, content_type)
         await self._check_references(repo, manifest)
+        artifact = await self._check_artifact(manifest)  # refuses before any write
         config = await self.read_config(manifest)
-        await self._store(repo, digest, data, manifest, tag, config)
+        await self._store(repo, digest, data, manifest, tag, config, artifact)
         return digest, manifest
 
     async def mirror(self, repo: str, digest: Digest, data: bytes,
@@ -183,7 +192,8 @@ class ManifestService:
         return manifest
 
     async def _store(self, repo: str, digest: Digest, data: bytes, manifest: Manifest,
-                     tag: str | None, config: bytes | None) -> None:
+                     tag: str | None, config: bytes | None,
+                     artifact: str | None = None) -> None:
         await self.blobs.put_small(data, digest)
         self._cache.put(str(digest), data)
         # The subject is recorded so that a delete never needs the manifest's bytes.
@@ -201,7 +211,8 @@ class ManifestService:
         if tag is not None:
             await self.tags.set(repo, tag, digest)
         self.generations.bump(repo)
-        await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config))
+        await emit(self.hooks.manifest_put(repo, digest, manifest, len(data), tag, config,
+                                           artifact))
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
         # Each distinct blob is asked about once: a manifest may name one layer
@@ -233,6 +244,39 @@ class ManifestService:
         try:
             return await self.blobs.read(manifest.config.digest, CONFIG_READ_MAX)
         except Exception:
+            return None
+
+    async def _check_artifact(self, manifest: Manifest) -> str | None:
+        """The injected artifact check (core/artifact_checks.py) on a pushed
+        manifest whose blobs are known to be here: None when it checks nothing of
+        this manifest, else what it records; ManifestInvalid when it refuses."""
+        check = self.artifact_check
+        try:
+            desc = check.document(manifest)
+        except ValueError as exc:
+            raise ManifestInvalid(str(exc)[:300]) from None
+        if desc is None:
+            return None
+        if desc.size > check.max_bytes:
+            raise ManifestInvalid(f"the {desc.media_type} layer is {desc.size} bytes, more "
+                                  f"than the {check.max_bytes} accepted",
+                                  {"digest": str(desc.digest)})
+        data = await self.blobs.read(desc.digest, check.max_bytes)
+        try:
+            return await off_loop_if(len(data) > PARSE_INLINE_MAX // 4, check.check,
+                                     manifest, data)
+        except ValueError as exc:
+            raise ManifestInvalid(f"invalid {desc.media_type} layer: {str(exc)[:300]}",
+                                  {"digest": str(desc.digest)}) from None
+
+    async def read_artifact(self, manifest: Manifest) -> str | None:
+        """What the artifact check records for a stored manifest (the catch-up and
+        the rebuild index it as a push would); None when it checks nothing of it or
+        refuses it (stored before the check existed: logged)."""
+        try:
+            return await self._check_artifact(manifest)
+        except Exception as exc:
+            log.warning("artifact document not indexed: %s", exc)
             return None
 
     # -- delete --------------------------------------------------------------

@@ -123,6 +123,10 @@ class Manifests(Protocol):
 
     async def read_config(self, manifest: Manifest) -> bytes | None: ...
 
+    # What the injected artifact check records of a stored manifest's document
+    # (core/artifact_checks.py), for the catch-up; None when nothing is checked.
+    async def read_artifact(self, manifest: Manifest) -> str | None: ...
+
 
 class Tags(Protocol):
     """Mutable names for manifests."""

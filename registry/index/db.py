@@ -13,6 +13,8 @@ Tables (schema.py has the DDL and its versions):
     builds     (repo, digest, declared_by, entry) what the manifest needs of a host: os,
                architecture, target, CUDA, ROCm, MPI, memory... keyed as platforms; filled
                by the Describer the index is given (index/builds.py)
+    artifacts  (repo, digest) subject, artifact type, created, document: what core's
+               artifact check recorded of a referrer's document (index/artifacts.py)
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
     blobs      (repo, digest) size: blobs linked into a repository
     pulls      (repo, digest, kind) count, last_pulled: read events
@@ -42,9 +44,10 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from registry.index import builds, schema
+from registry.index import artifacts, builds, schema
 from registry.index.builds import Describer
 from registry.index.records import (
+    ArtifactRow,
     BlobRow,
     BlobUse,
     BuildRow,
@@ -209,6 +212,8 @@ class Index:
                 if isinstance(event, ManifestPut | ManifestDescribe):  # after its row
                     builds.record(conn, event.repo, event.digest, event.manifest,
                                   event.config, self.describer)
+                    artifacts.record(conn, event.repo, event.digest, event.manifest,
+                                     event.artifact, event.at or time.time())
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -222,7 +227,8 @@ class Index:
     def _clear(self) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("manifests", "tags", "platforms", "builds", "blob_refs", "blobs"):
+        for table in ("manifests", "tags", "platforms", "builds", "artifacts", "blob_refs",
+                      "blobs"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute("COMMIT")
 
@@ -282,6 +288,12 @@ class Index:
         gives first, then one per platform an index listing it declares (empty if no
         describer saw it, or if it is an artifact)."""
         return await self._run(lambda: builds.builds(self._connection(), repo, digest))
+
+    async def artifacts(self, repo: str, subject: str) -> list[ArtifactRow]:
+        """The checked artifact documents of the referrers of `repo@subject`
+        (index/artifacts.py): e.g. its image-compatibility specs."""
+        return await self._run(lambda: artifacts.for_subject(self._connection(), repo,
+                                                             subject))
 
     async def undescribed(self, repo: str) -> set[str]:
         """Manifests of `repo` indexed before builds were: the catch-up describes them."""

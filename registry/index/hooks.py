@@ -78,9 +78,11 @@ class IndexHooks:
     # -- core.hooks.Hooks: writes ----------------------------------------------
 
     async def manifest_put(self, repo: str, digest: Any, manifest: ManifestLike, size: int,
-                           tag: str | None, config: bytes | None) -> None:
+                           tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None:
         # The manifest is converted to rows on the index thread, not here.
-        self._put(ManifestPut(repo, str(digest), manifest, size, tag, config, time.time()))
+        self._put(ManifestPut(repo, str(digest), manifest, size, tag, config, time.time(),
+                              artifact))
 
     async def manifest_deleted(self, repo: str, digest: Any) -> None:
         self._put(ManifestDeleted(repo, str(digest)))

@@ -71,6 +71,9 @@ class ManifestPut:
     tag: str | None = None
     config: bytes | None = None
     at: float = 0.0
+    # What core's artifact check recorded of the document the manifest carries
+    # (core/artifact_checks.py), for the `artifacts` table; None when none was checked.
+    artifact: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,8 @@ class ManifestDescribe:
     digest: str
     manifest: ManifestLike
     config: bytes | None = None
+    artifact: str | None = None  # as ManifestPut's: its `artifacts` row is rewritten too
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +237,21 @@ class Platform:
     os_version: str
     declared_by: str
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRow:
+    """A checked artifact document (index/artifacts.py) of referrer `digest`, kept for
+    its `subject`: the text core's artifact check recorded, e.g. an image-compatibility
+    spec as registry.arch.compat writes it."""
+
+    repo: str
+    digest: str
+    subject: str
+    artifact_type: str
+    created: str  # the org.opencontainers.image.created annotation, "" if none
+    document: str
+    pushed_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,22 @@ V4 = [
     """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]  # MIGRATIONS[n - 1] brings a file to version n
+# Version 5: checked artifact documents (index/artifacts.py), one row per referrer whose
+# document core's artifact check read at push (image-compatibility specs), kept for its
+# subject. Referrers of those types indexed before are described again by the catch-up
+# this asks for (described = 0), which reads their documents from storage.
+V5 = [
+    """CREATE TABLE "artifacts" (
+   "repo" TEXT, "digest" TEXT, "subject" TEXT, "artifact_type" TEXT, "created" TEXT,
+   "document" TEXT, "pushed_at" REAL, PRIMARY KEY ("repo", "digest"))""",
+    'CREATE INDEX "idx_artifacts_subject" ON "artifacts" ("repo", "subject")',
+    """UPDATE "manifests" SET "described" = 0 WHERE "artifact_type" IN
+   ('application/vnd.oci.image-compatibility.v1',
+    'application/vnd.nfd.image-compatibility.v1alpha1')""",
+    """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]  # MIGRATIONS[n - 1] brings a file to version n
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -75,7 +75,7 @@ def _manifest_put(conn: sqlite3.Connection, e: ManifestPut) -> None:
 def _manifest_deleted(conn: sqlite3.Connection, e: ManifestDeleted) -> None:
     for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
                        ("platforms", "declared_by"), ("builds", "declared_by"),
-                       ("tags", "digest")):
+                       ("artifacts", "digest"), ("tags", "digest")):
         conn.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [e.repo, e.digest])
 
 

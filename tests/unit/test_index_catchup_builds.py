@@ -40,8 +40,10 @@ async def store(reg, repo: str, arch: str, variant: str, target: str | None = No
 
 
 def to_version_3(path) -> None:
-    """Make the file what version 3 of the schema left: no builds, no described column."""
+    """Make the file what version 3 of the schema left: no builds, no described column
+    (and none of the later versions' tables)."""
     conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE IF EXISTS artifacts")  # version 5
     conn.execute("DROP TABLE builds")
     conn.execute("ALTER TABLE manifests DROP COLUMN described")
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
