@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from registry.core.grammar import Digest
@@ -49,6 +49,8 @@ class Node:
     os: str
     target: str
     compiler: str  # "name@version", "" when the node has none (externals, v5 runtimes)
+    # A format-5 node without a compiler annotation names its compiler by a build edge
+    # providing c, cxx or fortran (SpecDoc.parse fills `compiler` from that node).
     variants: dict[str, Any]
     deps: tuple[str, ...]  # DAG hashes of its direct dependencies
     external: bool
@@ -103,6 +105,33 @@ def parse_node(node: Any) -> Node:
         external=bool(node.get("external")),
         raw=node,
     )
+
+
+_LANGUAGES = frozenset({"c", "cxx", "fortran"})
+
+
+def _compiler_edge(node: Node) -> str | None:
+    """The hash of the dependency that compiles `node` in format 5: spack 1.x writes
+    compilers as build dependencies providing the virtuals c, cxx, fortran."""
+    for dep in node.raw.get("dependencies", []):
+        params = dep.get("parameters")
+        virtuals = params.get("virtuals") if isinstance(params, dict) else None
+        if isinstance(virtuals, list) and _LANGUAGES & {v for v in virtuals
+                                                        if isinstance(v, str)}:
+            return str(dep["hash"])
+    return None
+
+
+def _with_compilers(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    by_hash = {n.hash: n for n in nodes}
+    out = []
+    for node in nodes:
+        edge = None if node.compiler else _compiler_edge(node)
+        compiler = by_hash.get(edge) if edge else None
+        if compiler is not None:
+            node = replace(node, compiler=f"{compiler.name}@{compiler.version}"[:128])
+        out.append(node)
+    return tuple(out)
 
 
 _FLAGS = frozenset({"cflags", "cppflags", "cxxflags", "fflags", "ldflags", "ldlibs"})
@@ -173,7 +202,7 @@ class SpecDoc:
         raw_nodes = doc.get("nodes")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise InvalidSpec("a spec has no nodes")
-        nodes = tuple(parse_node(n) for n in raw_nodes)
+        nodes = _with_compilers(tuple(parse_node(n) for n in raw_nodes))
         return cls(version, nodes, doc)
 
     @classmethod
