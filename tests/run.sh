@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients and reference servers the tests drive (Debian packages).
-APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl gnupg)
-COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl gpg gpgconf)
+APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl gnupg nodejs npm)
+COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl gpg gpgconf node npm)
 missing=0
 for cmd in "${COMMANDS[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing=1
@@ -19,6 +19,10 @@ if [ "$missing" = 1 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         "${APT_PACKAGES[@]}" >/dev/null
 fi
+
+# Independent verifiers of the registry's signatures on Node.js (@sigstore/verify, pinned
+# by tests/node/package-lock.json) into .cache/node: once, then a file compare.
+bash tests/node/install.sh >/dev/null
 
 PY="${PYTHON:-python3}"
 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
