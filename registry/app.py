@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from registry.api.access import AccessControl
+from registry.api.blob_uses import register as register_blob_uses
 from registry.api.common import Context
 from registry.api.dispatch import Dispatcher, Family
 from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
@@ -34,6 +35,7 @@ from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
 from registry.core import indexing
 from registry.core.areas import AuthArea, SpackArea, TrustArea
+from registry.core.builds import Builds
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
 from registry.core.gc import GcWatch, collect, run_periodically
@@ -72,7 +74,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      usage: Usage | None = None,
                      gc: Collector | None = None,
                      keys: KeyStore | None = None,
-                     resolver: Resolver | None = None) -> Dispatcher:
+                     resolver: Resolver | None = None,
+                     builds: Builds | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     oci = OciFamily()
     s3 = S3Family()
@@ -84,13 +87,14 @@ def build_dispatcher(registry: Registry, config: Config,
     register_usage_api(api)
     register_resolve_api(api)
     register_sign_api(api)
+    register_blob_uses(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack_views=spack.views if spack is not None else spack_views,
                   specs=spack.catalog if spack is not None else None,
                   metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys,
-                  resolver=resolver or Resolver(registry))
+                  resolver=resolver or Resolver(registry), builds=builds)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -270,7 +274,8 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           spack_views=node_cache.spack if node_cache else None,
                                           metrics=metrics, ready=_readiness(driver, index),
                                           usage=None if node_cache else Usage(index), gc=gc,
-                                          keys=keys)
+                                          keys=keys,
+                                          builds=None if node_cache else Builds(index))
             dispatcher.reloads.append(_trust_reload(trust))
             yield dispatcher
     finally:

@@ -54,6 +54,9 @@ class Context:
     # Which build of a tag fits a host (registry.arch.resolver): /api/v1/resolve and
     # the Registry-Host header on the OCI path.
     resolver: Resolver | None = None
+    # What manifests need of a host, where blobs are used (registry.core.builds.Builds);
+    # None on a node cache.
+    builds: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -44,10 +44,11 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from registry.index import artifacts, builds, schema
+from registry.index import artifacts, blob_report, builds, schema
 from registry.index.builds import Describer
 from registry.index.records import (
     ArtifactRow,
+    BlobReport,
     BlobRow,
     BlobUse,
     BuildRow,
@@ -355,6 +356,16 @@ class Index:
                            [(r["repo"], r["manifest"]) for r in used])
 
         return await self._run(_q)
+
+    async def blob_repositories(self, digest: str) -> list[str]:
+        """Every repository `digest` is linked into or named by a manifest of."""
+        return await self._run(lambda: blob_report.users(self._connection(), digest))
+
+    async def blob_report(self, digest: str, repos: Sequence[str],
+                          limit: int = 500) -> BlobReport:
+        """Where `digest` is used within `repos` (at most `limit` manifests), with the
+        bytes each platform shares with the others (index/blob_report.py)."""
+        return await self._run(blob_report.report, self._connection(), digest, repos, limit)
 
     async def pull_stats(self, repo: str | None = None,
                          digest: str | None = None) -> list[PullStat]:

@@ -301,3 +301,44 @@ class PullStat:
     count: int
     last_pulled: float | None
 
+
+@dataclass(frozen=True, slots=True)
+class ManifestUse:
+    """A manifest that names a blob: its tags, its build rows, and the indexes that
+    list it (index digest -> that index's tags)."""
+
+    repo: str
+    digest: str
+    media_type: str
+    tags: list[str]
+    builds: list[BuildRow]
+    indexes: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformBytes:
+    """Per platform (os, architecture, variant, target) of the manifests naming a blob:
+    how many they are, the bytes of the distinct blobs they name (`bytes`), and of
+    those the bytes some manifest of another platform in the same repositories names
+    too (`shared`)."""
+
+    os: str
+    architecture: str
+    variant: str
+    target: str
+    manifests: int
+    bytes: int
+    shared: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobReport:
+    """Where a blob is used, within the repositories asked about (index/blob_report.py).
+    `truncated`: more manifests name it than were reported."""
+
+    digest: str
+    size: int | None
+    linked_in: list[str]
+    manifests: list[ManifestUse]
+    platforms: list[PlatformBytes]
+    truncated: bool
