@@ -176,7 +176,7 @@ class Resolver:
             manifest = parsed or await self._parse(child.digest, child.media_type, None)
             if manifest.media_type in INDEX_TYPES:
                 return "an index, not an image"
-            config = await self.registry.manifests.read_config(manifest)
+            config = await self.registry.manifests.read_config(manifest, repo)
             build = describe(annotations=manifest.annotations, config=config,
                              platform=desc.platform)
         except (ManifestUnknown, NameUnknown):

@@ -17,17 +17,15 @@ and digest), as `arch.resolver.Resolver` ranks them (docs/architecture-aware.md,
 
 Children are read through the cache's own manifest path (so they are fetched once and
 kept) without prefetching their layers (only the chosen child's are wanted), and their
-configs through the cache's blob path. The choice for an index is content-addressed
-(the host is fixed for the process), so it is remembered per (repository, index digest).
+configs through the cache's blob path (`CachingManifests.read_config`). The choice for
+an index is content-addressed (the host is fixed for the process), so it is remembered
+per (repository, index digest).
 """
 
 from __future__ import annotations
 
-import asyncio
-import builtins
 import dataclasses
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -39,7 +37,6 @@ from registry.core.decorators import ManifestsDecorator
 from registry.core.errors import (
     BlobUnknown,
     ManifestInvalid,
-    NameUnknown,
     RegistryError,
     TooManyRequests,
     UpstreamUnavailable,
@@ -47,29 +44,26 @@ from registry.core.errors import (
 from registry.core.grammar import Digest, is_digest_like
 from registry.core.manifest_format import INDEX_TYPES, Manifest, parse_manifest
 from registry.core.offload import off_loop_if
-from registry.core.protocols import Blobs
 from registry.core.service import Registry
-from registry.core.serving import LocalFile, Progress
 from registry.core.types import StoredManifest
 
 log = logging.getLogger("registry.cache")
 
-CONFIG_MAX = 1 << 20  # bytes of a child's config read to describe it (describe's bound)
 CHOICES_KEPT = 4096  # (repository, index digest) -> chosen child, least recent forgotten
 PARSE_INLINE_MAX = 64 << 10  # larger manifests are parsed off the event loop
-WAIT_S = 60.0  # a config download that makes no progress this long fails
 
 
 class HostAwareManifests(ManifestsDecorator):
     """`Manifests` of a host-aware node cache (see the module docstring). `host()` is
     the cache's host, None until it is known (the cache describes it at start)."""
 
-    def __init__(self, inner: CachingManifests, registry: Registry, blobs: Blobs,
+    def __init__(self, inner: CachingManifests, registry: Registry,
                  host: Callable[[], Host | None]) -> None:
         super().__init__(inner)
         self.caching = inner
-        self.registry = registry  # the services the resolver reads children through
-        self.blobs = blobs  # the cache's blob path: configs are fetched and kept
+        # Children read through the caching manifests (fetched once, kept; their configs
+        # through the cache's blob path: CachingManifests.read_config).
+        self.resolver = Resolver(dataclasses.replace(registry, manifests=inner))
         self.host = host
         self._chosen: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._flights = Flights()
@@ -100,10 +94,8 @@ class HostAwareManifests(ManifestsDecorator):
         return dataclasses.replace(child, stale=True) if stored.stale else child
 
     async def _choose(self, repo: str, index: StoredManifest, host: Host) -> str | None:
-        view = dataclasses.replace(self.registry,
-                                   manifests=_Children(self.caching, self.blobs, repo))
         with without_prefetch():
-            resolution = await Resolver(view).resolve_stored(repo, index, host)
+            resolution = await self.resolver.resolve_stored(repo, index, host)
         chosen = resolution.chosen
         if chosen is None:
             log.info("host-aware: no child of %s@%s fits %s: serving the index (%s)",
@@ -129,26 +121,6 @@ class HostAwareManifests(ManifestsDecorator):
             prefetch(repo, [(d.digest, d.size) for d in manifest.blobs])
 
 
-class _Children(ManifestsDecorator):
-    """What the resolver reads one repository's children through: the cache's manifest
-    path, and configs fetched through the cache's blob path of that repository (core's
-    `read_config` only reads what is stored here already)."""
-
-    def __init__(self, inner: CachingManifests, blobs: Blobs, repo: str) -> None:
-        super().__init__(inner)
-        self.blobs = blobs
-        self.repo = repo
-
-    async def read_config(self, manifest: Manifest) -> bytes | None:
-        config = manifest.config
-        if config is None or config.size > CONFIG_MAX:
-            return None
-        try:
-            return await read_small(self.blobs, self.repo, config.digest, CONFIG_MAX)
-        except (BlobUnknown, NameUnknown):
-            return None  # the upstream has no config for it: described without one
-
-
 async def _parsed(manifests: CachingManifests, digest: Digest,
                   media_type: str) -> Manifest | None:
     try:
@@ -157,39 +129,3 @@ async def _parsed(manifests: CachingManifests, digest: Digest,
                                  media_type)
     except (BlobUnknown, ManifestInvalid):
         return None  # evicted meanwhile, or not an image: its layers come when pulled
-
-
-async def read_small(blobs: Blobs, repo: str, digest: Digest, max_bytes: int) -> bytes:
-    """A small blob's bytes (a config) through `blobs.serve`: for a node cache, the
-    path a client's GET takes, so a blob not here yet is fetched once and kept."""
-    plan = await blobs.serve(repo, digest)
-    try:
-        if plan.size > max_bytes:
-            raise BlobUnknown("blob too large to read whole", {"digest": str(digest)})
-        body = plan.body
-        if isinstance(body, LocalFile):
-            fd = plan.take_fd()
-            if fd is not None:
-                return await asyncio.to_thread(_read_fd, fd, plan.size, body.progress)
-        return await blobs.read(digest, max_bytes)  # not a local file: the store reads it
-    finally:
-        await plan.close()
-
-
-def _read_fd(fd: int, size: int, progress: Progress | None) -> bytes:
-    """`size` bytes of a file that may still be downloading (then followed to its end)."""
-    try:
-        have = 0
-        while progress is not None and have < size:
-            have = progress.wait_beyond(have, WAIT_S)
-        chunks: builtins.list[bytes] = []
-        got = 0
-        while got < size:
-            chunk = os.pread(fd, size - got, got)
-            if not chunk:
-                raise BlobUnknown("blob shorter than its size", {"size": size})
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)

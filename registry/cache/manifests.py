@@ -28,20 +28,25 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator, Sized
 from contextvars import ContextVar
 from typing import TypeVar, cast
 
+from registry.arch.request import client_host
+from registry.cache.plans import read_small
 from registry.cache.stats import CacheStats
 from registry.cache.upstream import Upstream, UpstreamManifest
 from registry.core.decorators import ManifestsDecorator, TagsDecorator
 from registry.core.errors import (
     BlobUnknown,
+    Denied,
     ManifestInvalid,
     ManifestUnknown,
+    NameUnknown,
     Unsupported,
     UpstreamUnavailable,
 )
 from registry.core.grammar import Digest, is_digest_like, is_valid_tag
 from registry.core.manifest_format import Manifest
+from registry.core.manifests import CONFIG_READ_MAX
 from registry.core.offload import valid_sorted
-from registry.core.protocols import Manifests, Tags, View
+from registry.core.protocols import Blobs, Manifests, Tags, View
 from registry.core.types import StoredManifest
 
 log = logging.getLogger("registry.cache")
@@ -56,6 +61,7 @@ MAX_VIEWS = 4096
 
 # False while manifests are read to choose among them (hostaware.py): a child the
 # host-aware cache only looks at must not bring its layers; the chosen one's come.
+# Likewise while a client's own host is resolved (`Registry-Host`: arch.request).
 _prefetching: ContextVar[bool] = ContextVar("prefetching", default=True)
 
 
@@ -102,9 +108,10 @@ class CachingManifests(ManifestsDecorator):
     def __init__(self, inner: Manifests, tags: Tags, upstream: Upstream, tag_ttl: float,
                  clock: Callable[[], float] = time.monotonic,
                  stats: CacheStats | None = None,
-                 prefetch: Callable[[str, list[tuple[Digest, int]]], None] | None = None
-                 ) -> None:
+                 prefetch: Callable[[str, list[tuple[Digest, int]]], None] | None = None,
+                 blobs: Blobs | None = None) -> None:
         super().__init__(inner)
+        self.blobs = blobs  # the cache's blob path, for configs not held yet
         self.stats = stats or CacheStats()
         self.prefetch = prefetch
         self.tags = tags  # the local tags (the inner manifest service's)
@@ -196,7 +203,8 @@ class CachingManifests(ManifestsDecorator):
                      tag: str | None) -> StoredManifest | None:
         try:
             manifest = await self.inner.mirror(repo, got.digest, got.data, got.media_type, tag)
-            if self.prefetch is not None and manifest.blobs and _prefetching.get():
+            if self.prefetch is not None and manifest.blobs and _prefetching.get() \
+                    and client_host.get() is None:
                 # Whoever pulls an image manifest pulls its layers next: start them all
                 # now, so a client that pulls them in turn finds the later ones ready.
                 self.prefetch(repo, [(d.digest, d.size) for d in manifest.blobs])
@@ -206,6 +214,19 @@ class CachingManifests(ManifestsDecorator):
             return StoredManifest(got.digest, got.media_type or "application/octet-stream",
                                   len(got.data), got.data)
         return None
+
+    async def read_config(self, manifest: Manifest, repo: str | None = None) -> bytes | None:
+        """The config as core reads it when held here, else (with `repo`) fetched through
+        the cache's blob path and kept, as a client's GET of it would be."""
+        held = await self.inner.read_config(manifest, repo)
+        config = manifest.config
+        if held is not None or repo is None or self.blobs is None or config is None \
+                or config.size > CONFIG_READ_MAX:
+            return held
+        try:
+            return await read_small(self.blobs, repo, config.digest, CONFIG_READ_MAX)
+        except (BlobUnknown, NameUnknown, Denied):
+            return None  # the upstream does not serve it here: described without it
 
     # -- passed through or refused -------------------------------------------
 

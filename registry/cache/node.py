@@ -71,10 +71,11 @@ class NodeCache:
         ttl = float(self.config.tag_ttl)
         caching = CachingManifests(reg.manifests, reg.tags, self.upstream, ttl,
                                    stats=self.stats,
-                                   prefetch=blobs.prefetch if self.config.prefetch else None)
+                                   prefetch=blobs.prefetch if self.config.prefetch else None,
+                                   blobs=blobs)
         manifests: Manifests = caching
         if self.config.host_aware:  # tags of indexes answered for this node's host
-            manifests = HostAwareManifests(caching, reg, blobs, lambda: self.host)
+            manifests = HostAwareManifests(caching, reg, lambda: self.host)
         return dataclasses.replace(
             reg,
             blobs=blobs,

@@ -160,8 +160,8 @@ class ManifestsDecorator(Manifests):
     async def read_bytes(self, digest: Digest) -> bytes:
         return await self.inner.read_bytes(digest)
 
-    async def read_config(self, manifest: Manifest) -> bytes | None:
-        return await self.inner.read_config(manifest)
+    async def read_config(self, manifest: Manifest, repo: str | None = None) -> bytes | None:
+        return await self.inner.read_config(manifest, repo)
 
     async def read_artifact(self, manifest: Manifest) -> str | None:
         return await self.inner.read_artifact(manifest)

@@ -237,8 +237,9 @@ class ManifestService:
                 raise ManifestBlobUnknown("manifest references a manifest unknown to the "
                                           "repository", {"digest": str(desc.digest)})
 
-    async def read_config(self, manifest: Manifest) -> bytes | None:
-        """The config blob, if small, for platform indexing by the hooks."""
+    async def read_config(self, manifest: Manifest, repo: str | None = None) -> bytes | None:
+        """The config blob, if small and stored here (whatever `repo`), for platform
+        indexing by the hooks and for describing a build (arch.describe)."""
         if manifest.config is None or manifest.config.size > CONFIG_READ_MAX:
             return None
         try:

@@ -121,7 +121,11 @@ class Manifests(Protocol):
 
     async def read_bytes(self, digest: Digest) -> bytes: ...
 
-    async def read_config(self, manifest: Manifest) -> bytes | None: ...
+    async def read_config(self, manifest: Manifest, repo: str | None = None) -> bytes | None:
+        """The manifest's config blob if small, else None. `repo` is the repository the
+        manifest is read in: a service that does not hold the config yet may fetch it
+        from there (a node cache, from its upstream); core reads only what it holds."""
+        ...
 
     # What the injected artifact check records of a stored manifest's document
     # (core/artifact_checks.py), for the catch-up; None when nothing is checked.

@@ -19,6 +19,7 @@ from test_core_node_cache import upstream as upstream  # the fixture
 from registry.arch.host import parse_host
 from registry.arch.platforms import TARGET
 from registry.arch.request import client_host
+from registry.arch.resolver import Resolver
 from registry.core.grammar import Digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -135,3 +136,26 @@ async def test_when_nothing_fits_the_index_is_served(tmp_path, upstream):
                           host="target=x86_64&cuda=12.4") as (reg, _):
         assert str((await reg.manifests.get("app", "gpu")).digest) == old["digest"]
 
+
+
+async def test_a_clients_own_host_is_resolved_through_the_cache(tmp_path, upstream):
+    """What the Registry-Host path does on any node cache (host-aware or not): the
+    resolver over the cache's services, with the client's host set. Children come
+    through the cache without their layers, and configs are fetched for it (the CUDA
+    an image's environment asks for is seen before anyone pulled that config)."""
+    old, old_layer = child(upstream, "cuda12.2", {CUDA: "12.2"})
+    new, new_layer = child(upstream, "cuda12.8", {}, env=["NVIDIA_REQUIRE_CUDA=cuda>=12.8"])
+    index(upstream, "gpu", [new, old])
+    async with node_cache(tmp_path, upstream) as (reg, _):
+        host = parse_host("target=x86_64&cuda=12.4")
+        token = client_host.set(host)
+        try:
+            stored = await reg.manifests.get("app", "gpu")
+            resolution = await Resolver(reg).resolve_stored("app", stored, host)
+        finally:
+            client_host.reset(token)
+        assert resolution.chosen is not None and resolution.chosen.digest == old["digest"]
+        reasons = {c.digest: c.reason for c in resolution.candidates}
+        assert "12.8" in reasons[new["digest"]], reasons
+        assert upstream.gets[f"/v2/app/blobs/{old_layer}"] == 0
+        assert upstream.gets[f"/v2/app/blobs/{new_layer}"] == 0
