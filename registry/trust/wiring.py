@@ -18,6 +18,7 @@ from registry.core.service import Registry
 from registry.trust.checks import TrustedKey
 from registry.trust.guard import PolicyBlobs, PolicyGuard, PolicyManifests
 from registry.trust.keys import KeyStore
+from registry.trust.object_guard import PolicyObjects
 from registry.trust.policy import Policies, parse_policies
 from registry.trust.quarantine import Held, QuarantineManifests
 from registry.trust.seams import Judge, Signer
@@ -62,7 +63,8 @@ class Trust:
             manifests = SigningManifests(manifests, self.signing)
         manifests = PolicyManifests(QuarantineManifests(manifests, self.held), self.guard)
         return dataclasses.replace(registry, manifests=manifests,
-                                   blobs=PolicyBlobs(registry.blobs, self.guard))
+                                   blobs=PolicyBlobs(registry.blobs, self.guard),
+                                   objects=PolicyObjects(registry.objects, self.guard))
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         out = [self.held.run()]

@@ -138,3 +138,28 @@ def test_quarantine_with_concurrent_pulls(reg):
     assert {d for _, d in seen} <= {first, second}
     assert not [d for at, d in seen if d == second and at < signing]
     assert get(reg, repo, "latest").headers["Docker-Content-Digest"] == second
+
+
+def test_spack_views_and_s3_serve_no_refused_blob(reg):
+    """A covered repository's blob, read as a Spack cache's classic view or as the S3
+    object a Spack push made of it, is refused like the OCI blob; served once signed."""
+    name = reg.repo("p").split("/")[1]
+    repo = f"prod/{name}"
+    digest, blobs, _ = push(reg, repo, "v1", "s")
+    layer = blobs[1]
+    hexd = layer.split(":")[1]
+    path = f"blobs/sha256/{hexd[:2]}/{hexd}"
+    view = f"{reg.url}/spack/{repo}/{path}"
+    r = requests.get(view, timeout=30)
+    assert r.status_code == 403 and "unsigned" in r.text, r.text
+    assert requests.put(f"{reg.url}/s3/prod", timeout=30).status_code in (200, 409)
+    obj = f"{reg.url}/s3/prod/{name}/{path}"
+    r = requests.put(obj, data=f"layer {repo} s".encode(), timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.get(obj, timeout=30)
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, r.text
+    assert "unsigned" in r.text
+    assert requests.head(obj, timeout=30).status_code == 200  # no bytes
+    push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", digest))
+    assert requests.get(view, timeout=30).status_code == 200
+    assert requests.get(obj, timeout=30).content == f"layer {repo} s".encode()
