@@ -40,14 +40,20 @@ async def store(reg, repo: str, arch: str, variant: str, target: str | None = No
 
 
 def to_version_3(path) -> None:
-    """Make the file what version 3 of the schema left: no builds, no described column
-    (and none of the later versions' tables)."""
+    """Replace the file by what version 3 of the schema made (its own migrations, so later
+    versions' tables never leak in), holding the same manifests, tags and blobs."""
+    current = path.with_suffix(".current")
+    path.rename(current)
     conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE IF EXISTS artifacts")  # version 5
-    conn.execute("DROP TABLE builds")
-    conn.execute("ALTER TABLE manifests DROP COLUMN described")
-    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    conn.execute("UPDATE meta SET value = '0' WHERE key = 'catchup'")
+    for statements in schema.MIGRATIONS[:3]:
+        for sql in statements:
+            conn.execute(sql)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.execute("ATTACH DATABASE ? AS current", [str(current)])
+    for table in ("manifests", "tags", "platforms", "blob_refs", "blobs"):
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+        conn.execute(f"INSERT INTO main.{table} ({columns}) "
+                     f"SELECT {columns} FROM current.{table}")
     conn.commit()
     conn.close()
 
