@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from multidict import istr
 
 from registry.api.common import Context
 from registry.api.families import PatternFamily
 from registry.arch.host import MAX_QUERY, Host, HostError, parse_host
+from registry.arch.request import client_host
 from registry.arch.resolver import Resolution, Resolver
 from registry.core.access import PULL
 from registry.core.errors import ManifestUnknown, NotFound, RegistryError
@@ -29,7 +31,8 @@ from registry.core.grammar import Digest, is_digest_like, validate_name
 from registry.core.manifest_format import INDEX_TYPES
 from registry.core.types import StoredManifest
 
-HOST_HEADER = "Registry-Host"
+# An istr, as aiohttp's own header names: the hot path's look-up skips case folding.
+HOST_HEADER = istr("Registry-Host")
 # Says which index the answer was chosen from (the child's own digest is in
 # Docker-Content-Digest, as the client checks it).
 INDEX_HEADER = "Registry-Host-Index"
@@ -76,7 +79,11 @@ async def resolve(request: web.BaseRequest, route: dict[str, str],
         reference = route["tag"]
     query = request.query_string
     host = host_of(query, "query")
-    resolution = await _resolver(ctx).resolve(name, reference, host)
+    token = client_host.set(host)
+    try:
+        resolution = await _resolver(ctx).resolve(name, reference, host)
+    finally:
+        client_host.reset(token)
     if resolution.chosen is None:
         raise nothing_fits(resolution, query)
     return web.Response(body=json.dumps(resolution.to_json(), separators=(",", ":")).encode(),
@@ -90,6 +97,17 @@ async def manifest_for_host(ctx: Context, repo: str, reference: str, header: str
     digest names its bytes: the client checks them). Raises HostInvalid, or
     ManifestUnknown when nothing fits."""
     host = host_of(header, HOST_HEADER)
+    # The client named its host: a decorator with a host of its own (a host-aware node
+    # cache) leaves the choice to this one (arch.request).
+    token = client_host.set(host)
+    try:
+        return await _for_host(ctx, repo, reference, host, header, head)
+    finally:
+        client_host.reset(token)
+
+
+async def _for_host(ctx: Context, repo: str, reference: str, host: Host, header: str,
+                    head: bool) -> tuple[StoredManifest, dict[str, str]]:
     manifests = ctx.registry.manifests
     stored = await manifests.get(repo, reference, with_body=False)  # no pull counted yet
     if stored.media_type not in INDEX_TYPES or is_digest_like(reference):
@@ -100,4 +118,4 @@ async def manifest_for_host(ctx: Context, repo: str, reference: str, header: str
         raise nothing_fits(resolution, header)
     child = await manifests.get(repo, chosen.digest, with_body=not head)
     # Caches in front must not give this answer to a request with another host.
-    return child, {"Vary": HOST_HEADER, INDEX_HEADER: resolution.digest}
+    return child, {"Vary": str(HOST_HEADER), INDEX_HEADER: resolution.digest}
