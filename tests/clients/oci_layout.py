@@ -99,7 +99,8 @@ def _write_layout(root: Path, top: dict) -> None:
 
 
 def _image_blobs(
-    rng: random.Random, os_name: str, arch: str, layers: int, labels: dict[str, str] | None
+    rng: random.Random, os_name: str, arch: str, layers: int, labels: dict[str, str] | None,
+    env: list[str] | None = None, annotations: dict[str, str] | None = None,
 ) -> tuple[bytes, dict[str, bytes], str, list[str]]:
     """Build config, layers and manifest for one platform; returns manifest bytes + blobs."""
     blobs: dict[str, bytes] = {}
@@ -117,7 +118,8 @@ def _image_blobs(
         "architecture": arch,
         "os": os_name,
         "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    *(env or [])],
             "Cmd": ["/layer0/file0.bin"],
             "Labels": labels or {"org.example.test": "oci_layout"},
         },
@@ -135,6 +137,8 @@ def _image_blobs(
         "config": config_desc,
         "layers": layer_descs,
     }
+    if annotations:
+        manifest["annotations"] = annotations
     return canonical_json(manifest), blobs, config_desc["digest"], layer_digests
 
 
@@ -203,6 +207,29 @@ def build_index(
         blobs=all_blobs,
         children=children,
     )
+
+
+def build_platform_index(path: Path, tag: str, children: dict[str, dict]) -> LayoutImage:
+    """An index layout of one child per entry of `children`: name -> {"platform": {...},
+    and optionally "annotations" (the child manifest's) and "env" (its config's)};
+    `children` of the result maps each name to its manifest digest."""
+    rng = random.Random()
+    all_blobs: dict[str, bytes] = {}
+    entries, digests = [], {}
+    for name, spec in children.items():
+        plat = spec["platform"]
+        manifest, blobs, _, _ = _image_blobs(rng, plat["os"], plat["architecture"], 1, None,
+                                             spec.get("env"), spec.get("annotations"))
+        for data in (*blobs.values(), manifest):
+            all_blobs[_write_blob(path, data)] = data
+        digests[name] = sha256(manifest)
+        entries.append(descriptor(MT_MANIFEST, manifest, platform=plat))
+    index = canonical_json({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": entries})
+    digest = _write_blob(path, index)
+    all_blobs[digest] = index
+    _write_layout(path, descriptor(MT_INDEX, index, annotations={REF_NAME: tag}))
+    return LayoutImage(path=path, tag=tag, digest=digest, media_type=MT_INDEX,
+                       manifest=index, blobs=all_blobs, children=digests)
 
 
 def read_layout(path: Path, tag: str | None = None) -> tuple[dict, bytes]:
