@@ -27,7 +27,7 @@ from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
 from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
-from registry.arch.compat_check import CompatCheck
+from registry.arch.compat_check import CompatCheck, index_compat
 from registry.arch.indexed import describer
 from registry.arch.resolver import Resolver
 from registry.auth.wiring import build_guard
@@ -275,7 +275,9 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           metrics=metrics, ready=_readiness(driver, index),
                                           usage=None if node_cache else Usage(index), gc=gc,
                                           keys=keys,
-                                          builds=None if node_cache else Builds(index))
+                                          builds=None if node_cache else Builds(index),
+                                          # image-compatibility artifacts must hold too
+                                          resolver=Resolver(reg, index_compat(index)))
             dispatcher.reloads.append(_trust_reload(trust))
             yield dispatcher
     finally:

@@ -1,26 +1,31 @@
 """Image-compatibility artifacts over the OCI API: a valid one is stored and listed as a
-referrer; a hostile or invalid spec layer gets 400 MANIFEST_INVALID with the reason,
-and nothing changes (no manifest, no referrer listed)."""
+referrer, and a build whose artifact does not hold on a host does not fit it in
+`/api/v1/resolve`; a hostile or invalid spec layer gets 400 MANIFEST_INVALID with the
+reason, and nothing changes (no manifest, no referrer listed)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from harness import wait_for
 
 from .helpers import (
     OCI_EMPTY,
+    OCI_INDEX,
     OCI_MANIFEST,
     assert_error,
     call,
     descriptor,
     digest_of,
     image_manifest,
+    index_manifest,
     push_blob,
     push_image,
     push_manifest,
     put_manifest,
 )
+from .test_resolve import push_child
 
 OCI_COMPAT = "application/vnd.oci.image-compatibility.v1"
 OCI_SPEC = "application/vnd.oci.image-compatibility.spec.v1+json"
@@ -56,6 +61,34 @@ def test_a_valid_artifact_is_stored_and_listed(registry, subject) -> None:
     doc = compat_manifest(registry, repo, image.descriptor, OCI_COMPAT, OCI_SPEC, VALID)
     pushed = push_manifest(registry, repo, doc)
     assert pushed.digest in listed(registry, repo, image.digest)
+
+
+def test_resolve_excludes_a_build_whose_artifact_fails_on_the_host(registry) -> None:
+    repo = registry.repo("compat")
+    v3 = push_child(registry, repo)
+    generic = push_child(registry, repo)
+    amd64 = {"os": "linux", "architecture": "amd64"}
+    push_manifest(registry, repo, index_manifest([{**v3, "platform": {**amd64, "variant": "v3"}},
+                                                  {**generic, "platform": amd64}]),
+                  "latest", OCI_INDEX)
+    push_manifest(registry, repo, compat_manifest(registry, repo, v3, OCI_COMPAT, OCI_SPEC,
+                                                  VALID))
+
+    def resolved(query: str) -> dict:
+        r = call(registry, "GET", f"/api/v1/resolve/{repo}:latest?{query}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # The index applies the artifact off the request path: poll until it counts.
+    body = wait_for(lambda: resolved("target=zen3"),
+                    lambda b: b["digest"] == generic["digest"])
+    assert body["digest"] == generic["digest"], body
+    [excluded] = [c for c in body["candidates"] if c["digest"] == v3["digest"]]
+    assert not excluded["fits"] and excluded["rank"] is None
+    assert "needs CPU vendor GenuineIntel, the host's is AuthenticAMD" in excluded["reason"]
+    body = resolved("target=icelake&kernel=5.10")
+    assert body["digest"] == v3["digest"]
+    assert "kernel 5.10 in [4.19, 5.16)" in body["candidates"][0]["reason"]
 
 
 @pytest.mark.parametrize(("kind", "layer_type", "spec", "words"), [
