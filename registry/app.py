@@ -59,6 +59,7 @@ from registry.spack.wiring import Spack
 from registry.storage import create_driver
 from registry.storage.driver import Driver
 from registry.trust.keys import KeyStore
+from registry.trust.signer import listen_host, registry_signer
 from registry.trust.verify import Verifier
 from registry.trust.wiring import Trust, key_material
 
@@ -232,6 +233,7 @@ async def running(config: Config, hooks: Hooks | None = None,
         if config.trust.policies and keys is not None:
             # Last, so outermost: every family's reads of a repository pass the policy.
             trust = Trust(config.trust, TrustArea(driver), Verifier(key_material(keys)).judge,
+                          registry_signer(keys, listen_host(config.server.listen)),
                           audit=guard.audit.write if guard and guard.audit else None)
             decorators.append(trust.decorate)
         reg = build_registry(driver, hooks or index_hooks, settings, generations,

@@ -15,7 +15,8 @@ from registry.core.areas import TrustArea
 from registry.storage import create_driver
 from registry.trust.keys import KeyStore
 
-POLICIES = ["prod/* require=site", "hpc/* require=site quarantine", "ci/* sign=site"]
+POLICIES = ["prod/* require=site", "hpc/* require=site quarantine", "ci/* sign=regkey",
+            "signed/* require=regkey sign=regkey quarantine"]
 SITE, OTHER = ec_key(), ec_key()
 
 
@@ -26,6 +27,7 @@ def _import_keys(root: Path, keys: dict) -> None:
         store = KeyStore(TrustArea(driver))
         for name, key in keys.items():
             await store.import_public(name, pem(key))
+        await store.generate("regkey")  # the registry's own, for sign=
         await driver.close()
     asyncio.run(run())
 

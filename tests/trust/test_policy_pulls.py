@@ -163,3 +163,18 @@ def test_spack_views_and_s3_serve_no_refused_blob(reg):
     push_doc(reg, repo, cosign_sign(SITE, f"r/{repo}", digest))
     assert requests.get(view, timeout=30).status_code == 200
     assert requests.get(obj, timeout=30).content == f"layer {repo} s".encode()
+
+
+def test_sign_signs_every_push_off_the_request_path(reg):
+    """sign=: the registry signs what is pushed (a `.sig` tag appears); with require=
+    and quarantine on the same key, the tag is held until the registry's own
+    signature is there, and then moves."""
+    repo = reg.repo("ci")
+    digest, _, _ = push(reg, repo, "v1", "c")
+    sig_tag = digest.replace(":", "-") + ".sig"
+    poll(lambda: get(reg, repo, sig_tag).status_code == 200, what="the registry's signature")
+    held = reg.repo("signed")
+    digest, _, _ = push(reg, held, "v1", "h")
+    poll(lambda: get(reg, held, "v1").status_code == 200, what="the signed push released")
+    assert get(reg, held, "v1").headers["Docker-Content-Digest"] == digest
+    assert get(reg, held, digest.replace(":", "-") + ".sig").status_code == 200
