@@ -37,6 +37,42 @@ async def resolve(client, query: str, status: int = 200) -> dict:
     return body
 
 
+async def test_real_spack_builds_resolve_for_each_host(client):
+    specs = real_specs()
+    assert set(specs) == {"x86_64_v2", "x86_64_v3", "haswell", "zen2", "zen3"}
+    for spec in specs.values():
+        assert (await push_spack_oci_async(client, "site/cache", spec))[0] == 201
+    os_name = next(iter(specs.values())).nodes[0]["arch"]["platform_os"]
+    for host, want in [("zen3", "zen3"), ("zen4", "zen3"), ("zen2", "zen2"),
+                       ("x86_64_v4", "x86_64_v3"),
+                       ("haswell", "haswell"), ("icelake", "haswell"),
+                       ("x86_64_v2", "x86_64_v2"), ("nehalem", "x86_64_v2")]:
+        body = await resolve(client, f"site/cache/resolve?spec=zlib&target={host}&os={os_name}")
+        assert body["hash"] == specs[want].hash, (host, body)
+        assert (body["name"], body["version"]) == ("zlib", specs[want].version)
+        ranks = [c["rank"] for c in body["candidates"] if c["fits"]]
+        assert ranks == list(range(1, len(ranks) + 1))
+        best = body["candidates"][0]
+        assert best["target"] == want and best["os"] == os_name and best["compiler"]
+    body = await resolve(client, f"site/cache/resolve?spec=zlib&target=zen3&os={os_name}")
+    assert [c["target"] for c in body["candidates"] if c["fits"]] == [
+        "zen3", "zen2", "x86_64_v3", "x86_64_v2"]  # the most specific first
+    reasons = {c["target"]: c["reason"] for c in body["candidates"]}
+    assert "ancestor of zen3" in reasons["x86_64_v3"]
+    assert not next(c for c in body["candidates"] if c["target"] == "haswell")["fits"]
+    # A host older than every build: 404, the candidates in the problem body, each with why.
+    problem = await resolve(client, "site/cache/resolve?spec=zlib&target=x86_64", 404)
+    assert problem["title"] == "NOTHING_FITS"
+    assert {c["target"] for c in problem["errors"]["candidates"]} == set(specs)
+    assert all(not c["fits"] and "x86_64" in c["reason"]
+               for c in problem["errors"]["candidates"])
+    # Another OS: nothing fits; no OS given: any OS.
+    other = await resolve(client, "site/cache/resolve?spec=zlib&target=zen3&os=rhel8", 404)
+    assert all("rhel8" in c["reason"] for c in other["errors"]["candidates"])
+    assert (await resolve(client, "site/cache/resolve?spec=zlib&target=zen3"))["hash"] == (
+        specs["zen3"].hash)
+
+
 async def test_versions_then_targets(client):
     pushed = [make_spec("mylib", "1.2.1", target="x86_64_v3"),
               make_spec("mylib", "1.2.9", target="x86_64_v3"),
