@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from registry.index.builds import image_config
 from registry.index.records import (
     BlobLinked,
     BlobUnlinked,
@@ -26,13 +27,8 @@ from registry.index.records import (
 
 
 def _platform_of_config(config: bytes | None) -> dict[str, str] | None:
-    if not config:
-        return None
-    try:
-        doc = json.loads(config)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("architecture"), str):
+    doc = image_config(config)
+    if doc is None:
         return None
     return {
         "os": str(doc.get("os", "")),
