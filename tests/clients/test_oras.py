@@ -54,6 +54,7 @@ def push_artifact(
     subject: dict | None = None,
     annotations: dict[str, str] | None = None,
     config: tuple[str, bytes] = (MT_EMPTY, b"{}"),
+    layer_type: str = FILE_TYPE,
 ) -> tuple[str, bytes, object]:
     """Upload blobs and an image manifest through oras; returns (digest, bytes, response)."""
     container = client.get_container(target)
@@ -62,7 +63,7 @@ def push_artifact(
     for name, data in files.items():
         path = workdir / name
         path.write_bytes(data)
-        layers.append(upload_file(client, container, path))
+        layers.append(upload_file(client, container, path, layer_type))
 
     config_type, config_data = config
     config_path = workdir / f"config-{sha256(config_data)[7:19]}"
