@@ -13,8 +13,16 @@ import pytest
 import requests
 from harness import poll
 from policyutil import OTHER, POLICIES, SITE, push_doc, start
-from pushing import OCI_INDEX, digest_of, image_config, manifest_for, push_blob, put_manifest
-from signers import cosign_sign
+from pushing import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    digest_of,
+    image_config,
+    manifest_for,
+    push_blob,
+    put_manifest,
+)
+from signers import bundle_dsse, bundle_referrer, cosign_sign
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +65,12 @@ def test_require_refuses_then_allows(reg):
     # Signed by a key the rule does not name; then a tampered payload.
     push_doc(reg, repo, cosign_sign(OTHER, f"r/{repo}", digest))
     refused(get(reg, repo, "v1"), "unknown key")
-    tampered = cosign_sign(SITE, f"r/{repo}", digest, tamper=True)
-    push_doc(reg, repo, tampered)
-    refused(get(reg, repo, "v1"), "signature")
+    # A bundle naming the site key whose statement was altered after signing.
+    other, _, body = push(reg, repo, "v2", "b")
+    subject = {"mediaType": OCI_MANIFEST, "digest": other, "size": len(body)}
+    push_doc(reg, repo, bundle_referrer(subject, bundle_dsse(SITE, f"r/{repo}", other,
+                                                             tamper=True)))
+    refused(get(reg, repo, "v2"), ": bad signature")
     # The signature manifest itself is always served: clients must read it to verify.
     sig_tag = digest.replace(":", "-") + ".sig"
     assert get(reg, repo, sig_tag).status_code == 200
