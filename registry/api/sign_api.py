@@ -18,7 +18,7 @@ from registry.api.families import PatternFamily
 from registry.core.access import SIGN
 from registry.core.errors import RegistryError
 from registry.core.grammar import Digest, validate_name
-from registry.trust.keys import KeyProblem, KeyStore, UnknownKey
+from registry.trust.keys import NAME, KeyProblem, KeyStore, UnknownKey
 from registry.trust.signer import FORMATS, check_formats, sign_manifest
 
 # What a Host header may say to become the payload's docker-reference host.
@@ -50,9 +50,9 @@ async def sign(request: web.BaseRequest, route: dict[str, str],
     repo = validate_name(route["name"])
     digest = Digest.parse(route["digest"])
     keys = request.query.getall("key", [])
-    if len(keys) != 1:
+    if len(keys) != 1 or not NAME.fullmatch(keys[0]):
         raise RegistryError("key: name exactly one signing key (?key=NAME)",
-                            status=400, code="QUERY_INVALID")
+                            {"key": ",".join(keys)[:100]}, status=400, code="QUERY_INVALID")
     formats = [f for value in request.query.getall("format", []) for f in value.split(",")]
     asked = check_formats(formats or FORMATS)
     store: KeyStore | None = ctx.keys

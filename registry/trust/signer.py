@@ -155,8 +155,9 @@ async def _simple_signing(registry: Registry, repo: str, digest: Digest,
         config = simplesigning.image_config(layers)
         await _store_blob(registry, repo, config)
         tagged = await _put(registry, repo, tag, simplesigning.sig_manifest(layers, config))
-        if len(_appending) > 4096:
-            _appending.clear()  # bounded; a lock in use is held by its waiter anyway
+        if len(_appending) > 4096:  # bounded: forget the locks nobody holds
+            for idle in [k for k, held in _appending.items() if not held.locked()]:
+                del _appending[idle]
     one = simplesigning.image_config([layer])
     await _store_blob(registry, repo, one)
     referrer = simplesigning.referrer_manifest(layer, one, subject)

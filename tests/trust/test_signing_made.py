@@ -194,6 +194,10 @@ def test_sign_api_rights(env):
     assert sign(reg, "team/rights", "sha256:" + "0" * 64).status_code == 404
     assert sign(reg, "team/rights", "sha256:zz").status_code == 400
     assert sign(reg, "team/rights", image.digest, format="gpg").status_code == 400
+    for bad in ("../site", "", "Site"):
+        assert sign(reg, "team/rights", image.digest, key=bad).status_code == 400
+    r = sign(reg, "Team/rights", image.digest)
+    assert r.status_code == 400 and r.headers["Content-Type"] == "application/problem+json"
 
 
 def test_signatures_verify_independently(env):
