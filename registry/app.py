@@ -278,8 +278,11 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           usage=None if node_cache else Usage(index), gc=gc,
                                           keys=keys,
                                           builds=None if node_cache else Builds(index),
-                                          # image-compatibility artifacts must hold too
-                                          resolver=Resolver(reg, index_compat(index)))
+                                          # image-compatibility artifacts must hold too;
+                                          # a cache's are upstream (cache/compat.py)
+                                          resolver=Resolver(reg, node_cache.compat
+                                                            if node_cache else
+                                                            index_compat(index)))
             dispatcher.reloads.append(_trust_reload(trust))
             yield dispatcher
     finally:

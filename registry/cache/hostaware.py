@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from registry.arch.host import Host, host_query
 from registry.arch.request import client_host
-from registry.arch.resolver import Resolver
+from registry.arch.resolver import Compat, Resolver
 from registry.cache.manifests import CachingManifests, Flights, without_prefetch
 from registry.core.decorators import ManifestsDecorator
 from registry.core.errors import (
@@ -58,12 +58,13 @@ class HostAwareManifests(ManifestsDecorator):
     the cache's host, None until it is known (the cache describes it at start)."""
 
     def __init__(self, inner: CachingManifests, registry: Registry,
-                 host: Callable[[], Host | None]) -> None:
+                 host: Callable[[], Host | None], compat: Compat | None = None) -> None:
         super().__init__(inner)
         self.caching = inner
         # Children read through the caching manifests (fetched once, kept; their configs
         # through the cache's blob path: CachingManifests.read_config).
-        self.resolver = Resolver(dataclasses.replace(registry, manifests=inner))
+        # compat: the builds' image-compatibility artifacts, from the upstream (compat.py).
+        self.resolver = Resolver(dataclasses.replace(registry, manifests=inner), compat)
         self.host = host
         self._chosen: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._flights = Flights()

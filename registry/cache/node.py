@@ -17,7 +17,9 @@ from types import TracebackType
 
 from registry.arch.detect import detect
 from registry.arch.host import Host, host_query, parse_host
+from registry.arch.resolver import Compat
 from registry.cache.blobs import CachingBlobs
+from registry.cache.compat import upstream_compat
 from registry.cache.eviction import Lru
 from registry.cache.hostaware import HostAwareManifests
 from registry.cache.manifests import CachingManifests, CachingTags
@@ -62,6 +64,7 @@ class NodeCache:
         self.spack = SpackProxy(self.upstream, float(config.tag_ttl))
         # The host it resolves index tags for ([cache] host_aware), known once started.
         self.host: Host | None = None
+        self.compat: Compat | None = None  # set by decorate
 
     def decorate(self, reg: Registry) -> Registry:
         self.lru.blobs = reg.blobs  # core's store: evictions go through its owner
@@ -73,15 +76,19 @@ class NodeCache:
                                    stats=self.stats,
                                    prefetch=blobs.prefetch if self.config.prefetch else None,
                                    blobs=blobs)
+        referrers = UpstreamReferrers(reg.referrers, self.upstream)
+        # The resolver's compatibility seam, for this cache's choices and the
+        # Registry-Host path on it: the upstream knows a build's artifacts.
+        self.compat = upstream_compat(referrers, caching, blobs)
         manifests: Manifests = caching
         if self.config.host_aware:  # tags of indexes answered for this node's host
-            manifests = HostAwareManifests(caching, reg, lambda: self.host)
+            manifests = HostAwareManifests(caching, reg, lambda: self.host, self.compat)
         return dataclasses.replace(
             reg,
             blobs=blobs,
             manifests=manifests,
             tags=CachingTags(reg.tags, self.upstream, ttl),
-            referrers=UpstreamReferrers(reg.referrers, self.upstream),
+            referrers=referrers,
             uploads=ReadOnlyUploads(reg.uploads, self.upstream),
         )
 

@@ -16,6 +16,7 @@ from harness import wait_for_async
 from test_core_node_cache import FakeUpstream, digest, node_cache
 from test_core_node_cache import upstream as upstream  # the fixture
 
+from registry.arch.compat import ARTIFACT_OCI, SPEC_OCI
 from registry.arch.host import parse_host
 from registry.arch.platforms import TARGET
 from registry.arch.request import client_host
@@ -53,6 +54,20 @@ def index(upstream: FakeUpstream, tag: str, entries: list[dict]) -> str:
                       "manifests": entries}).encode()
     upstream.manifests[str(digest(doc))] = doc
     upstream.tags[tag] = str(digest(doc))
+    return str(digest(doc))
+
+
+def attach(upstream: FakeUpstream, subject: dict, spec: bytes) -> str:
+    """An OCI image-compatibility artifact referring to `subject`; its digest."""
+    doc = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": ARTIFACT_OCI,
+        "config": _blob(upstream, "application/vnd.oci.empty.v1+json", b"{}"),
+        "layers": [_blob(upstream, SPEC_OCI, spec)],
+        "subject": {k: subject[k] for k in ("mediaType", "digest", "size")}}).encode()
+    upstream.manifests[str(digest(doc))] = doc
+    upstream.referrers.setdefault(subject["digest"], []).append(
+        {"mediaType": OCI_MANIFEST, "digest": str(digest(doc)), "size": len(doc),
+         "artifactType": ARTIFACT_OCI})
     return str(digest(doc))
 
 
@@ -159,3 +174,19 @@ async def test_a_clients_own_host_is_resolved_through_the_cache(tmp_path, upstre
         assert "12.8" in reasons[new["digest"]], reasons
         assert upstream.gets[f"/v2/app/blobs/{old_layer}"] == 0
         assert upstream.gets[f"/v2/app/blobs/{new_layer}"] == 0
+
+
+async def test_compatibility_artifacts_upstream_must_hold(tmp_path, upstream, host):
+    """The build for this target says (by an image-compatibility artifact, upstream) it
+    needs a CPU feature this target lacks: the cache's choice is the generic build. A
+    hostile artifact on the generic build is left out, and changes nothing."""
+    generic, _ = child(upstream, "generic", {})
+    mine, _ = child(upstream, "mine", {TARGET: host.name})
+    lacking = sorted(archspec.cpu.TARGETS[unfit_target(host)].features - host.features)[0]
+    attach(upstream, mine, json.dumps({"compatibilities": [
+        {"oci.cpu.features": lacking.upper()}]}).encode())
+    attach(upstream, generic, b'{"compatibilities": [' * 300)
+    index(upstream, "v2", [generic, mine])
+    async with node_cache(tmp_path, upstream, host_aware=True,
+                          host=f"target={host.name}") as (reg, _):
+        assert str((await reg.manifests.get("app", "v2")).digest) == generic["digest"]

@@ -38,6 +38,7 @@ from registry.storage.base import CheckedDriver
 from registry.storage.filesystem import FilesystemDriver
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def digest(data: bytes) -> Digest:
@@ -52,6 +53,7 @@ class FakeUpstream:
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, bytes] = {}
         self.tags: dict[str, str] = {}
+        self.referrers: dict[str, list[dict]] = {}  # subject digest -> descriptors
         self.gets: Counter[str] = Counter()
         self.corrupt = self.cut = False
         self.slow = 0.0
@@ -113,6 +115,10 @@ class FakeUpstream:
                 if request.headers.get("If-None-Match") == f'"{target}"':
                     return web.Response(status=304, headers=headers)
                 return web.Response(body=self.manifests[target], headers=headers)
+        if kind == "referrers":
+            return web.json_response({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                      "manifests": self.referrers.get(ref, [])},
+                                     content_type=OCI_INDEX)
         if kind == "list":
             return web.json_response({"name": "x", "tags": sorted(self.tags)})
         return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "no"}]},
