@@ -18,6 +18,7 @@ from registry.api.health import HealthFamily, Readiness, ReadyFamily
 from registry.api.keys_api import KeysFamily
 from registry.api.metrics import Metrics
 from registry.api.oci import OciFamily
+from registry.api.requirements_api import register as register_requirements_api
 from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
@@ -29,6 +30,7 @@ from registry.api.usage_api import Collector
 from registry.api.usage_api import register as register_usage_api
 from registry.arch.compat_check import CompatCheck, index_compat
 from registry.arch.indexed import describer
+from registry.arch.needs import RequirementsService
 from registry.arch.resolver import Resolver
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
@@ -78,6 +80,7 @@ def build_dispatcher(registry: Registry, config: Config,
                      resolver: Resolver | None = None,
                      builds: Builds | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
+    resolver = resolver or Resolver(registry)
     oci = OciFamily()
     s3 = S3Family()
     register_s3(s3)
@@ -87,6 +90,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_api(api)
     register_usage_api(api)
     register_resolve_api(api)
+    register_requirements_api(api)
     register_sign_api(api)
     register_blob_uses(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
@@ -95,7 +99,9 @@ def build_dispatcher(registry: Registry, config: Config,
                   spack_views=spack.views if spack is not None else spack_views,
                   specs=spack.catalog if spack is not None else None,
                   metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys,
-                  resolver=resolver or Resolver(registry), builds=builds)
+                  resolver=resolver, builds=builds,
+                  requirements=RequirementsService(
+                      resolver, builds.of_manifest if builds is not None else None))
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)

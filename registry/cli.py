@@ -1,7 +1,7 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
 `registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`,
-`registry keys ...`, `registry sign`."""
+`registry keys ...`, `registry sign`, `registry requirements`."""
 
 from __future__ import annotations
 
@@ -492,10 +492,12 @@ def parser() -> argparse.ArgumentParser:
     wa.set_defaults(func=cmd_cache_warm)
 
     from registry.cli_auth import add_parsers
+    from registry.cli_requirements import add_parsers as add_requirements_parsers
     from registry.cli_trust import add_parsers as add_trust_parsers
 
     add_parsers(sub, common, _load)
     add_trust_parsers(sub, common, _load, _store)
+    add_requirements_parsers(sub, common, _load, _store)
     return p
 
 

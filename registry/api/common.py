@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from registry.api.access import AllowAll
+from registry.arch.needs import RequirementsService
 from registry.arch.resolver import Resolver
 from registry.config import Config
 from registry.core.access import PULL, REQUEST_ID, Caller, Scope
@@ -57,6 +58,8 @@ class Context:
     # What manifests need of a host, where blobs are used (registry.core.builds.Builds);
     # None on a node cache.
     builds: Any = None
+    # What a manifest needs of a node (registry.arch.needs): /api/v1/requirements.
+    requirements: RequirementsService | None = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -111,9 +111,18 @@ class Resolver:
     async def resolve_stored(self, repo: str, stored: StoredManifest,
                              host: Host) -> Resolution:
         """Resolve a manifest already looked up (the OCI path has it in hand)."""
+        offered, looked = await self.described(repo, stored)
+        choices = await self._judge(repo, offered, looked, host)
+        return Resolution(repo, str(stored.digest), stored.media_type, tuple(choices))
+
+    async def described(self, repo: str, stored: StoredManifest
+                        ) -> tuple[list[Descriptor], list[Build | str]]:
+        """What `stored` offers (an image: itself; an index: its children, in its order)
+        and, for the first MAX_CHILDREN of them, what each needs of a host (its Build)
+        or why that cannot be told (in words). The requirements API reads this too."""
         manifest = await self._parse(stored.digest, stored.media_type, stored.data)
         if manifest.media_type in INDEX_TYPES:
-            offered = manifest.manifests
+            offered = list(manifest.manifests)
         else:
             offered = [Descriptor(stored.media_type, stored.digest, stored.size)]
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -124,8 +133,7 @@ class Resolver:
                                            stored.digest else None)
 
         looked = await asyncio.gather(*(examine(d) for d in offered[:MAX_CHILDREN]))
-        choices = await self._judge(repo, offered, looked, host)
-        return Resolution(repo, str(stored.digest), stored.media_type, tuple(choices))
+        return offered, list(looked)
 
     async def _judge(self, repo: str, offered: list[Descriptor], looked: list[Build | str],
                      host: Host) -> list[Choice]:
