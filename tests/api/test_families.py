@@ -21,7 +21,8 @@ def test_api_root_lists_the_families(registry):
     families = r.json()["families"]
     assert families["oci"] == "/v2/" and families["s3"] == "/s3/"
     assert set(families) == {"oci", "spack", "api", "ui", "s3", "metrics", "token",
-                             "healthz", "readyz"}
+                             "healthz", "readyz", "keys"}
+    assert families["keys"] == "/api/v1/keys/"
 
 
 def test_metrics_are_prometheus_text(registry):
