@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from registry.arch.compat_facts import Facts
@@ -67,8 +68,11 @@ def parse(artifact_type: str, data: bytes) -> Artifact:
     raise CompatError(f"{str(artifact_type)[:80]!r} is not an image-compatibility artifact type")
 
 
+@lru_cache(maxsize=512)
 def from_json(text: str) -> Artifact:
-    """An artifact back from `Artifact.to_json`'s text, validated again."""
+    """An artifact back from `Artifact.to_json`'s text, validated again (and kept: the
+    text is the index's, content-addressed by its referrer, and resolution asks again
+    for every request)."""
     doc = load_json(text.encode() if isinstance(text, str) else text)
     if not isinstance(doc, dict) or not isinstance(doc.get("artifactType"), str):
         raise CompatError("not a recorded image-compatibility artifact")

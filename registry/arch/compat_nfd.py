@@ -16,6 +16,7 @@ features: `cpu.cpuid` (flags), `cpu.model` (`vendor_id`), `kernel.version`
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,15 @@ _QUANTIFIED_GROUP = re.compile(r"\)[*+?{]")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=")
 _QUANTIFIERS = re.compile(r"[*+{]|(?<!\()\?")
 _VENDOR_ID = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}
+# Regular-expression work one set may cost, in steps estimated as (len + 1) ** (q + 1)
+# per search of a value by a pattern of q quantifiers (the worst a backtracking search
+# can do): a hostile set spends it and does not hold, rather than hold a thread.
+REGEX_BUDGET = 2_000_000
+_BUDGET: ContextVar[list[int]] = ContextVar("compat_regex_budget")
+
+
+class _TooCostly(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -238,7 +248,15 @@ def _op(expr: Expr, value: str | None) -> bool:
     if expr.op == "NotIn":
         return value not in expr.values
     if expr.op == "InRegexp":
-        return any(re.search(p, value) for p in expr.values)
+        budget = _BUDGET.get(None)
+        for pattern in expr.values:
+            if budget is not None:
+                budget[0] -= (len(value) + 1) ** (len(_QUANTIFIERS.findall(pattern)) + 1)
+                if budget[0] < 0:
+                    raise _TooCostly
+            if re.search(pattern, value):
+                return True
+        return False
     if expr.op in ("IsTrue", "IsFalse"):
         return value == ("true" if expr.op == "IsTrue" else "false")
     if _INT.fullmatch(value) is None:
@@ -328,10 +346,16 @@ def judge_nfd_set(s: NfdSet, facts: Facts) -> Check:
     """Whether every rule of set `s` matches the host, with the reasons."""
     features = host_features(facts)
     notes: list[str] = []
-    for rule in s.rules:
-        ok, why = _rule_holds(rule, features)
-        if not ok:
-            return False, why[0]
-        notes += why
+    token = _BUDGET.set([REGEX_BUDGET])
+    try:
+        for rule in s.rules:
+            ok, why = _rule_holds(rule, features)
+            if not ok:
+                return False, why[0]
+            notes += why
+    except _TooCostly:
+        return False, "its regular expressions cost too much to evaluate"
+    finally:
+        _BUDGET.reset(token)
     matched = f"rules {', '.join(repr(r.name) for r in s.rules[:6])} match"
     return True, "; ".join([matched, *sorted(set(notes))[:6]])

@@ -341,3 +341,14 @@ def test_host_states_vendor_kernel_glibc_pci() -> None:
 def test_host_rejects_bad_artifact_facts(query: str) -> None:
     with pytest.raises(HostError):
         parse_host(query)
+
+
+def test_regex_work_is_bounded_per_set() -> None:
+    # 64 patterns of 3 quantifiers against each of zen4's ~70 flags: far over the budget.
+    doc = {"version": "v1alpha1", "compatibilities": [{"rules": [
+        {"name": "costly", "matchFeatures": [{"feature": "cpu.cpuid", "matchName": {
+            "op": "InRegexp", "value": ["a*b*c*x"] * 64}}]}]}]}
+    v = judge(compat.parse(ARTIFACT_NFD, json.dumps(doc).encode()), "target=zen4")
+    assert not v.fits and "cost too much" in v.reason, v.reason
+    cheap = json.dumps(doc).replace('"a*b*c*x"', '"^AVX512"').encode()
+    assert judge(compat.parse(ARTIFACT_NFD, cheap), "target=zen4").fits
