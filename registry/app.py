@@ -23,6 +23,7 @@ from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
 from registry.api.sign_api import register as register_sign_api
+from registry.api.signatures_api import register as register_signatures_api
 from registry.api.spack_api import register as register_spack_api
 from registry.api.spack_views import register as register_spack_views
 from registry.api.token import TokenFamily
@@ -60,10 +61,11 @@ from registry.spack.views import ClassicViews
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
 from registry.storage.driver import Driver
+from registry.trust.feed import SignatureStates
 from registry.trust.keys import KeyStore
+from registry.trust.signatures import build_signatures
 from registry.trust.signer import listen_host, registry_signer
-from registry.trust.verify import Verifier
-from registry.trust.wiring import Trust, key_material
+from registry.trust.wiring import Trust
 
 log = logging.getLogger("registry")
 
@@ -78,7 +80,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      gc: Collector | None = None,
                      keys: KeyStore | None = None,
                      resolver: Resolver | None = None,
-                     builds: Builds | None = None) -> Dispatcher:
+                     builds: Builds | None = None,
+                     signatures: SignatureStates | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     resolver = resolver or Resolver(registry)
     oci = OciFamily()
@@ -93,6 +96,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_requirements_api(api)
     register_sign_api(api)
     register_blob_uses(api)
+    register_signatures_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
@@ -101,7 +105,8 @@ def build_dispatcher(registry: Registry, config: Config,
                   metrics=metrics or Metrics(), ready=ready, usage=usage, gc=gc, keys=keys,
                   resolver=resolver, builds=builds,
                   requirements=RequirementsService(
-                      resolver, builds.of_manifest if builds is not None else None))
+                      resolver, builds.of_manifest if builds is not None else None),
+                  signatures=signatures)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -221,8 +226,14 @@ async def running(config: Config, hooks: Hooks | None = None,
                                hooks or index_hooks)
     # A node cache serves what its upstream holds; its spack views come with it.
     spack = None
+    signatures = None
     if node_cache is None:
         spack = Spack(SpackArea(driver), SpecCatalog(index, index_hooks), signer)
+        try:  # verification wraps core's hooks: it learns of signatures pushed
+            signatures = await build_signatures(TrustArea(driver), config.trust,
+                                                hooks or index_hooks, index, index_hooks)
+        except ValueError as exc:
+            raise ConfigError([str(exc)]) from None
     try:
         # While a garbage collection runs, blobs found to exist are marked (core/gc.py).
         watch = None if node_cache else GcWatch(driver)
@@ -234,16 +245,21 @@ async def running(config: Config, hooks: Hooks | None = None,
         if config.limits.quotas and node_cache is None:
             quotas = [Quota.parse(q) for q in config.limits.quotas]
             decorators.append(quota_decorator(quotas, index.unique_bytes))
-        keys = None if node_cache else KeyStore(TrustArea(driver))
         trust = None
-        if config.trust.policies and keys is not None:
+        if config.trust.policies and signatures is not None:
             # Last, so outermost: every family's reads of a repository pass the policy.
-            trust = Trust(config.trust, TrustArea(driver), Verifier(key_material(keys)).judge,
-                          registry_signer(keys, listen_host(config.server.listen)),
+            trust = Trust(config.trust, TrustArea(driver), signatures.verifier.judge,
+                          registry_signer(signatures.keys, listen_host(config.server.listen)),
                           audit=guard.audit.write if guard and guard.audit else None)
             decorators.append(trust.decorate)
-        reg = build_registry(driver, hooks or index_hooks, settings, generations,
-                             decorators=decorators)
+        reg = build_registry(driver, signatures.feed if signatures else hooks or index_hooks,
+                             settings, generations, decorators=decorators)
+        if signatures is not None:
+            # Off the request path it reads the truth through services without caches,
+            # as the catch-up does: it must not fill the request path's caches (which
+            # a writer in another process, `registry sign`, would leave stale).
+            signatures.feed.attach(build_registry(driver,
+                                                  settings=CoreSettings(shared_store=True)))
         async with contextlib.AsyncExitStack() as stack:
             if node_cache is not None:
                 await stack.enter_async_context(node_cache)
@@ -282,18 +298,21 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           spack_views=node_cache.spack if node_cache else None,
                                           metrics=metrics, ready=_readiness(driver, index),
                                           usage=None if node_cache else Usage(index), gc=gc,
-                                          keys=keys,
+                                          keys=signatures.keys if signatures else None,
                                           builds=None if node_cache else Builds(index),
                                           # image-compatibility artifacts must hold too;
                                           # a cache's are upstream (cache/compat.py)
                                           resolver=Resolver(reg, node_cache.compat
                                                             if node_cache else
-                                                            index_compat(index)))
+                                                            index_compat(index)),
+                                          signatures=signatures.states if signatures else None)
             dispatcher.reloads.append(_trust_reload(trust))
             yield dispatcher
     finally:
         if guard is not None and guard.audit is not None:
             guard.audit.close()
+        if signatures is not None:
+            await signatures.feed.close()
         await index_hooks.close()  # drain the queue and the pull counts first
         await driver.close()
         await index.close()

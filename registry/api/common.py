@@ -60,6 +60,9 @@ class Context:
     builds: Any = None
     # What a manifest needs of a node (registry.arch.needs): /api/v1/requirements.
     requirements: RequirementsService | None = None
+    # Each manifest's signature state (registry.trust.feed.SignatureStates); None on
+    # a node cache.
+    signatures: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -20,6 +20,9 @@ Tables (schema.py has the DDL and its versions):
     pulls      (repo, digest, kind) count, last_pulled: read events
     spack_specs (cache, hash) name, version, arch, compiler, variants, dependencies,
                size: the specs of every Spack build cache (registry.spack.catalog)
+    signatures (repo, digest, signature, position) format, identity, key, valid, reason:
+               each manifest's signatures as the trust room last verified them
+               (registry/trust/feed.py; one "unsigned" row for none)
     meta       schema_version, catchup ("1": contents unknown, fill from storage)
     writers    one row per process that has the file open for writing
 
@@ -58,6 +61,7 @@ from registry.index.records import (
     ManifestRow,
     Platform,
     PullStat,
+    SignatureRow,
     SpecRow,
     TagRow,
 )
@@ -229,7 +233,7 @@ class Index:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         for table in ("manifests", "tags", "platforms", "builds", "artifacts", "blob_refs",
-                      "blobs"):
+                      "blobs", "signatures"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute("COMMIT")
 
@@ -408,6 +412,16 @@ class Index:
         """Every cache with a spec, and how many it holds."""
         return {r["cache"]: r["n"] for r in await self._query(
             "SELECT cache, count(*) AS n FROM spack_specs GROUP BY cache ORDER BY cache")}
+
+    async def signatures(self, repo: str, digest: str) -> list[SignatureRow]:
+        """The signatures of manifest `digest` in `repo` as last verified (registry.trust),
+        by signature manifest and position; [] if it was never checked."""
+        return [SignatureRow(r["signature"], r["position"], r["format"] or "",
+                             r["identity"] or "", r["key"] or "", bool(r["valid"]),
+                             r["reason"] or "", r["detail"] or "", r["checked_at"] or 0.0)
+                for r in await self._query(
+                    "SELECT * FROM signatures WHERE repo = ? AND digest = ?"
+                    " ORDER BY signature, position", [repo, digest])]
 
     async def schema_version(self) -> int:
         """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""

@@ -35,6 +35,7 @@ from registry.index.records import (
     ManifestPut,
     PullCount,
     PullsSeen,
+    SignaturesSeen,
     SpecDeleted,
     SpecPut,
     SpecsReset,
@@ -101,6 +102,13 @@ class IndexHooks:
     def spec_event(self, event: SpecPut | SpecDeleted | SpecsReset) -> None:
         """Queue a change to the specs of a cache, like any write event. A dropped
         one marks the index dirty; the catalog's refresh resets the cache's rows."""
+        self._put(event)
+
+    # -- signatures (registry.trust.feed) -----------------------------------------
+
+    def signature_event(self, event: SignaturesSeen) -> None:
+        """Queue the signatures a manifest was found to have, like any write event;
+        a dropped one marks the index dirty."""
         self._put(event)
 
     # -- core.hooks.Hooks: reads (called, not awaited, on every GET) -------------

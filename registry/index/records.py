@@ -185,9 +185,35 @@ class SpecsReset:
     rows: tuple[SpecRow, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureRow:
+    """One signature of a manifest as last verified (registry.trust: SignatureCheck):
+    `signature` is the digest of the manifest carrying it, `position` its place there;
+    a manifest found unsigned has one row with signature "" and reason "unsigned"."""
+
+    signature: str
+    position: int
+    format: str
+    identity: str
+    key: str
+    valid: bool
+    reason: str
+    detail: str
+    checked_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SignaturesSeen:
+    """Manifest `digest` of `repo` has exactly these signatures (its rows replaced)."""
+
+    repo: str
+    digest: str
+    rows: tuple[SignatureRow, ...]
+
+
 SpecEvent = SpecPut | SpecDeleted | SpecsReset
 WriteEvent = (ManifestPut | ManifestDescribe | ManifestDeleted | TagSet | TagDeleted
-              | BlobLinked | BlobUnlinked | SpecEvent)
+              | BlobLinked | BlobUnlinked | SpecEvent | SignaturesSeen)
 Event = WriteEvent | PullsSeen
 
 

@@ -108,7 +108,19 @@ V5 = [
     """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]  # MIGRATIONS[n - 1] brings a file to version n
+# Version 6: each manifest's signatures as the trust room last verified them
+# (registry/trust/feed.py): one row per signature (`signature` the digest of the
+# manifest carrying it, `position` its place there), or one row with signature ""
+# and reason "unsigned" for a manifest checked and found to have none.
+V6 = [
+    """CREATE TABLE "signatures" (
+   "repo" TEXT, "digest" TEXT, "signature" TEXT, "position" INTEGER, "format" TEXT,
+   "identity" TEXT, "key" TEXT, "valid" INTEGER, "reason" TEXT, "detail" TEXT,
+   "checked_at" REAL, PRIMARY KEY ("repo", "digest", "signature", "position"))""",
+]
+
+# MIGRATIONS[n - 1] brings a file to version n
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

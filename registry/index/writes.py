@@ -17,6 +17,7 @@ from registry.index.records import (
     ManifestDescribe,
     ManifestPut,
     PullsSeen,
+    SignaturesSeen,
     SpecDeleted,
     SpecPut,
     SpecRow,
@@ -71,7 +72,7 @@ def _manifest_put(conn: sqlite3.Connection, e: ManifestPut) -> None:
 def _manifest_deleted(conn: sqlite3.Connection, e: ManifestDeleted) -> None:
     for table, col in (("manifests", "digest"), ("blob_refs", "manifest"),
                        ("platforms", "declared_by"), ("builds", "declared_by"),
-                       ("artifacts", "digest"), ("tags", "digest")):
+                       ("artifacts", "digest"), ("tags", "digest"), ("signatures", "digest")):
         conn.execute(f"DELETE FROM {table} WHERE repo = ? AND {col} = ?", [e.repo, e.digest])
 
 
@@ -126,6 +127,16 @@ def _specs_reset(conn: sqlite3.Connection, e: SpecsReset) -> None:
     conn.executemany(_SPEC_INSERT, [_spec_values(r) for r in e.rows])
 
 
+def _signatures_seen(conn: sqlite3.Connection, e: SignaturesSeen) -> None:
+    conn.execute("DELETE FROM signatures WHERE repo = ? AND digest = ?", [e.repo, e.digest])
+    conn.executemany(
+        "INSERT OR REPLACE INTO signatures (repo, digest, signature, position, format,"
+        " identity, key, valid, reason, detail, checked_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[e.repo, e.digest, r.signature, r.position, r.format, r.identity, r.key,
+          int(r.valid), r.reason, r.detail, r.checked_at or time.time()] for r in e.rows])
+
+
 APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     # A ManifestDescribe writes only build rows, which need the index's describer:
     # Index.apply writes them after this table's function, for it and ManifestPut.
@@ -134,4 +145,5 @@ APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
     PullsSeen: _pulls_seen, SpecPut: _spec_put, SpecDeleted: _spec_deleted,
     SpecsReset: _specs_reset,
+    SignaturesSeen: _signatures_seen,
 }

@@ -15,15 +15,15 @@ from typing import Any, Protocol
 from registry.config import ConfigError, TrustConfig
 from registry.core.areas import TrustArea
 from registry.core.service import Registry
-from registry.trust.checks import TrustedKey
 from registry.trust.guard import PolicyBlobs, PolicyGuard, PolicyManifests
 from registry.trust.keys import KeyStore
+from registry.trust.material import key_source
 from registry.trust.object_guard import PolicyObjects
 from registry.trust.policy import Policies, parse_policies
 from registry.trust.quarantine import Held, QuarantineManifests
 from registry.trust.seams import Judge, Signer
 from registry.trust.signing import SigningManifests, SigningQueue
-from registry.trust.verify import KeySource, TrustMaterial
+from registry.trust.verify import KeySource
 
 log = logging.getLogger("registry.trust")
 
@@ -113,11 +113,7 @@ class Trust:
 def key_material(store: KeyStore) -> KeySource:
     """The trust material of the key store's keys, read each time it is asked (a key
     imported while the server runs counts at once)."""
-    async def material() -> TrustMaterial:
-        return TrustMaterial(keys=tuple(TrustedKey(k.name, k.public_key)
-                                        for k in await store.list()))
-
-    return material
+    return key_source(store)
 
 
 def _operator() -> str:

@@ -1,0 +1,189 @@
+"""Each manifest's signature state in the index, kept off the request path.
+
+`SignatureFeed` is a `core.hooks.Hooks` that forwards every event to the hooks it
+wraps (the index's) and, after a manifest is stored, queues the manifest whose
+signatures may have changed: the subject of a signature pushed (the digest a
+`sha256-<hex>.sig` tag names, or a signature referrer's subject) or the manifest
+itself. One task verifies the queue through the core services (`Verifier.checks`)
+and sends the index one `SignaturesSeen` event per manifest (`IndexHooks.
+signature_event`). The index imports nothing of trust: it is given rows.
+
+The queue is bounded: when it is full a manifest is dropped, and its state is
+stale until its signatures change again or `refresh` is asked (the API does,
+`GET /api/v1/signatures/<name>@<digest>?refresh=1`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from registry.core.grammar import Digest
+from registry.core.hooks import Hooks
+from registry.core.manifest_format import Manifest
+from registry.core.service import Registry
+from registry.index.db import Index
+from registry.index.hooks import IndexHooks
+from registry.index.records import SignatureRow, SignaturesSeen
+from registry.trust.checks import UNSIGNED, SignatureCheck
+from registry.trust.verify import FORMAT_OF_ARTIFACT, Verifier
+
+log = logging.getLogger("registry.trust")
+
+SIG_TAG = re.compile(r"(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})\.sig")
+
+Sink = Callable[[SignaturesSeen], None]
+
+
+def rows_of(checks: tuple[SignatureCheck, ...], at: float) -> tuple[SignatureRow, ...]:
+    """The index rows of a manifest's checks (one "unsigned" row for none)."""
+    if not checks:
+        return (SignatureRow("", 0, "", "", "", False, UNSIGNED, "no signature", at),)
+    return tuple(SignatureRow(c.signature, c.position, c.format, c.identity, c.key, c.valid,
+                              c.reason, c.detail, at) for c in checks)
+
+
+def judged_by(digest: Digest, manifest: Manifest, tag: str | None) -> Digest:
+    """The manifest whose signature state a push of `manifest` may change."""
+    if tag is not None and (m := SIG_TAG.fullmatch(tag)):
+        return Digest.parse(f"{m.group(1)}:{m.group(2)}")
+    if manifest.subject is not None and \
+            (manifest.effective_artifact_type or "") in FORMAT_OF_ARTIFACT:
+        return manifest.subject.digest
+    return digest
+
+
+class SignatureFeed:
+    """Hooks that pass every event on to `inner` and keep the index's signature rows
+    current (see the module docstring). `attach` gives it the registry to read."""
+
+    def __init__(self, inner: Hooks, verifier: Verifier, sink: Sink,
+                 max_queued: int = 10_000) -> None:
+        self.inner = inner
+        self.verifier = verifier
+        self.sink = sink
+        self.max_queued = max_queued
+        self.dropped = 0
+        self._registry: Registry | None = None
+        self._pending: dict[tuple[str, Digest], None] = {}  # ordered, deduplicated
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @property
+    def registry(self) -> Registry | None:
+        """The services it reads signatures through (None before `attach`)."""
+        return self._registry
+
+    # -- core.hooks.Hooks -------------------------------------------------------
+
+    async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest,
+                           size: int, tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None:
+        await self.inner.manifest_put(repo, digest, manifest, size, tag, config, artifact)
+        self.refresh(repo, judged_by(digest, manifest, tag))
+
+    async def manifest_deleted(self, repo: str, digest: Digest) -> None:
+        await self.inner.manifest_deleted(repo, digest)
+
+    async def tag_deleted(self, repo: str, tag: str) -> None:
+        await self.inner.tag_deleted(repo, tag)
+        if m := SIG_TAG.fullmatch(tag):
+            self.refresh(repo, Digest.parse(f"{m.group(1)}:{m.group(2)}"))
+
+    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
+        await self.inner.blob_linked(repo, digest, size)
+
+    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
+        await self.inner.blob_unlinked(repo, digest)
+
+    def manifest_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.manifest_pulled(repo, digest)
+
+    def blob_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.blob_pulled(repo, digest)
+
+    # -- the queue ----------------------------------------------------------------
+
+    def refresh(self, repo: str, digest: Digest) -> None:
+        """Verify `digest` in `repo` again, soon (call on the event loop)."""
+        if self._registry is None:
+            return
+        if len(self._pending) >= self.max_queued:
+            self.dropped += 1
+            return
+        self._pending[(repo, digest)] = None
+        self._idle.clear()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                                name="signature-feed")
+        self._wake.set()
+
+    async def idle(self) -> None:
+        """Wait until everything queued so far was verified and sent (tests)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                repo, digest = next(iter(self._pending))
+                del self._pending[(repo, digest)]
+                await self._one(repo, digest)
+            self._idle.set()
+
+    async def _one(self, repo: str, digest: Digest) -> None:
+        registry = self._registry
+        if registry is None:
+            return
+        try:
+            if not await registry.manifests.exists(repo, digest):
+                return  # a signature of something not (or no longer) here
+            checks = await self.verifier.checks(registry, repo, digest)
+        except Exception:  # the state stays stale; serving never depends on it
+            log.warning("signatures of %s@%s could not be verified", repo, digest,
+                        exc_info=True)
+            return
+        self.sink(SignaturesSeen(repo, str(digest), rows_of(checks, time.time())))
+
+
+class SignatureStates:
+    """What `GET /api/v1/signatures/<name>@<digest>` answers: the index's rows for a
+    manifest, verified now (and sent to the index) when it has none or when asked."""
+
+    def __init__(self, feed: SignatureFeed, index: Index, hooks: IndexHooks) -> None:
+        self.feed = feed
+        self.index = index
+        self.hooks = hooks
+
+    async def state(self, registry: Registry, repo: str, digest: Digest,
+                    refresh: bool = False) -> tuple[SignatureRow, ...]:
+        """The signature rows of `digest` in `repo` (the caller checked it exists);
+        verified through the registry the feed reads (below any policy guard), else
+        `registry`."""
+        if not refresh:
+            if self.hooks.queued:
+                await self.hooks.flush()
+            rows = await self.index.signatures(repo, str(digest))
+            if rows:
+                return tuple(rows)
+        checks = await self.feed.verifier.checks(self.feed.registry or registry, repo, digest)
+        rows_now = rows_of(checks, time.time())
+        self.feed.sink(SignaturesSeen(repo, str(digest), rows_now))
+        return rows_now

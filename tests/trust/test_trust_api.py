@@ -1,0 +1,125 @@
+"""Signatures pushed over HTTP to an in-process registry, their state in the index and
+`GET /api/v1/signatures/<name>@<digest>`; one Notation signature attached by the real
+`oras` client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import requests
+from appthread import start_app
+from harness import wait_for
+from pushing import push_blob, push_image, put_manifest
+from signers import (
+    bundle_dsse,
+    bundle_referrer,
+    cert_pem,
+    certificate,
+    cosign_sign,
+    ec_key,
+    jws_envelope,
+    notation_referrer,
+    pem,
+)
+
+from registry.config import load
+from registry.core.areas import TrustArea
+from registry.storage import create_driver
+from registry.trust.keys import KeyStore
+
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trust-api")
+    root_key, leaf_key, site = ec_key(), ec_key(), ec_key()
+    root = certificate("site root", root_key, ca=True, days=365)
+    leaf = certificate("ci signer", leaf_key, (root, root_key))
+    (tmp / "ca.pem").write_bytes(cert_pem(root))
+    config = load(env={}, overrides={
+        "storage": {"driver": "filesystem", "root": str(tmp / "storage")},
+        "index": {"path": str(tmp / "index.sqlite")},
+        "trust": {"notation_certs": [f"site-ca={tmp / 'ca.pem'}"]}})
+
+    async def import_key():
+        driver = create_driver(config.storage)
+        await KeyStore(TrustArea(driver)).import_public("site", pem(site))
+        await driver.close()
+
+    asyncio.run(import_key())
+    reg = start_app(config, "filesystem", tmp)
+    yield reg, site, leaf_key, [leaf, root], tmp
+    reg.stop()
+
+
+def push_doc(reg, repo, doc):
+    for blob in doc.blobs:
+        push_blob(reg, repo, blob)
+    return put_manifest(reg, repo, doc.tag or doc.digest, doc.manifest, OCI)
+
+
+def state(reg, repo, digest, **params):
+    return requests.get(f"{reg.url}/api/v1/signatures/{repo}@{digest}", params=params,
+                        timeout=30)
+
+
+def test_signatures_pushed_are_verified_into_the_index(world):
+    reg, site, leaf_key, chain, _ = world
+    image = push_image(reg, "team/app", "v1")
+    subject = {"mediaType": OCI, "digest": image.digest, "size": len(image.manifest)}
+    unsigned = state(reg, "team/app", image.digest)
+    assert unsigned.status_code == 200, unsigned.text
+    assert (unsigned.json()["signed"], unsigned.json()["signatures"]) == (False, [])
+    push_doc(reg, "team/app", cosign_sign(site, "reg/team/app", image.digest))
+    push_doc(reg, "team/app", notation_referrer(
+        subject, jws_envelope(leaf_key, chain, subject), chain))
+    push_doc(reg, "team/app", bundle_referrer(subject, bundle_dsse(ec_key(), "r",
+                                                                   image.digest)))
+    body = wait_for(lambda: state(reg, "team/app", image.digest).json(),
+                    lambda b: len(b["signatures"]) == 3)
+    got = sorted((s["format"], s["key"], s["valid"], s["reason"]) for s in body["signatures"])
+    assert got == [("cosign", "site", True, ""), ("notation", "site-ca", True, ""),
+                   ("sigstore-bundle", "", False, "unknown key")]
+    assert body["signed"] and body["valid"]
+    notation = next(s for s in body["signatures"] if s["format"] == "notation")
+    assert "CN=ci signer" in notation["identity"]
+    def key(s):
+        return s["signature"], s["position"]
+
+    fresh = state(reg, "team/app", image.digest, refresh="1").json()["signatures"]
+    assert sorted(fresh, key=key) == sorted(body["signatures"], key=key)
+
+
+def test_bad_requests(world):
+    reg = world[0]
+    image = push_image(reg, "team/other", "v1")
+    missing = "sha256:" + "0" * 64
+    assert state(reg, "team/other", missing).status_code == 404
+    assert state(reg, "team/other", "sha256:xyz").status_code == 400
+    assert state(reg, "team/nothing", image.digest).status_code == 404
+
+
+def test_notation_signature_pushed_by_oras(world, monkeypatch):
+    """oras-py pushes the envelope as Notation lays it out without artifactType: the
+    config of media type application/vnd.cncf.notary.signature, one JWS layer, the
+    image as subject."""
+    import oras.client
+    import oras.oci
+
+    reg, _, leaf_key, chain, tmp = world
+    image = push_image(reg, "team/oras", "v1")
+    subject = {"mediaType": OCI, "digest": image.digest, "size": len(image.manifest)}
+    (tmp / "sig.jws").write_bytes(jws_envelope(leaf_key, chain, subject))
+    (tmp / "config.json").write_bytes(b"{}")
+    monkeypatch.chdir(tmp)
+    client = oras.client.OrasClient(hostname=reg.host, insecure=True)
+    client.push(target=f"{reg.host}/team/oras:notation", files=["sig.jws:application/jose+json"],
+                manifest_config="config.json:application/vnd.cncf.notary.signature",
+                subject=oras.oci.Subject(OCI, image.digest, len(image.manifest)))
+    body = wait_for(lambda: state(reg, "team/oras", image.digest).json(),
+                    lambda b: b["signatures"])
+    assert [(s["format"], s["valid"], s["key"]) for s in body["signatures"]] == [
+        ("notation", True, "site-ca")], json.dumps(body)
