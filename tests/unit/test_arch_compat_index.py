@@ -159,6 +159,7 @@ async def test_a_version_4_index_gets_its_artifacts_from_the_catch_up(tmp_path: 
     await index.close()
     conn = sqlite3.connect(path)  # what schema version 4 left
     conn.execute("DROP TABLE artifacts")
+    conn.execute("DROP TABLE signatures")  # version 6's, which version 4 did not have
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.execute("UPDATE meta SET value = '0' WHERE key = 'catchup'")
     conn.commit()
