@@ -1,9 +1,12 @@
-"""What this machine offers, as a Host: archspec's target, the NVIDIA driver's CUDA, linux.
+"""What this machine offers, as a Host: archspec's target, the NVIDIA driver's CUDA, linux,
+and the facts image-compatibility artifacts ask about (CPU vendor, kernel, glibc, PCI).
 
 Used by the node cache's host-aware mode when `[cache] host` does not say it. Nothing
 here may stop a start: archspec failing falls back to the generic target of the
 machine's family, and `nvidia-smi` missing, failing, hanging or printing something
-unexpected means "no CUDA", each with a note that says why (the cache logs them).
+unexpected means "no CUDA", each with a note that says why (the cache logs them). A
+fact that cannot be read is not stated (None), which the compatibility checks treat
+as "not checked", never as "absent".
 
 The CUDA version is the one the driver supports, as `nvidia-smi` prints it in its
 header ("Driver Version: 550.54.15   CUDA Version: 12.4"), which is what a build's
@@ -13,15 +16,25 @@ minimum CUDA is compared with (a driver runs builds made with a CUDA up to its o
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import archspec.cpu
 
-from registry.arch.host import Host, HostError, Version, dotted, parse_version
+from registry.arch.host import (
+    MAX_PCI,
+    Host,
+    HostError,
+    PciDevice,
+    Version,
+    dotted,
+    parse_version,
+)
 
 log = logging.getLogger("registry.arch")
 
@@ -31,6 +44,12 @@ NVIDIA_SMI_TIMEOUT = 5.0
 OUTPUT_MAX = 1 << 16
 _CUDA = re.compile(r"CUDA Version\s*:\s*([0-9]{1,6}(?:\.[0-9]{1,6}){0,3})(?![.0-9])")
 _DRIVER = re.compile(r"Driver Version\s*:\s*([0-9]{1,6}(?:\.[0-9]{1,6}){0,3})(?![.0-9])")
+_LEADING_VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")
+_HEX4 = re.compile(r"0x([0-9a-f]{4})")
+PCI_ROOT = "/sys/bus/pci/devices"
+# PCI classes kept when a machine has more distinct devices than a host may state:
+# display (GPUs), network (InfiniBand, Ethernet) and processing accelerators.
+_PCI_KEPT = ("0x03", "0x02", "0x12")
 # platform.machine() -> archspec's generic target, when archspec cannot tell more.
 _MACHINE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64",
             "arm64": "aarch64", "ppc64le": "ppc64le"}
@@ -44,14 +63,70 @@ class Detected:
     notes: tuple[str, ...]
 
 
-def cpu_target() -> tuple[str, frozenset[str], str]:
-    """archspec's name for this CPU, its features, and a note on how it was found."""
+def cpu_target() -> tuple[str, frozenset[str], str | None, str]:
+    """archspec's name for this CPU, its features, its vendor as cpuid spells it (None
+    when unknown), and a note on how they were found."""
     try:
         target = archspec.cpu.host()
-        return target.name, frozenset(target.features), f"archspec: {target.name}"
+        vendor = None if target.vendor == "generic" else str(target.vendor)
+        vendor = vendor or _cpuinfo_vendor()
+        return target.name, frozenset(target.features), vendor, \
+            f"archspec: {target.name}" + (f" ({vendor})" if vendor else "")
     except Exception as exc:  # archspec reads /proc/cpuinfo, sysctl, ...: anything goes
         generic = _MACHINE.get(platform.machine().lower(), "x86_64")
-        return generic, frozenset(), f"archspec failed ({exc}): generic {generic}"
+        return generic, frozenset(), None, f"archspec failed ({exc}): generic {generic}"
+
+
+def _cpuinfo_vendor() -> str | None:
+    # archspec names a generic target's vendor "generic"; the kernel still knows it.
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id" and re.fullmatch(r"\w{1,32}", value.strip()):
+                    return value.strip()
+                if not line.strip():
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return None
+
+
+def _leading_version(text: str) -> Version | None:
+    """`6.8.0-1015-aws` -> (6, 8, 0); None when it does not start with a version."""
+    found = _LEADING_VERSION.match(text.strip())
+    return tuple(int(p) for p in found.group(0).split(".")) if found else None
+
+
+def kernel_version() -> Version | None:
+    return _leading_version(platform.release())
+
+
+def glibc_version() -> Version | None:
+    try:
+        said = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    except (ValueError, OSError):
+        said = ""
+    name, _, version = said.partition(" ")
+    return _leading_version(version) if name == "glibc" else None
+
+
+def pci_devices(root: str = PCI_ROOT) -> frozenset[PciDevice] | None:
+    """The machine's distinct PCI (vendor, device) pairs; with more than a host may
+    state, only its GPUs, network cards and accelerators; None when unreadable."""
+    found: dict[PciDevice, str] = {}
+    try:
+        for entry in Path(root).iterdir():
+            ids = [(entry / name).read_text().strip().lower()
+                   for name in ("vendor", "device", "class")]
+            vendor, device = _HEX4.fullmatch(ids[0]), _HEX4.fullmatch(ids[1])
+            if vendor and device:
+                found[(vendor.group(1), device.group(1))] = ids[2]
+    except OSError:
+        return None
+    if len(found) > MAX_PCI:
+        found = {d: c for d, c in found.items() if c.startswith(_PCI_KEPT)}
+    return frozenset(found) if 0 < len(found) <= MAX_PCI else None
 
 
 def nvidia_cuda(program: str = NVIDIA_SMI,
@@ -93,9 +168,16 @@ def nvidia_cuda(program: str = NVIDIA_SMI,
         + f", CUDA {dotted(cuda)}"
 
 
-def detect(program: str = NVIDIA_SMI, timeout: float = NVIDIA_SMI_TIMEOUT) -> Detected:
+def detect(program: str = NVIDIA_SMI, timeout: float = NVIDIA_SMI_TIMEOUT,
+           pci_root: str = PCI_ROOT) -> Detected:
     """This machine as a Host (blocking: it runs `nvidia-smi`; call it off the event loop)."""
-    target, features, cpu_note = cpu_target()
+    target, features, vendor, cpu_note = cpu_target()
     cuda, gpu_note = nvidia_cuda(program, timeout)
-    return Detected(Host(os="linux", target=target, cuda=cuda, features=features),
-                    (cpu_note, gpu_note))
+    kernel, glibc, pci = kernel_version(), glibc_version(), pci_devices(pci_root)
+    system = ", ".join(
+        [f"kernel {dotted(kernel)}" if kernel else "kernel unknown",
+         f"glibc {dotted(glibc)}" if glibc else "glibc unknown",
+         f"{len(pci)} PCI devices" if pci else "PCI devices not stated"])
+    return Detected(Host(os="linux", target=target, cuda=cuda, features=features,
+                         vendor=vendor, kernel=kernel, glibc=glibc, pci=pci or frozenset()),
+                    (cpu_note, gpu_note, system))
