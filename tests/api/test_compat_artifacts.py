@@ -89,6 +89,11 @@ def test_resolve_excludes_a_build_whose_artifact_fails_on_the_host(registry) -> 
     body = resolved("target=icelake&kernel=5.10")
     assert body["digest"] == v3["digest"]
     assert "kernel 5.10 in [4.19, 5.16)" in body["candidates"][0]["reason"]
+    # The OCI path asks the same resolver.
+    for host, child in (("target=zen3", generic), ("target=icelake", v3)):
+        r = call(registry, "HEAD", f"/v2/{repo}/manifests/latest",
+                 headers={"Registry-Host": host})
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == child["digest"]
 
 
 @pytest.mark.parametrize(("kind", "layer_type", "spec", "words"), [
