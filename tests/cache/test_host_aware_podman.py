@@ -1,8 +1,9 @@
 """A real `podman pull` through a host-aware node cache (its host detected: archspec's
 target for this machine, no GPU) gets the build of a multi-arch index made for this
 machine's target, not the generic amd64 build nor one for a CPU it cannot run, though
-podman itself knows nothing of targets; `registry cache stats` shows the host.
-The decisions (explicit host, CUDA, nothing fits, by digest) are in
+podman itself knows nothing of targets; a client that sends `Registry-Host` gets the
+build for the host it names; `registry cache stats` shows the host. The decisions
+(explicit host, CUDA, nothing fits, by digest, compatibility artifacts) are in
 tests/core/test_core_host_aware.py."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tarfile
 
 import archspec.cpu
 import pytest
+import requests
 from api.helpers import push_blob, push_manifest
 from harness import child_env
 from test_podman_mirror import podman, podman_env
@@ -89,6 +91,11 @@ def test_podman_pulls_the_build_for_the_caches_host(origin, start_cache, tmp_pat
                    f"{origin.host}/{repo}:v1")
     assert shown.stdout.split() == [children["mine"]["digest"], "mine"], shown.stderr
     assert "host-aware: index tags resolved for" in cache.log()
+    # A client that names its own host gets what it asked for, not the cache's choice.
+    for header, name in ((f"target={unfit}", "unfit"), ("target=x86_64", "generic")):
+        r = requests.get(f"{cache.url}/v2/{repo}/manifests/v1", timeout=30,
+                         headers={"Registry-Host": header, "Accept": OCI_MANIFEST})
+        assert r.headers.get("Docker-Content-Digest") == children[name]["digest"], r.text
 
     done = subprocess.run(
         [sys.executable, "-m", "registry", "cache", "stats", "--json",
