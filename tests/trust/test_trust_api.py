@@ -44,12 +44,18 @@ def world(tmp_path_factory):
         "index": {"path": str(tmp / "index.sqlite")},
         "trust": {"notation_certs": [f"site-ca={tmp / 'ca.pem'}"]}})
 
-    async def import_key():
+    async def keys():
         driver = create_driver(config.storage)
         await KeyStore(TrustArea(driver)).import_public("site", pem(site))
+        await KeyStore(TrustArea(driver)).generate("made")  # the registry signs with it
         await driver.close()
 
-    asyncio.run(import_key())
+    asyncio.run(keys())
+    (tmp / "registry.toml").write_text(
+        f'[storage]\nroot = "{tmp / "storage"}"\n[index]\npath = "{tmp / "index.sqlite"}"\n'
+        f'[trust]\nnotation_certs = ["site-ca={tmp / "ca.pem"}"]\n')
+    (tmp / "site.pem").write_bytes(pem(site))
+    (tmp / "stranger.pem").write_bytes(pem(ec_key()))
     reg = start_app(config, "filesystem", tmp)
     yield reg, site, leaf_key, [leaf, root], tmp
     reg.stop()
@@ -123,3 +129,45 @@ def test_notation_signature_pushed_by_oras(world, monkeypatch):
                     lambda b: b["signatures"])
     assert [(s["format"], s["valid"], s["key"]) for s in body["signatures"]] == [
         ("notation", True, "site-ca")], json.dumps(body)
+
+
+def test_cli_verify(world, capsys):
+    """`registry verify` over the store the server serves: one line per signature, exit
+    0 only with a valid signature by a trusted (or given) key."""
+    from registry.cli import main
+
+    reg, site, leaf_key, chain, tmp = world
+    image = push_image(reg, "team/cli", "v1")
+    subject = {"mediaType": OCI, "digest": image.digest, "size": len(image.manifest)}
+    config = ["--config", str(tmp / "registry.toml")]
+    assert main(["verify", "team/cli:v1", *config]) == 1
+    assert "NOT verified" in capsys.readouterr().out
+    push_doc(reg, "team/cli", cosign_sign(site, "reg/team/cli", image.digest))
+    push_doc(reg, "team/cli", notation_referrer(
+        subject, jws_envelope(leaf_key, chain, subject, tamper=True), chain))
+    assert main(["verify", "team/cli:v1", *config]) == 0
+    out = capsys.readouterr().out
+    assert "cosign" in out and "valid" in out and "invalid: bad signature" in out
+    assert main(["verify", f"team/cli@{image.digest}", "--key", str(tmp / "stranger.pem"),
+                 "--json", *config]) == 1
+    done = json.loads(capsys.readouterr().out)
+    assert [(s["format"], s["reason"]) for s in done["signatures"]] == [
+        ("cosign", "unknown key"), ("notation", "bad signature")]
+    assert main(["verify", "team/cli:v1", "--key", str(tmp / "site.pem"), *config]) == 0
+    capsys.readouterr()
+
+
+def test_registry_made_signatures_verify(world):
+    """What the registry signs (POST /api/v1/sign, registry/trust/signer.py) verifies
+    here in every form it is stored: cosign's .sig tag, the same signature as a cosign
+    OCI 1.1 referrer, and the sigstore bundle referrer."""
+    reg = world[0]
+    image = push_image(reg, "team/made", "v1")
+    r = requests.post(f"{reg.url}/api/v1/sign/team/made@{image.digest}",
+                      params={"key": "made"}, timeout=30)
+    assert r.status_code == 201, r.text
+    body = wait_for(lambda: state(reg, "team/made", image.digest).json(),
+                    lambda b: len(b["signatures"]) >= 3)
+    assert sorted((s["format"], s["key"], s["valid"]) for s in body["signatures"]) == [
+        ("cosign", "made", True), ("cosign", "made", True),
+        ("sigstore-bundle", "made", True)], body
