@@ -195,7 +195,7 @@ _json = st.recursive(
     max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_json, st.one_of(st.none(), _json), st.dictionaries(
     st.sampled_from(list(platforms.ANNOTATIONS)), st.text(max_size=20), max_size=5))
 def test_hostile_documents_raise_only_the_modules_error(doc: Any, platform: Any,
