@@ -175,9 +175,12 @@ def test_hostile_queries_raise_only_the_modules_error(query: str) -> None:
         pass
 
 
+# pci values that parse, so the structured test reaches past the first bad value
+_PCI_LIST = r"[0-9a-fA-F]{4}[:.][0-9a-fA-F]{4}(,[0-9a-f]{4}:[0-9a-f]{4}){0,3}"
 _pairs = st.lists(st.tuples(
-    st.sampled_from(["os", "arch", "variant", "target", "cuda", "rocm", "mpi", "features", "x"]),
-    st.text(max_size=40)), max_size=8)
+    st.sampled_from(["os", "arch", "variant", "target", "cuda", "rocm", "mpi", "features",
+                     "vendor", "kernel", "glibc", "pci", "x"]),
+    st.text(max_size=40) | st.from_regex(_PCI_LIST, fullmatch=True)), max_size=8)
 
 
 @settings(max_examples=300, deadline=None)
