@@ -22,6 +22,7 @@ from registry.api.requirements_api import register as register_requirements_api
 from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
+from registry.api.search_api import register as register_search_api
 from registry.api.sign_api import register as register_sign_api
 from registry.api.signatures_api import register as register_signatures_api
 from registry.api.spack_api import register as register_spack_api
@@ -50,6 +51,7 @@ from registry.core.quotas import Quota, quota_decorator
 from registry.core.retention import retention_rules
 from registry.core.scratch import ScratchSpace
 from registry.core.scrub import last_scrub
+from registry.core.search import Search
 from registry.core.service import Registry
 from registry.core.usage import Usage
 from registry.index.db import Index
@@ -81,7 +83,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      keys: KeyStore | None = None,
                      resolver: Resolver | None = None,
                      builds: Builds | None = None,
-                     signatures: SignatureStates | None = None) -> Dispatcher:
+                     signatures: SignatureStates | None = None,
+                     search: Search | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     resolver = resolver or Resolver(registry)
     oci = OciFamily()
@@ -97,6 +100,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_sign_api(api)
     register_blob_uses(api)
     register_signatures_api(api)
+    register_search_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
@@ -106,7 +110,7 @@ def build_dispatcher(registry: Registry, config: Config,
                   resolver=resolver, builds=builds,
                   requirements=RequirementsService(
                       resolver, builds.of_manifest if builds is not None else None),
-                  signatures=signatures)
+                  signatures=signatures, search=search)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -300,6 +304,7 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           usage=None if node_cache else Usage(index), gc=gc,
                                           keys=signatures.keys if signatures else None,
                                           builds=None if node_cache else Builds(index),
+                                          search=None if node_cache else Search(index),
                                           # image-compatibility artifacts must hold too;
                                           # a cache's are upstream (cache/compat.py)
                                           resolver=Resolver(reg, node_cache.compat

@@ -63,6 +63,8 @@ class Context:
     # Each manifest's signature state (registry.trust.feed.SignatureStates); None on
     # a node cache.
     signatures: Any = None
+    # Search over the index (registry.core.search.Search); None on a node cache.
+    search: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,

@@ -13,6 +13,8 @@ Tables (schema.py has the DDL and its versions):
     builds     (repo, digest, declared_by, entry) what the manifest needs of a host: os,
                architecture, target, CUDA, ROCm, MPI, memory... keyed as platforms; filled
                by the Describer the index is given (index/builds.py)
+    search_docs, search_fts  one full-text document per manifest and per spec
+               (index/search.py); manifests.labels holds each image's config labels
     artifacts  (repo, digest) subject, artifact type, created, document: what core's
                artifact check recorded of a referrer's document (index/artifacts.py)
     blob_refs  (repo, manifest, blob) which manifests use which blobs (config, layers)
@@ -47,7 +49,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from registry.index import artifacts, blob_report, builds, schema
+from registry.index import artifacts, blob_report, builds, schema, search
 from registry.index.builds import Describer
 from registry.index.records import (
     ArtifactRow,
@@ -213,12 +215,14 @@ class Index:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for event in events:
+                previous = search.before(conn, event)
                 APPLY[type(event)](conn, event)
                 if isinstance(event, ManifestPut | ManifestDescribe):  # after its row
                     builds.record(conn, event.repo, event.digest, event.manifest,
                                   event.config, self.describer)
                     artifacts.record(conn, event.repo, event.digest, event.manifest,
                                      event.artifact, event.at or time.time())
+                search.after(conn, event, previous)  # last: documents mirror the rows
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -235,6 +239,7 @@ class Index:
         for table in ("manifests", "tags", "platforms", "builds", "artifacts", "blob_refs",
                       "blobs", "signatures"):
             conn.execute(f"DELETE FROM {table}")
+        search.clear_manifests(conn)
         conn.execute("COMMIT")
 
     async def clear(self) -> None:
@@ -422,6 +427,20 @@ class Index:
                 for r in await self._query(
                     "SELECT * FROM signatures WHERE repo = ? AND digest = ?"
                     " ORDER BY signature, position", [repo, digest])]
+
+    async def search(self, query: search.SearchQuery
+                     ) -> tuple[list[search.Hit], list[dict[str, Any]]]:
+        """What `query` finds (index/search.py), best first, with each hit's details."""
+        def _q() -> tuple[list[search.Hit], list[dict[str, Any]]]:
+            conn = self._connection()
+            hits = search.query(conn, query)
+            return hits, search.details(conn, hits)
+
+        return await self._run(_q)
+
+    async def search_names(self) -> tuple[list[str], list[str]]:
+        """The repositories and the caches search has documents of."""
+        return await self._run(lambda: search.names(self._connection()))
 
     async def schema_version(self) -> int:
         """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""

@@ -119,8 +119,24 @@ V6 = [
    "checked_at" REAL, PRIMARY KEY ("repo", "digest", "signature", "position"))""",
 ]
 
+# Version 7: full-text search (index/search.py): one FTS5 document per manifest and per
+# Spack spec, and each manifest's config labels. Every manifest is described again by
+# the catch-up this asks for (its labels are read from its config, and its document
+# written); each cache's specs get theirs when the Spack catalog loads it (at start).
+V7 = [
+    """CREATE TABLE "search_docs" (
+   "id" INTEGER PRIMARY KEY, "kind" TEXT NOT NULL, "repo" TEXT NOT NULL,
+   "key" TEXT NOT NULL, "names" TEXT, "platform" TEXT, "meta" TEXT,
+   UNIQUE ("kind", "repo", "key"))""",
+    """CREATE VIRTUAL TABLE "search_fts" USING fts5(repo, names, platform, meta,
+   content='search_docs', content_rowid='id', tokenize='unicode61 remove_diacritics 2')""",
+    'ALTER TABLE "manifests" ADD COLUMN "labels" TEXT',
+    'UPDATE "manifests" SET "described" = 0',
+    """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
+]
+
 # MIGRATIONS[n - 1] brings a file to version n
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6]
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

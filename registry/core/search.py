@@ -1,0 +1,152 @@
+"""Search over the index's full-text documents (index/search.py): the user's words
+checked and split, only what the caller may pull, one page at a time, rendered as
+`GET /api/v1/search` and `registry search --json` show it (docs/discovery.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from registry.core.errors import RegistryError
+from registry.index.db import Index
+from registry.index.search import Hit, SearchQuery, phrase
+
+__all__ = ["BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor", "parse_cursor",
+           "result_json", "terms"]
+
+MAX_QUERY = 256  # characters of q
+MAX_TERMS = 16  # words of q
+MAX_FILTER = 256  # characters of any other parameter
+N_DEFAULT = 50
+N_MAX = 500
+KINDS = ("image", "artifact", "spack")
+
+
+class BadSearch(RegistryError):
+    """A search the registry cannot run: its words or a filter are malformed."""
+
+    code, status, message = "SEARCH_INVALID", 400, "invalid search"
+
+
+def terms(q: str) -> tuple[str, ...]:
+    """The words of `q`, each to be matched as a phrase (a trailing `*`: a prefix).
+    Refuses what no search could mean: NUL and other control characters, more than
+    MAX_QUERY characters or MAX_TERMS words, or words with no letter or digit only."""
+    if len(q) > MAX_QUERY:
+        raise BadSearch(f"q is longer than {MAX_QUERY} characters", {"parameter": "q"})
+    if any(ord(c) < 32 or ord(c) == 127 for c in q):
+        raise BadSearch("q holds a control character", {"parameter": "q"})
+    words = tuple(q.split())
+    if len(words) > MAX_TERMS:
+        raise BadSearch(f"q has more than {MAX_TERMS} words", {"parameter": "q"})
+    if words and all(phrase(w) is None for w in words):
+        raise BadSearch("q has no letter or digit to search for", {"parameter": "q",
+                                                                   "value": q[:100]})
+    return words
+
+
+_CURSOR = re.compile(r"(?P<rank>[-+0-9.eE]{1,40}|-?inf|nan)/(?P<kind>image|artifact|spack)"
+                     r"/(?P<repo>[^@\x00]{1,512})@(?P<key>[A-Za-z0-9:+._-]{1,200})")
+
+
+def cursor(hit: Hit) -> str:
+    """The `last` that continues after `hit`: its rank (exactly), kind, repository, key."""
+    return f"{hit.rank!r}/{hit.kind}/{hit.repo}@{hit.key}"
+
+
+def parse_cursor(last: str) -> tuple[float, str, str, str]:
+    """A `last` as `cursor` wrote it, or BadSearch."""
+    m = _CURSOR.fullmatch(last)
+    if m is None:
+        raise BadSearch("last is not a position a previous page's Link gave",
+                        {"parameter": "last"})
+    try:
+        rank = float(m["rank"])
+    except ValueError:
+        raise BadSearch("last is not a position a previous page's Link gave",
+                        {"parameter": "last"}) from None
+    return rank, m["kind"], m["repo"], m["key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results, and the hit the next page starts after (None: the last)."""
+
+    results: list[dict[str, Any]]
+    next_after: Hit | None
+
+
+# May the caller pull (family, name)? family is "oci" for repositories, "spack" for caches.
+MayPull = Callable[[str, str], bool]
+
+
+class Search:
+    """The index's search for the API and the command line (see the module docstring)."""
+
+    # Whether the index records signature state (issue 22): until it does, `signed=`
+    # is refused, never ignored.
+    signed_available = False
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    async def page(self, query: SearchQuery, may_pull: MayPull | None) -> Page:
+        """The results of `query` that `may_pull` admits (None: all), a full page of
+        them however few repositories the caller may see: the admitted names are
+        part of the SQL query, not a filter over its answer."""
+        if may_pull is not None:
+            oci, spack = await self.index.search_names()
+            query = replace(query, visible=(
+                tuple(n for n in oci if may_pull("oci", n)),
+                tuple(n for n in spack if may_pull("spack", n))))
+        hits, details = await self.index.search(replace(query, limit=query.limit + 1))
+        more = len(hits) > query.limit
+        hits, details = hits[:query.limit], details[:query.limit]
+        return Page([result_json(h, d) for h, d in zip(hits, details, strict=True)],
+                    hits[-1] if more and hits else None)
+
+
+def _json(text: str | None, default: Any) -> Any:
+    try:
+        value = json.loads(text or "null")
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+_BUILD = ("os", "architecture", "variant", "target", "cuda", "rocm", "mpi")
+
+
+def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
+    """One result as the API shows it (docs/discovery.md)."""
+    out: dict[str, Any] = {"kind": hit.kind, "repository": hit.repo, "rank": hit.rank}
+    if hit.kind == "spack":
+        spec = d.get("spec") or {}
+        target = spec.get("target") or ""
+        out.update({
+            "cache": hit.repo, "tag": None, "digest": None, "hash": hit.key,
+            "name": spec.get("name"), "version": spec.get("version"),
+            "compiler": spec.get("compiler"), "variants": _json(spec.get("variants"), {}),
+            "dependencies": [{"name": x[0], "hash": x[1]}
+                             for x in _json(spec.get("dependencies"), [])
+                             if isinstance(x, list) and len(x) == 2],
+            "platforms": [{"os": spec.get("platform"), "os_release": spec.get("os"),
+                           "target": target}],
+            "size": spec.get("size")})
+        return out
+    tags = d["tags"]
+    out.update({
+        "tag": tags[0] if tags else None, "tags": tags, "digest": hit.key,
+        "mediaType": d["media_type"],
+        "platforms": [{k: v for k, v in zip(_BUILD, b, strict=True) if v is not None}
+                      for b in d["builds"]],
+        "annotations": _json(d["annotations"], {}), "labels": _json(d["labels"], {}),
+        "size": d["size"]})
+    if hit.kind == "artifact":
+        out["artifactType"] = d["artifact_type"]
+        if d["subject"]:
+            out["subject"] = d["subject"]
+    return out

@@ -1,0 +1,394 @@
+"""Full-text search over the index: one FTS5 document per manifest and per Spack spec.
+
+`search_docs` holds one row per document: its kind (`image`, `artifact`, `spack`), the
+repository or cache, its key (a manifest's digest, a spec's hash) and four text
+columns, which `search_fts`, an external-content FTS5 table, indexes:
+
+    repo      the repository or cache name
+    names     a manifest's tags; a spec's `name@version` and hash
+    platform  os, architecture, variant, archspec target, CUDA, ROCm, MPI of every build
+              row (index/builds.py) and platform a manifest declares; a spec's platform,
+              os and target
+    meta      artifact and media type, annotations and config labels as `key=value`;
+              a spec's compiler, variants (`+mpi ~shared api=default`) and dependencies
+
+The documents are written on the index thread in the transaction of the event that
+changes them (`before` and `after`, called by Index.apply around each event), so
+they are exactly as current as the rows they mirror, and `registry reindex` and the
+catch-up rebuild them with those rows.
+
+Tokenizer: unicode61 (case-folded, diacritics removed), whose tokens are runs of
+letters and digits: `py-numpy` is `py numpy`, `hdf5@1.14.3` is `hdf5 1 14 3`,
+`x86_64_v3` is `x86 64 v3`. A user's words are quoted as FTS5 phrases (`phrase`),
+so a phrase matches those tokens adjacent and in order: `py-numpy`, `numpy` and `py`
+all find `py-numpy`, `hdf5@1.14` finds `hdf5@1.14.3`, `x86_64` finds `x86_64_v3`.
+No stemmer (names are not English) and no trigrams (a word's parts are its tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.index.builds import IMAGE_CONFIGS, image_config
+from registry.index.records import (
+    Event,
+    ManifestDeleted,
+    ManifestDescribe,
+    ManifestPut,
+    SpecDeleted,
+    SpecPut,
+    SpecRow,
+    SpecsReset,
+    TagDeleted,
+    TagSet,
+)
+
+# The tokenizer schema.py's version 6 gives search_fts (see the module docstring).
+TOKENIZE = "unicode61 remove_diacritics 2"
+WEIGHTS = (4.0, 8.0, 2.0, 1.0)  # bm25 weights of repo, names, platform, meta
+MAX_TEXT = 20_000  # characters of one column kept: annotations may be huge and hostile
+
+
+# -- the user's words as FTS5 syntax -------------------------------------------
+
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+def phrase(term: str) -> str | None:
+    """One user word as an FTS5 phrase (a trailing `*`: a prefix), or None when it
+    holds no letter or digit (nothing to match). Quotes are doubled, so no word can
+    leave its phrase: FTS5 operators and column filters in it are plain text."""
+    prefix = term.endswith("*")
+    body = term.rstrip("*")
+    if not _WORD.search(body):
+        return None
+    quoted = '"' + body.replace('"', '""') + '"'
+    return quoted + " *" if prefix else quoted
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """The MATCH expression for `terms`, all of which must match; None for none."""
+    phrases = [p for p in (phrase(t) for t in terms) if p is not None]
+    return " AND ".join(phrases) if phrases else None
+
+
+# -- documents -----------------------------------------------------------------
+
+
+def _text(parts: Iterable[Any]) -> str:
+    return " ".join(str(p) for p in parts if p not in (None, ""))[:MAX_TEXT]
+
+
+def _pairs(raw: str | None) -> list[str]:
+    try:
+        doc = json.loads(raw or "{}")
+    except ValueError:
+        return []
+    return [f"{k}={v}" for k, v in doc.items()] if isinstance(doc, dict) else []
+
+
+def kind_of(media_type: str, artifact_type: str) -> str:
+    """`image` for an image or an index, `artifact` for anything else."""
+    if not artifact_type or artifact_type in IMAGE_CONFIGS:
+        return "image"
+    return "artifact"
+
+
+def _upsert(conn: sqlite3.Connection, kind: str, repo: str, key: str,
+            values: tuple[str, str, str]) -> None:
+    _delete(conn, kind, repo, key)
+    cur = conn.execute("INSERT INTO search_docs (kind, repo, key, names, platform, meta)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", [kind, repo, key, *values])
+    conn.execute("INSERT INTO search_fts (rowid, repo, names, platform, meta)"
+                 " VALUES (?, ?, ?, ?, ?)", [cur.lastrowid, repo, *values])
+
+
+def _delete(conn: sqlite3.Connection, kind: str | None, repo: str, key: str) -> None:
+    where, params = "repo = ? AND key = ?", [repo, key]
+    if kind is None:
+        where += " AND kind != 'spack'"
+    else:
+        where += " AND kind = ?"
+        params.append(kind)
+    _delete_where(conn, where, params)
+
+
+def _delete_where(conn: sqlite3.Connection, where: str, params: list[Any]) -> None:
+    rows = conn.execute(f"SELECT id, repo, names, platform, meta FROM search_docs WHERE {where}",
+                        params).fetchall()
+    # An external-content table forgets a row by being told its old values.
+    conn.executemany("INSERT INTO search_fts (search_fts, rowid, repo, names, platform, meta)"
+                     " VALUES ('delete', ?, ?, ?, ?, ?)", rows)
+    conn.executemany("DELETE FROM search_docs WHERE id = ?", [[r[0]] for r in rows])
+
+
+def refresh_manifest(conn: sqlite3.Connection, repo: str, digest: str) -> None:
+    """Write the document of `repo@digest` from its rows (or drop it: no manifest)."""
+    row = conn.execute("SELECT media_type, artifact_type, annotations, labels FROM manifests"
+                       " WHERE repo = ? AND digest = ?", [repo, digest]).fetchone()
+    if row is None:
+        _delete(conn, None, repo, digest)
+        return
+    media_type, artifact_type, annotations, labels = row
+    tags = [r[0] for r in conn.execute(
+        "SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag", [repo, digest])]
+    platform = []
+    for r in conn.execute(
+            "SELECT os, architecture, variant, target, cuda, rocm, mpi FROM builds"
+            " WHERE repo = ? AND (digest = ? OR declared_by = ?) AND error IS NULL"
+            " UNION SELECT os, architecture, variant, NULL, NULL, NULL, NULL FROM platforms"
+            " WHERE repo = ? AND (digest = ? OR declared_by = ?)",
+            [repo, digest, digest, repo, digest, digest]):
+        os_, arch, variant, target, cuda, rocm, mpi = r
+        platform += [os_, arch, variant, target, cuda and f"cuda {cuda}",
+                     rocm and f"rocm {rocm}", mpi]
+    kind = kind_of(media_type or "", artifact_type or "")
+    meta = [artifact_type if kind == "artifact" else "", media_type,
+            *_pairs(annotations), *_pairs(labels)]
+    _delete(conn, "artifact" if kind == "image" else "image", repo, digest)
+    _upsert(conn, kind, repo, digest, (_text(tags), _text(dict.fromkeys(platform)),
+                                       _text(meta)))
+
+
+def variants_text(variants: dict[str, Any]) -> str:
+    """Variants as spack prints them: `+mpi ~shared api=default`."""
+    out = []
+    for k, v in sorted(variants.items()):
+        if v is True:
+            out.append(f"+{k}")
+        elif v is False:
+            out.append(f"~{k}")
+        elif isinstance(v, list | tuple):
+            out.append(f"{k}={','.join(str(x) for x in v)}")
+        else:
+            out.append(f"{k}={v}")
+    return " ".join(out)
+
+
+def spec_values(r: SpecRow) -> tuple[str, str, str]:
+    """The text columns of spec `r`'s document."""
+    return (_text([f"{r.name}@{r.version}", r.hash]), _text([r.platform, r.os, r.target]),
+            _text([r.compiler and f"%{r.compiler}", variants_text(r.variants),
+                   *(f"^{name}" for name, _ in r.dependencies)]))
+
+
+def _spec_put(conn: sqlite3.Connection, r: SpecRow) -> None:
+    _upsert(conn, "spack", r.cache, r.hash, spec_values(r))
+
+
+def _labels(config: bytes | None) -> str | None:
+    doc = image_config(config)
+    inner = doc.get("config") if doc else None
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    if not isinstance(labels, dict) or not labels:
+        return None
+    return json.dumps({str(k): str(v) for k, v in labels.items()})
+
+
+# -- keeping them current --------------------------------------------------------
+
+
+def before(conn: sqlite3.Connection, event: Event) -> str | None:
+    """What must be known before `event` is applied: the digest a tag it moves or
+    deletes pointed at, whose document loses the tag."""
+    if not isinstance(event, TagSet | TagDeleted | ManifestPut) or event.tag is None:
+        return None
+    row = conn.execute("SELECT digest FROM tags WHERE repo = ? AND tag = ?",
+                       [event.repo, event.tag]).fetchone()
+    return row[0] if row else None
+
+
+def after(conn: sqlite3.Connection, event: Event, previous: str | None) -> None:
+    """Bring the documents `event` changed up to date (after its rows, same transaction)."""
+    if isinstance(event, ManifestPut | ManifestDescribe):
+        conn.execute("UPDATE manifests SET labels = ? WHERE repo = ? AND digest = ?",
+                     [_labels(event.config), event.repo, event.digest])
+        refresh_manifest(conn, event.repo, event.digest)
+    elif isinstance(event, TagSet):
+        refresh_manifest(conn, event.repo, event.digest)
+    elif isinstance(event, ManifestDeleted):
+        _delete(conn, None, event.repo, event.digest)
+    elif isinstance(event, SpecPut):
+        _spec_put(conn, event.row)
+    elif isinstance(event, SpecDeleted):
+        _delete(conn, "spack", event.repo, event.hash)
+    elif isinstance(event, SpecsReset):
+        _delete_where(conn, "kind = 'spack' AND repo = ?", [event.repo])
+        for row in event.rows:
+            _spec_put(conn, row)
+    if isinstance(event, TagSet | TagDeleted | ManifestPut) and previous is not None \
+            and previous != getattr(event, "digest", None):  # the tag left it
+        refresh_manifest(conn, event.repo, previous)
+
+
+def clear_manifests(conn: sqlite3.Connection) -> None:
+    """Forget every manifest's document (a rebuild writes them again); specs stay."""
+    conn.execute("DELETE FROM search_docs WHERE kind != 'spack'")
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+
+
+# -- queries -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A search, every part optional, all combined (AND). `terms`: the user's words;
+    `targets`: builds for any of these archspec targets (exact, or every target a host
+    runs, computed above the index); `arch_targets`: for specs, the targets of the
+    architecture asked for; `visible`: (oci repositories, spack caches) the caller may
+    pull, None for everything; `after`: the (rank, kind, repo, key) of the last row of
+    the previous page."""
+
+    terms: tuple[str, ...] = ()
+    kind: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    arch_targets: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    spack_name: str | None = None
+    spack_version: str | None = None
+    visible: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    after: tuple[float, str, str, str] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One document a search found, with its bm25 rank (lower is better; 0 without words)."""
+
+    rank: float
+    kind: str
+    repo: str
+    key: str
+
+
+@dataclass
+class _Sql:
+    where: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.where.append(clause)
+        self.params.extend(params)
+
+
+_BUILD = ("EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.digest = d.key AND {c})"
+          " OR EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.declared_by = d.key"
+          " AND {c})")
+_LABEL = ("EXISTS (SELECT 1 FROM manifests m, json_each(CASE WHEN json_valid(m.{col})"
+          " THEN m.{col} ELSE '{{}}' END) j WHERE m.repo = d.repo AND m.digest = d.key"
+          " AND j.key = ? AND j.value = ?)")
+# An image listed by an index in its repository, untagged itself, is found as the index.
+_CHILD = ("d.kind = 'image' AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = d.repo"
+          " AND t.digest = d.key) AND EXISTS (SELECT 1 FROM platforms p WHERE p.repo = d.repo"
+          " AND p.digest = d.key AND p.declared_by != d.key)")
+
+
+def _in(values: Sequence[str]) -> tuple[str, str]:
+    return "(SELECT value FROM json_each(?))", json.dumps(list(values))
+
+
+def _filters(q: SearchQuery, sql: _Sql) -> None:
+    if q.kind is not None:
+        sql.add("d.kind = ?", q.kind)
+    if q.visible is not None:
+        oci, oci_p = _in(q.visible[0])
+        spack, spack_p = _in(q.visible[1])
+        sql.add(f"((d.kind != 'spack' AND d.repo IN {oci}) OR "
+                f"(d.kind = 'spack' AND d.repo IN {spack}))", oci_p, spack_p)
+    spec = "EXISTS (SELECT 1 FROM spack_specs s WHERE s.cache = d.repo AND s.hash = d.key AND {c})"
+    if q.os is not None:
+        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c='b.os = ?')})) OR (d.kind = 'spack'"
+                f" AND {spec.format(c='(s.platform = ? OR s.os = ?)')}))",
+                q.os, q.os, q.os, q.os)
+    if q.arch is not None:
+        targets, targets_p = _in(q.arch_targets or ())
+        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c='b.architecture = ?')})) OR"
+                f" (d.kind = 'spack' AND {spec.format(c=f's.target IN {targets}')}))",
+                q.arch, q.arch, targets_p)
+    if q.targets is not None:
+        targets, targets_p = _in(q.targets)
+        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c=f'b.target IN {targets}')})) OR"
+                f" (d.kind = 'spack' AND {spec.format(c=f's.target IN {targets}')}))",
+                targets_p, targets_p, targets_p)
+    for key, value in q.labels:
+        sql.add(f"(d.kind != 'spack' AND ({_LABEL.format(col='labels')} OR "
+                f"{_LABEL.format(col='annotations')}))", key, value, key, value)
+    if q.spack_name is not None:
+        cond = "s.name = ?"
+        params: list[Any] = [q.spack_name]
+        if q.spack_version is not None:
+            escaped = re.sub(r"([\\%_])", r"\\\1", q.spack_version)
+            cond += r" AND (s.version = ? OR s.version LIKE ? ESCAPE '\')"
+            params += [q.spack_version, escaped + ".%"]
+        sql.add(f"d.kind = 'spack' AND {spec.format(c=cond)}", *params)
+    sql.add(f"NOT ({_CHILD})")
+
+
+def query(conn: sqlite3.Connection, q: SearchQuery) -> list[Hit]:
+    """The documents `q` finds, best first (rank, then kind, repository, key), after
+    `q.after`, at most `q.limit` of them."""
+    sql = _Sql()
+    match = match_expression(q.terms)
+    if match is not None:
+        weights = ", ".join(str(w) for w in WEIGHTS)
+        source = (f"(SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts"
+                  " WHERE search_fts MATCH ?) f JOIN search_docs d ON d.id = f.id")
+        head: list[Any] = [match]
+        rank = "f.rank"
+    else:
+        source, head, rank = "search_docs d", [], "0.0"
+    _filters(q, sql)
+    order = "d.kind, d.repo, d.key"
+    if q.after is not None and match is not None:
+        sql.add("(f.rank, d.kind, d.repo, d.key) > (?, ?, ?, ?)", *q.after)
+    elif q.after is not None:  # without words every rank is 0: the keys' order alone
+        sql.add("(d.kind, d.repo, d.key) > (?, ?, ?)", *q.after[1:])
+    if match is not None:
+        order = "f.rank, " + order
+    text = (f"SELECT {rank} AS rank, d.kind, d.repo, d.key FROM {source}"
+            f" WHERE {' AND '.join(sql.where)} ORDER BY {order} LIMIT ?")
+    rows = conn.execute(text, [*head, *sql.params, q.limit]).fetchall()
+    return [Hit(float(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def names(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Every repository with a manifest document and every cache with a spec document."""
+    oci = [r[0] for r in conn.execute("SELECT DISTINCT repo FROM search_docs"
+                                      " WHERE kind != 'spack' ORDER BY repo")]
+    spack = [r[0] for r in conn.execute("SELECT DISTINCT repo FROM search_docs"
+                                        " WHERE kind = 'spack' ORDER BY repo")]
+    return oci, spack
+
+
+def details(conn: sqlite3.Connection, hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """What a result shows of each hit: a manifest's tags, media and artifact type,
+    annotations and build rows; a spec's row (as JSON-ready dicts, in the hits' order)."""
+    out: list[dict[str, Any]] = []
+    for h in hits:
+        if h.kind == "spack":
+            row = conn.execute("SELECT * FROM spack_specs WHERE cache = ? AND hash = ?",
+                               [h.repo, h.key])
+            cols = [c[0] for c in row.description]
+            found = row.fetchone()
+            out.append({"spec": dict(zip(cols, found, strict=True)) if found else None})
+            continue
+        m = conn.execute("SELECT media_type, artifact_type, annotations, labels, size,"
+                         " subject FROM manifests WHERE repo = ? AND digest = ?",
+                         [h.repo, h.key]).fetchone() or (None,) * 6
+        tags = [r[0] for r in conn.execute(
+            "SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag", [h.repo, h.key])]
+        builds = conn.execute(
+            "SELECT DISTINCT os, architecture, variant, target, cuda, rocm, mpi FROM builds"
+            " WHERE repo = ? AND (declared_by = ? OR digest = ?) AND error IS NULL"
+            " ORDER BY 1, 2, 3, 4", [h.repo, h.key, h.key]).fetchall()
+        out.append({"media_type": m[0], "artifact_type": m[1], "annotations": m[2],
+                    "labels": m[3], "size": m[4], "subject": m[5], "tags": tags,
+                    "builds": builds})
+    return out
