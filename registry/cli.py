@@ -1,7 +1,8 @@
 """Command line: `registry serve`, `registry config check FILE`, `registry reindex`,
 `registry spack import DIR`, `registry spack list`, `registry cache stats|warm`,
 `registry du`, `registry gc`, `registry scrub`, `registry users ...`, `registry tokens ...`,
-`registry keys ...`, `registry sign`, `registry verify`, `registry requirements`."""
+`registry keys ...`, `registry sign`, `registry verify`, `registry requirements`,
+`registry search` (cli_search.py)."""
 
 from __future__ import annotations
 
@@ -493,6 +494,7 @@ def parser() -> argparse.ArgumentParser:
 
     from registry.cli_auth import add_parsers
     from registry.cli_requirements import add_parsers as add_requirements_parsers
+    from registry.cli_search import add_parsers as add_search_parsers
     from registry.cli_trust import add_parsers as add_trust_parsers
     from registry.cli_verify import add_parsers as add_verify_parsers
 
@@ -500,6 +502,7 @@ def parser() -> argparse.ArgumentParser:
     add_trust_parsers(sub, common, _load, _store)
     add_verify_parsers(sub, common, _load)
     add_requirements_parsers(sub, common, _load, _store)
+    add_search_parsers(sub, common, _load, _store)
     return p
 
 

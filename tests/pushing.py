@@ -182,14 +182,15 @@ def spack_manifest(spec: Any, config: bytes | None = None) -> tuple[bytes, dict]
     return config, manifest_doc(config, [s.tarball for s in spack_layers(spec)])
 
 
-def push_spack_oci(target: Any, repo: str, spec: Any) -> None:
+def push_spack_oci(target: Any, repo: str, spec: Any, *,
+                   auth: tuple[str, str] | None = None) -> None:
     """As spack's OCI push over HTTP: tarballs, the config carrying the spec, the manifest
     under the spec's tag."""
     config, doc = spack_manifest(spec)
     for s in spack_layers(spec):
-        push_blob(target, repo, s.tarball)
-    push_blob(target, repo, config)
-    put_manifest(target, repo, spec.tag, doc)
+        push_blob(target, repo, s.tarball, auth=auth)
+    push_blob(target, repo, config, auth=auth)
+    put_manifest(target, repo, spec.tag, doc, auth=auth)
 
 
 async def push_spack_oci_async(client: Any, repo: str, spec: Any, config: bytes | None = None,

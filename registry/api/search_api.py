@@ -89,13 +89,16 @@ def _targets(request: web.BaseRequest) -> tuple[str, ...] | None:
         if fits is not None:
             raise BadSearch("fits needs a target", {"parameter": "fits"})
         return None
-    if not fits:
-        return (target,)
+    return fitting(target) if fits else (target,)
+
+
+def fitting(target: str) -> tuple[str, ...]:
+    """Every target whose builds run on a host of `target`: a build for T runs on H when
+    T is H or one of H's ancestors in archspec's order (docs/architecture-aware.md)."""
     try:
         host = known_target(target)
     except PlatformError as exc:
         raise BadSearch(str(exc), {"parameter": "target", "value": target}) from None
-    # A build for T runs on H when T is H or one of H's ancestors (archspec's order).
     return tuple(sorted({host.name, *(a.name for a in host.ancestors)}))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from registry.core.errors import RegistryError
 from registry.index.db import Index
-from registry.index.search import Hit, SearchQuery, phrase
+from registry.index.search import BUILD_FIELDS, Hit, SearchQuery, phrase
 
 __all__ = ["BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor", "parse_cursor",
            "result_json", "terms"]
@@ -117,7 +117,6 @@ def _json(text: str | None, default: Any) -> Any:
     return value if isinstance(value, type(default)) else default
 
 
-_BUILD = ("os", "architecture", "variant", "target", "cuda", "rocm", "mpi")
 
 
 def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
     out.update({
         "tag": tags[0] if tags else None, "tags": tags, "digest": hit.key,
         "mediaType": d["media_type"],
-        "platforms": [{k: v for k, v in zip(_BUILD, b, strict=True) if v is not None}
+        "platforms": [{k: v for k, v in zip(BUILD_FIELDS, b, strict=True) if v is not None}
                       for b in d["builds"]],
         "annotations": _json(d["annotations"], {}), "labels": _json(d["labels"], {}),
         "size": d["size"]})

@@ -137,22 +137,47 @@ def refresh_manifest(conn: sqlite3.Connection, repo: str, digest: str) -> None:
     media_type, artifact_type, annotations, labels = row
     tags = [r[0] for r in conn.execute(
         "SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag", [repo, digest])]
-    platform = []
-    for r in conn.execute(
-            "SELECT os, architecture, variant, target, cuda, rocm, mpi FROM builds"
-            " WHERE repo = ? AND (digest = ? OR declared_by = ?) AND error IS NULL"
-            " UNION SELECT os, architecture, variant, NULL, NULL, NULL, NULL FROM platforms"
-            " WHERE repo = ? AND (digest = ? OR declared_by = ?)",
-            [repo, digest, digest, repo, digest, digest]):
-        os_, arch, variant, target, cuda, rocm, mpi = r
+    platform: list[Any] = []
+    for os_, arch, variant, target, cuda, rocm, mpi in build_rows(conn, repo, digest):
         platform += [os_, arch, variant, target, cuda and f"cuda {cuda}",
                      rocm and f"rocm {rocm}", mpi]
+    for r in conn.execute("SELECT os, architecture, variant FROM platforms WHERE repo = ?"
+                          " AND (digest = ? OR declared_by = ?)", [repo, digest, digest]):
+        platform += r
     kind = kind_of(media_type or "", artifact_type or "")
     meta = [artifact_type if kind == "artifact" else "", media_type,
             *_pairs(annotations), *_pairs(labels)]
+    # An index is found by its children's annotations and labels too: it stands for
+    # them (an untagged child is not a result of its own, see _CHILD).
+    for notes, child_labels in conn.execute(
+            "SELECT m.annotations, m.labels FROM platforms p JOIN manifests m ON m.repo = p.repo"
+            " AND m.digest = p.digest WHERE p.repo = ? AND p.declared_by = ? AND p.digest != ?",
+            [repo, digest, digest]):
+        meta += [*_pairs(notes), *_pairs(child_labels)]
     _delete(conn, "artifact" if kind == "image" else "image", repo, digest)
     _upsert(conn, kind, repo, digest, (_text(tags), _text(dict.fromkeys(platform)),
-                                       _text(meta)))
+                                       _text(dict.fromkeys(meta))))
+
+
+BUILD_FIELDS = ("os", "architecture", "variant", "target", "cuda", "rocm", "mpi")
+
+
+def build_rows(conn: sqlite3.Connection, repo: str, digest: str) -> list[tuple[Any, ...]]:
+    """The platforms of `repo@digest` as BUILD_FIELDS tuples: its own build rows, or for
+    an index its children's; of each manifest, the row its own config gives when there
+    is one (the most precise: an index's descriptor has no target annotation), else
+    those the indexes listing it declare."""
+    per: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+    for child, source, *fields in conn.execute(
+            "SELECT digest, source, " + ", ".join(BUILD_FIELDS) + " FROM builds"
+            " WHERE repo = ? AND error IS NULL AND (digest = ? OR digest IN (SELECT digest"
+            " FROM builds WHERE repo = ? AND declared_by = ? AND digest != ?))",
+            [repo, digest, repo, digest, digest]):
+        per.setdefault(child, {}).setdefault(source, []).append(tuple(fields))
+    out: list[tuple[Any, ...]] = []
+    for sources in per.values():
+        out += sources.get("config") or sources.get("index") or []
+    return sorted(set(out), key=lambda t: tuple(str(x) for x in t))
 
 
 def variants_text(variants: dict[str, Any]) -> str:
@@ -278,9 +303,11 @@ class _Sql:
         self.params.extend(params)
 
 
+# Any build row of the manifest, or of an index's children (as their own configs or the
+# index say).
 _BUILD = ("EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.digest = d.key AND {c})"
-          " OR EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.declared_by = d.key"
-          " AND {c})")
+          " OR EXISTS (SELECT 1 FROM builds x JOIN builds b ON b.repo = x.repo"
+          " AND b.digest = x.digest WHERE x.repo = d.repo AND x.declared_by = d.key AND {c})")
 _LABEL = ("EXISTS (SELECT 1 FROM manifests m, json_each(CASE WHEN json_valid(m.{col})"
           " THEN m.{col} ELSE '{{}}' END) j WHERE m.repo = d.repo AND m.digest = d.key"
           " AND j.key = ? AND j.value = ?)")
@@ -384,10 +411,7 @@ def details(conn: sqlite3.Connection, hits: Sequence[Hit]) -> list[dict[str, Any
                          [h.repo, h.key]).fetchone() or (None,) * 6
         tags = [r[0] for r in conn.execute(
             "SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag", [h.repo, h.key])]
-        builds = conn.execute(
-            "SELECT DISTINCT os, architecture, variant, target, cuda, rocm, mpi FROM builds"
-            " WHERE repo = ? AND (declared_by = ? OR digest = ?) AND error IS NULL"
-            " ORDER BY 1, 2, 3, 4", [h.repo, h.key, h.key]).fetchall()
+        builds = build_rows(conn, h.repo, h.key)
         out.append({"media_type": m[0], "artifact_type": m[1], "annotations": m[2],
                     "labels": m[3], "size": m[4], "subject": m[5], "tags": tags,
                     "builds": builds})
