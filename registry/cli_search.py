@@ -38,7 +38,7 @@ def _query(args: argparse.Namespace) -> Any:
     return SearchQuery(terms=terms(" ".join(args.query)), kind=args.kind, os=args.os,
                        arch=args.arch, arch_targets=arch_targets(args.arch) if args.arch
                        else None, targets=targets, labels=tuple(labels), spack_name=name,
-                       spack_version=version or None, limit=args.n)
+                       spack_version=version or None, signed=args.signed, limit=args.n)
 
 
 def cmd_search(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config],
@@ -114,6 +114,11 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None],
     s.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="a config label or annotation (repeatable: all must hold)")
     s.add_argument("--spack", metavar="NAME[@VERSION]", help="only specs of this package")
+    signed = s.add_mutually_exclusive_group()
+    signed.add_argument("--signed", action="store_const", const=True, dest="signed",
+                        help="only manifests with a valid signature")
+    signed.add_argument("--unsigned", action="store_const", const=False, dest="signed",
+                        help="only manifests without one")
     s.add_argument("-n", type=int, default=50, help="at most this many results (default 50)")
     s.add_argument("--json", action="store_true", help="JSON, as the API's results")
     s.set_defaults(func=lambda args: cmd_search(args, load, store))

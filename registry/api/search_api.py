@@ -110,14 +110,11 @@ def arch_targets(arch: str) -> tuple[str, ...]:
                         if t.family.name in families))
 
 
-def query_of(request: web.BaseRequest, signed_available: bool) -> SearchQuery:
+def query_of(request: web.BaseRequest) -> SearchQuery:
     """The search a request asks for, or BadSearch naming the parameter at fault."""
     unknown = sorted(set(request.query) - PARAMETERS)
     if unknown:
         raise BadSearch(f"unknown parameter {unknown[0][:40]!r}", {"parameter": unknown[0][:40]})
-    if _flag(request, "signed") is not None and not signed_available:
-        raise BadSearch("signed= is not available yet: the index does not record "
-                        "signatures", {"parameter": "signed"})
     kind = _one(request, "kind")
     if kind is not None and kind not in KINDS:
         raise BadSearch(f"kind must be one of {', '.join(KINDS)}", {"parameter": "kind"})
@@ -139,7 +136,8 @@ def query_of(request: web.BaseRequest, signed_available: bool) -> SearchQuery:
         terms=terms(_one(request, "q") or ""), kind=kind, os=_one(request, "os", OS_RE),
         arch=arch, arch_targets=arch_targets(arch) if arch else None,
         targets=_targets(request), labels=_labels(request), spack_name=name,
-        spack_version=version, after=parse_cursor(last) if last else None, limit=n)
+        spack_version=version, signed=_flag(request, "signed"),
+        after=parse_cursor(last) if last else None, limit=n)
 
 
 def may_pull(request: web.BaseRequest, ctx: Context) -> MayPull | None:
@@ -154,7 +152,7 @@ async def search(request: web.BaseRequest, route: dict[str, str],
                  ctx: Context) -> web.StreamResponse:
     if ctx.search is None:
         raise NotFound("no search here (a node cache keeps no index of its upstream)")
-    query = query_of(request, ctx.search.signed_available)
+    query = query_of(request)
     page = await ctx.search.page(query, may_pull(request, ctx))
     headers = {"Content-Type": "application/json"}
     body: dict = {"results": page.results}

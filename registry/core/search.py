@@ -86,10 +86,6 @@ MayPull = Callable[[str, str], bool]
 class Search:
     """The index's search for the API and the command line (see the module docstring)."""
 
-    # Whether the index records signature state (issue 22): until it does, `signed=`
-    # is refused, never ignored.
-    signed_available = False
-
     def __init__(self, index: Index) -> None:
         self.index = index
 
@@ -143,7 +139,7 @@ def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
         "platforms": [{k: v for k, v in zip(BUILD_FIELDS, b, strict=True) if v is not None}
                       for b in d["builds"]],
         "annotations": _json(d["annotations"], {}), "labels": _json(d["labels"], {}),
-        "size": d["size"]})
+        "size": d["size"], "signed": d["signed"]})
     if hit.kind == "artifact":
         out["artifactType"] = d["artifact_type"]
         if d["subject"]:

@@ -264,10 +264,11 @@ def clear_manifests(conn: sqlite3.Connection) -> None:
 class SearchQuery:
     """A search, every part optional, all combined (AND). `terms`: the user's words;
     `targets`: builds for any of these archspec targets (exact, or every target a host
-    runs, computed above the index); `arch_targets`: for specs, the targets of the
-    architecture asked for; `visible`: (oci repositories, spack caches) the caller may
-    pull, None for everything; `after`: the (rank, kind, repo, key) of the last row of
-    the previous page."""
+    runs, computed above the index); `signed`: manifests with (True) or without (False)
+    a valid signature as the trust room last verified them; `arch_targets`: for specs,
+    the targets of the architecture asked for; `visible`: (oci repositories, spack
+    caches) the caller may pull, None for everything; `after`: the (rank, kind, repo,
+    key) of the last row of the previous page."""
 
     terms: tuple[str, ...] = ()
     kind: str | None = None
@@ -278,6 +279,7 @@ class SearchQuery:
     labels: tuple[tuple[str, str], ...] = ()
     spack_name: str | None = None
     spack_version: str | None = None
+    signed: bool | None = None
     visible: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     after: tuple[float, str, str, str] | None = None
     limit: int = 100
@@ -315,6 +317,10 @@ _LABEL = ("EXISTS (SELECT 1 FROM manifests m, json_each(CASE WHEN json_valid(m.{
 _CHILD = ("d.kind = 'image' AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = d.repo"
           " AND t.digest = d.key) AND EXISTS (SELECT 1 FROM platforms p WHERE p.repo = d.repo"
           " AND p.digest = d.key AND p.declared_by != d.key)")
+
+
+_SIGNED = ("EXISTS (SELECT 1 FROM signatures g WHERE g.repo = d.repo AND g.digest = d.key"
+           " AND g.valid = 1)")
 
 
 def _in(values: Sequence[str]) -> tuple[str, str]:
@@ -355,6 +361,8 @@ def _filters(q: SearchQuery, sql: _Sql) -> None:
             cond += r" AND (s.version = ? OR s.version LIKE ? ESCAPE '\')"
             params += [q.spack_version, escaped + ".%"]
         sql.add(f"d.kind = 'spack' AND {spec.format(c=cond)}", *params)
+    if q.signed is not None:  # specs have no signature state: neither signed nor not
+        sql.add(f"d.kind != 'spack' AND {'' if q.signed else 'NOT '}{_SIGNED}")
     sql.add(f"NOT ({_CHILD})")
 
 
@@ -412,7 +420,9 @@ def details(conn: sqlite3.Connection, hits: Sequence[Hit]) -> list[dict[str, Any
         tags = [r[0] for r in conn.execute(
             "SELECT tag FROM tags WHERE repo = ? AND digest = ? ORDER BY tag", [h.repo, h.key])]
         builds = build_rows(conn, h.repo, h.key)
+        signed = conn.execute("SELECT 1 FROM signatures WHERE repo = ? AND digest = ?"
+                              " AND valid = 1 LIMIT 1", [h.repo, h.key]).fetchone()
         out.append({"media_type": m[0], "artifact_type": m[1], "annotations": m[2],
                     "labels": m[3], "size": m[4], "subject": m[5], "tags": tags,
-                    "builds": builds})
+                    "builds": builds, "signed": signed is not None})
     return out

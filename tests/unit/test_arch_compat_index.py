@@ -160,6 +160,9 @@ async def test_a_version_4_index_gets_its_artifacts_from_the_catch_up(tmp_path: 
     conn = sqlite3.connect(path)  # what schema version 4 left
     conn.execute("DROP TABLE artifacts")
     conn.execute("DROP TABLE signatures")  # version 6's, which version 4 did not have
+    for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs",  # and version 7's
+                "ALTER TABLE manifests DROP COLUMN labels"):
+        conn.execute(sql)
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.execute("UPDATE meta SET value = '0' WHERE key = 'catchup'")
     conn.commit()
@@ -168,7 +171,9 @@ async def test_a_version_4_index_gets_its_artifacts_from_the_catch_up(tmp_path: 
     await index.open()
     try:
         assert index.opened is schema.Opened.MIGRATED and index.dirty
-        assert await index.undescribed("hpc/old") == {artifact}
+        # Version 5 asks for the artifact to be described again (version 7 for every
+        # manifest, for its search document).
+        assert artifact in await index.undescribed("hpc/old")
         await catch_up(reg, index)
         [row] = await index.artifacts("hpc/old", subject["digest"])
         assert (row.digest, row.artifact_type) == (artifact, ARTIFACT_NFD)

@@ -10,12 +10,18 @@ import sqlite3
 import pytest
 from pushing import OCI_MANIFEST, descriptor, digest_of, manifest_doc
 from test_index_builds import image, index_of, put
+from test_index_catchup_builds import store
 
 from registry.arch.indexed import describer
+from registry.core.factory import build_registry
+from registry.core.indexing import catch_up, rebuild
 from registry.core.search import BadSearch, cursor, parse_cursor, terms
+from registry.index import schema
 from registry.index.db import Index
 from registry.index.records import (
     ManifestDeleted,
+    SignatureRow,
+    SignaturesSeen,
     SpecDeleted,
     SpecPut,
     SpecRow,
@@ -24,6 +30,7 @@ from registry.index.records import (
     TagSet,
 )
 from registry.index.search import Hit, SearchQuery, match_expression, phrase
+from registry.storage.memory import MemoryDriver
 
 TITLE = "org.opencontainers.image.title"
 TARGET = "io.github.registry.arch.target"
@@ -151,6 +158,15 @@ async def test_filters(index):
     assert await found(index, kind="image", visible=(("labelled",), ())) == [
         ("image", "labelled", digest_of(body))]
     assert await found(index, visible=((), ())) == []
+    # Signed: a valid signature as the trust room last verified it (index/writes.py).
+    ok = SignatureRow("sha256:" + "5" * 64, 0, "cosign", "", "k", True, "", "")
+    bad = SignatureRow("sha256:" + "6" * 64, 0, "cosign", "", "k", False, "bad signature", "")
+    await index.apply([SignaturesSeen("multi", digest_of(idx), (ok,)),
+                       SignaturesSeen("labelled", digest_of(body), (bad,))])
+    assert await found(index, signed=True) == [multi]
+    assert await found(index, signed=False) == [("image", "labelled", digest_of(body))]
+    _, [details] = await index.search(SearchQuery(signed=True))
+    assert details["signed"] is True
 
 
 async def test_artifacts_and_pages(index):
@@ -184,3 +200,34 @@ async def test_hostile_words_never_reach_sqlite_as_syntax(index):
             await found(index, word)
         except sqlite3.Error as exc:  # pragma: no cover - the failure being tested for
             pytest.fail(f"{word!r}: {exc}")
+
+
+async def test_a_version_6_index_gets_its_documents_from_the_catch_up(tmp_path):
+    """A file from before search (version 6): the catch-up it asks for reads every
+    manifest again, labels included, and writes its document; so does a rebuild."""
+    reg = build_registry(MemoryDriver())
+    digest = await store(reg, "hpc/app", "amd64", "v3", "zen3")
+    path = tmp_path / "index.sqlite"
+    old = Index(path, describer)
+    await old.open()
+    await catch_up(reg, old)
+    await old.close()
+    conn = sqlite3.connect(path)  # what version 6 left
+    for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs",
+                "ALTER TABLE manifests DROP COLUMN labels",
+                "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
+                "UPDATE meta SET value = '0' WHERE key = 'catchup'"):
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    index = Index(path, describer)
+    await index.open()
+    try:
+        assert index.opened is schema.Opened.MIGRATED and index.dirty
+        assert await found(index, "zen3") == []
+        await catch_up(reg, index)
+        assert await found(index, "zen3") == [("image", "hpc/app", digest)]
+        await rebuild(reg, index)
+        assert await found(index, "v3") == [("image", "hpc/app", digest)]
+    finally:
+        await index.close()
