@@ -1,7 +1,8 @@
 """Real spack (v1.1.0 and v0.23.1) using the registry as an `oci://` build cache, and as
 a classic `s3://` one through its S3-compatible endpoint (second half of this file).
 
-Slow (95-100 s for v1.1.0, 80-95 s for v0.23.1 on 2 busy cores) and opt-in: it runs only
+Slow (95-100 s for v1.1.0, 80-95 s for v0.23.1 on 2 busy cores, and 70-100 s more per
+version for the two-target resolve at the end) and opt-in: it runs only
 when SPACK_ROOT (and/or SPACK_ROOT_V023) points at a spack checkout, so CI,
 which has neither, skips it. How to get spack offline and what each variable
 means: tests/clients/REQUIREMENTS.md, section "spack".
@@ -703,3 +704,47 @@ def test_s3_push_and_install_with_access_keys(pushed: Setup):
     finally:
         producer("mirror", "remove", "s3secure")
         registry.stop()
+
+
+# -- builds for two targets, resolved for hosts ------------------------------------------
+#
+# The producer's trivial-root was built for this machine's target; a second one is built
+# for x86_64_v2 (one solver run). Both are pushed to one cache, and
+# /api/v1/spack/<cache>/resolve picks, per host, the most specific build that runs there.
+
+
+def test_builds_for_two_targets_resolve_per_host(pushed: Setup):
+    producer = copy.copy(pushed.producer)
+    native = producer("find", "--format", "{hash} {architecture}",
+                      "trivial-root").strip().splitlines()[-1].split()
+    native_hash, native_target = native[0], native[1].rsplit("-", 1)[-1]
+    if native_target == "x86_64_v2":
+        pytest.skip("this machine's target is x86_64_v2 itself")
+    producer("install", "--no-cache", "trivial-root", "target=x86_64_v2")
+    v2_hash = producer("find", "--format", "{hash}", "trivial-root",
+                       "target=x86_64_v2").strip().splitlines()[-1]
+    assert v2_hash != native_hash
+    url = f"oci://{pushed.registry.host}/spack/targets"
+    producer("mirror", "add", "--unsigned", "targets", url)
+    try:
+        for h in (native_hash, v2_hash):
+            producer("buildcache", "push", "--unsigned", "targets", f"/{h}")
+    finally:
+        producer("mirror", "remove", "targets")
+
+    def resolve(target: str) -> requests.Response:
+        return requests.get(f"{pushed.registry.url}/api/v1/spack/spack/targets/resolve",
+                            params={"spec": "trivial-root@1.0", "target": target},
+                            verify=str(pushed.cert), timeout=30)
+
+    for host, want in [(native_target, native_hash), ("x86_64_v2", v2_hash)]:
+        got = resolve(host)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["hash"] == want, (host, body)
+        assert next(c["hash"] for c in body["candidates"] if c["fits"]) == want
+    older = resolve("x86_64")  # older than both builds: nothing fits, each says why
+    assert older.status_code == 404, older.text
+    candidates = older.json()["errors"]["candidates"]
+    assert {c["hash"] for c in candidates} == {native_hash, v2_hash}
+    assert not any(c["fits"] for c in candidates)
