@@ -18,14 +18,18 @@ and digest), as `arch.resolver.Resolver` ranks them (docs/architecture-aware.md,
 Children are read through the cache's own manifest path (so they are fetched once and
 kept) without prefetching their layers (only the chosen child's are wanted), and their
 configs through the cache's blob path (`CachingManifests.read_config`). The choice for
-an index is content-addressed (the host is fixed for the process), so it is remembered
-per (repository, index digest).
+an index is remembered per (repository, index digest): the index and its children are
+content-addressed and the host is fixed for the process, but image-compatibility
+artifacts may be attached to a build upstream later, so the choice is made again after
+`tag_ttl` (the children are here by then; only their referrers are asked again).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -58,15 +62,21 @@ class HostAwareManifests(ManifestsDecorator):
     the cache's host, None until it is known (the cache describes it at start)."""
 
     def __init__(self, inner: CachingManifests, registry: Registry,
-                 host: Callable[[], Host | None], compat: Compat | None = None) -> None:
+                 host: Callable[[], Host | None], compat: Compat | None = None,
+                 ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(inner)
         self.caching = inner
+        # A choice is content-addressed but for the artifacts attached to the builds
+        # upstream later: with those in play it is made again after `ttl` seconds.
+        self.ttl = ttl if compat is not None else math.inf
+        self.clock = clock
         # Children read through the caching manifests (fetched once, kept; their configs
         # through the cache's blob path: CachingManifests.read_config).
         # compat: the builds' image-compatibility artifacts, from the upstream (compat.py).
         self.resolver = Resolver(dataclasses.replace(registry, manifests=inner), compat)
         self.host = host
-        self._chosen: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        # (repository, index digest) -> (when chosen, the child or None: nothing fits)
+        self._chosen: OrderedDict[tuple[str, str], tuple[float, str | None]] = OrderedDict()
         self._flights = Flights()
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
@@ -77,14 +87,17 @@ class HostAwareManifests(ManifestsDecorator):
         if stored.media_type not in INDEX_TYPES:
             return stored
         key = (repo, str(stored.digest))
-        if key in self._chosen:
+        known = self._chosen.get(key)
+        if known is not None and self.clock() - known[0] < self.ttl:
             self._chosen.move_to_end(key)
-            chosen = self._chosen[key]
+            chosen = known[1]
         else:
             try:
                 chosen = await self._flights.run(key, lambda: self._choose(repo, stored, host))
             except (UpstreamUnavailable, TooManyRequests):
-                raise  # the children cannot be read now: say so, guess nothing
+                if known is None:
+                    raise  # the children cannot be read now: say so, guess nothing
+                chosen = known[1]  # what was chosen before, until the upstream is back
             except RegistryError as exc:  # e.g. a child the upstream refuses us
                 log.warning("host-aware: cannot resolve %s@%s (%s): serving the index",
                             repo, stored.digest, exc.message)
@@ -98,7 +111,11 @@ class HostAwareManifests(ManifestsDecorator):
         with without_prefetch():
             resolution = await self.resolver.resolve_stored(repo, index, host)
         chosen = resolution.chosen
-        if chosen is None:
+        key = (repo, str(index.digest))
+        before = self._chosen.get(key)
+        if before is not None and before[1] == (chosen.digest if chosen else None):
+            pass  # made again, the same: said already
+        elif chosen is None:
             log.info("host-aware: no child of %s@%s fits %s: serving the index (%s)",
                      repo, index.digest, host_query(host),
                      "; ".join(f"{c.digest[:19]}: {c.reason}"
@@ -107,7 +124,8 @@ class HostAwareManifests(ManifestsDecorator):
             log.info("host-aware: %s@%s -> %s for %s (%s)", repo, index.digest,
                      chosen.digest, host_query(host), chosen.reason)
             await self._prefetch(repo, chosen.digest, chosen.media_type)
-        self._chosen[(repo, str(index.digest))] = chosen.digest if chosen else None
+        self._chosen[key] = (self.clock(), chosen.digest if chosen else None)
+        self._chosen.move_to_end(key)
         while len(self._chosen) > CHOICES_KEPT:
             self._chosen.popitem(last=False)
         return chosen.digest if chosen else None

@@ -82,7 +82,7 @@ class NodeCache:
         self.compat = upstream_compat(referrers, caching, blobs)
         manifests: Manifests = caching
         if self.config.host_aware:  # tags of indexes answered for this node's host
-            manifests = HostAwareManifests(caching, reg, lambda: self.host, self.compat)
+            manifests = HostAwareManifests(caching, reg, lambda: self.host, self.compat, ttl)
         return dataclasses.replace(
             reg,
             blobs=blobs,

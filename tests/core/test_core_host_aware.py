@@ -179,7 +179,8 @@ async def test_a_clients_own_host_is_resolved_through_the_cache(tmp_path, upstre
 async def test_compatibility_artifacts_upstream_must_hold(tmp_path, upstream, host):
     """The build for this target says (by an image-compatibility artifact, upstream) it
     needs a CPU feature this target lacks: the cache's choice is the generic build. A
-    hostile artifact on the generic build is left out, and changes nothing."""
+    hostile artifact on the generic build is left out, and changes nothing. Artifacts
+    change upstream without the index changing: the choice is made again after the TTL."""
     generic, _ = child(upstream, "generic", {})
     mine, _ = child(upstream, "mine", {TARGET: host.name})
     lacking = sorted(archspec.cpu.TARGETS[unfit_target(host)].features - host.features)[0]
@@ -189,4 +190,11 @@ async def test_compatibility_artifacts_upstream_must_hold(tmp_path, upstream, ho
     index(upstream, "v2", [generic, mine])
     async with node_cache(tmp_path, upstream, host_aware=True,
                           host=f"target={host.name}") as (reg, _):
+        now = [1000.0]
+        reg.manifests.clock = lambda: now[0]
         assert str((await reg.manifests.get("app", "v2")).digest) == generic["digest"]
+        upstream.referrers[mine["digest"]] = []  # the artifact is withdrawn upstream
+        now[0] += 59
+        assert str((await reg.manifests.get("app", "v2")).digest) == generic["digest"]
+        now[0] += 2
+        assert str((await reg.manifests.get("app", "v2")).digest) == mine["digest"]
