@@ -103,18 +103,31 @@ async def _store(config: Config) -> AsyncIterator[tuple[Driver, Index]]:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     from registry.arch.compat_check import CompatCheck
+    from registry.core.areas import TrustArea
     from registry.core.factory import CoreSettings, build_registry
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
+    from registry.trust.feed import reverify_all
+    from registry.trust.keys import KeyStore
+    from registry.trust.material import key_source, load_trust_store
+    from registry.trust.verify import Verifier
 
     config = _load(args)
+    try:
+        trust_store = load_trust_store(config.trust.notation_certs)
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
 
     async def run() -> None:
         async with _store(config) as (driver, index):
             # Compatibility artifacts' documents are read and indexed as at push.
             settings = CoreSettings(artifact_check=CompatCheck())
-            stats = await rebuild(build_registry(driver, NullHooks(), settings), index)
-        print(json.dumps(dataclasses.asdict(stats)))
+            reg = build_registry(driver, NullHooks(), settings)
+            stats = await rebuild(reg, index)
+            # Each manifest's signatures, verified with the trust material the server has.
+            signed = await reverify_all(reg, Verifier(key_source(
+                KeyStore(TrustArea(driver)), trust_store)), index)
+        print(json.dumps({**dataclasses.asdict(stats), "signatures_checked": signed}))
 
     asyncio.run(run())
     return 0

@@ -442,6 +442,13 @@ class Index:
         """The repositories and the caches search has documents of."""
         return await self._run(lambda: search.names(self._connection()))
 
+    async def signed_by(self, repo: str, signature: str) -> list[str]:
+        """The manifests of `repo` whose recorded signatures include the signature
+        manifest `signature` (their state changes when it is deleted)."""
+        return [r["digest"] for r in await self._query(
+            "SELECT DISTINCT digest FROM signatures WHERE repo = ? AND signature = ?"
+            " ORDER BY digest", [repo, signature])]
+
     async def schema_version(self) -> int:
         """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""
         return await self._run(lambda: schema.version_of(self._connection()))

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks
@@ -37,6 +37,9 @@ log = logging.getLogger("registry.trust")
 SIG_TAG = re.compile(r"(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})\.sig")
 
 Sink = Callable[[SignaturesSeen], None]
+# The manifests of a repository whose recorded signatures include a signature manifest
+# (Index.signed_by): whose state a deletion of it changes.
+SignedBy = Callable[[str, str], Awaitable[list[str]]]
 
 
 def rows_of(checks: tuple[SignatureCheck, ...], at: float) -> tuple[SignatureRow, ...]:
@@ -62,14 +65,17 @@ class SignatureFeed:
     current (see the module docstring). `attach` gives it the registry to read."""
 
     def __init__(self, inner: Hooks, verifier: Verifier, sink: Sink,
-                 max_queued: int = 10_000) -> None:
+                 signed_by: SignedBy | None = None, max_queued: int = 10_000) -> None:
         self.inner = inner
         self.verifier = verifier
         self.sink = sink
+        self.signed_by = signed_by
         self.max_queued = max_queued
         self.dropped = 0
         self._registry: Registry | None = None
-        self._pending: dict[tuple[str, Digest], None] = {}  # ordered, deduplicated
+        # (repo, digest, deleted): ordered, deduplicated. deleted: `digest` is a manifest
+        # gone, whose subjects (if it was a signature) are verified again.
+        self._pending: dict[tuple[str, Digest, bool], None] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -93,6 +99,8 @@ class SignatureFeed:
 
     async def manifest_deleted(self, repo: str, digest: Digest) -> None:
         await self.inner.manifest_deleted(repo, digest)
+        if self.signed_by is not None:
+            self._queue(repo, digest, True)
 
     async def tag_deleted(self, repo: str, tag: str) -> None:
         await self.inner.tag_deleted(repo, tag)
@@ -115,12 +123,15 @@ class SignatureFeed:
 
     def refresh(self, repo: str, digest: Digest) -> None:
         """Verify `digest` in `repo` again, soon (call on the event loop)."""
+        self._queue(repo, digest, False)
+
+    def _queue(self, repo: str, digest: Digest, deleted: bool) -> None:
         if self._registry is None:
             return
         if len(self._pending) >= self.max_queued:
             self.dropped += 1
             return
-        self._pending[(repo, digest)] = None
+        self._pending[(repo, digest, deleted)] = None
         self._idle.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(),
@@ -143,10 +154,25 @@ class SignatureFeed:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                repo, digest = next(iter(self._pending))
-                del self._pending[(repo, digest)]
-                await self._one(repo, digest)
+                job = next(iter(self._pending))
+                del self._pending[job]
+                repo, digest, deleted = job
+                if not deleted:
+                    await self._one(repo, digest)
+                    continue
+                for subject in await self._subjects(repo, digest):
+                    await self._one(repo, subject)
             self._idle.set()
+
+    async def _subjects(self, repo: str, signature: Digest) -> list[Digest]:
+        if self.signed_by is None:
+            return []
+        try:
+            return [Digest.parse(d) for d in await self.signed_by(repo, str(signature))]
+        except Exception:  # the state stays stale; serving never depends on it
+            log.warning("signatures: finding what %s@%s signed failed", repo, signature,
+                        exc_info=True)
+            return []
 
     async def _one(self, repo: str, digest: Digest) -> None:
         registry = self._registry
@@ -187,3 +213,17 @@ class SignatureStates:
         rows_now = rows_of(checks, time.time())
         self.feed.sink(SignaturesSeen(repo, str(digest), rows_now))
         return rows_now
+
+
+async def reverify_all(registry: Registry, verifier: Verifier, index: Index) -> int:
+    """Verify every manifest of every repository and write its rows to `index` (what
+    `registry reindex` does after rebuilding the rest); how many manifests."""
+    done = 0
+    for repo in await registry.catalog.repositories():
+        events = []
+        for digest in await registry.catalog.revisions(repo):
+            checks = await verifier.checks(registry, repo, digest)
+            events.append(SignaturesSeen(repo, str(digest), rows_of(checks, time.time())))
+        await index.apply(events)
+        done += len(events)
+    return done

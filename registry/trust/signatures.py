@@ -37,5 +37,10 @@ async def build_signatures(area: TrustArea, config: TrustConfig, hooks: Hooks, i
     store = await asyncio.to_thread(load_trust_store, config.notation_certs)
     keys = KeyStore(area)
     verifier = Verifier(key_source(keys, store))
-    feed = SignatureFeed(hooks, verifier, index_hooks.signature_event)
+    async def signed_by(repo: str, signature: str) -> list[str]:
+        if index_hooks.queued:  # the rows naming it may still be queued
+            await index_hooks.flush()
+        return await index.signed_by(repo, signature)
+
+    feed = SignatureFeed(hooks, verifier, index_hooks.signature_event, signed_by)
     return Signatures(keys, verifier, feed, SignatureStates(feed, index, index_hooks))

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import subprocess
+import sys
 
 import pytest
 import requests
 from appthread import start_app
-from harness import wait_for
+from harness import child_env, wait_for
 from pushing import push_blob, push_image, put_manifest
 from signers import (
     bundle_dsse,
@@ -99,6 +102,25 @@ def test_signatures_pushed_are_verified_into_the_index(world):
     assert sorted(fresh, key=key) == sorted(body["signatures"], key=key)
 
 
+def test_a_deleted_signature_leaves_the_state(world):
+    """Deleting a signature referrer (by digest: nothing names its subject then)
+    verifies its subject again."""
+    reg, site, _, _, _ = world
+    image = push_image(reg, "team/del", "v1")
+    subject = {"mediaType": OCI, "digest": image.digest, "size": len(image.manifest)}
+    push_doc(reg, "team/del", cosign_sign(site, "reg/team/del", image.digest))
+    bundle = bundle_referrer(subject, bundle_dsse(site, "r", image.digest))
+    push_doc(reg, "team/del", bundle)
+    body = wait_for(lambda: state(reg, "team/del", image.digest).json(),
+                    lambda b: len(b["signatures"]) == 2)
+    assert [s["valid"] for s in body["signatures"]] == [True, True]
+    r = requests.delete(f"{reg.url}/v2/team/del/manifests/{bundle.digest}", timeout=30)
+    assert r.status_code == 202, r.text
+    body = wait_for(lambda: state(reg, "team/del", image.digest).json(),
+                    lambda b: len(b["signatures"]) == 1)
+    assert [s["format"] for s in body["signatures"]] == ["cosign"]
+
+
 def test_bad_requests(world):
     reg = world[0]
     image = push_image(reg, "team/other", "v1")
@@ -171,3 +193,22 @@ def test_registry_made_signatures_verify(world):
     assert sorted((s["format"], s["key"], s["valid"]) for s in body["signatures"]) == [
         ("cosign", "made", True), ("cosign", "made", True),
         ("sigstore-bundle", "made", True)], body
+
+
+def test_reindex_verifies_every_manifest(world):
+    """`registry reindex` (a process, as an operator runs it) clears the index and fills
+    each manifest's signature rows from the store again (the server reads the file)."""
+    reg, site, _, _, tmp = world
+    image = push_image(reg, "team/re", "v1")
+    push_doc(reg, "team/re", cosign_sign(site, "reg/team/re", image.digest))
+    wait_for(lambda: state(reg, "team/re", image.digest).json(),
+             lambda b: b["signatures"])
+    done = subprocess.run([sys.executable, "-m", "registry", "reindex", "--config",
+                           str(tmp / "registry.toml")], capture_output=True, text=True,
+                          env=child_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["signatures_checked"] >= 2
+    with sqlite3.connect(tmp / "index.sqlite") as db:  # the rows, not a verdict made now
+        rows = db.execute("SELECT format, key, valid FROM signatures WHERE repo = ? AND"
+                          " digest = ?", ["team/re", image.digest]).fetchall()
+    assert rows == [("cosign", "site", 1)]
