@@ -15,7 +15,8 @@ signer's certificate's key over `protected.payload` (bad signature), the chain
 certificate by certificate up to a certificate of the trust store, `[trust]
 notation_certs` (untrusted chain), every certificate's validity now and at the
 signing time and the envelope's expiry (expired), and the target's digest (wrong
-digest). Timestamp countersignatures and revocation are not checked.
+digest). Timestamp countersignatures, revocation, path-length constraints and
+the signing certificate's key usage and EKU are not checked.
 """
 
 from __future__ import annotations
