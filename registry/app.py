@@ -22,6 +22,7 @@ from registry.api.requirements_api import register as register_requirements_api
 from registry.api.resolve_api import register as register_resolve_api
 from registry.api.s3 import S3Family
 from registry.api.s3_buckets import register as register_s3
+from registry.api.scan_api import register as register_scan_api
 from registry.api.search_api import register as register_search_api
 from registry.api.sign_api import register as register_sign_api
 from registry.api.signatures_api import register as register_signatures_api
@@ -38,7 +39,7 @@ from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
 from registry.config import Config, ConfigError
 from registry.core import indexing
-from registry.core.areas import AuthArea, SpackArea, TrustArea
+from registry.core.areas import AuthArea, ScanArea, SpackArea, TrustArea
 from registry.core.builds import Builds
 from registry.core.cache import Generations
 from registry.core.factory import CoreSettings, build_registry
@@ -57,12 +58,14 @@ from registry.core.usage import Usage
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
+from registry.scan.results import ScanResults
+from registry.scan.worker import ScanFeed
 from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.signing import GpgSigner, SigningError
 from registry.spack.views import ClassicViews
 from registry.spack.wiring import Spack
 from registry.storage import create_driver
-from registry.storage.driver import Driver
+from registry.storage.driver import Driver, StorageError
 from registry.trust.feed import SignatureStates
 from registry.trust.keys import KeyStore
 from registry.trust.signatures import build_signatures
@@ -84,7 +87,8 @@ def build_dispatcher(registry: Registry, config: Config,
                      resolver: Resolver | None = None,
                      builds: Builds | None = None,
                      signatures: SignatureStates | None = None,
-                     search: Search | None = None) -> Dispatcher:
+                     search: Search | None = None,
+                     scans: ScanFeed | None = None) -> Dispatcher:
     """Every protocol family mounted at its prefix, behind one access step."""
     resolver = resolver or Resolver(registry)
     oci = OciFamily()
@@ -101,6 +105,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_blob_uses(api)
     register_signatures_api(api)
     register_search_api(api)
+    register_scan_api(api)
     families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
@@ -110,7 +115,7 @@ def build_dispatcher(registry: Registry, config: Config,
                   resolver=resolver, builds=builds,
                   requirements=RequirementsService(
                       resolver, builds.of_manifest if builds is not None else None),
-                  signatures=signatures, search=search)
+                  signatures=signatures, search=search, scans=scans)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)
@@ -180,6 +185,15 @@ def _holders(index: Index) -> Holders:
     async def holders(digest: Digest) -> list[str]:
         return (await index.blob_usage(str(digest))).linked_in
     return holders
+
+
+def _scratch(driver: Driver) -> str | None:
+    """The scratch directory a scan writes an rpm database to; None when the store
+    keeps no files on local disk (then the system's temporary directory)."""
+    try:
+        return ScratchSpace(driver).directory()
+    except StorageError:
+        return None
 
 
 def _trust_reload(trust: Trust | None) -> Callable[[Config], None]:
@@ -256,8 +270,15 @@ async def running(config: Config, hooks: Hooks | None = None,
                           registry_signer(signatures.keys, listen_host(config.server.listen)),
                           audit=guard.audit.write if guard and guard.audit else None)
             decorators.append(trust.decorate)
-        reg = build_registry(driver, signatures.feed if signatures else hooks or index_hooks,
-                             settings, generations, decorators=decorators)
+        below = signatures.feed if signatures else hooks or index_hooks
+        # The scanner learns of every manifest put (a Spack build pushed over S3 or
+        # imported is stored as the image spack would have pushed, and comes this way).
+        scans = None if node_cache else ScanFeed(below, ScanResults(ScanArea(driver).results()),
+                                                 scratch=_scratch(driver))
+        reg = build_registry(driver, scans or below, settings, generations,
+                             decorators=decorators)
+        if scans is not None:  # below any policy guard, without the request path's caches
+            scans.attach(build_registry(driver, settings=CoreSettings(shared_store=True)))
         if signatures is not None:
             # Off the request path it reads the truth through services without caches,
             # as the catch-up does: it must not fill the request path's caches (which
@@ -294,6 +315,8 @@ async def running(config: Config, hooks: Hooks | None = None,
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))
+            if scans is not None:
+                await stack.enter_async_context(background(scans.run()))
             if trust is not None:
                 await trust.applied("start")
                 for task in trust.tasks():
@@ -310,7 +333,8 @@ async def running(config: Config, hooks: Hooks | None = None,
                                           resolver=Resolver(reg, node_cache.compat
                                                             if node_cache else
                                                             index_compat(index)),
-                                          signatures=signatures.states if signatures else None)
+                                          signatures=signatures.states if signatures else None,
+                                          scans=scans)
             dispatcher.reloads.append(_trust_reload(trust))
             yield dispatcher
     finally:

@@ -507,6 +507,7 @@ def parser() -> argparse.ArgumentParser:
 
     from registry.cli_auth import add_parsers
     from registry.cli_requirements import add_parsers as add_requirements_parsers
+    from registry.cli_scan import add_parsers as add_scan_parsers
     from registry.cli_search import add_parsers as add_search_parsers
     from registry.cli_trust import add_parsers as add_trust_parsers
     from registry.cli_verify import add_parsers as add_verify_parsers
@@ -515,6 +516,7 @@ def parser() -> argparse.ArgumentParser:
     add_trust_parsers(sub, common, _load, _store)
     add_verify_parsers(sub, common, _load)
     add_requirements_parsers(sub, common, _load, _store)
+    add_scan_parsers(sub, common, _load, _store)
     add_search_parsers(sub, common, _load, _store)
     return p
 

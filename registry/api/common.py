@@ -63,6 +63,9 @@ class Context:
     # Each manifest's signature state (registry.trust.feed.SignatureStates); None on
     # a node cache.
     signatures: Any = None
+    # The scanner (registry.scan.worker.ScanFeed: its `results` are each manifest's);
+    # None on a node cache.
+    scans: Any = None
     # Search over the index (registry.core.search.Search); None on a node cache.
     search: Any = None
 

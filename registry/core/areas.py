@@ -2,9 +2,9 @@
 
 A room (registry/spack, registry/auth, registry/trust) never sees the driver or a path: it gets a
 handle for its own area, whose layout storage/paths.py declares, and names its
-files inside it. `Area` is one directory of the tree; `SpackArea`, `AuthArea`
-and `TrustArea` give each room the directories of its area. A name is relative to its area and
-cannot leave it (no empty, `.` or `..` component).
+files inside it. `Area` is one directory of the tree; `SpackArea`, `AuthArea`,
+`TrustArea` and `ScanArea` give each room the directories of its area. A name
+is relative to its area and cannot leave it (no empty, `.` or `..` component).
 """
 
 from __future__ import annotations
@@ -159,3 +159,16 @@ class TrustArea:
     def policies(self) -> Area:
         """`_trust/policies`: `current`, the rules a server last applied."""
         return Area(self._driver, paths.trust_dir("policies"))
+
+
+class ScanArea:
+    """`_scan/`: the scan room's area (registry/scan): each manifest's scan result."""
+
+    KINDS = paths.SCAN_KINDS
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def results(self) -> Area:
+        """`_scan/results`: `<alg>/<hex>.json`, one file per scanned manifest."""
+        return Area(self._driver, paths.scan_dir("results"))

@@ -215,6 +215,8 @@ class Rootfs:
             self.error(f"{entry.size} bytes, over the limit of {self.limits.rpmdb}: not "
                        "read", digest, path)
             return
+        if self.scratch is not None:
+            os.makedirs(self.scratch, exist_ok=True)
         fd, local = tempfile.mkstemp(prefix="scan-rpmdb-", dir=self.scratch)
         try:
             with os.fdopen(fd, "wb") as out:

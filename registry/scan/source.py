@@ -65,4 +65,7 @@ class LoopReader:
         """Close the chunk iterator (on the loop, after the thread is done)."""
         aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
-            await aclose()
+            try:
+                await aclose()
+            except RuntimeError:  # cancelled while the thread's read still runs
+                pass

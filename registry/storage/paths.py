@@ -36,6 +36,8 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
     _trust/held/<repo>/_tags/<tag>                             the newest held push of the tag
     _trust/policies/current                                    the policy rules last applied
         owner: the trust room (registry/trust), through core's `TrustArea` handle
+    _scan/results/<alg>/<hex>.json                             a manifest's scan (JSON)
+        owner: the scan room (registry/scan), through core's `ScanArea` handle
     _gc/lease                                                  the running collection's lease
     _gc/seen/<alg>/<hex>                                       found to exist while it runs
     _gc/trash/<alg>/<hex>                                      a blob being swept
@@ -50,7 +52,7 @@ table; docs/architecture.md "Storage is the truth" draws the same tree):
 
 Repository name components start with [a-z0-9], so the `_` directories can
 never collide with a nested repository; the top-level areas that are not
-named by what clients push (`_auth/`, `_trust/`, `_gc/`, `_quarantine/`, `_scrub/`,
+named by what clients push (`_auth/`, `_trust/`, `_scan/`, `_gc/`, `_quarantine/`, `_scrub/`,
 `_tmp/`) start with `_` too. Manifests are blobs too: the revision link
 says which repository holds one and with which media type it was pushed.
 Everything the OCI API answers can be rebuilt from this tree alone.
@@ -556,6 +558,20 @@ def trust_dir(kind: str) -> str:
     if kind not in TRUST_KINDS:
         raise ValueError(kind)
     return f"{TRUST}/{kind}"
+
+
+# _scan/results/<alg>/<hex>.json  what the scan of the manifest <alg>:<hex> found (JSON,
+#                               registry/scan/results.py), whichever repository holds it:
+#                               a manifest's bytes name its layers, so one scan serves all;
+#                               its absence is the worker's to-do
+SCAN = "_scan"
+SCAN_KINDS = ("results",)
+
+
+def scan_dir(kind: str) -> str:
+    if kind not in SCAN_KINDS:
+        raise ValueError(kind)
+    return f"{SCAN}/{kind}"
 
 
 # -- housekeeping (core/gc.py, core/scrub.py) ---------------------------------

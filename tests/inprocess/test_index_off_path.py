@@ -25,7 +25,8 @@ def parts(app):
     reg = dispatcher.ctx.registry
     manifests = getattr(reg.manifests, "inner", reg.manifests)  # below the spack decorator
     hooks = manifests.hooks
-    hooks = getattr(hooks, "inner", hooks)  # below the trust room's signature feed
+    while hasattr(hooks, "inner"):  # below the scan and trust rooms' feeds
+        hooks = hooks.inner
     return client, hooks, reg
 
 

@@ -1,0 +1,152 @@
+"""Every pushed manifest scanned off the request path.
+
+`ScanFeed` is a `core.hooks.Hooks` that forwards every event to the hooks it wraps
+and, after a manifest is stored, queues it. One task scans the queue, one manifest
+at a time, through core's services (`scanner.scan`) and stores each result. The
+queue is bounded: a push that finds it full is not queued, and the catch-up finds
+it (every manifest of every repository without a result), which also runs at start:
+what a crash or a restart left unscanned is scanned then, since a result's absence
+is the to-do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from registry.core.errors import ManifestUnknown, NotFound
+from registry.core.grammar import Digest
+from registry.core.hooks import Hooks
+from registry.core.manifest_format import Manifest
+from registry.core.service import Registry
+from registry.scan.inventory import Result, ScanError
+from registry.scan.limits import Limits
+from registry.scan.results import ScanResults
+from registry.scan.scanner import scan
+
+log = logging.getLogger("registry.scan")
+
+
+class ScanFeed:
+    """Hooks that pass every event on to `inner` and scan each manifest put (see the
+    module docstring). `attach` gives it the registry to read, `run` is its task."""
+
+    def __init__(self, inner: Hooks, results: ScanResults, limits: Limits | None = None,
+                 scratch: str | None = None, max_queued: int = 10_000) -> None:
+        self.inner = inner
+        self.results = results
+        self.limits = limits or Limits()
+        self.scratch = scratch
+        self.max_queued = max_queued
+        self.dropped = 0
+        self.scanned = 0
+        self._registry: Registry | None = None
+        self._pending: dict[tuple[str, Digest], None] = {}  # ordered, deduplicated
+        self._wake = asyncio.Event()
+        self._missed = True  # the catch-up runs first
+        self.running = asyncio.Event()  # cleared: scanning paused (`pause`)
+        self.running.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def attach(self, registry: Registry) -> None:
+        self._registry = registry
+
+    # -- core.hooks.Hooks -------------------------------------------------------
+
+    async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest,
+                           size: int, tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None:
+        await self.inner.manifest_put(repo, digest, manifest, size, tag, config, artifact)
+        self.queue(repo, digest)
+
+    async def manifest_deleted(self, repo: str, digest: Digest) -> None:
+        await self.inner.manifest_deleted(repo, digest)
+
+    async def tag_deleted(self, repo: str, tag: str) -> None:
+        await self.inner.tag_deleted(repo, tag)
+
+    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
+        await self.inner.blob_linked(repo, digest, size)
+
+    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
+        await self.inner.blob_unlinked(repo, digest)
+
+    def manifest_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.manifest_pulled(repo, digest)
+
+    def blob_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.blob_pulled(repo, digest)
+
+    # -- the queue ----------------------------------------------------------------
+
+    def queue(self, repo: str, digest: Digest) -> None:
+        """Scan `digest` of `repo` soon (on the event loop; never waits)."""
+        if len(self._pending) >= self.max_queued:
+            self.dropped += 1
+            self._missed = True
+            return
+        self._pending[(repo, digest)] = None
+        self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    def pause(self, paused: bool = True) -> None:
+        """Stop scanning after the current manifest (or go on); from any thread (tests
+        hold it to see a manifest pending)."""
+        change = self.running.clear if paused else self.running.set
+        if self._loop is None:
+            change()
+        else:
+            self._loop.call_soon_threadsafe(change)
+
+    async def run(self) -> None:
+        """Scan what is queued, and catch up after a start or a full queue."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            await self.running.wait()
+            if self._missed:
+                self._missed = False
+                await self.catch_up()
+            while self._pending:
+                await self.running.wait()
+                repo, digest = next(iter(self._pending))
+                await self.scan_one(repo, digest)
+                self._pending.pop((repo, digest), None)
+            if not self._missed:
+                self._wake.clear()
+                await self._wake.wait()
+
+    async def catch_up(self) -> None:
+        """Scan every stored manifest that has no result (one at a time)."""
+        registry = self._registry
+        if registry is None:
+            return
+        try:
+            for repo in await registry.catalog.repositories():
+                for digest in await registry.catalog.revisions(repo):
+                    await self.running.wait()
+                    await self.scan_one(repo, digest)
+        except Exception:
+            log.exception("scan catch-up failed; it runs again at the next start")
+
+    async def scan_one(self, repo: str, digest: Digest) -> None:
+        """Scan and store `digest` of `repo` unless it has a result already."""
+        registry = self._registry
+        if registry is None or await self.results.has(digest):
+            return
+        try:
+            result = await scan(registry, repo, digest, self.limits, self.scratch)
+        except (ManifestUnknown, NotFound):
+            return  # deleted meanwhile
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # stored, so that a broken manifest is not retried forever
+            log.exception("scan of %s@%s failed", repo, digest)
+            result = Result(errors=[ScanError(f"scan failed: {type(exc).__name__}: {exc}"[:300])])
+        try:
+            await self.results.put(digest, repo, result)
+            self.scanned += 1
+        except Exception:
+            log.exception("scan result of %s@%s not stored", repo, digest)
