@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("hotpath", help="one manifest GET's CPU in process "
                                    "(python -m loadtest hotpath -h)", add_help=False)
+    sub.add_parser("search", help="search latency over a 100,000-document index "
+                                  "(python -m loadtest search -h)", add_help=False)
     sub.add_parser("fanout", help="many clients through node caches "
                                   "(python -m loadtest fanout -h)", add_help=False)
     b = sub.add_parser("bench", help="run the benchmark", description=bench.__doc__)
@@ -410,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import hotpath
 
         return hotpath.main(argv[1:])
+    if argv[:1] == ["search"]:  # its own options: see loadtest/search_bench.py
+        from loadtest import search_bench
+
+        return search_bench.main(argv[1:])
     if argv[:1] == ["fanout"]:  # its own options: see loadtest/fanout.py
         from loadtest import fanout
 

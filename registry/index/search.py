@@ -51,6 +51,7 @@ from registry.index.records import (
 # The tokenizer schema.py's version 6 gives search_fts (see the module docstring).
 TOKENIZE = "unicode61 remove_diacritics 2"
 WEIGHTS = (4.0, 8.0, 2.0, 1.0)  # bm25 weights of repo, names, platform, meta
+RANK_MAX = 10_000  # documents a query's words may match and still be ranked (_ranked)
 MAX_TEXT = 20_000  # characters of one column kept: annotations may be huge and hostile
 
 
@@ -306,9 +307,11 @@ class _Sql:
 
 
 # Any build row of the manifest, or of an index's children (as their own configs or the
-# index say).
+# index say). CROSS JOIN: SQLite then keeps this order (the index's rows first, by
+# idx_builds_declared_by), where it would otherwise scan the repository's builds.
 _BUILD = ("EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.digest = d.key AND {c})"
-          " OR EXISTS (SELECT 1 FROM builds x JOIN builds b ON b.repo = x.repo"
+          " OR EXISTS (SELECT 1 FROM builds x INDEXED BY idx_builds_declared_by CROSS JOIN builds b"
+          " ON b.repo = x.repo"
           " AND b.digest = x.digest WHERE x.repo = d.repo AND x.declared_by = d.key AND {c})")
 _LABEL = ("EXISTS (SELECT 1 FROM manifests m, json_each(CASE WHEN json_valid(m.{col})"
           " THEN m.{col} ELSE '{{}}' END) j WHERE m.repo = d.repo AND m.digest = d.key"
@@ -353,17 +356,27 @@ def _filters(q: SearchQuery, sql: _Sql) -> None:
     for key, value in q.labels:
         sql.add(f"(d.kind != 'spack' AND ({_LABEL.format(col='labels')} OR "
                 f"{_LABEL.format(col='annotations')}))", key, value, key, value)
-    if q.spack_name is not None:
-        cond = "s.name = ?"
-        params: list[Any] = [q.spack_name]
+    if q.spack_name is not None:  # `s` is the source's spack_specs (see query)
+        sql.add("d.kind = 'spack' AND s.name = ?", q.spack_name)
         if q.spack_version is not None:
             escaped = re.sub(r"([\\%_])", r"\\\1", q.spack_version)
-            cond += r" AND (s.version = ? OR s.version LIKE ? ESCAPE '\')"
-            params += [q.spack_version, escaped + ".%"]
-        sql.add(f"d.kind = 'spack' AND {spec.format(c=cond)}", *params)
+            sql.add(r"(s.version = ? OR s.version LIKE ? ESCAPE '\')", q.spack_version,
+                    escaped + ".%")
     if q.signed is not None:  # specs have no signature state: neither signed nor not
         sql.add(f"d.kind != 'spack' AND {'' if q.signed else 'NOT '}{_SIGNED}")
     sql.add(f"NOT ({_CHILD})")
+
+
+def _ranked(conn: sqlite3.Connection, match: str, q: SearchQuery) -> bool:
+    """Whether to rank the documents `match` finds by relevance: bm25 reads every match's
+    sizes (~3 us each), so words found in more than RANK_MAX documents (`linux`) are
+    not ranked: they filter, and the results come in key order, rank 0. A page after an
+    unranked one (rank 0 in its cursor) stays unranked, so the pages agree."""
+    if q.after is not None:
+        return q.after[0] != 0.0
+    row = conn.execute("SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts"
+                       " MATCH ? LIMIT ?)", [match, RANK_MAX + 1]).fetchone()
+    return bool(row[0] <= RANK_MAX)
 
 
 def query(conn: sqlite3.Connection, q: SearchQuery) -> list[Hit]:
@@ -371,23 +384,33 @@ def query(conn: sqlite3.Connection, q: SearchQuery) -> list[Hit]:
     `q.after`, at most `q.limit` of them."""
     sql = _Sql()
     match = match_expression(q.terms)
-    if match is not None:
+    head: list[Any] = []
+    ctes = ""
+    # A package asked for: its specs (by idx_spack_specs_name) are the candidates, not
+    # every document.
+    source = ("spack_specs s CROSS JOIN search_docs d ON d.kind = 'spack'"
+              " AND d.repo = s.cache AND d.key = s.hash") if q.spack_name else "search_docs d"
+    rank = "0.0"
+    if match is not None and _ranked(conn, match, q):
         weights = ", ".join(str(w) for w in WEIGHTS)
-        source = (f"(SELECT rowid AS id, bm25(search_fts, {weights}) AS rank FROM search_fts"
-                  " WHERE search_fts MATCH ?) f JOIN search_docs d ON d.id = f.id")
-        head: list[Any] = [match]
+        # Materialized: the matches once, never a full-text scan per candidate row.
+        ctes = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, bm25(search_fts, {weights})"
+                " AS rank FROM search_fts WHERE search_fts MATCH ?) ")
+        source += " JOIN f ON d.id = f.id"
+        head.append(match)
         rank = "f.rank"
-    else:
-        source, head, rank = "search_docs d", [], "0.0"
+    elif match is not None:  # too many to rank: the words filter, the keys order
+        # `+d.id`: scan in key order, testing each; not the matches' rowids, then a sort.
+        sql.add("+d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", match)
     _filters(q, sql)
     order = "d.kind, d.repo, d.key"
-    if q.after is not None and match is not None:
+    if q.after is not None and rank != "0.0":
         sql.add("(f.rank, d.kind, d.repo, d.key) > (?, ?, ?, ?)", *q.after)
-    elif q.after is not None:  # without words every rank is 0: the keys' order alone
+    elif q.after is not None:  # unranked, every rank is 0: the keys' order alone
         sql.add("(d.kind, d.repo, d.key) > (?, ?, ?)", *q.after[1:])
-    if match is not None:
+    if rank != "0.0":
         order = "f.rank, " + order
-    text = (f"SELECT {rank} AS rank, d.kind, d.repo, d.key FROM {source}"
+    text = (f"{ctes}SELECT {rank} AS rank, d.kind, d.repo, d.key FROM {source}"
             f" WHERE {' AND '.join(sql.where)} ORDER BY {order} LIMIT ?")
     rows = conn.execute(text, [*head, *sql.params, q.limit]).fetchall()
     return [Hit(float(r[0]), r[1], r[2], r[3]) for r in rows]

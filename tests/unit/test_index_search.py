@@ -16,7 +16,7 @@ from registry.arch.indexed import describer
 from registry.core.factory import build_registry
 from registry.core.indexing import catch_up, rebuild
 from registry.core.search import BadSearch, cursor, parse_cursor, terms
-from registry.index import schema
+from registry.index import schema, search
 from registry.index.db import Index
 from registry.index.records import (
     ManifestDeleted,
@@ -190,6 +190,23 @@ async def test_artifacts_and_pages(index):
             break
         after = (hits[-1].rank, hits[-1].kind, hits[-1].repo, hits[-1].key)
     assert sorted(seen) == [f"repo{i:02}" for i in range(7)] and len(set(seen)) == 7
+
+
+async def test_words_found_everywhere_filter_unranked(index, monkeypatch):
+    """Words matching more than RANK_MAX documents are not ranked (bm25 would read
+    every match): they filter, the pages come in key order with rank 0, and agree."""
+    await index.apply([put(f"repo{i:02}", *image("amd64", "", f"n{i}")[1:], tag="same")
+                       for i in range(7)])
+    monkeypatch.setattr(search, "RANK_MAX", 3)
+    seen: list[tuple[float, str]] = []
+    after = None
+    while True:
+        hits, _ = await index.search(SearchQuery(terms=("same",), after=after, limit=2))
+        seen += [(h.rank, h.repo) for h in hits]
+        if len(hits) < 2:
+            break
+        after = (hits[-1].rank, hits[-1].kind, hits[-1].repo, hits[-1].key)
+    assert seen == [(0.0, f"repo{i:02}") for i in range(7)]
 
 
 async def test_hostile_words_never_reach_sqlite_as_syntax(index):
