@@ -73,7 +73,7 @@ def cmd_search(args: argparse.Namespace, load: Callable[[argparse.Namespace], Co
 def _platforms(r: dict[str, Any]) -> str:
     out = []
     for p in r.get("platforms", []):
-        words = [p.get("os") or "", p.get("architecture") or "", p.get("variant") or ""]
+        words = [p.get(k) or "" for k in ("os", "os_release", "architecture", "variant")]
         text = "/".join(w for w in words if w)
         if p.get("target"):
             text += f" ({p['target']})" if text else p["target"]

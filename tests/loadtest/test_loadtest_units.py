@@ -282,3 +282,17 @@ async def test_wrk_tag_listing_follows_links_and_counts_tags(registry, tmp_path,
     out = await wrk.run(registry.url, script, connections=1, duration=1, threads=1,
                         args=[path, "4"])
     assert out["listings"] == 0 and out["bad_listings"] > 0
+
+
+def test_search_bench_seeds_and_measures_every_shape(capsys) -> None:
+    """`python -m loadtest search` at a toy size: every shape answers, the counts add up."""
+    import json
+
+    from loadtest import search_bench
+
+    assert search_bench.main(["--manifests", "40", "--specs", "40", "--rounds", "1",
+                              "-n", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["documents"] == 80 and set(out["queries"]) == set(search_bench.shapes())
+    assert out["queries"]["word (q=hdf5)"]["results"] >= 1
+    assert all(q["median_ms"] >= 0 for q in out["queries"].values())
