@@ -505,6 +505,7 @@ def parser() -> argparse.ArgumentParser:
                                           "repository")
     wa.set_defaults(func=cmd_cache_warm)
 
+    from registry.cli_advisories import add_parsers as add_advisories_parsers
     from registry.cli_auth import add_parsers
     from registry.cli_requirements import add_parsers as add_requirements_parsers
     from registry.cli_scan import add_parsers as add_scan_parsers
@@ -518,6 +519,7 @@ def parser() -> argparse.ArgumentParser:
     add_requirements_parsers(sub, common, _load, _store)
     add_scan_parsers(sub, common, _load, _store)
     add_search_parsers(sub, common, _load, _store)
+    add_advisories_parsers(sub, common, _load)
     return p
 
 

@@ -186,6 +186,18 @@ class TrustConfig:
 
 
 @dataclass
+class ScanConfig:
+    """The scan room (registry/scan): where imported OSV advisories are kept and how
+    Spack packages map to OSV (docs/security.md, Advisories)."""
+
+    # The advisory database (SQLite): "" = advisories.sqlite beside the index file.
+    advisories: str = ""
+    # TOML files extending the shipped Spack mapping table (registry/scan/spack_map.toml),
+    # in order; a later file's entry replaces an earlier one of the same package.
+    spack_map: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -196,6 +208,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     gc: GcConfig = field(default_factory=GcConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,7 +223,7 @@ def _section_fields(section: str) -> dict[str, dataclasses.Field]:
     cls = {"server": ServerConfig, "storage": StorageConfig, "index": IndexConfig,
            "limits": LimitsConfig, "cache": CacheConfig, "spack": SpackConfig,
            "auth": AuthConfig, "gc": GcConfig,
-           "trust": TrustConfig}[section]
+           "trust": TrustConfig, "scan": ScanConfig}[section]
     return {f.name: f for f in fields(cls)}
 
 
@@ -287,6 +300,9 @@ def load(path: str | os.PathLike[str] | None = None,
         _apply(config, section, values, "command line", problems)
     if not config.index.path:
         config.index.path = default_index_path(config)
+    if not config.scan.advisories:
+        config.scan.advisories = os.path.join(
+            os.path.dirname(config.index.path) or ".", "advisories.sqlite")
     problems += validate(config)
     if problems:
         raise ConfigError(problems)
@@ -415,6 +431,9 @@ def validate(config: Config) -> list[str]:
         problems.append(f"[spack] gnupg_home: no such directory {sp.gnupg_home!r}")
     if sp.gnupg_home and not sp.signing_key:
         problems.append("[spack] gnupg_home: set without a signing_key")
+    for path in config.scan.spack_map:
+        if not os.path.isfile(path):
+            problems.append(f"[scan] spack_map: no such file {path!r}")
     for entry in config.trust.notation_certs:
         path = entry.split("=", 1)[1] if "=" in entry else entry
         if not Path(path).is_file():

@@ -1,0 +1,87 @@
+"""`registry advisories import DIR|ZIP` and `registry advisories match`: the scan room's
+OSV advisories from the command line. Imports work offline (an OSV export copied onto
+the machine) into the advisory database, `[scan] advisories` (default: beside the index)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from registry.config import Config
+
+
+def cmd_import(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config]) -> int:
+    from registry.scan.advisories import AdvisoryDB, import_path
+
+    config = load(args)
+    with AdvisoryDB(config.scan.advisories) as db:
+        try:
+            report = import_path(db, args.source)
+        except ValueError as exc:
+            print(f"advisories: {exc}", file=sys.stderr)
+            return 2
+        total = db.count()
+    rejected = sum(report.rejected.values())
+    if args.json:
+        print(json.dumps({"imported": report.imported, "updated": report.updated,
+                          "unchanged": report.unchanged, "rejected": dict(report.rejected),
+                          "stopped": report.stopped, "advisories": total}, indent=1))
+    else:
+        print(f"imported {report.imported}, updated {report.updated}, unchanged "
+              f"{report.unchanged}, rejected {rejected}; {total} advisories in "
+              f"{config.scan.advisories}")
+        for reason, n in report.rejected.most_common():
+            print(f"  rejected {n}: {reason} (e.g. {report.examples[reason]})")
+    if report.stopped:
+        print(f"advisories: import refused, nothing kept: {report.stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_match(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config]) -> int:
+    from registry.scan import spack_map
+    from registry.scan.advisories import AdvisoryDB
+    from registry.scan.match import Matcher, PackageRef
+
+    config = load(args)
+    try:
+        table = spack_map.load(config.scan.spack_map)
+    except spack_map.MapError as exc:
+        print(f"advisories: {exc}", file=sys.stderr)
+        return 2
+    package = PackageRef(args.ecosystem, args.name, args.version, args.source or args.name)
+    with AdvisoryDB(config.scan.advisories) as db:
+        found = Matcher(db, table).match(package, args.distro)
+    if args.json:
+        print(json.dumps([m.to_json() for m in found], indent=1))
+    else:
+        for m in found:
+            print(f"{m.id}\t{m.severity.level}\t{m.fixed or '-'}\t{','.join(m.aliases)}\t"
+                  f"{m.summary}")
+    return 1 if found else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: Callable[[argparse.ArgumentParser], None],
+                load: Callable[[argparse.Namespace], Config]) -> None:
+    ad = sub.add_parser("advisories", help="OSV advisories the scanner matches against")
+    adsub = ad.add_subparsers(dest="advisories_command", required=True)
+    imp = adsub.add_parser("import", help="import OSV advisories: a directory of JSON "
+                                          "documents or an OSV export zip (all.zip)")
+    common(imp)
+    imp.add_argument("source", help="DIR or ZIP")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(func=lambda args: cmd_import(args, load))
+    m = adsub.add_parser("match", help="the advisories affecting one package "
+                                       "(exit 1 when any)")
+    common(m)
+    m.add_argument("ecosystem", help="deb, apk, rpm, pypi, spack or an OSV ecosystem")
+    m.add_argument("name")
+    m.add_argument("version")
+    m.add_argument("--source", help="the source package (deb, apk, rpm)")
+    m.add_argument("--distro", help="the distribution as OSV names it (Debian:12, "
+                                    "Alpine:v3.19); OS packages need it")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=lambda args: cmd_match(args, load))
