@@ -84,7 +84,10 @@ async def scan(registry: Registry, repo: str, digest: Digest,
     spec = await _spack_spec(registry, manifest, repo)
     if isinstance(spec, ScanError):
         rootfs.errors.append(spec)
-    elif spec is not None:
+    elif spec is not None and not any(
+            (p.ecosystem, p.name, p.version, p.extra.get("hash")) ==
+            (spec.ecosystem, spec.name, spec.version, spec.extra.get("hash"))
+            for p in packages):  # the tarball's own .spack/spec.json said it already
         packages.append(spec)
     distro = rootfs.distro()
     for p in packages:

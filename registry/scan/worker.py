@@ -6,7 +6,8 @@ at a time, through core's services (`scanner.scan`) and stores each result. The
 queue is bounded: a push that finds it full is not queued, and the catch-up finds
 it (every manifest of every repository without a result), which also runs at start:
 what a crash or a restart left unscanned is scanned then, since a result's absence
-is the to-do.
+is the to-do. It runs again every `interval` seconds, for what was written to the
+store without this process's hooks (`registry spack import`, another replica).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class ScanFeed:
     module docstring). `attach` gives it the registry to read, `run` is its task."""
 
     def __init__(self, inner: Hooks, results: ScanResults, limits: Limits | None = None,
-                 scratch: str | None = None, max_queued: int = 10_000) -> None:
+                 scratch: str | None = None, max_queued: int = 10_000,
+                 interval: float = 3600.0) -> None:
         self.inner = inner
         self.results = results
         self.limits = limits or Limits()
         self.scratch = scratch
         self.max_queued = max_queued
+        self.interval = interval
         self.dropped = 0
         self.scanned = 0
         self._registry: Registry | None = None
@@ -116,7 +119,10 @@ class ScanFeed:
                 self._pending.pop((repo, digest), None)
             if not self._missed:
                 self._wake.clear()
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                except TimeoutError:
+                    self._missed = True
 
     async def catch_up(self) -> None:
         """Scan every stored manifest that has no result (one at a time)."""

@@ -6,18 +6,21 @@ worker goes on, a Spack build's spec, pending until scanned, and a restart resum
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
 from appthread import start_app
 from blockbuster import blockbuster_ctx
 from harness import wait_for
-from pushing import OCI_LAYER, OCI_LAYER_TAR, push_image, push_spack_oci
+from pushing import OCI_LAYER, OCI_LAYER_TAR, OCI_MANIFEST, push_image, push_spack_oci
 
 from loadtest.spackgen import make_spec
 from registry.cli import main
 from registry.config import load
 from tests.scan import layers as L
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "spack" / "v1.1.0-signed"
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +146,24 @@ def test_pending_until_scanned_and_a_restart_resumes(world, no_blocking):
     finally:
         reg.stop()  # stopped with the push still queued: nothing says it was scanned
     no_blocking.deactivate()  # starting may block once, serving may not
+    # A build cache a real spack wrote, imported while no server runs: its images are
+    # scanned by the next start too (the trivial-root image holds both prefixes).
+    assert main(["spack", "import", str(FIXTURE), "--cache", "scan/fixture",
+                 "--config", str(tmp / "registry.toml")]) == 0
     again = start_app(config, "filesystem", tmp)
     no_blocking.activate()
     try:
         doc = scanned(again, "scan/later", image.digest)
         assert {p["name"] for p in doc["packages"]} == {"musl", "libcrypto3"}
+        tag = "trivial-root-1.0-ydsdmjltnewuhflemldo6ivetbxuugpq.spack"
+        digest = requests.head(f"{again.url}/v2/scan/fixture/manifests/{tag}", timeout=10,
+                               headers={"Accept": OCI_MANIFEST}
+                               ).headers["Docker-Content-Digest"]
+        doc = scanned(again, "scan/fixture", digest)
+        found = {(p["name"], p["version"], p["extra"]["hash"]) for p in doc["packages"]}
+        assert found == {("trivial-dep", "1.0", "piup5znysjy5isva2xnrllo7nths24iw"),
+                         ("trivial-root", "1.0", "ydsdmjltnewuhflemldo6ivetbxuugpq")}
+        assert all(p["path"].endswith("/.spack/spec.json") for p in doc["packages"])
+        assert doc["errors"] == []
     finally:
         again.stop()
