@@ -61,6 +61,7 @@ from registry.lifecycle import background
 from registry.scan.results import ScanResults
 from registry.scan.worker import ScanFeed
 from registry.spack.catalog import SpecCatalog, keep_current
+from registry.spack.layout import INDEX_TAG
 from registry.spack.signing import GpgSigner, SigningError
 from registry.spack.views import ClassicViews
 from registry.spack.wiring import Spack
@@ -268,7 +269,9 @@ async def running(config: Config, hooks: Hooks | None = None,
             # Last, so outermost: every family's reads of a repository pass the policy.
             trust = Trust(config.trust, TrustArea(driver), signatures.verifier.judge,
                           registry_signer(signatures.keys, listen_host(config.server.listen)),
-                          audit=guard.audit.write if guard and guard.audit else None)
+                          audit=guard.audit.write if guard and guard.audit else None,
+                          # Spack's server-kept index: a list, not a binary (security.md)
+                          made_tags=frozenset({INDEX_TAG}) if spack else frozenset())
             decorators.append(trust.decorate)
         below = signatures.feed if signatures else hooks or index_hooks
         # The scanner learns of every manifest put (a Spack build pushed over S3 or

@@ -12,7 +12,10 @@ covers them all. What it decides, for a repository whose rule has `require=` or
   MANIFEST_UNKNOWN (`quarantine` alone: it is invisible). An index is served as
   it is: each child is judged when the client asks for it.
 - Signature manifests (cosign's `sha256-<hex>.sig`, sigstore bundles, Notation,
-  trust/seams.py) are always served, or no client could verify anything.
+  trust/seams.py) are always served, or no client could verify anything; so are
+  the documents the registry itself renders under `made_tags` (Spack's
+  server-kept `index.spack`: a list of what the cache holds, not a binary), and the
+  blobs of both.
 - A blob is served when some manifest of the repository that references it (as
   config or layer) is served; one reachable only through refused manifests, or
   through none, is refused likewise. Finding those manifests reads the
@@ -34,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from registry.core.access import CALLER
+from registry.core.access import CALLER, SIGN, Scope
 from registry.core.decorators import BlobsDecorator, ManifestsDecorator
 from registry.core.errors import BlobUnknown, Denied, ManifestUnknown, RegistryError
 from registry.core.grammar import Digest
@@ -77,8 +80,11 @@ class _Reach:
 
 
 def _exempt(repo: str) -> bool:
+    """A caller who may push the repository (the pipeline reads back what it pushed)
+    or have the registry sign there (it reads what it signs)."""
     caller = CALLER.get()
-    return caller is not None and caller.may_push(repo)
+    return caller is not None and (caller.may_push(repo)
+                                   or caller.allowed(Scope("oci", repo, SIGN)))
 
 
 class PolicyGuard:
@@ -86,9 +92,11 @@ class PolicyGuard:
     `services` are the undecorated ones the judge reads signatures through (set
     when the guard decorates a registry)."""
 
-    def __init__(self, policies: Policies, judge: Judge) -> None:
+    def __init__(self, policies: Policies, judge: Judge,
+                 made_tags: frozenset[str] = frozenset()) -> None:
         self.policies = policies
         self.judge = judge
+        self.made_tags = made_tags
         self.services: Registry | None = None
         self._judged: dict[tuple[str, Digest, tuple[str, ...]], Judged] = {}
         self._reach: dict[str, _Reach] = {}
@@ -163,6 +171,16 @@ class PolicyGuard:
                 signatures.add(digest)
             for d in manifest.blobs:
                 by_blob.setdefault(d.digest, set()).add(digest)
+        for tag in self.made_tags:  # rendered on demand: no revision of the repository
+            try:
+                stored = await services.manifests.get(repo, tag)
+            except RegistryError:
+                continue
+            manifest = await _parse_stored(stored.data or b"")
+            if manifest is not None:
+                signatures.add(stored.digest)
+                for d in manifest.blobs:
+                    by_blob.setdefault(d.digest, set()).add(stored.digest)
         if len(self._reach) >= _MAX_REPOS:
             self._reach.clear()
         reach = self._reach[repo] = _Reach(by_blob, signatures, time.monotonic())
@@ -213,7 +231,8 @@ class PolicyManifests(ManifestsDecorator):
 
     async def get(self, repo: str, reference: str, with_body: bool = True) -> StoredManifest:
         policy = self.guard.guarding(repo) if with_body else None
-        if policy is None or signed_by_tag(reference) is not None:
+        if policy is None or signed_by_tag(reference) is not None \
+                or reference in self.guard.made_tags:
             return await self.inner.get(repo, reference, with_body)
         stored = await self.inner.get(repo, reference, True)
         assert stored.data is not None

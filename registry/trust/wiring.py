@@ -37,11 +37,13 @@ class AuditWrite(Protocol):
 class Trust:
     """`[trust] policies` in force: `decorate` is the factory decorator (the guard
     outermost, so every family's reads pass it), `tasks` the work off the request
-    path, `reload` applies new rules."""
+    path, `reload` applies new rules. `made_tags` are tags whose manifest the
+    registry renders itself (Spack's `index.spack`), served as they are."""
 
     def __init__(self, config: TrustConfig, area: TrustArea, judge: Judge,
-                 signer: Signer | None = None, audit: AuditWrite | None = None) -> None:
-        self.guard = PolicyGuard(parse_policies(config), judge)
+                 signer: Signer | None = None, audit: AuditWrite | None = None,
+                 made_tags: frozenset[str] = frozenset()) -> None:
+        self.guard = PolicyGuard(parse_policies(config), judge, made_tags)
         self.area = area
         self.audit = audit
         self.held = Held(area.held(), self.guard)

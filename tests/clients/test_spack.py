@@ -748,3 +748,67 @@ def test_builds_for_two_targets_resolve_per_host(pushed: Setup):
     candidates = older.json()["errors"]["candidates"]
     assert {c["hash"] for c in candidates} == {native_hash, v2_hash}
     assert not any(c["fits"] for c in candidates)
+
+
+# -- [trust] policies over oci:// ---------------------------------------------------------
+# A TLS registry with auth on and `spack/* require=site`: a CI robot pushes and indexes
+# (a pusher reads its repository as is), a node's pull-only robot is refused the
+# unsigned binaries (the server-kept index.spack is served: a list, not a binary), a
+# signer robot has the registry sign every spec's manifest (POST /api/v1/sign), and the
+# node installs.
+
+
+def test_policy_refuses_then_allows_install(pushed: Setup):
+    sys.path.insert(0, str(Path(__file__).parent.parent / "auth"))
+    from authutil import add_robot, cli
+
+    cert, key = pushed.cert, pushed.cert.with_name("key.pem")
+    registry = launch(pushed.tmp / "policy", config=REGISTRY_CONFIG.format(cert=cert, key=key) +
+                      '[auth]\nmode = "token"\n[trust]\npolicies = ["spack/* require=site"]\n',
+                      scheme="https", verify=str(cert))
+    producer = pushed.producer
+    repo = "spack/policed"
+    mirror = f"oci://{registry.host}/{repo}"
+    creds = ["--oci-username-variable", "REG_USER", "--oci-password-variable", "REG_PASS"]
+    try:
+        generated = cli(registry, "keys", "generate", "site")
+        assert generated.returncode == 0, generated.stderr
+        producer.env.update(REG_USER="ci", REG_PASS=add_robot(
+            registry, "ci", "repository:spack/*:pull,push"))
+        producer("mirror", "add", "--unsigned", *creds, "policed", mirror)
+        producer("buildcache", "push", "--unsigned", "policed", "trivial-root")
+        producer("buildcache", "update-index", "policed")
+
+        node = pushed.client("consumer-under-policy")
+        node.env.update(REG_USER="node", REG_PASS=add_robot(
+            registry, "node", "repository:spack/*:pull"))
+        node("mirror", "add", "--unsigned", *creds, "policed", mirror)
+        with pytest.raises(SpackError) as refused:
+            node("buildcache", "install", "-u", "trivial-root")
+        # spack says the download failed; the registry says why (403, unsigned).
+        assert "failed" in str(refused.value), refused.value
+        assert re.search(r'"GET /v2/spack/policed/manifests/trivial-\S+ HTTP/1.1" 403 ',
+                         registry.log()), registry.log()[-3000:]
+
+        signer = ("signer", add_robot(registry, "signer", "repository:spack/*:pull,sign"))
+        http = requests.Session()
+        # Per call: a session's `verify` loses to REQUESTS_CA_BUNDLE in the environment.
+        http.auth, tls = signer, {"verify": str(cert), "timeout": 60}
+        tags = http.get(f"{registry.url}/v2/{repo}/tags/list", **tls).json()["tags"]
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json,"
+                            "application/vnd.oci.image.index.v1+json"}
+        for tag in tags:
+            if tag == "index.spack":  # the server renders it: served as is, nothing to sign
+                continue
+            head = http.head(f"{registry.url}/v2/{repo}/manifests/{tag}", headers=accept,
+                             **tls)
+            assert head.status_code == 200, (tag, head.status_code)
+            signed = http.post(f"{registry.url}/api/v1/sign/{repo}@"
+                               f"{head.headers['Docker-Content-Digest']}?key=site", **tls)
+            assert signed.status_code == 201, signed.text
+        out = node("install", "--cache-only", "trivial-root")
+        assert "from binary cache" in out, out
+        _check_installed(node)
+    finally:
+        producer("mirror", "remove", "policed")
+        registry.stop()

@@ -20,9 +20,12 @@ from pushing import (
     image_config,
     manifest_for,
     push_blob,
+    push_spack_oci,
     put_manifest,
 )
 from signers import bundle_dsse, bundle_referrer, cosign_sign
+
+from loadtest.spackgen import make_spec
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +192,16 @@ def test_sign_signs_every_push_off_the_request_path(reg):
     poll(lambda: get(reg, held, "v1").status_code == 200, what="the signed push released")
     assert get(reg, held, "v1").headers["Docker-Content-Digest"] == digest
     assert get(reg, held, digest.replace(":", "-") + ".sig").status_code == 200
+
+
+def test_spack_server_index_is_served_and_specs_are_judged(reg):
+    """Spack's server-kept `index.spack` (a list the registry renders, not a binary)
+    and its blob are served under require=; the spec's image is judged."""
+    repo = reg.repo("prod")
+    spec = make_spec("zlib", "1.3")
+    push_spack_oci(reg, repo, spec)
+    index = get(reg, repo, "index.spack")
+    assert index.status_code == 200, index.text
+    for layer in index.json()["layers"]:
+        assert get(reg, repo, layer["digest"], kind="blobs").status_code == 200
+    refused(get(reg, repo, spec.tag), "unsigned")
