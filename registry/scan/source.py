@@ -46,8 +46,9 @@ class LoopReader:
                 return future.result(timeout=0.5)
             except concurrent.futures.TimeoutError:
                 continue
-            except OSError as exc:
-                raise LayerError(f"blob unreadable: {exc}") from None
+            except Exception as exc:  # the store's error (a blob gone, a read failing)
+                raise LayerError(f"blob unreadable: {type(exc).__name__}: {exc}"[:300]) \
+                    from None
 
     def read(self, n: int) -> bytes:
         while not self._buf and not self._done:

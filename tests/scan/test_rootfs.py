@@ -175,3 +175,29 @@ def test_a_large_layer_passes_in_bounded_memory():
         tracemalloc.stop()
     assert fs.errors == [] and inflated.size >= size
     assert peak < 8 << 20, f"peak {peak} bytes for a {size}-byte layer"
+
+
+async def test_a_blob_that_fails_midway_is_a_layer_error():
+    """The worker thread reads the loop's stream; the store's error becomes the layer's."""
+    import asyncio
+    import threading
+
+    from registry.scan.source import LoopReader
+
+    class Gone(Exception):  # not an OSError: whatever the store raises
+        pass
+
+    async def chunks():
+        yield L.tar(("lib/apk/db/installed", L.APK_INSTALLED))[:1024]
+        raise Gone("blobs/sha256/ab/ab... vanished")
+
+    fs = Rootfs(Limits())
+    reader = LoopReader(chunks(), asyncio.get_running_loop(), threading.Event())
+
+    def work() -> None:
+        fs.layer(TarReader(Inflated(reader, 1 << 20), Limits()), "gone")
+
+    await asyncio.to_thread(work)
+    await reader.close()
+    assert [e.message for e in fs.errors] == \
+        ["blob unreadable: Gone: blobs/sha256/ab/ab... vanished"]
