@@ -16,14 +16,11 @@ from registry.config import ConfigError, TrustConfig
 from registry.core.areas import TrustArea
 from registry.core.service import Registry
 from registry.trust.guard import PolicyBlobs, PolicyGuard, PolicyManifests
-from registry.trust.keys import KeyStore
-from registry.trust.material import key_source
 from registry.trust.object_guard import PolicyObjects
 from registry.trust.policy import Policies, parse_policies
 from registry.trust.quarantine import Held, QuarantineManifests
 from registry.trust.seams import Judge, Signer
 from registry.trust.signing import SigningManifests, SigningQueue
-from registry.trust.verify import KeySource
 
 log = logging.getLogger("registry.trust")
 
@@ -104,18 +101,11 @@ class Trust:
         await self.applied("reload", source)
         return True
 
-
     def reload_soon(self, config: TrustConfig, source: str = "") -> None:
         """`reload` from a signal handler (which cannot await)."""
         task = asyncio.get_running_loop().create_task(self.reload(config, source))
         self._reloading.add(task)
         task.add_done_callback(self._reloading.discard)
-
-
-def key_material(store: KeyStore) -> KeySource:
-    """The trust material of the key store's keys, read each time it is asked (a key
-    imported while the server runs counts at once)."""
-    return key_source(store)
 
 
 def _operator() -> str:
