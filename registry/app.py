@@ -37,7 +37,7 @@ from registry.arch.needs import RequirementsService
 from registry.arch.resolver import Resolver
 from registry.auth.wiring import build_guard
 from registry.cache.node import NodeCache
-from registry.config import Config, ConfigError
+from registry.config import Config, ConfigError, advisories_path
 from registry.core import indexing
 from registry.core.areas import AuthArea, ScanArea, SpackArea, TrustArea
 from registry.core.builds import Builds
@@ -58,7 +58,9 @@ from registry.core.usage import Usage
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
 from registry.lifecycle import background
+from registry.scan import spack_map
 from registry.scan.results import ScanResults
+from registry.scan.vulns import Vulnerabilities
 from registry.scan.worker import ScanFeed
 from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.layout import INDEX_TAG
@@ -197,6 +199,15 @@ def _scratch(driver: Driver) -> str | None:
         return None
 
 
+def _vulnerabilities(config: Config) -> Vulnerabilities:
+    """What matches scan results against the imported advisories ([scan])."""
+    try:
+        table = spack_map.load(config.scan.spack_map)
+    except spack_map.MapError as exc:
+        raise ConfigError([f"[scan] spack_map: {exc}"]) from None
+    return Vulnerabilities(config.scan.advisories or advisories_path(config), table)
+
+
 def _trust_reload(trust: Trust | None) -> Callable[[Config], None]:
     """What a SIGHUP does with `[trust] policies`."""
     def reload(config: Config) -> None:
@@ -277,7 +288,8 @@ async def running(config: Config, hooks: Hooks | None = None,
         # The scanner learns of every manifest put (a Spack build pushed over S3 or
         # imported is stored as the image spack would have pushed, and comes this way).
         scans = None if node_cache else ScanFeed(below, ScanResults(ScanArea(driver).results()),
-                                                 scratch=_scratch(driver))
+                                                 scratch=_scratch(driver),
+                                                 vulns=_vulnerabilities(config))
         reg = build_registry(driver, scans or below, settings, generations,
                              decorators=decorators)
         if scans is not None:  # below any policy guard, without the request path's caches

@@ -5,11 +5,36 @@ the machine) into the advisory database, `[scan] advisories` (default: beside th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from registry.config import Config
+
+if TYPE_CHECKING:
+    from registry.scan.advisories import ImportReport
+
+
+def _rematch(config: Config, report: ImportReport) -> int:
+    """Re-match the stored scan results the import touched (through the store)."""
+    from registry.core.areas import ScanArea
+    from registry.scan import spack_map
+    from registry.scan.results import ScanResults
+    from registry.scan.vulns import Vulnerabilities, rematch
+    from registry.storage import create_driver
+
+    vulns = Vulnerabilities(config.scan.advisories, spack_map.load(config.scan.spack_map))
+
+    async def run() -> int:
+        driver = create_driver(config.storage)
+        try:
+            return await rematch(ScanResults(ScanArea(driver).results()), vulns, report)
+        finally:
+            await driver.close()
+
+    return asyncio.run(run())
 
 
 def cmd_import(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config]) -> int:
@@ -23,15 +48,17 @@ def cmd_import(args: argparse.Namespace, load: Callable[[argparse.Namespace], Co
             print(f"advisories: {exc}", file=sys.stderr)
             return 2
         total = db.count()
+    rematched = _rematch(config, report) if report.changed else 0
     rejected = sum(report.rejected.values())
     if args.json:
         print(json.dumps({"imported": report.imported, "updated": report.updated,
                           "unchanged": report.unchanged, "rejected": dict(report.rejected),
-                          "stopped": report.stopped, "advisories": total}, indent=1))
+                          "stopped": report.stopped, "advisories": total,
+                          "rematched": rematched}, indent=1))
     else:
         print(f"imported {report.imported}, updated {report.updated}, unchanged "
               f"{report.unchanged}, rejected {rejected}; {total} advisories in "
-              f"{config.scan.advisories}")
+              f"{config.scan.advisories}; {rematched} scan results re-matched")
         for reason, n in report.rejected.most_common():
             print(f"  rejected {n}: {reason} (e.g. {report.examples[reason]})")
     if report.stopped:

@@ -301,8 +301,7 @@ def load(path: str | os.PathLike[str] | None = None,
     if not config.index.path:
         config.index.path = default_index_path(config)
     if not config.scan.advisories:
-        config.scan.advisories = os.path.join(
-            os.path.dirname(config.index.path) or ".", "advisories.sqlite")
+        config.scan.advisories = advisories_path(config)
     problems += validate(config)
     if problems:
         raise ConfigError(problems)
@@ -326,6 +325,13 @@ def default_index_path(config: Config) -> str:
         return "./data/index.sqlite"
     parent = os.path.dirname(os.path.normpath(root)) or "."
     return os.path.join(parent, "index.sqlite")
+
+
+def advisories_path(config: Config) -> str:
+    """The advisory database beside the index file: a local SQLite file, as the index
+    is, re-importable from the same OSV export (`[scan] advisories` overrides it)."""
+    index = config.index.path or default_index_path(config)
+    return os.path.join(os.path.dirname(index) or ".", "advisories.sqlite")
 
 
 def listen_problem(listen: str) -> str | None:

@@ -3,7 +3,9 @@ scan): packages (ecosystem, name, version, source package, purl, path, layer),
 findings (private keys, setuid and setgid files), the distribution, the layers
 read, errors, scanned_at. The caller must be able to pull `<name>`; an unknown
 manifest is a 404 MANIFEST_UNKNOWN, one not scanned yet a 404 with
-`"status": "pending"`. Advisories are not matched yet (no vulnerability fields)."""
+`"status": "pending"`. `vulnerabilities` and `max_severity`: the packages matched
+against the imported OSV advisories (registry/scan/vulns.py), re-matched when the
+advisories changed since."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ async def scan_result(request: web.BaseRequest, route: dict[str, str],
     repo, digest = route["name"], Digest.parse(route["digest"])
     if not await ctx.registry.manifests.exists(repo, digest):
         raise ManifestUnknown(detail={"name": repo[:200], "digest": str(digest)})
-    doc = await feed.results.get(digest)
+    doc = await feed.result(digest)
     if doc is None:
         return _json({"name": repo, "digest": str(digest), "status": "pending"}, 404)
     return _json({**doc, "name": repo, "status": "scanned"})

@@ -34,9 +34,9 @@ from registry.scan.versions import (
 )
 
 # The scanner's ecosystem names for packages that are not OS packages, as OSV's.
-_LANGUAGE = {"pypi": "PyPI", "python": "PyPI", "npm": "npm", "cargo": "crates.io",
+LANGUAGES = {"pypi": "PyPI", "python": "PyPI", "npm": "npm", "cargo": "crates.io",
              "golang": "Go", "gem": "RubyGems", "maven": "Maven", "cran": "CRAN"}
-_OS = ("deb", "apk", "rpm")
+OS_ECOSYSTEMS = ("deb", "apk", "rpm")
 
 
 class PackageLike(Protocol):
@@ -201,7 +201,7 @@ class Matcher:
         distribution the scan found (`Debian:12`); OS packages need it."""
         eco, name, version = package.ecosystem, package.name, package.version
         names = [name]
-        if eco in _OS:
+        if eco in OS_ECOSYSTEMS:
             if distro is None:
                 return []  # which release's records apply is unknown
             source = package.source.split(" ")[0]
@@ -222,7 +222,7 @@ class Matcher:
                                                        name, version)
                           if m.id not in seen]
         else:
-            osv_eco = _LANGUAGE.get(eco, eco)
+            osv_eco = LANGUAGES.get(eco, eco)
             found = self._ecosystem_matches(osv_eco, names, version, name, None)
         return sorted(found, key=lambda m: (-rank(m.severity.level), m.id))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from registry.core.areas import Area
@@ -41,10 +42,29 @@ class ScanResults:
     async def has(self, digest: Digest) -> bool:
         return await self.get(digest) is not None
 
-    async def put(self, digest: Digest, repo: str, result: Result) -> dict[str, Any]:
-        """Store `result` as the scan of `digest` (first found in `repo`)."""
-        doc = {"digest": str(digest), "repository": repo, "scanner": SCANNER,
-               "scanned_at": time.time(), **result.to_json()}
+    @staticmethod
+    def document(digest: Digest, repo: str, result: Result) -> dict[str, Any]:
+        """The stored form of `result`, the scan of `digest` (first found in `repo`)."""
+        return {"digest": str(digest), "repository": repo, "scanner": SCANNER,
+                "scanned_at": time.time(), **result.to_json()}
+
+    async def write(self, digest: Digest, doc: dict[str, Any]) -> None:
+        """Store `doc` as the result of `digest` (replacing one, atomically)."""
         await self.area.write(self._name(digest), json.dumps(doc, separators=(",", ":"))
                               .encode())
+
+    async def put(self, digest: Digest, repo: str, result: Result) -> dict[str, Any]:
+        """Store `result` as the scan of `digest` (first found in `repo`)."""
+        doc = self.document(digest, repo, result)
+        await self.write(digest, doc)
         return doc
+
+    async def digests(self) -> AsyncIterator[Digest]:
+        """Every manifest with a stored result."""
+        async for file in self.area.walk():
+            alg, _, name = file.name.partition("/")
+            if name.endswith(".json"):
+                try:
+                    yield Digest.parse(f"{alg}:{name[:-5]}")
+                except ValueError:
+                    continue  # not a result of ours

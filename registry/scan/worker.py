@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from registry.core.errors import ManifestUnknown, NotFound
 from registry.core.grammar import Digest
@@ -24,6 +25,7 @@ from registry.scan.inventory import Result, ScanError
 from registry.scan.limits import Limits
 from registry.scan.results import ScanResults
 from registry.scan.scanner import scan
+from registry.scan.vulns import Vulnerabilities
 
 log = logging.getLogger("registry.scan")
 
@@ -34,9 +36,10 @@ class ScanFeed:
 
     def __init__(self, inner: Hooks, results: ScanResults, limits: Limits | None = None,
                  scratch: str | None = None, max_queued: int = 10_000,
-                 interval: float = 3600.0) -> None:
+                 interval: float = 3600.0, vulns: Vulnerabilities | None = None) -> None:
         self.inner = inner
         self.results = results
+        self.vulns = vulns  # None: results list no vulnerabilities
         self.limits = limits or Limits()
         self.scratch = scratch
         self.max_queued = max_queued
@@ -152,7 +155,35 @@ class ScanFeed:
             log.exception("scan of %s@%s failed", repo, digest)
             result = Result(errors=[ScanError(f"scan failed: {type(exc).__name__}: {exc}"[:300])])
         try:
-            await self.results.put(digest, repo, result)
+            doc = await self.matched(self.results.document(digest, repo, result))
+            await self.results.write(digest, doc)
             self.scanned += 1
         except Exception:
             log.exception("scan result of %s@%s not stored", repo, digest)
+
+    async def matched(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` with its vulnerabilities; as it is when advisories cannot be read (a
+        broken advisory database must not stop the scanning)."""
+        if self.vulns is None:
+            return doc
+        try:
+            return await self.vulns.annotate(doc)
+        except Exception:
+            log.exception("advisories not matched against %s", doc.get("digest"))
+            return doc
+
+    async def result(self, digest: Digest) -> dict[str, Any] | None:
+        """The stored result of `digest`, re-matched (and stored so) when the advisory
+        database changed since it was matched; None before the scan."""
+        doc = await self.results.get(digest)
+        if doc is None or self.vulns is None:
+            return doc
+        try:
+            generation = await asyncio.to_thread(self.vulns.generation)
+        except Exception:
+            log.exception("advisory database unreadable")
+            return doc
+        if self.vulns.stale(doc, generation):
+            doc = await self.matched(doc)
+            await self.results.write(digest, doc)
+        return doc
