@@ -12,6 +12,7 @@ from typing import Any
 from registry.api.access import AccessControl
 from registry.api.blob_uses import register as register_blob_uses
 from registry.api.common import Context
+from registry.api.compose_api import register as register_compose_api
 from registry.api.dispatch import Dispatcher, Family
 from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
 from registry.api.health import HealthFamily, Readiness, ReadyFamily
@@ -63,6 +64,7 @@ from registry.scan.results import ScanResults
 from registry.scan.vulns import Vulnerabilities
 from registry.scan.worker import ScanFeed
 from registry.spack.catalog import SpecCatalog, keep_current
+from registry.spack.images import Composer
 from registry.spack.layout import INDEX_TAG
 from registry.spack.signing import GpgSigner, SigningError
 from registry.spack.views import ClassicViews
@@ -101,6 +103,7 @@ def build_dispatcher(registry: Registry, config: Config,
     register_spack_views(spack_family)
     api = ApiFamily()
     register_spack_api(api)
+    register_compose_api(api)
     register_usage_api(api)
     register_resolve_api(api)
     register_requirements_api(api)
@@ -118,7 +121,8 @@ def build_dispatcher(registry: Registry, config: Config,
                   resolver=resolver, builds=builds,
                   requirements=RequirementsService(
                       resolver, builds.of_manifest if builds is not None else None),
-                  signatures=signatures, search=search, scans=scans)
+                  signatures=signatures, search=search, scans=scans,
+                  composer=Composer(registry, spack.caches) if spack is not None else None)
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)

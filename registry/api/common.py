@@ -68,6 +68,9 @@ class Context:
     scans: Any = None
     # Search over the index (registry.core.search.Search); None on a node cache.
     search: Any = None
+    # Images composed from Spack build caches (registry.spack.images.Composer); None
+    # on a node cache.
+    composer: Any = None
 
 
 def visible(request: web.BaseRequest, ctx: Context, family: str,
