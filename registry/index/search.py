@@ -306,13 +306,6 @@ class _Sql:
         self.params.extend(params)
 
 
-# Any build row of the manifest, or of an index's children (as their own configs or the
-# index say). CROSS JOIN: SQLite then keeps this order (the index's rows first, by
-# idx_builds_declared_by), where it would otherwise scan the repository's builds.
-_BUILD = ("EXISTS (SELECT 1 FROM builds b WHERE b.repo = d.repo AND b.digest = d.key AND {c})"
-          " OR EXISTS (SELECT 1 FROM builds x INDEXED BY idx_builds_declared_by CROSS JOIN builds b"
-          " ON b.repo = x.repo"
-          " AND b.digest = x.digest WHERE x.repo = d.repo AND x.declared_by = d.key AND {c})")
 _LABEL = ("EXISTS (SELECT 1 FROM manifests m, json_each(CASE WHEN json_valid(m.{col})"
           " THEN m.{col} ELSE '{{}}' END) j WHERE m.repo = d.repo AND m.digest = d.key"
           " AND j.key = ? AND j.value = ?)")
@@ -324,6 +317,15 @@ _CHILD = ("d.kind = 'image' AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = 
 
 _SIGNED = ("EXISTS (SELECT 1 FROM signatures g WHERE g.repo = d.repo AND g.digest = d.key"
            " AND g.valid = 1)")
+
+
+def _words(values: Sequence[str]) -> tuple[str, ...]:
+    """A clause (and its parameters) true when the document's platform column holds
+    any of `values` as a word (false for none)."""
+    if not values:
+        return ("0",)
+    test = "instr(' ' || d.platform || ' ', ?) > 0"
+    return ("(" + " OR ".join([test] * len(values)) + ")", *(f" {v} " for v in values))
 
 
 def _in(values: Sequence[str]) -> tuple[str, str]:
@@ -338,21 +340,17 @@ def _filters(q: SearchQuery, sql: _Sql) -> None:
         spack, spack_p = _in(q.visible[1])
         sql.add(f"((d.kind != 'spack' AND d.repo IN {oci}) OR "
                 f"(d.kind = 'spack' AND d.repo IN {spack}))", oci_p, spack_p)
-    spec = "EXISTS (SELECT 1 FROM spack_specs s WHERE s.cache = d.repo AND s.hash = d.key AND {c})"
+    # Platform filters test the words of the document's `platform` column, which holds
+    # each build's os, architecture, variant and target (and a spec's platform, os and
+    # target): a string test per candidate, not lookups in `builds` per candidate.
     if q.os is not None:
-        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c='b.os = ?')})) OR (d.kind = 'spack'"
-                f" AND {spec.format(c='(s.platform = ? OR s.os = ?)')}))",
-                q.os, q.os, q.os, q.os)
+        sql.add(*_words([q.os]))
     if q.arch is not None:
-        targets, targets_p = _in(q.arch_targets or ())
-        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c='b.architecture = ?')})) OR"
-                f" (d.kind = 'spack' AND {spec.format(c=f's.target IN {targets}')}))",
-                q.arch, q.arch, targets_p)
+        clause, *params = _words(q.arch_targets or ())
+        sql.add(f"((d.kind != 'spack' AND instr(' ' || d.platform || ' ', ?) > 0) OR"
+                f" (d.kind = 'spack' AND {clause}))", f" {q.arch} ", *params)
     if q.targets is not None:
-        targets, targets_p = _in(q.targets)
-        sql.add(f"((d.kind != 'spack' AND ({_BUILD.format(c=f'b.target IN {targets}')})) OR"
-                f" (d.kind = 'spack' AND {spec.format(c=f's.target IN {targets}')}))",
-                targets_p, targets_p, targets_p)
+        sql.add(*_words(q.targets))
     for key, value in q.labels:
         sql.add(f"(d.kind != 'spack' AND ({_LABEL.format(col='labels')} OR "
                 f"{_LABEL.format(col='annotations')}))", key, value, key, value)
