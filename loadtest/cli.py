@@ -99,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--connections", type=int, help="wrk connections (64; quick 4)")
     b.add_argument("--big-tags", type=int, help="big-repo-*: tags in the big repository "
                    "(50,000; quick 2,000)")
+    b.add_argument("--big-page", type=int, help="big-repo-page: tags per page (`n`) of the "
+                   "page read from the middle (100)")
     b.add_argument(
         "--cache-dir",
         type=Path,
@@ -214,6 +216,10 @@ def build_config(args: argparse.Namespace) -> bench.BenchConfig:
         if not 100 <= args.big_tags <= 1_000_000:
             raise SystemExit("--big-tags must be in [100, 1000000]")
         changes["big_tags"] = args.big_tags
+    if args.big_page is not None:
+        if not 1 <= args.big_page <= 10_000:
+            raise SystemExit("--big-page must be in [1, 10000]")
+        changes["big_page"] = args.big_page
     if changes:
         import dataclasses
 

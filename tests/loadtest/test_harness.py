@@ -195,13 +195,16 @@ def test_baseline_checkout_must_hold_the_registry(tmp_path: Path) -> None:
 
 def test_big_repo_scenarios(tmp_path: Path) -> None:
     """big-repo-list/-page/-delete/-sync end to end on ours (and docker-registry, which
-    has no tags pagination and no replica index), with a small repository."""
-    proc, doc = run_bench(tmp_path, "--scenario", "big-repo", "--big-tags", "300",
-                          "--no-nginx", "--no-chart")
+    has no tags pagination and no replica index), with a small repository: 100 tags
+    (each seeded twice: on the filesystem and on S3 for -sync), pages of 20 from the middle,
+    so that a page is full and `n` is what stops it."""
+    proc, doc = run_bench(tmp_path, "--scenario", "big-repo", "--big-tags", "100",
+                          "--big-page", "20", "--no-nginx", "--no-chart")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     names = ["big-repo-list", "big-repo-page", "big-repo-delete", "big-repo-sync"]
     assert doc["config"]["scenarios"] == names
-    assert doc["config"]["profile"]["big_tags"] == 300
+    assert doc["config"]["profile"]["big_tags"] == 100
+    assert doc["config"]["profile"]["big_page"] == 20
     ours, theirs = doc["runs"]
     assert ours["seed_seconds"]["bigrepo"] > 0
     for name in names:
@@ -209,7 +212,9 @@ def test_big_repo_scenarios(tmp_path: Path) -> None:
         assert entry["status"] == "ok", entry
         assert all(m["value"] > 0 for m in entry["metrics"]), entry
         assert entry["metrics"][0]["better"] == "higher"
-    assert ours["scenarios"]["big-repo-list"]["details"]["tags"] == 300
+    assert ours["scenarios"]["big-repo-list"]["details"]["tags"] == 100
+    page = ours["scenarios"]["big-repo-page"]["details"]
+    assert page["page"] == 20 and page["last"] == "t000050"
     assert ours["scenarios"]["big-repo-delete"]["details"]["tags_removed"] > 0
     sync = ours["scenarios"]["big-repo-sync"]
     assert {m["key"] for m in sync["metrics"]} == {"per_s", "ttv_s", "pass_s", "catch_up_pass_s"}
