@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -63,18 +64,23 @@ def test_one_instance_per_store_and_per_port(tmp_path):
 
 def test_startup_mistakes_are_one_line(tmp_path):
     (tmp_path / "file").write_text("not a directory")
-    bad_dir = serve(tmp_path, "--data", str(tmp_path / "file" / "data"),
-                    "--listen", f"127.0.0.1:{free_port()}")
-    assert "cannot create the directory" in one_line(bad_dir)
     (tmp_path / "cert.pem").write_text("garbage")
     (tmp_path / "key.pem").write_text("garbage")
-    bad_cert = serve(tmp_path, "--data", str(tmp_path / "d"), "--listen",
-                     f"127.0.0.1:{free_port()}", config=(
-                         f'[server]\ntls_cert = "{tmp_path / "cert.pem"}"\n'
-                         f'tls_key = "{tmp_path / "key.pem"}"\n'))
-    assert "cannot load the TLS certificate" in one_line(bad_cert)
-    for listen in ("http://127.0.0.1:5000", "300.1.1.1:5000", "::1:5000"):
-        done = serve(tmp_path, "--listen", listen)
+    listens = ("http://127.0.0.1:5000", "300.1.1.1:5000", "::1:5000")
+    # Five independent refused starts, each its own process and files: run at once,
+    # as each spends most of its time importing.
+    with ThreadPoolExecutor(5) as pool:
+        bad_dir = pool.submit(serve, tmp_path, "--data", str(tmp_path / "file" / "data"),
+                              "--listen", f"127.0.0.1:{free_port()}")
+        bad_cert = pool.submit(serve, tmp_path, "--data", str(tmp_path / "d"), "--listen",
+                               f"127.0.0.1:{free_port()}", config=(
+                                   f'[server]\ntls_cert = "{tmp_path / "cert.pem"}"\n'
+                                   f'tls_key = "{tmp_path / "key.pem"}"\n'))
+        bad_listens = [pool.submit(serve, tmp_path, "--listen", listen) for listen in listens]
+    assert "cannot create the directory" in one_line(bad_dir.result())
+    assert "cannot load the TLS certificate" in one_line(bad_cert.result())
+    for listen, future in zip(listens, bad_listens, strict=True):
+        done = future.result()
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert listen in done.stderr
 
