@@ -33,6 +33,7 @@ from registry.core.manifest_format import (
 from registry.core.service import Registry
 from registry.spack import synth
 from registry.spack.compose import Closure
+from registry.spack.gunzip import NotGzip
 from registry.spack.layer_facts import LayerFactsCache
 from registry.spack.service import SpackCaches
 
@@ -43,6 +44,10 @@ DEFAULT_PATH = "/bin:/usr/bin"  # spack's _oci_retrieve_env_dict_from_config
 
 class BaseUnusable(RegistryError):
     code, status, message = "BASE_UNUSABLE", 409, "the base image cannot be used"
+
+
+class LayerUnusable(RegistryError):
+    code, status, message = "LAYER_UNUSABLE", 409, "a spec's tarball cannot be a layer"
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,12 @@ class Composer:
                                                source=cache) is None:
                 raise BlobUnknown(f"the tarball of {record.root.name} /{record.hash} is not "
                                   "in the cache", {"digest": str(record.tarball)})
-            facts = await self.facts.facts(record.tarball, record.tarball_size)
+            try:
+                facts = await self.facts.facts(record.tarball, record.tarball_size)
+            except NotGzip as exc:  # installable from the classic views, not as a layer
+                raise LayerUnusable(f"the tarball of {record.root.name} /{record.hash} is "
+                                    f"not a usable gzip stream ({exc})",
+                                    {"spec": f"{record.root.name}/{record.hash}"}) from None
             diff_ids.append(str(facts.diff_id))
             if facts.prefix:
                 prefixes.append(facts.prefix)

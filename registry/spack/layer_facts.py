@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import posixpath
+import re
 import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from registry.core.protocols import Blobs
 from registry.spack.gunzip import GunzipHasher
 
 HEAD_MAX = 1 << 20
+_SAFE = re.compile(r"/[^\x00-\x1f\x7f:=]{1,4095}")
 MAX_MEMBERS = 4096
 CACHED = 4096
 
@@ -53,8 +55,11 @@ def prefix_of(head: bytes) -> str:
                 parts = member.name.removeprefix("./").lstrip("/").split("/")
                 if ".spack" in parts[1:]:
                     cut = parts.index(".spack", 1)
+                    if ".." in parts[:cut]:
+                        return ""
                     prefix = posixpath.normpath("/" + "/".join(parts[:cut]))
-                    return "" if ".." in prefix.split("/") else prefix
+                    # It goes into PATH: no separators, no control characters.
+                    return prefix if _SAFE.fullmatch(prefix) else ""
                 if n >= MAX_MEMBERS:
                     break
     except (tarfile.TarError, EOFError, ValueError):

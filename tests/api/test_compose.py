@@ -258,3 +258,11 @@ def test_skopeo_pulls_the_composed_image_and_the_files_are_at_their_prefixes(
         prefix = prefix_of(cache[name])
         assert (rootfs / prefix.lstrip("/") / "share" / f"{name}.txt").is_file(), prefix
         assert (rootfs / prefix.lstrip("/") / ".spack" / "spec.json").is_file()
+
+
+def test_a_tarball_that_is_not_gzip_is_a_409_not_a_500(registry, cache):
+    spec = make_spec("notgz", "1.0", seed=99)
+    spec.tarball = b"this is not a gzip stream" * 10
+    push_spack_oci(registry, "cmp/cache", spec)
+    problem = compose(registry, "cmp/cache", {"specs": ["notgz"]}, 409)
+    assert problem["title"] == "LAYER_UNUSABLE" and "notgz" in problem["detail"]
