@@ -249,3 +249,17 @@ async def test_a_version_6_index_gets_its_documents_from_the_catch_up(tmp_path):
         assert await found(index, "v3") == [("image", "hpc/app", digest)]
     finally:
         await index.close()
+
+
+async def test_the_names_search_admits_follow_every_writer(index, tmp_path):
+    """search_names is kept between calls, and read again after this process's writes
+    and after another connection's (another worker's) commit."""
+    await index.apply([put("one", *image("amd64", "", "1")[1:], tag="t")])
+    assert await index.search_names() == (["one"], [])
+    await index.apply([SpecPut(spec("zlib", "1.3"))])
+    assert await index.search_names() == (["one"], ["spack/cache"])
+    other = sqlite3.connect(tmp_path / "index.sqlite")
+    other.execute("INSERT INTO search_docs (kind, repo, key) VALUES ('image', 'two', 'k')")
+    other.commit()
+    other.close()
+    assert await index.search_names() == (["one", "two"], ["spack/cache"])
