@@ -215,9 +215,13 @@ class Rootfs:
             self.error(f"{entry.size} bytes, over the limit of {self.limits.rpmdb}: not "
                        "read", digest, path)
             return
-        if self.scratch is not None:
-            os.makedirs(self.scratch, exist_ok=True)
-        fd, local = tempfile.mkstemp(prefix="scan-rpmdb-", dir=self.scratch)
+        try:
+            if self.scratch is not None:
+                os.makedirs(self.scratch, exist_ok=True)
+            fd, local = tempfile.mkstemp(prefix="scan-rpmdb-", dir=self.scratch)
+        except OSError as exc:
+            self.error(f"not read: no scratch file: {exc.strerror}", digest, path)
+            return
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in tar.chunks():
@@ -225,6 +229,8 @@ class Rootfs:
             kept.packages = rpmdb.packages(local)
         except ValueError as exc:
             self.error(f"not read: {exc}", digest, path)
+        except OSError as exc:  # a full disk: the layer goes on (the file is skipped)
+            self.error(f"not read: scratch file: {exc.strerror}", digest, path)
         finally:
             os.unlink(local)
 

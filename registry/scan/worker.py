@@ -158,8 +158,8 @@ class ScanFeed:
             doc = await self.matched(self.results.document(digest, repo, result))
             await self.results.write(digest, doc)
             self.scanned += 1
-        except Exception:
-            log.exception("scan result of %s@%s not stored", repo, digest)
+        except Exception as exc:  # a full disk, a store down: the next catch-up retries
+            log.warning("scan result of %s@%s not stored: %s", repo, digest, exc)
 
     async def matched(self, doc: dict[str, Any]) -> dict[str, Any]:
         """`doc` with its vulnerabilities; as it is when advisories cannot be read (a
