@@ -41,8 +41,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _check_signing(config: Config) -> None:
-    """gpg can sign with [spack] signing_key, and [auth] rules and users and
-    [trust] policies parse (ConfigError saying why not)."""
+    """gpg can sign with [spack] signing_key, and [auth] rules and users,
+    [trust] policies and [scan] spack_map files parse (ConfigError saying why not)."""
     if config.auth.mode == "token":
         from registry.auth.wiring import parse
 
@@ -51,6 +51,13 @@ def _check_signing(config: Config) -> None:
         from registry.trust.policy import parse_policies
 
         parse_policies(config.trust)
+    if config.scan.spack_map:
+        from registry.scan import spack_map
+
+        try:
+            spack_map.load(config.scan.spack_map)
+        except spack_map.MapError as exc:
+            raise ConfigError([f"[scan] spack_map: {exc}"]) from None
     if not config.spack.signing_key:
         return
     from registry.spack.signing import GpgSigner, SigningError

@@ -48,7 +48,13 @@ def cmd_import(args: argparse.Namespace, load: Callable[[argparse.Namespace], Co
             print(f"advisories: {exc}", file=sys.stderr)
             return 2
         total = db.count()
-    rematched = _rematch(config, report) if report.changed else 0
+    rematched = 0
+    if report.changed:
+        try:
+            rematched = _rematch(config, report)
+        except Exception as exc:  # the import stands; results are re-matched when read
+            print(f"advisories: stored scan results not re-matched now: {exc}",
+                  file=sys.stderr)
     rejected = sum(report.rejected.values())
     if args.json:
         print(json.dumps({"imported": report.imported, "updated": report.updated,

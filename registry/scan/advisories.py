@@ -82,11 +82,15 @@ class AdvisoryDB:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db = sqlite3.connect(path)
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.executescript(_TABLES)
-        with self._db:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            # Created once; opening an existing file writes nothing, so a reader (the
+            # server) never waits for an import's long transaction (WAL lets it read).
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.executescript(_TABLES)
+            with self._db:
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                                 (str(SCHEMA),))
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
     def close(self) -> None:
         self._db.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import struct
 import zipfile
 
@@ -146,3 +147,18 @@ def test_cli_prints_counts_and_reasons(tmp_path, capsys) -> None:
     with zipfile.ZipFile(tmp_path / "e.zip", "w"):
         pass
     assert main(["advisories", "import", str(tmp_path / "e.zip"), "--data", data]) == 0
+
+
+def test_opening_reads_while_an_import_writes(tmp_path) -> None:
+    # The server opens the database for each match while `registry advisories import`
+    # may hold a long write transaction: opening an existing file must not write.
+    path = str(tmp_path / "advisories.sqlite")
+    AdvisoryDB(path).close()
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with AdvisoryDB(path) as reader:
+            assert reader.generation == 0 and reader.count() == 0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

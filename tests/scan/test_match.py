@@ -121,7 +121,7 @@ def test_spack_through_the_table(matcher: Matcher) -> None:
     assert spack("no-such-package", "1.0") == []
 
 
-def test_spack_table_extends_and_refuses(tmp_path) -> None:
+def test_spack_table_extends_and_refuses(tmp_path, capsys) -> None:
     extra = tmp_path / "site.toml"
     extra.write_text('[packages.mylib]\nrepos = ["https://example.org/mylib.git"]\n'
                      'tags = ["release-{version-}"]\n'
@@ -137,6 +137,11 @@ def test_spack_table_extends_and_refuses(tmp_path) -> None:
     extra.write_text('[packages.bad]\ntags = ["v{version}"]\n')
     with pytest.raises(spack_map.MapError, match="repos and tags go together"):
         spack_map.load([str(extra)])
+    # `registry config check` (and a start) refuse the file with the same parser.
+    conf = tmp_path / "registry.toml"
+    conf.write_text(f'[scan]\nspack_map = ["{extra}"]\n')
+    assert main(["config", "check", str(conf)]) == 1
+    assert "repos and tags go together" in capsys.readouterr().err
 
 
 def test_severity_scoring() -> None:
