@@ -14,15 +14,18 @@ from pathlib import Path
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = REPO_ROOT / "tests" / "fixtures" / "hidden"
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a child `python -m registry`: no REGISTRY_* settings leak in
-    from the caller, and this checkout's code runs whatever `pip install -e`
-    last pointed at."""
+    from the caller, this checkout's code runs whatever `pip install -e`
+    last pointed at, and numpy (in the test environment for loadtest's chart only, not
+    a registry dependency) is hidden from it, as in a production install: see
+    tests/fixtures/hidden/numpy/__init__.py."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        [str(REPO_ROOT), str(HIDDEN)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(extra or {})
     return env
 
