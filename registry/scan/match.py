@@ -138,11 +138,16 @@ def _affected_by(entry: Affected, ecosystem: str, version: str) -> tuple[bool, s
 
 def _release_fits(record: str, distro: str | None) -> bool:
     """Whether a record of ecosystem `record` applies to the distribution `distro`:
-    same base, and the same release (`Ubuntu:22.04:LTS` fits `Ubuntu:22.04`); a
-    record without a release applies to every release."""
+    same base, and the same release (`Ubuntu:22.04:LTS` fits `Ubuntu:22.04`,
+    `Red Hat:enterprise_linux:9::baseos` fits `Red Hat:9`); a record without a
+    release applies to every release."""
     if distro is None or base_ecosystem(record) != base_ecosystem(distro):
         return distro is None and not release(record)
     want, have = release(distro), release(record)
+    if base_ecosystem(record) == "Red Hat" and have.startswith("enterprise_linux:"):
+        # Red Hat names a product stream: `Red Hat:enterprise_linux:9::appstream` is
+        # RHEL 9 (EUS, SAP and other streams of a minor release are not assumed).
+        have = have.split(":")[1]
     return not have or have == want or have.startswith(want + ":")
 
 

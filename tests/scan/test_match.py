@@ -24,6 +24,10 @@ DOCS = [
     advisory("ALPINE-CVE-2024-0727", "Alpine:v3.19", "openssl", fixed="3.1.4-r5"),
     advisory("ALSA-2024:1234", "AlmaLinux:9", "openssl-libs", fixed="1:3.0.7-27.el9",
              database_specific={"severity": "Important"}),
+    # Red Hat's records name a product stream, and rate in their own words.
+    advisory("RHSA-2024:2447", "Red Hat:enterprise_linux:9::appstream", "openssl",
+             fixed="1:3.0.7-27.el9", severity=[{"type": "Red Hat", "score": "moderate"}]),
+    advisory("RHSA-2024:0001", "Red Hat:rhel_eus:9.2::baseos", "openssl", fixed="1:9"),
     advisory("GHSA-h5c8-rqwp-cp95", "PyPI", "Jinja2", introduced="0", fixed="3.1.3",
              database_specific={"severity": "MODERATE"},
              severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/bogus"}]),
@@ -81,6 +85,10 @@ def test_alpine_and_rpm(matcher: Matcher) -> None:
     rpm = PackageRef("rpm", "openssl-libs", "1:3.0.7-25.el9", "openssl")
     (m,) = matcher.match(rpm, "AlmaLinux:9")
     assert (m.id, m.severity.level, m.fixed) == ("ALSA-2024:1234", "high", "1:3.0.7-27.el9")
+    rhel = PackageRef("rpm", "openssl", "1:3.0.7-24.el9", "openssl")
+    assert [(m.id, m.severity.level) for m in matcher.match(rhel, "Red Hat:9")] == \
+        [("RHSA-2024:2447", "medium")]
+    assert matcher.match(rhel, "Red Hat:8") == []
     # A later build than the fixed one is not affected.
     assert matcher.match(PackageRef("rpm", "openssl-libs", "1:3.0.7-27.el9_5"),
                          "AlmaLinux:9") == []
