@@ -787,7 +787,7 @@ def test_policy_refuses_then_allows_install(pushed: Setup):
             node("buildcache", "install", "-u", "trivial-root")
         # spack says the download failed; the registry says why (403, unsigned).
         assert "failed" in str(refused.value), refused.value
-        assert re.search(r'"GET /v2/spack/policed/manifests/trivial-\S+ HTTP/1.1" 403 ',
+        assert re.search(r'"GET /v2/spack/policed/manifests/\S+\.spack HTTP/1.1" 403 ',
                          registry.log()), registry.log()[-3000:]
 
         signer = ("signer", add_robot(registry, "signer", "repository:spack/*:pull,sign"))
