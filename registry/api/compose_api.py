@@ -24,6 +24,7 @@ from registry.core.errors import Denied, NameUnknown, RegistryError, TooLarge
 from registry.core.grammar import is_valid_tag, validate_name
 from registry.spack.compose import choose, closure
 from registry.spack.images import goarch
+from registry.spack.specs import SpecRecord
 from registry.spack.wanted import InvalidWanted, Wanted
 
 BODY_MAX = 64 << 10
@@ -109,7 +110,10 @@ async def compose_image(request: web.BaseRequest, route: dict[str, str],
     if composer is None or caches is None or await caches.state(cache) is None:
         raise NameUnknown("no build cache of that name", {"name": cache})
     held = {r.hash: r for r in await caches.records(cache)}
-    roots = [choose(w, held.values(), target) for w in wanted]
+    by_name: dict[str, list[SpecRecord]] = {}
+    for record in held.values():  # once: a request names up to SPECS_MAX packages
+        by_name.setdefault(record.root.name, []).append(record)
+    roots = [choose(w, by_name.get(w.name, ()), target) for w in wanted]
     image = closure(roots, held, target)
     base = None if base_ref is None else await composer.base(*base_ref, goarch(image))
     made = await composer.compose(cache, image, base, tag, caller)
