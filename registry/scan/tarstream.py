@@ -187,6 +187,8 @@ class TarReader:
                     size = int(pax["size"])
                 except ValueError:
                     raise LayerError("corrupt pax header: size") from None
+            if kind == REGULAR and name.endswith("/"):
+                kind = DIRECTORY  # a pre-POSIX tar's directory (as tarfile reads it)
             mode = _number(block[100:108], "mode")
             pax, long_name, long_link = {}, None, None
             if kind in (HARDLINK, SYMLINK, DIRECTORY, "3", "4", "6"):

@@ -103,9 +103,12 @@ def test_whiteouts_across_layers():
 
 
 def test_a_file_replacing_a_directory_hides_what_was_below():
-    fs = walk(L.tar(("app/x.dist-info/METADATA", b"Name: x\nVersion: 1\n")),
-              L.tar(("app", b"now a file")))
+    lower = L.tar(("app/x.dist-info/METADATA", b"Name: x\nVersion: 1\n"))
+    fs = walk(lower, L.tar(("app", b"now a file")))
     assert fs.packages == []
+    # an old tar's directory (type 0, a trailing slash) is a directory, not a file
+    fs = walk(lower, L.header(b"app/", kind=b"0", mode=0o755) + bytes(1024))
+    assert [p.name for p in fs.packages] == ["x"] and fs.errors == []
 
 
 def _errors(fs: Rootfs) -> list[str]:
