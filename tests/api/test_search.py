@@ -186,6 +186,10 @@ def test_hostile_parameters_are_refused_with_a_problem(registry, driver):
         assert r.headers["Content-Type"] == "application/problem+json"
         assert problem["title"] == "SEARCH_INVALID", (query, problem)
     # FTS5 syntax is only ever text: operators, quotes, column filters find nothing.
+    # Bytes that are not UTF-8, surrogates: an answer, never a 500.
+    for raw in ("%FF", "%ED%A0%80", "a%C0%AFb", "%F4%90%80%80"):
+        r = call(registry, "GET", f"/api/v1/search?q={raw}")
+        assert r.status_code in (200, 400), (raw, r.status_code, r.text)
     for q in ['a"b', "NEAR(a b)", "x OR y", "col:x", "^x", "a*b", "*x", "x'--"]:
         assert search(registry, f"q={quote(q)}", None).json() == {"results": []}
 
