@@ -1,6 +1,7 @@
 """`registry scan REF`: the inventory of a manifest, as the scan worker stored it, or
 scanned now (offline, through the configured store) when it was not scanned yet or
-`--rescan` is given. Takes the same `--config`/`--data` as `registry serve`."""
+`--rescan` is given, and its vulnerabilities (matched again when the advisory database
+changed since). Takes the same `--config`/`--data` as `registry serve`."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
         from registry.core.factory import CoreSettings, build_registry
         from registry.core.grammar import validate_name
         from registry.core.scratch import ScratchSpace
+        from registry.scan import spack_map
         from registry.scan.results import ScanResults
         from registry.scan.scanner import scan
+        from registry.scan.vulns import Vulnerabilities
 
         validate_name(repo)
         async with store(config) as (driver, _):
@@ -43,6 +46,12 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
                     scratch = None
                 doc = await results.put(digest, repo, await scan(reg, repo, digest,
                                                                   scratch=scratch))
+            # Matched against the advisories as they are now (kept, as the server does).
+            vulns = Vulnerabilities(config.scan.advisories,
+                                    spack_map.load(config.scan.spack_map))
+            if vulns.stale(doc, vulns.generation()):
+                doc = vulns.annotate_sync(doc)
+                await results.write(digest, doc)
             return doc
 
     try:
@@ -55,8 +64,11 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
         print(json.dumps(doc, indent=2))
         return 0
     distro = doc.get("distro") or {}
+    vulnerabilities = doc.get("vulnerabilities") or []
     print(f"{repo}@{doc['digest']}: {len(doc['packages'])} packages, "
-          f"{len(doc['findings'])} findings, {len(doc['errors'])} errors"
+          f"{len(doc['findings'])} findings, {len(doc['errors'])} errors, "
+          f"{len(vulnerabilities)} vulnerabilities"
+          + (f" (max {doc['max_severity']})" if doc.get("max_severity") else "")
           + (f"; {distro.get('pretty_name') or distro.get('id')}" if distro else ""))
     for p in doc["packages"]:
         print(f"{p['ecosystem']}\t{p['name']}\t{p['version']}\t{p['source'] or '-'}\t"
@@ -65,6 +77,9 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
         print(f"finding\t{f['kind']}\t{f['path']}\t{f['detail']}")
     for e in doc["errors"]:
         print(f"error\t{e['layer'] or '-'}\t{e['path'] or '-'}\t{e['message']}")
+    for v in vulnerabilities:
+        print(f"vulnerability\t{v['id']}\t{v['severity']['level']}\t{v['package']}\t"
+              f"{v['version']}\t{v['fixed'] or '-'}\t{','.join(v['aliases'])}")
     return 0
 
 

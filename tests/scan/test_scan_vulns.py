@@ -94,6 +94,12 @@ def test_findings_and_rematch_after_import(world, capsys):
     assert [(v["id"], v["package"], v["ecosystem"]) for v in spack["vulnerabilities"]] == \
         [("CVE-2099-0001", "zlib", "https://github.com/madler/zlib.git")]
     assert spack["max_severity"] == "medium"
+    # `registry scan REF` lists them after the inventory.
+    capsys.readouterr()
+    assert main(["scan", "vulns/debian:12", "--config", str(tmp / "registry.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "1 vulnerabilities (max low)" in out
+    assert "vulnerability\tPYSEC-2099-6\tlow\tsix\t1.16.0\t1.17.0\t" in out
 
     # An import touching none of their packages re-matches none at once; a read finds
     # the result older than the database and matches it again.
