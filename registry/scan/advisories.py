@@ -186,6 +186,12 @@ class AdvisoryDB:
         return [parse(json.loads(doc)) for (doc,) in rows]
 
 
+def _label(name: str) -> str:
+    """A member name as the report shows it: at most 200 characters, no control
+    characters (a hostile name must not drive the terminal that prints the report)."""
+    return "".join(c if c.isprintable() else "?" for c in name[:200])
+
+
 def _zip_documents(path: str, report: ImportReport, max_entries: int, max_document: int,
                    max_total: int) -> Iterator[tuple[str, bytes]]:
     total = 0
@@ -195,7 +201,7 @@ def _zip_documents(path: str, report: ImportReport, max_entries: int, max_docume
             report.stopped = f"more than {max_entries} entries: nothing read"
             return
         for info in infos:
-            label = info.filename[:200]  # a label in the report, never a path
+            label = _label(info.filename)  # a label in the report, never a path
             if info.is_dir():
                 continue
             if not info.filename.endswith(".json"):
@@ -234,7 +240,7 @@ def _dir_documents(root: str, report: ImportReport, max_entries: int, max_docume
                 report.stopped = f"more than {max_entries} documents: stopped"
                 return
             path = os.path.join(top, name)
-            label = os.path.relpath(path, root)[:200]
+            label = _label(os.path.relpath(path, root))
             try:
                 # Never a symlink's target, never blocked on a FIFO.
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

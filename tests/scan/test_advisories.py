@@ -86,12 +86,13 @@ def test_zip_import_names_are_labels_not_paths(tmp_path, db: AdvisoryDB) -> None
     archive = write_zip(str(tmp_path / "all.zip"), {
         "../../escape.json": doc,
         "/abs/x.json": json.dumps(advisory("PYSEC-1", "PyPI", "x")).encode(),
-        "dir/bad.json": b"\xff\xfe garbage",
+        "dir/\x1b[2J\x1b]0;owned\x07bad.json": b"\xff\xfe garbage",
         "notes.txt": b"hello",
     })
     report = import_path(db, archive)
     assert report.imported == 2
     assert set(report.rejected) == {"not JSON", "not a .json member"}
+    assert report.examples["not JSON"] == "dir/?[2J?]0;owned?bad.json"  # no escapes
     assert not (tmp_path.parent / "escape.json").exists()
     assert not os.path.exists("/abs/x.json")
 
