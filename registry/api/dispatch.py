@@ -75,6 +75,10 @@ class Dispatcher:
         # What a SIGHUP re-reads besides the access rules (server.py): each is
         # called with the reloaded config (the trust policies).
         self.reloads: list[Callable[[Any], object]] = []
+        # Whether a decorator reads the caller's rights (core.access.CALLER): only then
+        # is the request's Caller made (the trust policy sets it; the hot path pays
+        # nothing otherwise).
+        self.callers = False
 
     @property
     def access(self) -> AccessControl:
@@ -131,7 +135,8 @@ class Dispatcher:
                 name = handler.__name__
                 if self._check is not None:
                     await self._check(request, scope)
-                    caller = CALLER.set(caller_of(request, self.ctx))
+                    if self.callers:
+                        caller = CALLER.set(caller_of(request, self.ctx))
                 if awaiting_continue:
                     await _expect(request)
                     awaiting_continue = False
