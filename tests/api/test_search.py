@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -190,7 +191,11 @@ def test_hostile_parameters_are_refused_with_a_problem(registry, driver):
     for raw in ("%FF", "%ED%A0%80", "a%C0%AFb", "%F4%90%80%80"):
         r = call(registry, "GET", f"/api/v1/search?q={raw}")
         assert r.status_code in (200, 400), (raw, r.status_code, r.text)
-    for q in ['a"b', "NEAR(a b)", "x OR y", "col:x", "^x", "a*b", "*x", "x'--"]:
+    # The registry is shared with every other test of the session: words of our own, so
+    # that what other tests pushed (a repository `.../a/b`) is not a match for the words.
+    a, b, x, y = (f"zq{w}{uuid.uuid4().hex[:8]}" for w in "abxy")
+    for q in [f'{a}"{b}', f"NEAR({a} {b})", f"{x} OR {y}", f"col:{x}", f"^{x}", f"{a}*{b}",
+              f"*{x}", f"{x}'--"]:
         assert search(registry, f"q={quote(q)}", None).json() == {"results": []}
 
 
