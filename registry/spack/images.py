@@ -116,7 +116,8 @@ class Composer:
                                                                CONFIG_MAX))
         except (ValueError, BlobUnknown):
             config = None
-        if not isinstance(config, dict) or not isinstance(config.get("rootfs"), dict):
+        if not isinstance(config, dict) or not isinstance(config.get("rootfs"), dict) \
+                or not isinstance(config["rootfs"].get("diff_ids", []), list):
             raise BaseUnusable("the base image's config is not an image config")
         if config.get("architecture") != arch:
             raise BaseUnusable(f"the base image is {config.get('architecture')}, the specs "

@@ -201,6 +201,10 @@ def test_a_base_image_comes_first_and_keeps_its_config(registry, cache):
     assert (by_digest["digest"], by_digest["reference"]) == (made["digest"], made["reference"])
     assert compose(registry, "cmp/cache", {"specs": ["trivial-root"], "base": "cmp/base:no"},
                    404)["title"] == "MANIFEST_UNKNOWN"
+    odd = push_image(registry, "cmp/base", "odd", [b"odd"],
+                     config=image_config(rootfs={"type": "layers", "diff_ids": "no"}))
+    assert compose(registry, "cmp/cache", {"specs": ["trivial-root"], "base": "cmp/base:odd"},
+                   409)["title"] == "BASE_UNUSABLE" and odd.digest
     arm = push_image(registry, "cmp/base", "arm", [b"arm"], config=image_config("arm64"))
     assert arm.digest
     assert compose(registry, "cmp/cache", {"specs": ["trivial-root"], "base": "cmp/base:arm"},
