@@ -111,11 +111,13 @@ class PolicyGuard:
             return None
         return policy
 
-    async def verdict(self, repo: str, digest: Digest, keys: Sequence[str]) -> Judged:
+    async def verdict(self, repo: str, digest: Digest, keys: Sequence[str],
+                      fresh: bool = False) -> Judged:
+        """The judge's answer, remembered (`fresh`: asked again whatever is known)."""
         key = (repo, digest, tuple(keys))
         now = time.monotonic()
         hit = self._judged.get(key)
-        if hit is not None and hit.until > now:
+        if hit is not None and hit.until > now and not fresh:
             return hit
         assert self.services is not None, "decorate() first"
         answer = await self.judge(self.services, repo, digest, keys)

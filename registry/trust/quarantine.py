@@ -20,6 +20,7 @@ import logging
 
 from registry.core.areas import Area
 from registry.core.decorators import ManifestsDecorator
+from registry.core.errors import RegistryError
 from registry.core.grammar import Digest, is_digest_like
 from registry.core.manifest_format import Manifest
 from registry.core.protocols import Manifests
@@ -46,14 +47,16 @@ class Held:
         await self.area.write(f"{repo}/_tags/{tag}", str(digest).encode())
         await self.area.write(f"{_at(repo, digest)}/{tag}", b"")
 
-    async def release(self, repo: str, digest: Digest) -> list[str]:
-        """Move the tags held for `digest` if it verifies now; the tags moved."""
+    async def release(self, repo: str, digest: Digest, fresh: bool = False) -> list[str]:
+        """Move the tags held for `digest` if it verifies now; the tags moved.
+        `fresh`: judge again, whatever was remembered (the sweep: the signature may
+        have come through another process since)."""
         tags = await self.area.list(_at(repo, digest))
         if not tags:
             return []
         policy = self.guard.policies.for_repo(repo)
         if policy is not None and policy.quarantine:
-            if not (await self.guard.verdict(repo, digest, policy.verify_keys)).ok:
+            if not (await self.guard.verdict(repo, digest, policy.verify_keys, fresh)).ok:
                 return []
         services = self.guard.services
         assert services is not None
@@ -83,12 +86,12 @@ class Held:
             if sep and len(parts) == 3:
                 try:
                     pending.add((repo, Digest.parse(f"{parts[0]}:{parts[1]}")))
-                except ValueError:
+                except (ValueError, RegistryError):  # a stray file: not a digest
                     continue
         moved = 0
         for repo, digest in sorted(pending, key=str):
             try:
-                moved += len(await self.release(repo, digest))
+                moved += len(await self.release(repo, digest, fresh=True))
             except Exception:  # one bad entry must not stop the others
                 log.exception("quarantine: releasing %s@%s failed", repo, digest)
         return moved
