@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import zipfile
@@ -61,6 +62,8 @@ class ImportReport:
     stopped: str = ""  # why the import stopped early (a cap), "" when it read everything
 
     def reject(self, member: str, reason: str) -> None:
+        # Counted by kind: `affected[3].ranges[0]` and `affected[0].ranges[1]` alike.
+        reason = re.sub(r"\[\d+\]", "[]", reason)
         self.rejected[reason] += 1
         self.examples.setdefault(reason, member)
 

@@ -148,7 +148,7 @@ def _range(doc: Any, where: str) -> Range:
     doc = _dict(doc, where)
     kind = _str(doc, "type", f"{where}.", True, 16)
     if kind not in RANGE_TYPES:
-        raise InvalidAdvisory(f"{where}.type: {kind!r} is not one of {', '.join(RANGE_TYPES)}")
+        raise InvalidAdvisory(f"{where}.type: not one of {', '.join(RANGE_TYPES)}")
     events = []
     for i, event in enumerate(_list(doc, "events", f"{where}.", MAX_EVENTS)):
         event = _dict(event, f"{where}.events[{i}]")
@@ -191,7 +191,7 @@ def parse(doc: Any) -> Advisory:
         raise InvalidAdvisory("not a JSON object")
     ident = _str(doc, "id", "", True, 128)
     if not _ID.fullmatch(ident):
-        raise InvalidAdvisory(f"id: {ident[:64]!r} is not an advisory id")
+        raise InvalidAdvisory("id: not an advisory id")
     modified = timestamp(_str(doc, "modified", "", True, 64), "modified")
     withdrawn = _str(doc, "withdrawn", "", False, 64)
     if withdrawn:

@@ -52,7 +52,8 @@ def test_directory_import_counts_and_reasons(tmp_path, db: AdvisoryDB) -> None:
     assert sum(report.rejected.values()) == len(bad) + 3
     reasons = "\n".join(report.rejected)
     for words in ("not JSON", "not a JSON object", "id: missing", "modified: not an RFC 3339",
-                  "affected: expected a list", "events[0]", "larger than",
+                  "affected: expected a list", "affected[].ranges[].events[]: expected one of",
+                  "larger than",
                   "not a regular file", "unreadable"):
         assert words in reasons, words
     assert ("PyPI", "jinja2") in report.packages and ("Debian", "openssl") in report.packages
