@@ -3,9 +3,9 @@
 `<cache>/images` made of the cached builds (spack.compose chooses them,
 spack.images lays the image out). 201 with `{"reference", "digest"}` and a Location.
 
-The access step checks the caller may pull the cache (the route's scope); this
-handler checks it may also push `<cache>/images` and pull the base, before anything
-is looked up, so a refusal says nothing of what exists. Errors are problem documents.
+The access step checks the caller may push `<cache>/images` (the route's scope); this
+handler checks it may also pull the cache and the base, before anything is looked up,
+so a refusal says nothing of what exists. Errors are problem documents.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aiohttp import web
 from registry.api.common import Context, caller_of, read_bounded
 from registry.api.families import PatternFamily
 from registry.arch.platforms import PlatformError, known_target
-from registry.core.access import PULL, PUSH, Scope
+from registry.core.access import PUSH
 from registry.core.errors import Denied, NameUnknown, RegistryError, TooLarge
 from registry.core.grammar import is_valid_tag, validate_name
 from registry.spack.compose import choose, closure
@@ -39,7 +39,9 @@ class BodyInvalid(RegistryError):
 
 
 def register(family: PatternFamily) -> None:
-    family.add("POST", r"spack/(?P<name>[^\x00]+?)/images/?", compose_image, PULL)
+    # The route's resource is what the request writes, `<cache>/images`: the access step
+    # checks push there (and audits it); the handler checks pull on the cache.
+    family.add("POST", r"spack/(?P<name>[^\x00]+?/images)/?", compose_image, PUSH)
 
 
 def _request(raw: bytes) -> dict[str, Any]:
@@ -92,8 +94,8 @@ def _base(text: str | None) -> tuple[str, str] | None:
 
 async def compose_image(request: web.BaseRequest, route: dict[str, str],
                         ctx: Context) -> web.StreamResponse:
-    cache = validate_name(route["name"])
-    repo = validate_name(f"{cache}/images")
+    repo = validate_name(route["name"])
+    cache = validate_name(repo.removesuffix("/images"))
     body = _request(await read_bounded(request, BODY_MAX, TooLarge("the body is too large")))
     wanted, target, base_ref = _wanted(body["specs"]), _target(body.get("target")), \
         _base(body.get("base"))
@@ -101,8 +103,8 @@ async def compose_image(request: web.BaseRequest, route: dict[str, str],
     if tag is not None and (not is_valid_tag(tag) or tag.endswith(".spack")):
         raise BodyInvalid("tag: an OCI tag that is not spack's (*.spack)", {"tag": tag[:128]})
     caller = caller_of(request, ctx)
-    if not caller.allowed(Scope("oci", repo, PUSH)):
-        raise Denied("the caller may not push the images repository", {"name": repo})
+    if not caller.may_pull(cache):
+        raise Denied("the caller may not pull the build cache", {"name": cache})
     if base_ref is not None and not caller.may_pull(base_ref[0]):
         raise Denied("the caller may not pull the base image", {"name": base_ref[0]})
     composer = ctx.composer

@@ -26,7 +26,8 @@ from registry.auth.passwords import hash_password
 from .helpers import call
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "spack" / "v1.1.0-signed"
-PASSWORDS = {"writer": "writer-pw-1", "alice": "alice-pw-2", "bob": "bob-pw-3"}
+PASSWORDS = {"writer": "writer-pw-1", "alice": "alice-pw-2", "bob": "bob-pw-3",
+             "carol": "carol-pw-4"}
 
 
 @pytest.fixture(autouse=True)
@@ -217,9 +218,10 @@ def test_the_caller_needs_the_cache_the_images_repository_and_the_base(start_reg
         f'[auth]\nmode = "token"\naudit_log = ""\nusers = [{users}]\n'
         'rules = ["* user:writer pull,push,delete", "spc/cache user:alice pull", '
         '"spc/cache/images user:alice pull,push", "pub/base user:alice pull", '
-        '"spc/cache user:bob pull", "spc/cache/images user:bob pull"]\n'))
-    w, alice, bob = (("writer", PASSWORDS["writer"]), ("alice", PASSWORDS["alice"]),
-                     ("bob", PASSWORDS["bob"]))
+        '"spc/cache user:bob pull", "spc/cache/images user:bob pull", '
+        '"spc/cache/images user:carol pull,push"]\n'))
+    w, alice, bob, carol = (("writer", PASSWORDS["writer"]), ("alice", PASSWORDS["alice"]),
+                            ("bob", PASSWORDS["bob"]), ("carol", PASSWORDS["carol"]))
     specs = real_specs()
     push_spack_oci(reg, "spc/cache", specs["trivial-root"], auth=w)
     push_spack_oci(reg, "spc/cache", specs["trivial-dep"], auth=w)
@@ -227,7 +229,8 @@ def test_the_caller_needs_the_cache_the_images_repository_and_the_base(start_reg
     push_image(reg, "pub/base", "v1", [b"public layer"], auth=w, config=image_config(
         rootfs={"type": "layers", "diff_ids": [digest_of(b"public layer")]}))
     body = {"specs": ["trivial-root"]}
-    assert compose(reg, "spc/cache", body, 403, auth=bob)["title"] == "DENIED"
+    assert compose(reg, "spc/cache", body, 403, auth=bob)["title"] == "DENIED"  # no push
+    assert compose(reg, "spc/cache", body, 403, auth=carol)["title"] == "DENIED"  # no pull
     assert compose(reg, "spc/cache", body | {"base": "secret/base:v1"}, 403,
                    auth=alice)["title"] == "DENIED"
     for digest in secret.blobs:  # nothing of the base reached the images repository
