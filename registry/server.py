@@ -9,6 +9,7 @@ workers need no coordination (the SQLite index copes with several writers).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -158,6 +159,9 @@ def _reload_tls(tls: ssl.SSLContext | None, config: Config) -> None:
 def run_worker(config: Config, reuse_port: bool = False,
                generations: Generations | None = None,
                reload: Callable[[], Config] | None = None) -> None:
+    # What the imports built lives as long as the process: out of the collector's sight,
+    # neither a full collection while serving nor the one at exit walks it again.
+    gc.freeze()
     uvloop.run(_serve(config, reuse_port, generations, reload))
 
 
