@@ -297,7 +297,9 @@ async def running(config: Config, hooks: Hooks | None = None,
         reg = build_registry(driver, scans or below, settings, generations,
                              decorators=decorators)
         if scans is not None:  # below any policy guard, without the request path's caches
-            scans.attach(build_registry(driver, settings=CoreSettings(shared_store=True)))
+            # It writes the SBOM and report referrers as a push would: through `reg`.
+            scans.attach(build_registry(driver, settings=CoreSettings(shared_store=True)),
+                         writer=reg)
         if signatures is not None:
             # Off the request path it reads the truth through services without caches,
             # as the catch-up does: it must not fill the request path's caches (which

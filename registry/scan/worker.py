@@ -8,6 +8,10 @@ it (every manifest of every repository without a result), which also runs at sta
 what a crash or a restart left unscanned is scanned then, since a result's absence
 is the to-do. It runs again every `interval` seconds, for what was written to the
 store without this process's hooks (`registry spack import`, another replica).
+
+After storing the result of an image, it publishes the SBOM and the report as its
+referrers (registry/scan/publish.py) through `writer`, the request path's services.
+Those, and anyone's SPDX artifacts, are neither scanned nor given referrers.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Any
 from registry.core.errors import ManifestUnknown, NotFound
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks
-from registry.core.manifest_format import Manifest
+from registry.core.manifest_format import Manifest, parse_manifest
 from registry.core.service import Registry
 from registry.scan.inventory import Result, ScanError
 from registry.scan.limits import Limits
+from registry.scan.publish import is_ours, publish, wants_referrers
 from registry.scan.results import ScanResults
 from registry.scan.scanner import scan
 from registry.scan.vulns import Vulnerabilities
@@ -47,6 +52,8 @@ class ScanFeed:
         self.dropped = 0
         self.scanned = 0
         self._registry: Registry | None = None
+        self._writer: Registry | None = None  # None: no referrers are published
+        self._again: set[tuple[str, Digest]] = set()  # scan even with a result
         self._pending: dict[tuple[str, Digest], None] = {}  # ordered, deduplicated
         self._wake = asyncio.Event()
         self._missed = True  # the catch-up runs first
@@ -54,8 +61,10 @@ class ScanFeed:
         self.running.set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def attach(self, registry: Registry) -> None:
+    def attach(self, registry: Registry, writer: Registry | None = None) -> None:
+        """Read manifests through `registry`; publish referrers through `writer`."""
         self._registry = registry
+        self._writer = writer
 
     # -- core.hooks.Hooks -------------------------------------------------------
 
@@ -63,7 +72,8 @@ class ScanFeed:
                            size: int, tag: str | None, config: bytes | None,
                            artifact: str | None = None) -> None:
         await self.inner.manifest_put(repo, digest, manifest, size, tag, config, artifact)
-        self.queue(repo, digest)
+        if not is_ours(manifest):  # our referrers, written after a scan: no loop
+            self.queue(repo, digest)
 
     async def manifest_deleted(self, repo: str, digest: Digest) -> None:
         await self.inner.manifest_deleted(repo, digest)
@@ -93,6 +103,17 @@ class ScanFeed:
             return
         self._pending[(repo, digest)] = None
         self._wake.set()
+
+    def rescan(self, repo: str, digest: Digest) -> None:
+        """Scan `digest` of `repo` again, replacing its result and referrers (from any
+        thread)."""
+        def again() -> None:
+            self._again.add((repo, digest))
+            self.queue(repo, digest)
+        if self._loop is None:
+            again()
+        else:
+            self._loop.call_soon_threadsafe(again)
 
     @property
     def queued(self) -> int:
@@ -143,7 +164,20 @@ class ScanFeed:
     async def scan_one(self, repo: str, digest: Digest) -> None:
         """Scan and store `digest` of `repo` unless it has a result already."""
         registry = self._registry
-        if registry is None or await self.results.has(digest):
+        if registry is None:
+            return
+        if (repo, digest) in self._again:
+            self._again.discard((repo, digest))
+        elif await self.results.has(digest):
+            return
+        try:
+            stored = await registry.manifests.get(repo, str(digest))
+            manifest: Manifest | None = parse_manifest(stored.data or b"", stored.media_type)
+        except (ManifestUnknown, NotFound):
+            return  # deleted meanwhile
+        except Exception:
+            manifest = None  # the scan says why
+        if manifest is not None and is_ours(manifest):
             return
         try:
             result = await scan(registry, repo, digest, self.limits, self.scratch)
@@ -160,6 +194,16 @@ class ScanFeed:
             self.scanned += 1
         except Exception as exc:  # a full disk, a store down: the next catch-up retries
             log.warning("scan result of %s@%s not stored: %s", repo, digest, exc)
+            return
+        if self._writer is not None and manifest is not None and wants_referrers(manifest):
+            try:
+                await publish(self._writer, repo, digest, doc)
+            except (ManifestUnknown, NotFound):
+                pass  # deleted meanwhile
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a quota, a full disk: the result stands without
+                log.warning("scan referrers of %s@%s not written: %s", repo, digest, exc)
 
     async def matched(self, doc: dict[str, Any]) -> dict[str, Any]:
         """`doc` with its vulnerabilities; as it is when advisories cannot be read (a
