@@ -299,7 +299,7 @@ async def running(config: Config, hooks: Hooks | None = None,
         if scans is not None:  # below any policy guard, without the request path's caches
             # It writes the SBOM and report referrers as a push would: through `reg`.
             scans.attach(build_registry(driver, settings=CoreSettings(shared_store=True)),
-                         writer=reg)
+                         writer=reg if config.scan.referrers else None)
         if signatures is not None:
             # Off the request path it reads the truth through services without caches,
             # as the catch-up does: it must not fill the request path's caches (which

@@ -195,6 +195,10 @@ class ScanConfig:
     # TOML files extending the shipped Spack mapping table (registry/scan/spack_map.toml),
     # in order; a later file's entry replaces an earlier one of the same package.
     spack_map: list[str] = field(default_factory=list)
+    # Publish each image's SBOM and scan report as its referrers (security.md): off by
+    # default, since they are manifests in the users' repositories (listed, counted by
+    # quotas and retention) that a site asks for.
+    referrers: bool = False
 
 
 @dataclass

@@ -29,7 +29,8 @@ def reg(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scan-referrers")
     config = load(env={}, overrides={
         "storage": {"driver": "filesystem", "root": str(tmp / "storage")},
-        "index": {"path": str(tmp / "index.sqlite")}})
+        "index": {"path": str(tmp / "index.sqlite")},
+        "scan": {"referrers": True}})
     app = start_app(config, "filesystem", tmp)
     yield app
     app.stop()
