@@ -26,11 +26,9 @@ Store = Callable[[Config], contextlib.AbstractAsyncContextManager[tuple["Driver"
 
 
 @contextlib.asynccontextmanager
-async def _key_store(config: Config) -> AsyncIterator[KeyStore]:
+async def _key_store(driver: Driver) -> AsyncIterator[KeyStore]:
     from registry.core.areas import TrustArea
-    from registry.storage import create_driver
 
-    driver = create_driver(config.storage)
     try:
         yield KeyStore(TrustArea(driver))
     finally:
@@ -74,8 +72,12 @@ def keys_command(load: Callable[[argparse.Namespace], Config],
         print(f"registry: {exc}", file=sys.stderr)
         return 2
 
+    from registry.storage import create_driver
+
+    driver = create_driver(config.storage)  # before the loop: it resolves paths
+
     async def run() -> int:
-        async with _key_store(config) as store:
+        async with _key_store(driver) as store:
             if what == "generate":
                 key = await store.generate(args.name, passphrase)
                 print(f"generated key {key.name} (ECDSA P-256, fingerprint "
