@@ -23,6 +23,7 @@ from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest
 from registry.core.service import Registry
 from registry.scan import sbom
+from registry.scan.scanner import is_tar_layer
 
 log = logging.getLogger("registry.scan")
 
@@ -42,8 +43,10 @@ def is_ours(manifest: Manifest) -> bool:
 
 def wants_referrers(manifest: Manifest) -> bool:
     """An image: not an index (its children have their own), not itself attached to
-    another manifest (a signature, an attestation), not ours."""
-    return not manifest.is_index and manifest.subject is None and not is_ours(manifest)
+    another manifest (a signature, an attestation), not ours, with a filesystem layer
+    (an artifact of other blobs has no packages to list)."""
+    return (not manifest.is_index and manifest.subject is None and not is_ours(manifest)
+            and any(is_tar_layer(layer) for layer in manifest.layers))
 
 
 def _artifact(artifact_type: str, blob: bytes, subject: dict[str, Any],
