@@ -112,11 +112,13 @@ async def test_a_tag_of_an_index_answers_the_best_child(tmp_path, upstream, host
             assert str((await reg.manifests.get("app", "v1")).digest) == top
         finally:
             client_host.reset(token)
-        # Children and configs came through the cache and are kept ...
+        # Children and configs came through the cache and are kept (a config is read
+        # from the fetch's file as it arrives and stored right after: wait for that) ...
         for entry in (generic, mine, other):
             assert upstream.gets[f"/v2/app/manifests/{entry['digest']}"] == 1
             config = json.loads(upstream.manifests[entry["digest"]])["config"]
-            assert await reg.blobs.size(digest_of(config)) == config["size"]
+            assert await wait_for_async(lambda c=config: reg.blobs.size(digest_of(c)),
+                                        lambda size: size is not None) == config["size"]
         # ... the chosen child's layers are prefetched, the others' are not.
         assert await wait_for_async(lambda: reg.blobs.size(digest_of(my_layer)),
                                     lambda size: size is not None)
