@@ -279,6 +279,12 @@ async def running(config: Config, hooks: Hooks | None = None,
         if config.limits.quotas and node_cache is None:
             quotas = [Quota.parse(q) for q in config.limits.quotas]
             decorators.append(quota_decorator(quotas, index.unique_bytes))
+        below = signatures.feed if signatures else hooks or index_hooks
+        # The scanner learns of every manifest put (a Spack build pushed over S3 or
+        # imported is stored as the image spack would have pushed, and comes this way).
+        scans = None if node_cache else ScanFeed(below, ScanResults(ScanArea(driver).results()),
+                                                 scratch=_scratch(driver),
+                                                 vulns=_vulnerabilities(config))
         trust = None
         if config.trust.policies and signatures is not None:
             # Last, so outermost: every family's reads of a repository pass the policy.
@@ -286,14 +292,9 @@ async def running(config: Config, hooks: Hooks | None = None,
                           registry_signer(signatures.keys, listen_host(config.server.listen)),
                           audit=guard.audit.write if guard and guard.audit else None,
                           # Spack's server-kept index: a list, not a binary (security.md)
-                          made_tags=frozenset({INDEX_TAG}) if spack else frozenset())
+                          made_tags=frozenset({INDEX_TAG}) if spack else frozenset(),
+                          scans=scans.findings if scans else None)
             decorators.append(trust.decorate)
-        below = signatures.feed if signatures else hooks or index_hooks
-        # The scanner learns of every manifest put (a Spack build pushed over S3 or
-        # imported is stored as the image spack would have pushed, and comes this way).
-        scans = None if node_cache else ScanFeed(below, ScanResults(ScanArea(driver).results()),
-                                                 scratch=_scratch(driver),
-                                                 vulns=_vulnerabilities(config))
         reg = build_registry(driver, scans or below, settings, generations,
                              decorators=decorators)
         if scans is not None:  # below any policy guard, without the request path's caches

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from registry.scan.advisories import AdvisoryDB, ImportReport
@@ -33,6 +34,28 @@ def _distro(doc: dict[str, Any]) -> str | None:
     distro = doc.get("distro")
     value = distro.get("osv_ecosystem") if isinstance(distro, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One vulnerability of a result, as a blocking policy reads it (trust.seams.Finding)."""
+
+    id: str
+    aliases: tuple[str, ...]
+    level: str
+
+
+def found_in(doc: dict[str, Any]) -> list[Found]:
+    """The vulnerabilities a stored result lists (none when it was never matched)."""
+    out = []
+    for v in doc.get("vulnerabilities") or ():
+        if not isinstance(v, dict) or not isinstance(v.get("id"), str):
+            continue
+        severity = v.get("severity")
+        level = severity.get("level") if isinstance(severity, dict) else None
+        aliases = tuple(a for a in v.get("aliases") or () if isinstance(a, str))
+        out.append(Found(v["id"], aliases, level if isinstance(level, str) else "unknown"))
+    return out
 
 
 class Vulnerabilities:

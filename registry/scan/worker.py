@@ -30,7 +30,7 @@ from registry.scan.limits import Limits
 from registry.scan.publish import is_ours, publish, wants_referrers
 from registry.scan.results import ScanResults
 from registry.scan.scanner import scan
-from registry.scan.vulns import Vulnerabilities
+from registry.scan.vulns import Found, Vulnerabilities, found_in
 
 log = logging.getLogger("registry.scan")
 
@@ -231,3 +231,9 @@ class ScanFeed:
             doc = await self.matched(doc)
             await self.results.write(digest, doc)
         return doc
+
+    async def findings(self, digest: Digest) -> list[Found] | None:
+        """The vulnerabilities of `digest` as matched now (what a blocking policy
+        judges, trust.seams.ScanLookup); None before the scan."""
+        doc = await self.result(digest)
+        return None if doc is None else found_in(doc)

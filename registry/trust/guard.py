@@ -23,6 +23,9 @@ covers them all. What it decides, for a repository whose rule has `require=` or
   found in what was read); each judgement is remembered (kept while it holds,
   a refusal for a few seconds, forgotten at once when a signature for it is
   pushed through this process).
+- Under `block=` / `scan=required` a manifest is also judged by its scan
+  (trust/blocking.py: 403 DENIED naming the advisories, or "not scanned yet"),
+  in the same step, after its signatures; its blobs follow it as above.
 - A HEAD (of a manifest or a blob) is answered: it moves no bytes, and pushing
   clients ask it of every blob and manifest before they upload.
 - A caller who may push the repository (auth on) reads as is: the pipeline that
@@ -46,6 +49,7 @@ from registry.core.protocols import Blobs, Manifests
 from registry.core.service import Registry
 from registry.core.serving import BlobPlan
 from registry.core.types import StoredManifest
+from registry.trust.blocking import ScanVerdicts
 from registry.trust.policy import Policies, Policy
 from registry.trust.seams import Judge, is_signature, signed_by_tag, subject_of
 
@@ -90,12 +94,15 @@ def _exempt(repo: str) -> bool:
 class PolicyGuard:
     """The state the decorators share: the rules, the judge and what it answered.
     `services` are the undecorated ones the judge reads signatures through (set
-    when the guard decorates a registry)."""
+    when the guard decorates a registry). `scans` judges by scan results (None: no
+    scanner, so nothing counts as scanned)."""
 
     def __init__(self, policies: Policies, judge: Judge,
-                 made_tags: frozenset[str] = frozenset()) -> None:
+                 made_tags: frozenset[str] = frozenset(),
+                 scans: ScanVerdicts | None = None) -> None:
         self.policies = policies
         self.judge = judge
+        self.scans = scans
         self.made_tags = made_tags
         self.services: Registry | None = None
         self._judged: dict[tuple[str, Digest, tuple[str, ...]], Judged] = {}
@@ -141,9 +148,25 @@ class PolicyGuard:
     def forget(self) -> None:
         """New rules (a reload): every verdict is judged again."""
         self._judged.clear()
+        if self.scans is not None:
+            self.scans.forget()
 
     async def refusal(self, repo: str, digest: Digest, policy: Policy) -> RegistryError | None:
         """Why `digest` may not be served from `repo` (None: it may)."""
+        if policy.judges_signatures:
+            refused = await self._signature_refusal(repo, digest, policy)
+            if refused is not None:
+                return refused
+        if not policy.judges_scans:
+            return None
+        if self.scans is None:  # nothing is ever scanned: only scan=required refuses
+            return None if not policy.scan_required else PolicyDenied(
+                f"policy {policy.pattern} requires a scan, and this registry scans nothing",
+                {"digest": str(digest), "policy": str(policy)})
+        return await self.scans.refusal(digest, policy)
+
+    async def _signature_refusal(self, repo: str, digest: Digest,
+                                 policy: Policy) -> RegistryError | None:
         judged = await self.verdict(repo, digest, policy.verify_keys)
         if judged.ok:
             return None
@@ -204,7 +227,7 @@ class PolicyGuard:
                 return None
             first = first or refused
         if first is None:
-            if not policy.require:
+            if not policy.require and not policy.judges_scans:  # quarantine alone
                 return BlobUnknown(detail={"digest": str(digest)})
             return PolicyDenied(f"policy {policy.pattern}: the blob belongs to no manifest "
                                 "that may be pulled from this repository",

@@ -8,7 +8,12 @@ write it (core.grammar.check_glob: `*` matches any run, `/` included). OPTIONs:
   the keys (registry/trust/guard.py refuses it with 403 DENIED otherwise);
 - `sign=KEY`: the registry signs every manifest pushed there, off the request path;
 - `quarantine`: a push does not move its tag until the manifest verifies (by the
-  `require` keys, else the `sign` key), so pullers keep the previous digest.
+  `require` keys, else the `sign` key), so pullers keep the previous digest;
+- `block=LEVEL` (critical, high, medium, low): a pull of a manifest whose scan found
+  a vulnerability at or above LEVEL is refused (trust/blocking.py), unless
+- `allow=ID[,ID...]` names it (an advisory id or one of its aliases: accepted);
+- `scan=required`: a manifest not scanned yet is refused until it is (without it,
+  served).
 
 The server and `registry config check` parse with `parse_policies`, so what the
 check accepts is what the server runs.
@@ -16,13 +21,21 @@ check accepts is what the server runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from registry.config import ConfigError, TrustConfig
 from registry.core.grammar import check_glob, glob_matches
 from registry.trust.keys import KeyProblem, check_name
 
-OPTIONS = ("require=KEY[+KEY]", "sign=KEY", "quarantine")
+OPTIONS = ("require=KEY[+KEY]", "sign=KEY", "quarantine", "block=LEVEL", "allow=ID[,ID]",
+           "scan=required")
+# Severity levels a rule may block at, lowest first (the scanner's levels above "none").
+BLOCK_LEVELS = ("low", "medium", "high", "critical")
+# An advisory id or alias as OSV writes them: CVE-2024-1234, GHSA-xxxx-xxxx-xxxx,
+# DSA-5611-1, ALSA-2023:1234, PYSEC-2021-1, RUSTSEC-2020-0001.
+ADVISORY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+MAX_ALLOW = 1000
 
 
 class PolicyError(ValueError):
@@ -37,6 +50,9 @@ class Policy:
     require: tuple[str, ...] = ()
     sign: str | None = None
     quarantine: bool = False
+    block: str | None = None
+    allow: frozenset[str] = frozenset()  # upper-cased advisory ids and aliases
+    scan_required: bool = False
 
     def covers(self, repo: str) -> bool:
         return glob_matches(repo, self.pattern)
@@ -52,6 +68,16 @@ class Policy:
     @property
     def guards_pulls(self) -> bool:
         """Whether pulls are judged at all (a `sign=` rule alone only signs)."""
+        return bool(self.require) or self.quarantine or self.judges_scans
+
+    @property
+    def judges_scans(self) -> bool:
+        """Whether pulls depend on the manifest's scan (`block=`, `scan=required`)."""
+        return self.block is not None or self.scan_required
+
+    @property
+    def judges_signatures(self) -> bool:
+        """Whether pulls depend on signatures (`require=`, `quarantine`)."""
         return bool(self.require) or self.quarantine
 
     def __str__(self) -> str:
@@ -62,6 +88,12 @@ class Policy:
             words.append(f"sign={self.sign}")
         if self.quarantine:
             words.append("quarantine")
+        if self.block:
+            words.append(f"block={self.block}")
+        if self.allow:
+            words.append("allow=" + ",".join(sorted(self.allow)))
+        if self.scan_required:
+            words.append("scan=required")
         return " ".join(words)
 
 
@@ -81,6 +113,18 @@ def _keys(option: str, text: str) -> tuple[str, ...]:
     return keys
 
 
+def _allow(option: str, text: str) -> frozenset[str]:
+    ids = option.partition("=")[2].split(",")
+    if len(ids) > MAX_ALLOW:
+        raise PolicyError(f"policy {text[:80]!r}: allow= names more than {MAX_ALLOW} advisories")
+    for one in ids:
+        if not ADVISORY_ID.fullmatch(one):
+            raise PolicyError(f"policy {text[:80]!r}: allow= takes advisory ids or aliases "
+                              f"separated by commas (like CVE-2024-1234,GHSA-xxxx-xxxx-xxxx),"
+                              f" not {one[:80]!r}")
+    return frozenset(one.upper() for one in ids)
+
+
 def parse_policy(text: str) -> Policy:
     """One rule; PolicyError naming what is wrong."""
     words = text.split()
@@ -93,7 +137,9 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"policy {text[:80]!r}: {exc}") from None
     require: tuple[str, ...] = ()
     sign: str | None = None
-    quarantine = False
+    quarantine = scan_required = False
+    block: str | None = None
+    allow: frozenset[str] = frozenset()
     seen: set[str] = set()
     for option in words[1:]:
         name = option.partition("=")[0]
@@ -110,13 +156,28 @@ def parse_policy(text: str) -> Policy:
             sign = keys[0]
         elif option == "quarantine":
             quarantine = True
+        elif name == "block" and "=" in option:
+            block = option.partition("=")[2]
+            if block not in BLOCK_LEVELS:
+                raise PolicyError(f"policy {text[:80]!r}: block= takes a severity, one of "
+                                  f"{', '.join(reversed(BLOCK_LEVELS))}, not {block[:80]!r}")
+        elif name == "allow" and "=" in option:
+            allow = _allow(option, text)
+        elif name == "scan" and "=" in option:
+            if option != "scan=required":
+                raise PolicyError(f"policy {text[:80]!r}: scan= takes `required` "
+                                  f"(hold manifests until scanned), not {option[:80]!r}")
+            scan_required = True
         else:
             raise PolicyError(f"policy {text[:80]!r}: unknown option {option[:80]!r} "
                               f"(known: {', '.join(OPTIONS)})")
     if quarantine and not require and not sign:
         raise PolicyError(f"policy {text[:80]!r}: quarantine needs require= or sign= "
                           "(the keys a push must be signed by to leave it)")
-    return Policy(pattern, require, sign, quarantine)
+    if allow and block is None:
+        raise PolicyError(f"policy {text[:80]!r}: allow= needs block= (it names advisories "
+                          "a blocking rule accepts)")
+    return Policy(pattern, require, sign, quarantine, block, allow, scan_required)
 
 
 @dataclass

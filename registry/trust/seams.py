@@ -78,3 +78,25 @@ def subject_of(reference: str, manifest: Manifest) -> Digest | None:
     if manifest.subject is not None and is_signature(manifest):
         return manifest.subject.digest
     return None
+
+
+class Finding(Protocol):
+    """One vulnerability a scan found: the advisory's `id`, its `aliases`, and the
+    severity `level` (critical, high, medium, low, none or unknown)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def aliases(self) -> Sequence[str]: ...
+
+    @property
+    def level(self) -> str: ...
+
+
+class ScanLookup(Protocol):
+    """The vulnerabilities the scan of manifest `digest` found, matched against the
+    advisories as they are now; None when it was not scanned yet. The wiring hands the
+    scan room's (the trust room does not import it)."""
+
+    async def __call__(self, digest: Digest, /) -> Sequence[Finding] | None: ...

@@ -15,12 +15,13 @@ from typing import Any, Protocol
 from registry.config import ConfigError, TrustConfig
 from registry.core.areas import TrustArea
 from registry.core.service import Registry
+from registry.trust.blocking import ScanVerdicts
 from registry.trust.guard import PolicyBlobs, PolicyGuard, PolicyManifests
 from registry.trust.object_guard import PolicyObjects
 from registry.trust.policy import Policies, parse_policies
 from registry.trust.quarantine import Held, QuarantineManifests
-from registry.trust.seams import Judge, Signer
-from registry.trust.signing import SigningManifests, SigningQueue
+from registry.trust.seams import Judge, ScanLookup, Signer
+from registry.trust.signing import SigningManifests, SigningQueue, scan_gate
 
 log = logging.getLogger("registry.trust")
 
@@ -39,14 +40,19 @@ class Trust:
 
     def __init__(self, config: TrustConfig, area: TrustArea, judge: Judge,
                  signer: Signer | None = None, audit: AuditWrite | None = None,
-                 made_tags: frozenset[str] = frozenset()) -> None:
-        self.guard = PolicyGuard(parse_policies(config), judge, made_tags)
+                 made_tags: frozenset[str] = frozenset(),
+                 scans: ScanLookup | None = None) -> None:
+        self.guard = PolicyGuard(parse_policies(config), judge, made_tags,
+                                 ScanVerdicts(scans) if scans is not None else None)
         self.area = area
         self.audit = audit
         self.held = Held(area.held(), self.guard)
         self.guard.on_signature.append(self.held.release)
         self._reloading: set[asyncio.Task[bool]] = set()
         self.signing = SigningQueue(signer, self.guard) if signer is not None else None
+        if self.signing is not None and self.guard.scans is not None:
+            # sign= with block=: signed only once the scan passes (blocking.py)
+            self.signing.gates.append(scan_gate(self.guard))
         if self.signing is None and any(p.sign for p in self.guard.policies.rules):
             log.warning("[trust] policies name sign= keys, but no signer is wired: "
                         "pushes there are not signed")
