@@ -124,9 +124,9 @@ def test_scan_required_holds_until_scanned(reg):
     got = wait_for(lambda: get(reg, repo, "v1"), lambda r: r.status_code == 200)
     assert got.status_code == 200, got.text
     # block=critical here: the critical glibc finding is refused once scanned.
-    push(reg, repo, "v2", DEBIAN, "held")
-    refused(wait_for(lambda: get(reg, repo, "v2"), lambda r: "DSA-5611-1" in r.text),
-            "DSA-5611-1")
+    bad = push(reg, repo, "v2", DEBIAN, "held")
+    scanned(reg, repo, bad.digest)
+    refused(get(reg, repo, "v2"), "DSA-5611-1")
 
 
 def test_index_children_judged_one_by_one(reg):
