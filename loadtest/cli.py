@@ -26,6 +26,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the scenarios")
     sub.add_parser("spack", help="spack build cache at scale (python -m loadtest spack -h)",
                    add_help=False)
+    sub.add_parser("spack-seed", help="seed a build cache with N specs, no HTTP "
+                   "(python -m loadtest spack-seed -h)")
+    sub.add_parser("spack-rss", help="a worker's memory over a seeded build cache "
+                   "(python -m loadtest spack-rss -h)")
     sub.add_parser("hotpath", help="one manifest GET's CPU in process "
                                    "(python -m loadtest hotpath -h)", add_help=False)
     sub.add_parser("search", help="search latency over a 100,000-document index "
@@ -414,6 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_bench
 
         return spack_bench.main(argv[1:])
+    if argv[:1] == ["spack-seed"]:  # its own options: see loadtest/spack_seed.py
+        from loadtest import spack_seed
+
+        return spack_seed.main(argv[1:])
+    if argv[:1] == ["spack-rss"]:  # its own options: see loadtest/spack_rss.py
+        from loadtest import spack_rss
+
+        return spack_rss.main(argv[1:])
     if argv[:1] == ["hotpath"]:  # its own options: see loadtest/hotpath.py
         from loadtest import hotpath
 

@@ -111,7 +111,7 @@ async def compose_image(request: web.BaseRequest, route: dict[str, str],
     caches = composer.caches if composer is not None else None
     if composer is None or caches is None or await caches.state(cache) is None:
         raise NameUnknown("no build cache of that name", {"name": cache})
-    held = {r.hash: r for r in await caches.records(cache)}
+    held = {r.hash: r async for r in caches.records(cache)}
     by_name: dict[str, list[SpecRecord]] = {}
     for record in held.values():  # once: a request names up to SPECS_MAX packages
         by_name.setdefault(record.root.name, []).append(record)

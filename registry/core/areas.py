@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from registry.core.grammar import Digest
 from registry.storage import paths
-from registry.storage.driver import Driver, PathNotFound
+from registry.storage.driver import Driver, FileWriter, PathNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,22 @@ class Area:
         """Replace the file atomically: a reader sees the old bytes or the new.
         `private`: owner-only where the driver has file modes (a private key)."""
         await self._driver.put_content(self._path(name), data, private)
+
+    async def reader(self, name: str) -> AsyncIterator[bytes]:
+        """The file's bytes in bounded chunks; none when there is no such file."""
+        try:
+            async for chunk in self._driver.reader(self._path(name)):
+                yield chunk
+        except PathNotFound:
+            return
+
+    async def writer(self, name: str) -> FileWriter:
+        """A writer of a file too large to build in memory: `seal` it, then
+        `move` it into place (a reader sees it whole or not at all)."""
+        return await self._driver.writer(self._path(name))
+
+    async def move(self, src: str, dst: str) -> None:
+        await self._driver.move(self._path(src), self._path(dst))
 
     async def delete(self, name: str) -> bool:
         """Remove the file; False when there was none."""

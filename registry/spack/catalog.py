@@ -3,7 +3,9 @@ API and the search that will be built on it.
 
 `SpecCatalog` is the `SpecSink` of `SpackCaches`: every record a cache's state
 gains or loses becomes a row event. In the server the events go through the
-index's write queue, off the request path; the CLI applies them at once.
+index's write queue, off the request path; the CLI applies them at once. A
+cache loaded whole has its rows rewritten a batch per transaction, so that
+neither its records nor its rows are ever all in memory.
 `keep_current` makes the rows follow the store, whoever wrote it: it finds the
 caches (other replicas' and `registry spack import`'s included), catches each
 up with its journal, and rewrites a cache's rows whenever an event was lost.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
@@ -25,6 +27,7 @@ from registry.spack.specs import SpecRecord
 log = logging.getLogger("registry.spack")
 
 REFRESH_S = 2.0
+RESET_BATCH = 500  # rows per transaction when a cache's rows are rewritten
 DISCOVER_S = 10.0
 
 
@@ -60,8 +63,34 @@ class SpecCatalog:
     async def spec_removed(self, cache: str, dag_hash: str) -> None:
         await self._emit(SpecDeleted(cache, dag_hash))
 
-    async def cache_loaded(self, cache: str, records: Iterable[SpecRecord]) -> None:
-        await self._emit(SpecsReset(cache, tuple(row_of(cache, r) for r in records)))
+    async def cache_loaded(self, cache: str,
+                           records: AsyncIterable[SpecRecord] | Iterable[SpecRecord]) -> None:
+        """Rewrite the cache's rows, a batch at a time: a cache of any size costs
+        a batch of rows in memory, not every row. What was queued before goes
+        first, so no older event lands after the rows it would contradict."""
+        if self.hooks is not None and self.hooks.queued:
+            await self.hooks.flush()
+        batch: list[SpecRow] = []
+        first = True
+
+        async def write() -> None:
+            nonlocal first
+            if first:
+                await self.index.apply([SpecsReset(cache, tuple(batch))])
+                first = False
+            elif batch:
+                await self.index.apply([SpecPut(row) for row in batch])
+            batch.clear()
+
+        if isinstance(records, AsyncIterable):
+            async for record in records:
+                batch.append(row_of(cache, record))
+                if len(batch) >= RESET_BATCH:
+                    await write()
+        else:
+            for record in records:
+                batch.append(row_of(cache, record))
+        await write()
 
     # -- reads ------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ class SpackViews:
             return self._blob(cache, rendered.digest)
         if kind in ("keys3", "key3", "keys2", "key2"):
             return await self._keys(cache, path)
-        record = state.get(path.hash) if path.hash is not None else None
+        record = await state.get(path.hash) if path.hash is not None else None
         if record is None:
             return None  # maybe an object spack wrote that the index does not hold
         if kind == "tarball2":

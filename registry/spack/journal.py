@@ -9,7 +9,8 @@ entry with the greatest name wins, so replaying twice, or out of order, gives
 the same state.
 
 Entries sit in directories of EPOCH_NS (about a minute) so that catching up
-lists only the last few. Snapshots (`_snapshots/<entry name>`) hold every
+lists only the last few. Snapshots (`_snapshots/<entry name>`: a header line,
+then one line per record, written and read as a stream) hold every
 record as of an entry and let a new process start without reading the whole
 journal; a reader loads the newest and replays entries from WINDOW_NS before
 it. That is exact as long as an entry becomes visible within WINDOW_NS of the
@@ -20,6 +21,7 @@ are only pruned 2 * WINDOW_NS behind a snapshot.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Container
@@ -30,7 +32,8 @@ from registry.core.areas import SpackArea
 EPOCH_NS = 64 * 10**9
 WINDOW_NS = 60 * 10**9
 ENTRY_MAX = 64 << 20
-SNAPSHOT_MAX = 4 << 30
+# A snapshot's name is the entry it was taken at; anything else is a scratch file.
+SNAPSHOT_RE = re.compile(r"[0-9]{20}-[0-9a-f]{12}")
 
 
 def entry_name(ns: int | None = None) -> str:
@@ -85,22 +88,45 @@ class Journal:
             except ValueError:
                 continue  # not one of ours; never fatal to the index
 
-    async def latest_snapshot(self) -> tuple[str, dict[str, Any]] | None:
-        for name in reversed(sorted(await self._snapshots.list())):
-            raw = await self._snapshots.read(name, SNAPSHOT_MAX)
-            if raw is None:
-                continue
+    async def latest_snapshot(self) -> tuple[str, AsyncIterator[Any]] | None:
+        """The newest readable snapshot: the entry it was taken at, and its records
+        ([hash, entry, record or None]) as they are read, one line at a time."""
+        for name in reversed(sorted(n for n in await self._snapshots.list()
+                                    if SNAPSHOT_RE.fullmatch(n))):
+            lines = _lines(self._snapshots.reader(name))
             try:
-                return name, json.loads(raw)
-            except ValueError:
+                head = json.loads(await anext(lines))
+            except (StopAsyncIteration, ValueError):
                 continue
+            if isinstance(head, dict) and "records" in head:  # written whole, once
+                records = head.get("records") or {}
+                return str(head.get("through", name)), _legacy(records)
+            if isinstance(head, dict) and isinstance(head.get("through"), str):
+                return head["through"], _items(lines)
         return None
 
-    async def write_snapshot(self, through: str, doc: dict[str, Any]) -> None:
-        """Store every record as of entry `through`, then drop what it makes
-        unnecessary: older snapshots and entries 2 * WINDOW_NS before it."""
-        await self._snapshots.write(through, json.dumps(doc, separators=(",", ":")).encode())
-        for old in sorted(await self._snapshots.list())[:-2]:
+    async def write_snapshot(self, through: str, lines: AsyncIterator[bytes]) -> None:
+        """Store every record as of entry `through` (`lines`, one per record, as
+        CacheState.snapshot_lines makes them), streamed: at a scratch name, then
+        moved into place. Then drop what it makes unnecessary: older snapshots and
+        entries 2 * WINDOW_NS before it."""
+        scratch = f"tmp-{uuid.uuid4().hex}"
+        writer = await self._snapshots.writer(scratch)
+        try:
+            buf = bytearray(json.dumps({"through": through}).encode() + b"\n")
+            async for line in lines:
+                buf += line
+                if len(buf) >= 1 << 20:
+                    await writer.write(bytes(buf))
+                    buf.clear()
+            await writer.write(bytes(buf))
+            await writer.seal()
+        except BaseException:
+            await writer.cancel()
+            raise
+        await self._snapshots.move(scratch, through)
+        for old in sorted(n for n in await self._snapshots.list()
+                          if SNAPSHOT_RE.fullmatch(n))[:-2]:
             await self._snapshots.delete(old)
         horizon = _epoch(name_ns(through) - 2 * WINDOW_NS)
         for epoch in await self._entries.list():
@@ -108,3 +134,29 @@ class Journal:
                 async for info in self._entries.walk(epoch):
                     await self._entries.delete(info.name)
 
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    rest = b""
+    async for chunk in chunks:
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            if line:
+                yield line
+    if rest:
+        yield rest
+
+
+async def _items(lines: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    async for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue  # a damaged line costs its record, which the journal may still hold
+
+
+async def _legacy(records: dict) -> AsyncIterator[Any]:
+    """The records of a snapshot as the first versions wrote it: one document."""
+    for h, item in records.items():
+        if isinstance(item, list) and len(item) == 2:
+            yield [h, item[0], item[1]]

@@ -103,9 +103,8 @@ class SpackManifests(ManifestsDecorator):
         if is_digest_like(reference):
             digest = Digest.parse(reference)
             await self.inner.delete(repo, reference)
-            for record in await self.caches.records(repo):
-                if record.oci == digest:
-                    await self.caches.remove(repo, record.hash)
+            for pushed in await self.caches.pushed_as(repo, digest):
+                await self.caches.remove(repo, pushed)
             return
         await self.inner.delete(repo, reference)
         h = hash_of_tag(reference)
@@ -116,9 +115,8 @@ class SpackManifests(ManifestsDecorator):
                               named: Callable[[], Awaitable[bool]]) -> bool:
         if not await self.inner.delete_untagged(repo, digest, named):
             return False
-        for record in await self.caches.records(repo):
-            if record.oci == digest:
-                await self.caches.remove(repo, record.hash)
+        for pushed in await self.caches.pushed_as(repo, digest):
+            await self.caches.remove(repo, pushed)
         return True
 
     async def _spec_of(self, repo: str, data: bytes,

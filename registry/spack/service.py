@@ -5,10 +5,12 @@ API and the CLI use. Writes go to the journal first (`add`, `remove`: durable
 before the push that caused them is answered) and are applied to this
 process's state at once; other processes and replicas pick them up by reading
 the journal's newest entries, at most every REFRESH_S per cache, when the
-cache is next read. Indexes are rendered when asked for and the state changed
-since the last rendering (or a garbage collection freed the blob), and stored
-as blobs: content-addressed, so replicas that render the same state serve the
-same digest.
+cache is next read. The state is on local disk (state.py, statedb.py), so a
+process's memory does not grow with the number of specs. Indexes are rendered
+when asked for and the state changed since the last rendering (or a garbage
+collection freed the blob), streamed to a scratch file and stored as blobs:
+content-addressed, so replicas that render the same state serve the same
+digest.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import IO, Protocol
 
 from registry.core.areas import SpackArea
 from registry.core.grammar import Digest
 from registry.core.mounts import Mounts
-from registry.core.protocols import Blobs
-from registry.spack import synth
+from registry.core.protocols import Blobs, Uploads
+from registry.spack import statedb, synth
 from registry.spack.journal import WINDOW_NS, Journal
 from registry.spack.specs import SpecRecord
-from registry.spack.state import DB_VERSION, CacheState
+from registry.spack.state import CacheState
 
 log = logging.getLogger("registry.spack")
 
@@ -35,6 +37,8 @@ REFRESH_S = 0.5
 SNAPSHOT_EVERY = 1000
 # How long "this cache has no journal" is believed before looking again.
 ABSENT_S = 1.0
+# A rendered index up to this size is stored in one write; larger ones are streamed.
+SMALL_DOCUMENT = 1 << 20
 
 
 class SpecSink(Protocol):
@@ -44,7 +48,7 @@ class SpecSink(Protocol):
 
     async def spec_removed(self, cache: str, dag_hash: str) -> None: ...
 
-    async def cache_loaded(self, cache: str, records: Iterable[SpecRecord]) -> None:
+    async def cache_loaded(self, cache: str, records: AsyncIterable[SpecRecord]) -> None:
         """The cache holds exactly `records` (a process loaded it from the store)."""
 
 
@@ -77,6 +81,9 @@ class SpackCaches:
                  refresh_s: float = REFRESH_S) -> None:
         self.area = area  # spack/ in the store: journals, snapshots, signatures
         self.blobs = blobs
+        # Where a rendered index too large for memory is stored from (set by the wiring).
+        self.uploads: Uploads | None = None
+        self.db = statedb.StateDB()
         # Links into caches (core/mounts.py), set with `blobs` by the wiring.
         self.mounts: Mounts | None = Mounts(blobs) if blobs is not None else None
         self.sink = sink
@@ -125,60 +132,75 @@ class SpackCaches:
                     return None
                 state = await self._load(journal)
                 self._states[cache] = state
+                self._absent.pop(cache, None)
             else:
                 await self._catch_up(cache, journal, state)
             self._checked[cache] = time.monotonic()
             return state
 
     async def _load(self, journal: Journal) -> CacheState:
+        cache = journal.cache
+        await self.db.run(statedb.drop, cache)  # rows a failed load left
+        state = CacheState(cache, self.db)
         snap = await journal.latest_snapshot()
-        state = CacheState.from_snapshot(snap[1]) if snap else CacheState()
-        await self._catch_up(journal.cache, journal, state, tell=False)
+        if snap is not None:
+            await state.load_lines(snap[1], snap[0])
+        await self._catch_up(cache, journal, state, tell=False)
         if self.sink is not None:
-            await self.sink.cache_loaded(journal.cache, list(state.live()))
+            await self.sink.cache_loaded(cache, state.live())
         return state
 
     async def resend(self, cache: str) -> None:
         """Tell the sink again everything `cache` holds (it lost an event)."""
         state = self._states.get(cache)
         if state is not None and self.sink is not None:
-            await self.sink.cache_loaded(cache, list(state.live()))
+            await self.sink.cache_loaded(cache, state.live())
 
     async def _catch_up(self, cache: str, journal: Journal, state: CacheState,
                         tell: bool = True) -> None:
         after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
+        batch: list[tuple[str, dict]] = []
         async for name, op in journal.entries(after, state.seen):
-            await self._apply(cache, state, name, op, tell)
+            batch.append((name, op))
+            if len(batch) >= statedb.PAGE:
+                await self._apply(cache, state, batch, tell)
+                batch = []
+        if batch:
+            await self._apply(cache, state, batch, tell)
         await self._maybe_snapshot(journal, state)
 
-    async def _apply(self, cache: str, state: CacheState, name: str, op: dict,
+    async def _apply(self, cache: str, state: CacheState, ops: list[tuple[str, dict]],
                      tell: bool = True) -> None:
-        h = op.get("hash")
-        if not isinstance(h, str):
+        entries: list[tuple[str, str, SpecRecord | None]] = []
+        for name, op in ops:
+            h = op.get("hash")
+            if not isinstance(h, str):
+                continue
+            record = None
+            if op.get("op") == "add":
+                try:
+                    record = SpecRecord.from_json(op["record"])
+                except (KeyError, TypeError, ValueError):
+                    log.warning("spack: unreadable journal entry %s in %s", name, cache)
+                    continue
+            entries.append((name, h, record))
+        changed = await state.apply_many(entries)
+        if not tell or self.sink is None:
             return
-        record = None
-        if op.get("op") == "add":
-            try:
-                record = SpecRecord.from_json(op["record"])
-            except (KeyError, TypeError, ValueError):
-                log.warning("spack: unreadable journal entry %s in %s", name, cache)
-                return
-        if state.apply(name, h, record) and tell:
+        for (_, h, record), did in zip(entries, changed, strict=True):
+            if not did:
+                continue
             if record is not None:
-                await self._tell_added(cache, record)
-            elif self.sink is not None:
+                await self.sink.spec_added(cache, record)
+            else:
                 await self.sink.spec_removed(cache, h)
-
-    async def _tell_added(self, cache: str, record: SpecRecord) -> None:
-        if self.sink is not None:
-            await self.sink.spec_added(cache, record)
 
     async def _maybe_snapshot(self, journal: Journal, state: CacheState) -> None:
         if state.since_snapshot < SNAPSHOT_EVERY or not state.last_entry:
             return
         state.since_snapshot = 0
         try:
-            await journal.write_snapshot(state.last_entry, state.to_snapshot())
+            await journal.write_snapshot(state.last_entry, state.snapshot_lines())
         except Exception:  # the journal still holds everything
             log.warning("spack: could not write a snapshot of %s", journal.cache,
                         exc_info=True)
@@ -196,7 +218,7 @@ class SpackCaches:
 
     async def remove(self, cache: str, dag_hash: str) -> None:
         state = await self.state(cache)
-        if state is None or state.get(dag_hash) is None:
+        if state is None or await state.get(dag_hash) is None:
             return
         await self._write(cache, {"op": "remove", "hash": dag_hash})
 
@@ -206,19 +228,27 @@ class SpackCaches:
         self._absent.pop(cache, None)
         state = await self.state(cache)
         if state is None:  # listing lags the write on some stores
-            state = self._states.setdefault(cache, CacheState())
+            state = self._states.setdefault(cache, CacheState(cache, self.db))
         async with self._lock(cache):
-            await self._apply(cache, state, name, op)
+            await self._apply(cache, state, [(name, op)])
 
     # -- reads -----------------------------------------------------------------
 
     async def record(self, cache: str, dag_hash: str) -> SpecRecord | None:
         state = await self.state(cache)
-        return state.get(dag_hash) if state is not None else None
+        return await state.get(dag_hash) if state is not None else None
 
-    async def records(self, cache: str) -> Iterator[SpecRecord]:
+    async def records(self, cache: str) -> AsyncIterator[SpecRecord]:
+        """Every live record of the cache, by hash, read a page at a time."""
         state = await self.state(cache)
-        return iter(list(state.live())) if state is not None else iter(())
+        if state is not None:
+            async for record in state.live():
+                yield record
+
+    async def pushed_as(self, cache: str, digest: Digest) -> list[str]:
+        """Hashes of the live records of `cache` pushed as OCI manifest `digest`."""
+        state = await self.state(cache)
+        return await state.by_oci(str(digest)) if state is not None else []
 
     def known_caches(self) -> list[str]:
         return sorted(self._states)
@@ -242,11 +272,35 @@ class SpackCaches:
             if done is not None and done.version == version \
                     and await self._kept(cache, done.digest):
                 return done
-            data = state.unions[fmt].render(DB_VERSION[fmt])
-            digest = await asyncio.to_thread(Digest.of, data)
-            await self.store_blob(cache, data, digest)
-            done = self._rendered[key] = Rendered(fmt, digest, len(data), version)
+            out = await asyncio.to_thread(statedb.spool)
+            try:
+                hexdigest, size = await state.render(fmt, out)
+                digest = Digest("sha256", hexdigest)
+                await self._store_spooled(cache, out, digest, size)
+            finally:
+                await asyncio.to_thread(out.close)
+            done = self._rendered[key] = Rendered(fmt, digest, size, version)
             return done
+
+    async def _store_spooled(self, cache: str, out: IO[bytes], digest: Digest,
+                             size: int) -> None:
+        """Store the document written to `out` as a blob of the cache, streamed."""
+        await asyncio.to_thread(out.seek, 0)
+        if self.uploads is None or size <= SMALL_DOCUMENT:
+            await self.store_blob(cache, await asyncio.to_thread(out.read), digest)
+            return
+        assert self.blobs is not None
+        if await self.blobs.size(digest) is not None:
+            if not await self.blobs.linked(cache, digest):
+                assert self.mounts is not None
+                await self.mounts.arrived(cache, digest, size)  # the server made it
+            return
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await asyncio.to_thread(out.read, 1 << 20):
+                yield chunk
+
+        await self.uploads.upload_whole(cache, digest, chunks(), size)
 
     async def oci_index(self, cache: str) -> bytes | None:
         """The `index.spack` manifest, its blobs stored and linked into the repository."""

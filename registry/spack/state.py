@@ -1,165 +1,164 @@
-"""One cache's records in memory, and the spack database documents made from them.
+"""One cache's records, and the spack database documents made from them.
 
-`CacheState` applies journal entries (last name wins per spec hash) and keeps,
-per spec format, the union of the DAG nodes of every live record, with each
-node's JSON written once and its dependents counted as they come and go. The
-database spack reads (`index.json`, format v7 for spack 0.2x specs, v8 for
-spack 1.x ones) is then a join of ready fragments: rendering it costs one
-pass over strings, not a reparse of every spec, and a push only touches the
-nodes of its own DAG.
+`CacheState` applies journal entries (last name wins per spec hash) to the
+process's state database (statedb.py: SQLite on local disk), which keeps, per
+spec format, the union of the DAG nodes of every live record, with each node's
+JSON written once and its dependents counted as they come and go. The database
+spack reads (`index.json`, format v7 for spack 0.2x specs, v8 for spack 1.x
+ones) is then a join of ready fragments streamed to a file: rendering it costs
+one pass over rows, not a reparse of every spec, and a push only touches the
+nodes of its own DAG. What a CacheState holds in memory is a few counters and
+the names of the recent entries, whatever the number of specs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import IO, Any
 
+from registry.spack import statedb
 from registry.spack.journal import WINDOW_NS, name_ns
-from registry.spack.specs import Node, SpecRecord
+from registry.spack.specs import SpecRecord
 
 # spack's database version for the spec format its records are written in.
 DB_VERSION = {4: "7", 5: "8"}
+# `seen` is pruned of names older than the replay window when it has grown by this.
+SEEN_SLACK = 1024
 
 
-@dataclass
-class _Node:
-    fragment: str  # json.dumps of the node as pushed
-    deps: tuple[str, ...]
-    holders: int = 0  # live records whose DAG contains this node
-    dependents: int = 0  # nodes in the union that depend on this one
-
-
-class NodeUnion:
-    """The DAG nodes of the live records of one spec format, reference counted."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, _Node] = {}
-        self.roots: set[str] = set()
-        # hash -> the nodes in the union depending on it (present or not yet)
-        self.parents: dict[str, set[str]] = {}
-
-    def add(self, record: SpecRecord) -> None:
-        self.roots.add(record.hash)
-        for node in record.spec.nodes:
-            self._hold(node)
-
-    def discard(self, record: SpecRecord) -> None:
-        self.roots.discard(record.hash)
-        for node in record.spec.nodes:
-            self._release(node.hash)
-
-    def _hold(self, node: Node) -> None:
-        entry = self.nodes.get(node.hash)
-        if entry is None:
-            entry = self.nodes[node.hash] = _Node(
-                json.dumps(node.raw, separators=(",", ":")), node.deps)
-            for dep in set(node.deps):
-                self.parents.setdefault(dep, set()).add(node.hash)
-                if dep in self.nodes:
-                    self.nodes[dep].dependents += 1
-            entry.dependents = len(self.parents.get(node.hash, ()))
-        entry.holders += 1
-
-    def _release(self, h: str) -> None:
-        entry = self.nodes.get(h)
-        if entry is None:
-            return
-        entry.holders -= 1
-        if entry.holders <= 0:
-            del self.nodes[h]
-            for dep in set(entry.deps):
-                parents = self.parents.get(dep)
-                if parents is not None:
-                    parents.discard(h)
-                    if not parents:
-                        del self.parents[dep]
-                if dep in self.nodes:
-                    self.nodes[dep].dependents -= 1
-
-    def render(self, version: str) -> bytes:
-        """spack's database document (`Database._write_to_file` with the build
-        cache's fields: spec, ref_count, in_buildcache)."""
-        parts = []
-        for h, n in self.nodes.items():
-            in_cache = "true" if h in self.roots else "false"
-            parts.append(f'"{h}":{{"spec":{n.fragment},"ref_count":{n.dependents},'
-                         f'"in_buildcache":{in_cache}}}')
-        body = ",".join(parts)
-        return (f'{{"database":{{"version":"{version}","installs":{{{body}}}}}}}').encode()
+def _parse(doc: bytes | None) -> SpecRecord | None:
+    if doc is None:
+        return None
+    try:
+        return SpecRecord.from_json(json.loads(doc))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass
 class CacheState:
     """A cache's records as of the journal entries applied so far."""
 
-    records: dict[str, tuple[str, SpecRecord | None]] = field(default_factory=dict)
-    unions: dict[int, NodeUnion] = field(default_factory=lambda: {4: NodeUnion(), 5: NodeUnion()})
+    cache: str
+    db: statedb.StateDB
+    live_by_fmt: dict[int, int] = field(default_factory=lambda: {4: 0, 5: 0})
     seen: dict[str, int] = field(default_factory=dict)  # entry name -> its time, recent only
     cursor_ns: int = 0  # time of the newest entry applied
     version: int = 0  # bumped by every change
     since_snapshot: int = 0
     last_entry: str = ""
+    _pruned_at: int = 0
 
-    def live(self) -> Iterator[SpecRecord]:
-        for _, record in self.records.values():
-            if record is not None:
-                yield record
+    async def get(self, h: str) -> SpecRecord | None:
+        return _parse(await self.db.run(statedb.record, self.cache, h))
 
-    def get(self, h: str) -> SpecRecord | None:
-        entry = self.records.get(h)
-        return entry[1] if entry else None
+    async def live(self) -> AsyncIterator[SpecRecord]:
+        """Every live record, by hash, read a page at a time."""
+        after = ""
+        while True:
+            page = await self.db.run(statedb.live_page, self.cache, after)
+            for _, doc in page:
+                record = _parse(doc)
+                if record is not None:
+                    yield record
+            if len(page) < statedb.PAGE:
+                return
+            after = page[-1][0]
 
-    def apply(self, name: str, h: str, record: SpecRecord | None) -> bool:
-        """Apply entry `name` (a record, or None for a removal) for spec `h`;
-        True if the state changed."""
+    async def by_oci(self, digest: str) -> list[str]:
+        """Hashes of the live records pushed as OCI manifest `digest`."""
+        return await self.db.run(statedb.by_oci, self.cache, digest)
+
+    def _saw(self, name: str) -> bool:
+        """Note entry `name` as applied; False when it was already."""
         if name in self.seen:
             return False
         ns = name_ns(name)
         self.seen[name] = ns
         if ns > self.cursor_ns:
             self.cursor_ns = ns
-            horizon = ns - 2 * WINDOW_NS
-            if len(self.seen) > 1024:
-                self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+        # Pruned once it grew by SEEN_SLACK, not on every entry: a burst of pushes
+        # inside the window would otherwise rebuild it per push.
+        if len(self.seen) > self._pruned_at + SEEN_SLACK:
+            horizon = self.cursor_ns - 2 * WINDOW_NS
+            self.seen = {k: v for k, v in self.seen.items() if v >= horizon}
+            self._pruned_at = len(self.seen)
         if name > self.last_entry:
             self.last_entry = name
         self.since_snapshot += 1
-        current = self.records.get(h)
-        if current is not None and current[0] >= name:
-            return False  # a later entry already decided this spec
-        old = current[1] if current else None
-        if old is not None:
-            self.unions[old.spec.format].discard(old)
-        if record is not None:
-            self.unions[record.spec.format].add(record)
-        self.records[h] = (name, record)
-        self.version += 1
-        return old is not None or record is not None
+        return True
 
-    def to_snapshot(self) -> dict:
-        return {"through": self.last_entry,
-                "records": {h: [name, rec.to_json() if rec else None]
-                            for h, (name, rec) in self.records.items()}}
+    async def apply(self, name: str, h: str, record: SpecRecord | None) -> bool:
+        """Apply entry `name` (a record, or None for a removal) for spec `h`;
+        True if the state changed."""
+        return (await self.apply_many([(name, h, record)]))[0]
 
-    @classmethod
-    def from_snapshot(cls, doc: dict) -> CacheState:
-        state = cls()
-        for h, (name, rec) in doc.get("records", {}).items():
+    async def apply_many(self, entries: list[tuple[str, str, SpecRecord | None]]
+                         ) -> list[bool]:
+        """Apply entries in one transaction; for each, whether it changed the state."""
+        flags = [self._saw(e[0]) for e in entries]
+        fresh = [e for e, f in zip(entries, flags, strict=True) if f]
+        changes = iter(await self.db.run(statedb.apply_many, self.cache, fresh)
+                       if fresh else [])
+        out = []
+        for flag in flags:
+            if not flag:
+                out.append(False)
+                continue
+            changed, old_fmt, new_fmt = next(changes)
+            self._count(old_fmt, new_fmt)
+            if changed:
+                self.version += 1
+            out.append(changed)
+        return out
+
+    def _count(self, old_fmt: int | None, new_fmt: int | None) -> None:
+        if old_fmt is not None:
+            self.live_by_fmt[old_fmt] -= 1
+        if new_fmt is not None:
+            self.live_by_fmt[new_fmt] = self.live_by_fmt.get(new_fmt, 0) + 1
+
+    async def snapshot_lines(self) -> AsyncIterator[bytes]:
+        """Every record, removals included, as the lines of a snapshot (journal.py)."""
+        after = ""
+        while True:
+            page = await self.db.run(statedb.entries_page, self.cache, after)
+            for h, name, doc in page:
+                body = doc.decode() if doc is not None else "null"
+                yield f'[{json.dumps(h)},{json.dumps(name)},{body}]\n'.encode()
+            if len(page) < statedb.PAGE:
+                return
+            after = page[-1][0]
+
+    async def load_lines(self, lines: AsyncIterator[Any], through: str) -> None:
+        """Load a snapshot's records ([hash, entry, record or None]) taken as of
+        entry `through`, a page at a time."""
+        batch: list[tuple[str, str, SpecRecord | None]] = []
+        async for item in lines:
             try:
+                h, name, rec = item
                 record = SpecRecord.from_json(rec) if rec else None
             except (KeyError, TypeError, ValueError):
                 continue
-            current = state.records.get(h)
-            if current is None or current[0] < name:
-                if record is not None:
-                    state.unions[record.spec.format].add(record)
-                state.records[h] = (name, record)
-        through = str(doc.get("through", ""))
-        state.last_entry = through
-        state.cursor_ns = name_ns(through)
-        state.version = 1
-        return state
+            batch.append((str(name), str(h), record))
+            if len(batch) >= statedb.PAGE:
+                await self._load_batch(batch)
+        if batch:
+            await self._load_batch(batch)
+        self.last_entry = through
+        self.cursor_ns = name_ns(through)
+        self.version += 1
+
+    async def _load_batch(self, batch: list[tuple[str, str, SpecRecord | None]]) -> None:
+        for _, old_fmt, new_fmt in await self.db.run(statedb.apply_many, self.cache, batch):
+            self._count(old_fmt, new_fmt)
+        batch.clear()
+
+    async def render(self, fmt: int, out: IO[bytes]) -> tuple[str, int]:
+        """Stream the database of format `fmt` to `out`; its sha256 and size."""
+        return await self.db.run(statedb.render, self.cache, fmt, DB_VERSION[fmt], out)
 
     def db_format(self, layout: str) -> int | None:
         """Which spec format a layout's index holds: v2 (spack 0.2x) reads format
@@ -167,6 +166,6 @@ class CacheState:
         4 (spack 1.x reads those too, in a v7 database). None: nothing to index."""
         if layout == "v2":
             return 4
-        if self.unions[5].roots:
+        if self.live_by_fmt.get(5, 0) > 0:
             return 5
         return 4

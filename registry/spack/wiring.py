@@ -35,6 +35,7 @@ class Spack:
     def decorate(self, reg: Registry) -> Registry:
         self.caches.blobs = reg.blobs
         self.caches.mounts = reg.mounts
+        self.caches.uploads = reg.uploads
         manifests = SpackManifests(reg.manifests, reg.blobs, self.caches, reg.mounts)
         objects = SpackObjects(reg.objects, reg.blobs, self.caches, manifests, reg.mounts)
         self._objects.append(objects)

@@ -1,0 +1,230 @@
+"""Every cache's records and index nodes, in one private SQLite file per process.
+
+The journal in the store is the truth; this is what a process derives from it
+(see state.py), kept on local disk rather than in memory so that a worker's
+memory does not grow with the number of specs. The database is SQLite's
+private temporary one (filename ""): on disk, deleted when the connection
+closes, its page cache bounded (CACHE_KB). All SQL runs in one thread per
+process, off the event loop.
+
+- `records`: per (cache, spec hash), the journal entry that decided it last and
+  the record as JSON (NULL once removed), with its format, OCI manifest digest
+  and the hashes of its DAG's nodes.
+- `nodes`: per (cache, format), the union of the DAG nodes of the live records,
+  each node's JSON written once and held by a count of records.
+- `edges`: (child, parent) for every node in the union depending on another:
+  a node's ref_count in spack's database is the number of its edges.
+
+The database spack reads is a concatenation of ready fragments in hash order,
+streamed to a file: one pass over rows, never a reparse, never whole in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any, TypeVar
+
+from registry.spack.specs import SpecRecord
+
+T = TypeVar("T")
+CACHE_KB = 4096  # SQLite's page cache: the memory this costs, whatever the specs
+PAGE = 500  # rows per round trip when reading many
+
+_SCHEMA = [
+    """CREATE TABLE records (cache TEXT NOT NULL, hash TEXT NOT NULL, name TEXT NOT NULL,
+       fmt INTEGER, oci TEXT, members TEXT, doc BLOB, PRIMARY KEY (cache, hash))""",
+    "CREATE INDEX records_oci ON records (cache, oci) WHERE oci IS NOT NULL",
+    """CREATE TABLE nodes (cache TEXT NOT NULL, fmt INTEGER NOT NULL, hash TEXT NOT NULL,
+       fragment TEXT NOT NULL, deps TEXT NOT NULL, holders INTEGER NOT NULL,
+       PRIMARY KEY (cache, fmt, hash))""",
+    """CREATE TABLE edges (cache TEXT NOT NULL, fmt INTEGER NOT NULL, child TEXT NOT NULL,
+       parent TEXT NOT NULL, PRIMARY KEY (cache, fmt, child, parent))""",
+]
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+class StateDB:
+    """The SQLite file of one process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="spack-state")
+        self._conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in the database's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn,
+                                                                args)
+
+    def _call(self, fn: Callable[..., T], args: tuple) -> T:
+        if self._conn is None:
+            conn = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KB}")
+            conn.execute("PRAGMA journal_mode = OFF")  # derived: rebuilt, never recovered
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA temp_store = FILE")
+            for sql in _SCHEMA:
+                conn.execute(sql)
+            self._conn = conn
+        return fn(self._conn, *args)
+
+# -- functions run in the database's thread ---------------------------------------
+
+Change = tuple[bool, int | None, int | None]  # changed, format left, format arrived
+
+
+def apply_many(conn: sqlite3.Connection, cache: str,
+               entries: Iterable[tuple[str, str, SpecRecord | None]]) -> list[Change]:
+    """Apply journal entries (name, hash, record or None for a removal) in one
+    transaction; for each, whether it changed the state and the formats of the
+    record it replaced and of the one it brought."""
+    out = []
+    conn.execute("BEGIN")
+    try:
+        for name, h, record in entries:
+            out.append(_apply(conn, cache, name, h, record))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def _apply(conn: sqlite3.Connection, cache: str, name: str, h: str,
+           record: SpecRecord | None) -> Change:
+    row = conn.execute("SELECT name, fmt, members FROM records WHERE cache = ? AND hash = ?",
+                       (cache, h)).fetchone()
+    if row is not None and row[0] >= name:
+        return False, None, None  # a later entry already decided this spec
+    old_fmt = row[1] if row is not None and row[2] is not None else None
+    if old_fmt is not None:
+        for member in row[2].split(","):
+            _release(conn, cache, old_fmt, member)
+    new_fmt = None
+    if record is not None:
+        new_fmt = record.spec.format
+        for node in record.spec.nodes:
+            _hold(conn, cache, new_fmt, node.hash, node.raw, node.deps)
+        conn.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cache, h, name, new_fmt, str(record.oci) if record.oci else None,
+             ",".join(n.hash for n in record.spec.nodes), _dumps(record.to_json()).encode()))
+    else:
+        conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                     (cache, h, name))
+    return old_fmt is not None or new_fmt is not None, old_fmt, new_fmt
+
+
+def _hold(conn: sqlite3.Connection, cache: str, fmt: int, h: str, raw: dict,
+          deps: tuple[str, ...]) -> None:
+    cur = conn.execute("UPDATE nodes SET holders = holders + 1 "
+                       "WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
+    if cur.rowcount:
+        return
+    conn.execute("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, 1)",
+                 (cache, fmt, h, _dumps(raw), ",".join(sorted(set(deps)))))
+    conn.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?)",
+                     [(cache, fmt, dep, h) for dep in set(deps)])
+
+
+def _release(conn: sqlite3.Connection, cache: str, fmt: int, h: str) -> None:
+    row = conn.execute("SELECT holders, deps FROM nodes WHERE cache = ? AND fmt = ? AND hash = ?",
+                       (cache, fmt, h)).fetchone()
+    if row is None:
+        return
+    if row[0] > 1:
+        conn.execute("UPDATE nodes SET holders = holders - 1 "
+                     "WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
+        return
+    conn.execute("DELETE FROM nodes WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
+    if row[1]:
+        conn.executemany("DELETE FROM edges WHERE cache = ? AND fmt = ? AND child = ? "
+                         "AND parent = ?", [(cache, fmt, dep, h) for dep in row[1].split(",")])
+
+
+def record(conn: sqlite3.Connection, cache: str, h: str) -> bytes | None:
+    row = conn.execute("SELECT doc FROM records WHERE cache = ? AND hash = ?",
+                       (cache, h)).fetchone()
+    return row[0] if row is not None else None
+
+
+def live_page(conn: sqlite3.Connection, cache: str, after: str,
+              limit: int = PAGE) -> list[tuple[str, bytes]]:
+    """Live records after hash `after`, by hash: (hash, JSON)."""
+    return conn.execute("SELECT hash, doc FROM records WHERE cache = ? AND hash > ? "
+                        "AND doc IS NOT NULL ORDER BY hash LIMIT ?",
+                        (cache, after, limit)).fetchall()
+
+
+def entries_page(conn: sqlite3.Connection, cache: str, after: str,
+                 limit: int = PAGE) -> list[tuple[str, str, bytes | None]]:
+    """Every record, removals included, after hash `after`: (hash, entry, JSON or None)."""
+    return conn.execute("SELECT hash, name, doc FROM records WHERE cache = ? AND hash > ? "
+                        "ORDER BY hash LIMIT ?", (cache, after, limit)).fetchall()
+
+
+def by_oci(conn: sqlite3.Connection, cache: str, digest: str) -> list[str]:
+    return [h for (h,) in conn.execute(
+        "SELECT hash FROM records WHERE cache = ? AND oci = ? AND doc IS NOT NULL",
+        (cache, digest))]
+
+
+def live_formats(conn: sqlite3.Connection, cache: str) -> dict[int, int]:
+    return dict(conn.execute("SELECT fmt, count(*) FROM records WHERE cache = ? "
+                             "AND doc IS NOT NULL GROUP BY fmt", (cache,)).fetchall())
+
+
+def drop(conn: sqlite3.Connection, cache: str) -> None:
+    for table in ("records", "nodes", "edges"):
+        conn.execute(f"DELETE FROM {table} WHERE cache = ?", (cache,))
+
+
+def render(conn: sqlite3.Connection, cache: str, fmt: int, version: str,
+           out: IO[bytes]) -> tuple[str, int]:
+    """Write spack's database document (`Database._write_to_file` with the build
+    cache's fields: spec, ref_count, in_buildcache) to `out`; its sha256 and size."""
+    hasher = hashlib.sha256()
+    size = 0
+    buf: list[str] = [f'{{"database":{{"version":"{version}","installs":{{']
+    pending = len(buf[0])
+    first = True
+    rows = conn.execute(
+        "SELECT n.hash, n.fragment,"
+        " (SELECT count(*) FROM edges e WHERE e.cache = n.cache AND e.fmt = n.fmt"
+        "  AND e.child = n.hash),"
+        " EXISTS (SELECT 1 FROM records r WHERE r.cache = n.cache AND r.hash = n.hash"
+        "  AND r.fmt = n.fmt AND r.doc IS NOT NULL)"
+        " FROM nodes n WHERE n.cache = ? AND n.fmt = ? ORDER BY n.hash", (cache, fmt))
+    for h, fragment, refs, in_cache in rows:
+        part = (f'{"" if first else ","}"{h}":{{"spec":{fragment},"ref_count":{refs},'
+                f'"in_buildcache":{"true" if in_cache else "false"}}}')
+        first = False
+        buf.append(part)
+        pending += len(part)
+        if pending >= 1 << 20:
+            size += _flush(buf, hasher, out)
+            pending = 0
+    buf.append("}}}")
+    size += _flush(buf, hasher, out)
+    return hasher.hexdigest(), size
+
+
+def _flush(buf: list[str], hasher: Any, out: IO[bytes]) -> int:
+    data = "".join(buf).encode()
+    buf.clear()
+    hasher.update(data)
+    out.write(data)
+    return len(data)
+
+
+def spool() -> IO[bytes]:
+    """A local scratch file for a rendered document (deleted when closed)."""
+    return tempfile.TemporaryFile()
