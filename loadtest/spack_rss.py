@@ -41,7 +41,7 @@ def rss_kb(pid: int) -> dict[str, int]:
 
 def get(url: str, accept: str = "") -> bytes:
     req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    with urllib.request.urlopen(req, timeout=300) as r:
+    with urllib.request.urlopen(req, timeout=1800) as r:
         return r.read()
 
 
@@ -88,7 +88,7 @@ def measure(data: Path, cache: str, env: dict[str, str] | None = None) -> dict:
         out["after_spack_list"] = rss_kb(proc.pid)
     finally:
         proc.terminate()
-        proc.wait(30)
+        proc.wait(120)
         log.close()
     return out
 
