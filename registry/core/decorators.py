@@ -17,6 +17,7 @@ from typing import Any
 
 from registry.core.access import NOBODY, Caller
 from registry.core.grammar import Digest
+from registry.core.hooks import Hooks
 from registry.core.manifest_format import Manifest
 from registry.core.protocols import (
     Blobs,
@@ -291,3 +292,35 @@ class ObjectsDecorator(Objects):
 
     async def purge_stale_uploads(self, older_than: float) -> int:
         return await self.inner.purge_stale_uploads(older_than)
+
+
+class HooksDecorator(Hooks):
+    """Forwards every core.hooks.Hooks event to `inner` (the index's hooks, or another
+    feed). A feed that watches writes (signature state, scanning) overrides the events it
+    acts on and calls the base's, so every event still reaches the index."""
+
+    def __init__(self, inner: Hooks) -> None:
+        self.inner = inner
+
+    async def manifest_put(self, repo: str, digest: Digest, manifest: Manifest, size: int,
+                           tag: str | None, config: bytes | None,
+                           artifact: str | None = None) -> None:
+        await self.inner.manifest_put(repo, digest, manifest, size, tag, config, artifact)
+
+    async def manifest_deleted(self, repo: str, digest: Digest) -> None:
+        await self.inner.manifest_deleted(repo, digest)
+
+    async def tag_deleted(self, repo: str, tag: str) -> None:
+        await self.inner.tag_deleted(repo, tag)
+
+    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
+        await self.inner.blob_linked(repo, digest, size)
+
+    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
+        await self.inner.blob_unlinked(repo, digest)
+
+    def manifest_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.manifest_pulled(repo, digest)
+
+    def blob_pulled(self, repo: str, digest: Digest) -> None:
+        self.inner.blob_pulled(repo, digest)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from typing import Any
 
+from registry.core.decorators import HooksDecorator
 from registry.core.errors import ManifestUnknown, NotFound
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks
@@ -35,14 +36,14 @@ from registry.scan.vulns import Found, Vulnerabilities, found_in
 log = logging.getLogger("registry.scan")
 
 
-class ScanFeed:
+class ScanFeed(HooksDecorator):
     """Hooks that pass every event on to `inner` and scan each manifest put (see the
     module docstring). `attach` gives it the registry to read, `run` is its task."""
 
     def __init__(self, inner: Hooks, results: ScanResults, limits: Limits | None = None,
                  scratch: str | None = None, max_queued: int = 10_000,
                  interval: float = 3600.0, vulns: Vulnerabilities | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.results = results
         self.vulns = vulns  # None: results list no vulnerabilities
         self.limits = limits or Limits()
@@ -74,24 +75,6 @@ class ScanFeed:
         await self.inner.manifest_put(repo, digest, manifest, size, tag, config, artifact)
         if not is_ours(manifest):  # our referrers, written after a scan: no loop
             self.queue(repo, digest)
-
-    async def manifest_deleted(self, repo: str, digest: Digest) -> None:
-        await self.inner.manifest_deleted(repo, digest)
-
-    async def tag_deleted(self, repo: str, tag: str) -> None:
-        await self.inner.tag_deleted(repo, tag)
-
-    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
-        await self.inner.blob_linked(repo, digest, size)
-
-    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
-        await self.inner.blob_unlinked(repo, digest)
-
-    def manifest_pulled(self, repo: str, digest: Digest) -> None:
-        self.inner.manifest_pulled(repo, digest)
-
-    def blob_pulled(self, repo: str, digest: Digest) -> None:
-        self.inner.blob_pulled(repo, digest)
 
     # -- the queue ----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
+from registry.core.decorators import HooksDecorator
 from registry.core.grammar import Digest
 from registry.core.hooks import Hooks
 from registry.core.manifest_format import Manifest
@@ -60,13 +61,13 @@ def judged_by(digest: Digest, manifest: Manifest, tag: str | None) -> Digest:
     return digest
 
 
-class SignatureFeed:
+class SignatureFeed(HooksDecorator):
     """Hooks that pass every event on to `inner` and keep the index's signature rows
     current (see the module docstring). `attach` gives it the registry to read."""
 
     def __init__(self, inner: Hooks, verifier: Verifier, sink: Sink,
                  signed_by: SignedBy | None = None, max_queued: int = 10_000) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.verifier = verifier
         self.sink = sink
         self.signed_by = signed_by
@@ -106,18 +107,6 @@ class SignatureFeed:
         await self.inner.tag_deleted(repo, tag)
         if m := SIG_TAG.fullmatch(tag):
             self.refresh(repo, Digest.parse(f"{m.group(1)}:{m.group(2)}"))
-
-    async def blob_linked(self, repo: str, digest: Digest, size: int) -> None:
-        await self.inner.blob_linked(repo, digest, size)
-
-    async def blob_unlinked(self, repo: str, digest: Digest) -> None:
-        await self.inner.blob_unlinked(repo, digest)
-
-    def manifest_pulled(self, repo: str, digest: Digest) -> None:
-        self.inner.manifest_pulled(repo, digest)
-
-    def blob_pulled(self, repo: str, digest: Digest) -> None:
-        self.inner.blob_pulled(repo, digest)
 
     # -- the queue ----------------------------------------------------------------
 
