@@ -17,8 +17,8 @@ from pushing import OCI_LAYER, OCI_LAYER_TAR, OCI_MANIFEST, push_image, push_spa
 
 from loadtest.spackgen import make_spec
 from registry.cli import main
-from registry.config import load
 from tests.scan import layers as L
+from tests.scan.apps import filesystem_app
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "spack" / "v1.1.0-signed"
 
@@ -26,12 +26,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "spack" / "v1.1.0-s
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scan-api")
-    config = load(env={}, overrides={
-        "storage": {"driver": "filesystem", "root": str(tmp / "storage")},
-        "index": {"path": str(tmp / "index.sqlite")}})
-    (tmp / "registry.toml").write_text(
-        f'[storage]\nroot = "{tmp / "storage"}"\n[index]\npath = "{tmp / "index.sqlite"}"\n')
-    reg = start_app(config, "filesystem", tmp)
+    reg, config = filesystem_app(tmp)
     yield reg, config, tmp
     reg.stop()
 

@@ -9,16 +9,15 @@ import json
 
 import pytest
 import requests
-from appthread import start_app
 from harness import wait_for
 from pushing import OCI_LAYER, push_image
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from registry.config import load
 from registry.core.grammar import Digest
 from registry.scan.publish import REPORT_TYPE
 from tests.scan import layers as L
+from tests.scan.apps import filesystem_app
 
 SPDX = "application/spdx+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -26,12 +25,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scan-referrers")
-    config = load(env={}, overrides={
-        "storage": {"driver": "filesystem", "root": str(tmp / "storage")},
-        "index": {"path": str(tmp / "index.sqlite")},
-        "scan": {"referrers": True}})
-    app = start_app(config, "filesystem", tmp)
+    app, _ = filesystem_app(tmp_path_factory.mktemp("scan-referrers"),
+                            scan={"referrers": True})
     yield app
     app.stop()
 

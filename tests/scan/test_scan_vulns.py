@@ -8,27 +8,21 @@ import json
 
 import pytest
 import requests
-from appthread import start_app
 from blockbuster import blockbuster_ctx
 from harness import wait_for
 from pushing import OCI_LAYER, push_image, push_spack_oci
 
 from loadtest.spackgen import make_spec
 from registry.cli import main
-from registry.config import load
 from tests.scan import layers as L
+from tests.scan.apps import filesystem_app
 from tests.scan.osvdocs import CVSS_CRITICAL, advisory, git_advisory, write_dir
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scan-vulns")
-    config = load(env={}, overrides={
-        "storage": {"driver": "filesystem", "root": str(tmp / "storage")},
-        "index": {"path": str(tmp / "index.sqlite")}})
-    (tmp / "registry.toml").write_text(
-        f'[storage]\nroot = "{tmp / "storage"}"\n[index]\npath = "{tmp / "index.sqlite"}"\n')
-    reg = start_app(config, "filesystem", tmp)
+    reg, _ = filesystem_app(tmp)
     yield reg, tmp
     reg.stop()
 
