@@ -731,6 +731,9 @@ def test_builds_for_two_targets_resolve_per_host(pushed: Setup):
             producer("buildcache", "push", "--unsigned", "targets", f"/{h}")
     finally:
         producer("mirror", "remove", "targets")
+        # The producer is shared by the module's tests, which name `trivial-root`: a
+        # second install of it would make that name ambiguous for them.
+        producer("uninstall", "-y", f"/{v2_hash}")
 
     def resolve(target: str) -> requests.Response:
         return requests.get(f"{pushed.registry.url}/api/v1/spack/spack/targets/resolve",
