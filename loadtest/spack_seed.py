@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import random
 import sys
@@ -55,16 +54,12 @@ async def seed(data: Path, cache: str, n: int, jobs: int = 32, seed_no: int = 0,
                progress: bool = True, snapshot: bool = True) -> float:
     """Push `n` generated specs into `cache` of the store under `data`; seconds taken."""
     from registry.arch.indexed import describer
+    from registry.cli import spack_registry
     from registry.config import load
-    from registry.core.areas import SpackArea
-    from registry.core.factory import CoreSettings, build_registry
     from registry.core.grammar import Digest
     from registry.index.db import Index
-    from registry.index.hooks import IndexHooks
-    from registry.spack.catalog import SpecCatalog
     from registry.spack.journal import Journal
     from registry.spack.service import SpackCaches
-    from registry.spack.wiring import Spack
     from registry.storage import create_driver, filesystem
 
     # One process writing small files: a thread hand-off per file costs more
@@ -77,13 +72,8 @@ async def seed(data: Path, cache: str, n: int, jobs: int = 32, seed_no: int = 0,
     driver = create_driver(config.storage)
     index = Index(config.index.path, describer)
     await index.open()
-    # The index learns of each push as the server's would (spack import does the same).
-    hooks = IndexHooks(index)
-    hooks.start()
-    spack = Spack(SpackArea(driver), SpecCatalog(index, hooks))
-    settings = dataclasses.replace(CoreSettings.from_config(config),
-                                   object_keys=spack.object_keys)
-    reg = build_registry(driver, hooks, settings, decorators=[spack.decorate])
+    # The index learns of each push as the server's would (as for spack import).
+    reg, hooks, spack = spack_registry(config, driver, index)
     start = time.perf_counter()
     done = 0
 

@@ -21,7 +21,10 @@ from registry.config import Config, ConfigError, load
 from registry.units import human_size
 
 if TYPE_CHECKING:  # imported where used: `registry config check` stays light
+    from registry.core.service import Registry
     from registry.index.db import Index
+    from registry.index.hooks import IndexHooks
+    from registry.spack.wiring import Spack
     from registry.storage.driver import Driver
 
 
@@ -141,14 +144,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_spack_import(args: argparse.Namespace) -> int:
-    from registry.core.areas import SpackArea
-    from registry.core.factory import CoreSettings, build_registry
-    from registry.index.hooks import IndexHooks
     from registry.progressbar import ProgressBar
     from registry.spack import importer
-    from registry.spack.catalog import SpecCatalog
     from registry.spack.layout import bucket_of
-    from registry.spack.wiring import Spack
 
     config = _load(args)
     root = Path(args.dir)
@@ -167,13 +165,7 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
 
     async def run() -> importer.Summary:
         async with _store(config) as (driver, index):
-            # The server's index learns of what is imported as it would of a push.
-            hooks = IndexHooks(index)
-            hooks.start()
-            spack = Spack(SpackArea(driver), SpecCatalog(index, hooks))
-            settings = dataclasses.replace(CoreSettings.from_config(config),
-                                           object_keys=spack.object_keys)
-            reg = build_registry(driver, hooks, settings, decorators=[spack.decorate])
+            reg, hooks, spack = spack_registry(config, driver, index)
             bar = ProgressBar(todo.files, todo.bytes)
             try:
                 summary = await importer.run(reg.objects, args.cache, todo, args.jobs,
@@ -190,6 +182,25 @@ def cmd_spack_import(args: argparse.Namespace) -> int:
     for rel, why in summary.failed:
         print(f"  refused {rel}: {why}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def spack_registry(config: Config, driver: Driver,
+                   index: Index) -> tuple[Registry, IndexHooks, Spack]:
+    """(registry, hooks, Spack room) over `driver` as the server builds them, for tools
+    that write a store offline (`spack import`, loadtest's spack-seed): the index learns
+    of what they write as it would of a push. The caller closes the hooks."""
+    from registry.core.areas import SpackArea
+    from registry.core.factory import CoreSettings, build_registry
+    from registry.index.hooks import IndexHooks
+    from registry.spack.catalog import SpecCatalog
+    from registry.spack.wiring import Spack
+
+    hooks = IndexHooks(index)
+    hooks.start()
+    spack = Spack(SpackArea(driver), SpecCatalog(index, hooks))
+    settings = dataclasses.replace(CoreSettings.from_config(config),
+                                   object_keys=spack.object_keys)
+    return build_registry(driver, hooks, settings, decorators=[spack.decorate]), hooks, spack
 
 
 def cmd_spack_list(args: argparse.Namespace) -> int:

@@ -4,14 +4,13 @@ checked and split, only what the caller may pull, one page at a time, rendered a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from registry.core.errors import RegistryError
-from registry.index.db import Index
+from registry.index.db import Index, json_or
 from registry.index.search import BUILD_FIELDS, Hit, SearchQuery, phrase
 
 __all__ = ["BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor", "parse_cursor",
@@ -105,14 +104,6 @@ class Search:
                     hits[-1] if more and hits else None)
 
 
-def _json(text: str | None, default: Any) -> Any:
-    try:
-        value = json.loads(text or "null")
-    except ValueError:
-        return default
-    return value if isinstance(value, type(default)) else default
-
-
 
 
 def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
@@ -124,9 +115,9 @@ def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
         out.update({
             "cache": hit.repo, "tag": None, "digest": None, "hash": hit.key,
             "name": spec.get("name"), "version": spec.get("version"),
-            "compiler": spec.get("compiler"), "variants": _json(spec.get("variants"), {}),
+            "compiler": spec.get("compiler"), "variants": json_or(spec.get("variants"), {}),
             "dependencies": [{"name": x[0], "hash": x[1]}
-                             for x in _json(spec.get("dependencies"), [])
+                             for x in json_or(spec.get("dependencies"), [])
                              if isinstance(x, list) and len(x) == 2],
             "platforms": [{"os": spec.get("platform"), "os_release": spec.get("os"),
                            "target": target}],
@@ -138,7 +129,7 @@ def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
         "mediaType": d["media_type"],
         "platforms": [{k: v for k, v in zip(BUILD_FIELDS, b, strict=True) if v is not None}
                       for b in d["builds"]],
-        "annotations": _json(d["annotations"], {}), "labels": _json(d["labels"], {}),
+        "annotations": json_or(d["annotations"], {}), "labels": json_or(d["labels"], {}),
         "size": d["size"], "signed": d["signed"]})
     if hit.kind == "artifact":
         out["artifactType"] = d["artifact_type"]

@@ -469,7 +469,8 @@ class Index:
         return await self._run(lambda: schema.version_of(self._connection()))
 
 
-def _json(text: str | None, default: Any) -> Any:
+def json_or(text: str | None, default: Any) -> Any:
+    """A JSON column's value, or `default` when it is empty, unreadable or of another type."""
     try:
         value = json.loads(text or "null")
     except ValueError:
@@ -478,11 +479,11 @@ def _json(text: str | None, default: Any) -> Any:
 
 
 def _spec_row(r: dict[str, Any]) -> SpecRow:
-    deps = tuple((str(d[0]), str(d[1])) for d in _json(r["dependencies"], [])
+    deps = tuple((str(d[0]), str(d[1])) for d in json_or(r["dependencies"], [])
                  if isinstance(d, list) and len(d) == 2)
     return SpecRow(r["cache"], r["hash"], r["name"] or "", r["version"] or "",
                    r["platform"] or "", r["os"] or "", r["target"] or "",
-                   r["compiler"] or "", _json(r["variants"], {}), deps, r["size"] or 0,
+                   r["compiler"] or "", json_or(r["variants"], {}), deps, r["size"] or 0,
                    r["format"] or 0, r["source"] or "", r["pushed_at"] or 0.0)
 
 
