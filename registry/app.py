@@ -14,7 +14,7 @@ from registry.api.blob_uses import register as register_blob_uses
 from registry.api.common import Context
 from registry.api.compose_api import register as register_compose_api
 from registry.api.dispatch import Dispatcher, Family
-from registry.api.families import ApiFamily, MetricsFamily, SpackFamily, UiFamily
+from registry.api.families import ApiFamily, MetricsFamily, SpackFamily
 from registry.api.health import HealthFamily, Readiness, ReadyFamily
 from registry.api.keys_api import KeysFamily
 from registry.api.metrics import Metrics
@@ -76,6 +76,7 @@ from registry.trust.keys import KeyStore
 from registry.trust.signatures import build_signatures
 from registry.trust.signer import listen_host, registry_signer
 from registry.trust.wiring import Trust
+from registry.ui.family import build as build_ui
 
 log = logging.getLogger("registry")
 
@@ -112,7 +113,8 @@ def build_dispatcher(registry: Registry, config: Config,
     register_signatures_api(api)
     register_search_api(api)
     register_scan_api(api)
-    families: list[Family] = [oci, spack_family, api, UiFamily(), MetricsFamily(), s3,
+    ui = build_ui()
+    families: list[Family] = [oci, spack_family, api, ui, MetricsFamily(), s3,
                               TokenFamily(), HealthFamily(), ReadyFamily(), KeysFamily()]
     ctx = Context(registry, config, {f.name: f.prefix for f in families},
                   spack_views=spack.views if spack is not None else spack_views,
@@ -123,6 +125,7 @@ def build_dispatcher(registry: Registry, config: Config,
                       resolver, builds.of_manifest if builds is not None else None),
                   signatures=signatures, search=search, scans=scans,
                   composer=Composer(registry, spack.caches) if spack is not None else None)
+    ui.context = ctx
     d = Dispatcher(ctx, default=oci, access=access)
     for family in families:
         d.mount(family)

@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients and reference servers the tests drive (Debian packages).
-APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl gnupg nodejs npm)
-COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl gpg gpgconf node npm)
+APT_PACKAGES=(skopeo podman buildah docker-registry nginx-light wrk curl openssl gnupg nodejs npm
+              chromium chromium-driver)
+COMMANDS=(skopeo podman buildah docker-registry nginx wrk curl openssl gpg gpgconf node npm chromium chromedriver)
 missing=0
 for cmd in "${COMMANDS[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing=1

@@ -1,12 +1,12 @@
 """The small families, routed by a table of path patterns: Spack's classic mirror
-views (`/spack/`, plain-text errors), the registry's own JSON API (`/api/v1/`,
-problem JSON) and the web UI (`/ui/`, HTML). Each renders errors its own way;
-`classify` (api/errors.py) decides what an exception means for all of them.
+views (`/spack/`, plain-text errors) and the registry's own JSON API (`/api/v1/`,
+problem JSON); the web UI's (`/ui/`, HTML) is registry/ui/family.py. Each renders
+errors its own way; `classify` (api/errors.py) decides what an exception means for
+all of them.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from typing import Any
@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from registry.api.common import Context, visible
+from registry.api.common import Context
 from registry.api.dispatch import Handler
 from registry.api.errors import classify, headers_for
 from registry.api.metrics import metrics_page
@@ -126,37 +126,9 @@ class MetricsFamily(PlainTextFamily):
         self.add("GET", r"", metrics_page, PULL)
 
 
-class UiFamily(PatternFamily):
-    """The web UI; errors are small HTML pages."""
-
-    name = "ui"
-    prefix = "/ui/"
-    root = "/ui"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add("GET", r"", ui_root, PULL)
-
-    def error_body(self, err: RegistryError, request: web.BaseRequest,
-                   headers: dict[str, str]) -> web.StreamResponse:
-        title = html.escape(f"{err.status} {err.message}")
-        page = f"<!doctype html><title>{title}</title><h1>{title}</h1>\n"
-        headers["Content-Type"] = "text/html; charset=utf-8"
-        return web.Response(status=err.status, text=page, headers=headers)
-
-
 async def api_root(request: web.BaseRequest, route: dict[str, str],
                    ctx: Context) -> web.StreamResponse:
     """What this registry serves: its protocol families and their mount points."""
     body = {"service": "registry", "families": ctx.families}
     return web.Response(body=json.dumps(body).encode(),
                         headers={"Content-Type": "application/json"})
-
-
-async def ui_root(request: web.BaseRequest, route: dict[str, str],
-                  ctx: Context) -> web.StreamResponse:
-    repos = visible(request, ctx, "oci", await ctx.registry.catalog.repositories())
-    items = "".join(f"<li>{html.escape(r)}</li>" for r in repos[:1000])
-    page = (f"<!doctype html><title>registry</title><h1>registry</h1>"
-            f"<p>{len(repos)} repositories</p><ul>{items}</ul>\n")
-    return web.Response(text=page, headers={"Content-Type": "text/html; charset=utf-8"})

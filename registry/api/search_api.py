@@ -16,7 +16,7 @@ from registry.api.access import AllowAll
 from registry.api.common import Context
 from registry.api.families import PatternFamily
 from registry.arch.platforms import FAMILY_TO_OCI, PlatformError, known_target
-from registry.core.access import PULL, Scope
+from registry.core.access import BROWSE, PULL, Scope
 from registry.core.errors import NotFound
 from registry.core.search import (
     KINDS,
@@ -43,7 +43,7 @@ _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no":
 
 
 def register(family: PatternFamily) -> None:
-    family.add("GET", r"search/?", search, PULL)
+    family.add("GET", r"search/?", search, BROWSE)
 
 
 def _one(request: web.BaseRequest, key: str, pattern: re.Pattern[str] | None = None

@@ -50,6 +50,7 @@ from registry.auth.sigv4 import SignedRequest, access_key_of, is_sigv4, verify
 from registry.auth.tokens import TokenError, TokenKeys
 from registry.core.access import (
     ADMIN,
+    BROWSE,
     DELETE,
     IDENTITY,
     PULL,
@@ -135,7 +136,7 @@ class Guard:
         return self._permitted(request.get(IDENTITY, NOBODY), None, scope)
 
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
-        if self.audit is None or scope.action == PULL or status >= 400:
+        if self.audit is None or scope.action in (PULL, BROWSE) or status >= 400:
             return
         if request.method == "PATCH" or (scope.action == PUSH and status == 202):
             return  # a chunk, or an upload session started: the push is its last request
@@ -150,6 +151,8 @@ class Guard:
 
     def _permitted(self, who: Identity, granted: Mapping[str, frozenset[str]] | None,
                    scope: Scope) -> bool:
+        if scope.action == BROWSE:  # a listing narrowed to what the caller may pull
+            return True
         if not scope.resource:  # the registry as a whole: any caller who logged in
             return not who.anonymous
         if granted is not None and scope.action not in granted.get(scope.resource, ()):

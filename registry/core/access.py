@@ -30,6 +30,10 @@ PULL, PUSH, DELETE, ADMIN = "pull", "push", "delete", "admin"
 # Have the registry sign a manifest with one of its keys (POST /api/v1/sign/...): it
 # writes signature manifests into the repository, and vouches with the site's key.
 SIGN = "sign"
+# Look at a listing whose answer the handler narrows to what the caller may pull (search,
+# the dashboard's pages): anyone may ask, anonymous callers included, and each sees only
+# what `AccessControl.allowed` admits. Not an action a rule grants (not in ACTIONS).
+BROWSE = "browse"
 
 # What the dispatcher and the access step note on a request, for those that read
 # it later (handlers, the access and audit logs): its id, and who is asking.

@@ -46,7 +46,7 @@ def search(reg, query: str, who: str | None = "reader", status: int = 200):
     return r
 
 
-def found(reg, query: str, who: str = "reader") -> list[tuple[str, str, str]]:
+def found(reg, query: str, who: str | None = "reader") -> list[tuple[str, str, str]]:
     """(kind, repository, tag or spec) of each result, in the answer's order."""
     return [(x["kind"], x["repository"],
              f"{x['name']}@{x['version']}" if x["kind"] == "spack" else x["tag"])
@@ -93,7 +93,8 @@ def test_search_over_a_mixed_store(start_registry, users, driver):
         pytest.skip("the answer comes from the index alone: one driver is enough")
     reg = start_registry(config=(
         f'[auth]\nmode = "token"\naudit_log = ""\nusers = [{users}]\n'
-        'rules = ["* user:writer pull,push,delete", "pub/* user:reader pull"]\n'))
+        'rules = ["* user:writer pull,push,delete", "pub/* user:reader pull", '
+        '"pub/tool anonymous pull"]\n'))
     sbom = push_store(reg)
     # New pushes are searchable once the index writer has applied them.
     wait_for(lambda: found(reg, "kind=spack", "writer"), lambda got: len(got) == 4)
@@ -167,8 +168,12 @@ def test_search_over_a_mixed_store(start_registry, users, driver):
         url = parse_link(r.headers["Link"]) if "Link" in r.headers else ""
     assert len(ranked) == len(search(reg, "q=hdf5").json()["results"]) >= 2
 
-    # Anonymous callers log in first, as for the catalog.
-    search(reg, "q=hdf5", None, 401)
+    # Anonymous callers (the dashboard's visitors) search what anonymous may pull;
+    # credentials that do not hold are refused, not taken for anonymous.
+    assert {x[1] for x in found(reg, "n=500", None)} == {"pub/tool"}
+    assert found(reg, "q=hdf5", None) == []
+    r = call(reg, "GET", "/api/v1/search?q=hdf5", auth=("reader", "wrong password"))
+    assert r.status_code == 401, r.text
 
 
 HOSTILE = ["q=%22", "q=a%00b", "q=" + "x" * 300, "q=" + "+w" * 20, "q=%40%40", "n=0",

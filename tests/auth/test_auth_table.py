@@ -50,7 +50,10 @@ ENDPOINTS = {
     "api spack resolve": ("GET", "/api/v1/spack/team/app/resolve?spec=zlib&target=zen3",
                           "team/app", "pull", 404),
     "api requirements": ("GET", "/api/v1/requirements/team/app:v1", "team/app", "pull", 200),
-    "ui": ("GET", "/ui/", "", "pull", 200),
+    # The dashboard's pages are listings narrowed to what the caller may pull: anyone
+    # whose credentials hold (or who sends none) may ask.
+    "ui": ("GET", "/ui/", "", "browse", 200),
+    "search": ("GET", "/api/v1/search?q=app", "", "browse", 200),
     "metrics": ("GET", "/metrics", "", "pull", 200),
     "s3 list": ("GET", "/s3/team?list-type=2", "team", "pull", 200),
     "s3 put": ("PUT", "/s3/team/key", "team", "push", 200),
@@ -78,6 +81,8 @@ def _may(caller: str, resource: str, action: str) -> bool:
     import fnmatch
 
     grants, logged_in = MODEL[caller]
+    if action == "browse":  # anonymous, or credentials that hold
+        return logged_in or caller == "anonymous"
     if resource == "":
         return logged_in
     return any(fnmatch.fnmatchcase(resource, pattern) and action in actions.split()

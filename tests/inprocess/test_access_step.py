@@ -9,14 +9,14 @@ from registry.core.errors import Denied
 
 
 class Recorder:
-    """Refuses pushes and deletes; remembers every scope it was asked about."""
+    """Refuses pushes and deletes (lets pulls and listings through); remembers every scope it was asked about."""
 
     def __init__(self) -> None:
         self.seen: list[Scope] = []
 
     async def check(self, request, scope: Scope) -> None:
         self.seen.append(scope)
-        if scope.action != "pull":
+        if scope.action not in ("pull", "browse"):
             raise Denied(detail={"scope": scope.resource})
 
     def allowed(self, request, scope: Scope) -> bool:
