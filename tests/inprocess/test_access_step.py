@@ -9,7 +9,8 @@ from registry.core.errors import Denied
 
 
 class Recorder:
-    """Refuses pushes and deletes (lets pulls and listings through); remembers every scope it was asked about."""
+    """Refuses pushes and deletes (lets pulls and listings through); remembers every
+    scope it was asked about."""
 
     def __init__(self) -> None:
         self.seen: list[Scope] = []
