@@ -62,6 +62,7 @@ from registry.lifecycle import background
 from registry.scan import spack_map
 from registry.scan.results import ScanResults
 from registry.scan.vulns import Vulnerabilities
+from registry.scan.worker import Holders as ScanHolders
 from registry.scan.worker import ScanFeed
 from registry.spack.catalog import SpecCatalog, keep_current
 from registry.spack.images import Composer
@@ -197,6 +198,17 @@ def _holders(index: Index) -> Holders:
     return holders
 
 
+def _manifest_holders(index: Index, hooks: IndexHooks) -> ScanHolders:
+    """The repositories the index says hold a manifest digest, once every event queued
+    so far is applied; None while it is catching up with the store (it may not know)."""
+    async def holders(digest: str) -> list[str] | None:
+        await hooks.flush()
+        if index.dirty:
+            return None
+        return await index.manifest_holders(digest)
+    return holders
+
+
 def _scratch(driver: Driver) -> str | None:
     """The scratch directory a scan writes an rpm database to; None when the store
     keeps no files on local disk (then the system's temporary directory)."""
@@ -285,9 +297,12 @@ async def running(config: Config, hooks: Hooks | None = None,
         below = signatures.feed if signatures else hooks or index_hooks
         # The scanner learns of every manifest put (a Spack build pushed over S3 or
         # imported is stored as the image spack would have pushed, and comes this way).
+        # Its results' summaries go to the index through its queued hooks.
         scans = None if node_cache else ScanFeed(below, ScanResults(ScanArea(driver).results()),
                                                  scratch=_scratch(driver),
-                                                 vulns=_vulnerabilities(config))
+                                                 vulns=_vulnerabilities(config),
+                                                 sink=index_hooks.scan_event,
+                                                 holders=_manifest_holders(index, index_hooks))
         trust = None
         if config.trust.policies and signatures is not None:
             # Last, so outermost: every family's reads of a repository pass the policy.
@@ -336,7 +351,8 @@ async def running(config: Config, hooks: Hooks | None = None,
             uncached = build_registry(driver, settings=CoreSettings(
                 shared_store=True, artifact_check=settings.artifact_check))
             await stack.enter_async_context(background(indexing.keep_current(
-                uncached, index, index_hooks, config.index.sync_interval if shared_store else 0)))
+                uncached, index, index_hooks, config.index.sync_interval if shared_store else 0,
+                rooms=(scans.sync_index,) if scans else ())))
             if spack is not None and spack.catalog is not None:
                 await stack.enter_async_context(background(
                     keep_current(spack.caches, spack.catalog)))

@@ -113,10 +113,12 @@ async def _store(config: Config) -> AsyncIterator[tuple[Driver, Index]]:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     from registry.arch.compat_check import CompatCheck
-    from registry.core.areas import TrustArea
+    from registry.core.areas import ScanArea, TrustArea
     from registry.core.factory import CoreSettings, build_registry
     from registry.core.hooks import NullHooks
     from registry.core.indexing import rebuild
+    from registry.scan import summary
+    from registry.scan.results import ScanResults
     from registry.trust.feed import reverify_all
     from registry.trust.keys import KeyStore
     from registry.trust.material import key_source, load_trust_store
@@ -133,7 +135,13 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             # Compatibility artifacts' documents are read and indexed as at push.
             settings = CoreSettings(artifact_check=CompatCheck())
             reg = build_registry(driver, NullHooks(), settings)
-            stats = await rebuild(reg, index)
+            # Each scanned manifest's summary, from its result in `_scan/`.
+            results = ScanResults(ScanArea(driver).results())
+
+            async def scans(index: Index) -> int:
+                return await summary.sync(results, index)
+
+            stats = await rebuild(reg, index, rooms=(scans,))
             # Each manifest's signatures, verified with the trust material the server has.
             signed = await reverify_all(reg, Verifier(key_source(
                 KeyStore(TrustArea(driver)), trust_store)), index)

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 def _rematch(config: Config, report: ImportReport) -> int:
-    """Re-match the stored scan results the import touched (through the store)."""
+    """Re-match the stored scan results the import touched (through the store), each
+    summary written to the index as its result is (search shows it at once)."""
     from registry.core.areas import ScanArea
-    from registry.scan import spack_map
+    from registry.index.db import Index
+    from registry.scan import spack_map, summary
     from registry.scan.results import ScanResults
     from registry.scan.vulns import Vulnerabilities, rematch
     from registry.storage import create_driver
@@ -29,10 +31,14 @@ def _rematch(config: Config, report: ImportReport) -> int:
 
     async def run() -> int:
         driver = create_driver(config.storage)
+        index = Index(config.index.path)
+        await index.open()
         try:
-            return await rematch(ScanResults(ScanArea(driver).results()), vulns, report)
+            return await rematch(ScanResults(ScanArea(driver).results()), vulns, report,
+                                 lambda d, doc: index.apply([summary.seen(d, doc)]))
         finally:
             await driver.close()
+            await index.close()
 
     return asyncio.run(run())
 

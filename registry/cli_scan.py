@@ -34,7 +34,9 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
         from registry.scan.vulns import Vulnerabilities
 
         validate_name(repo)
-        async with store(config) as (driver, _):
+        from registry.scan import summary
+
+        async with store(config) as (driver, index):
             reg = build_registry(driver, settings=CoreSettings(shared_store=True))
             digest = (await reg.manifests.get(repo, reference, with_body=False)).digest
             results = ScanResults(ScanArea(driver).results())
@@ -52,6 +54,7 @@ def scan_command(load: Callable[[argparse.Namespace], Config], store: Store,
             if vulns.stale(doc, vulns.generation()):
                 doc = vulns.annotate_sync(doc)
                 await results.write(digest, doc)
+            await index.apply([summary.seen(digest, doc)])  # search shows it at once
             return doc
 
     try:

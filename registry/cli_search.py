@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registry.config import Config
+from registry.index.scans import SEVERITIES
 
 Store = Callable[[Config], Any]  # cli._store
 
@@ -38,7 +39,8 @@ def _query(args: argparse.Namespace) -> Any:
     return SearchQuery(terms=terms(" ".join(args.query)), kind=args.kind, os=args.os,
                        arch=args.arch, arch_targets=arch_targets(args.arch) if args.arch
                        else None, targets=targets, labels=tuple(labels), spack_name=name,
-                       spack_version=version or None, signed=args.signed, limit=args.n)
+                       spack_version=version or None, signed=args.signed,
+                       severity=args.severity, scanned=args.scanned, limit=args.n)
 
 
 def cmd_search(args: argparse.Namespace, load: Callable[[argparse.Namespace], Config],
@@ -83,8 +85,9 @@ def _platforms(r: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     """Results as columns: kind, repository or cache, what (tag or spec), digest or hash,
-    platforms."""
-    rows = [("KIND", "REPOSITORY", "TAG/SPEC", "DIGEST", "PLATFORMS")]
+    the worst vulnerability of its scan ("-": not scanned, "?": not matched yet; "-" for a
+    spec, whose manifest is a result of its own), platforms."""
+    rows = [("KIND", "REPOSITORY", "TAG/SPEC", "DIGEST", "SEVERITY", "PLATFORMS")]
     for r in results:
         if r["kind"] == "spack":
             what = f"{r['name']}@{r['version']}" + (f" %{r['compiler']}" if r["compiler"]
@@ -93,10 +96,11 @@ def table(results: list[dict[str, Any]]) -> str:
         else:
             what = ",".join(r["tags"]) or "-"
             ident = r["digest"][:19]
-        rows.append((r["kind"], r["repository"], what, ident, _platforms(r)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
-                     + "  " + row[4] for row in rows)
+        severity = r.get("max_severity") or ("?" if r.get("scanned") else "-")
+        rows.append((r["kind"], r["repository"], what, ident, severity, _platforms(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True))
+                     + "  " + row[5] for row in rows)
 
 
 def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None],
@@ -119,6 +123,14 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None],
                         help="only manifests with a valid signature")
     signed.add_argument("--unsigned", action="store_const", const=False, dest="signed",
                         help="only manifests without one")
+    s.add_argument("--severity", choices=SEVERITIES,
+                   help="only manifests whose worst vulnerability is at least this level "
+                        "(none: every manifest scanned and matched)")
+    scanned = s.add_mutually_exclusive_group()
+    scanned.add_argument("--scanned", action="store_const", const=True, dest="scanned",
+                         help="only manifests with a scan result")
+    scanned.add_argument("--unscanned", action="store_const", const=False, dest="scanned",
+                         help="only manifests not scanned yet")
     s.add_argument("-n", type=int, default=50, help="at most this many results (default 50)")
     s.add_argument("--json", action="store_true", help="JSON, as the API's results")
     s.set_defaults(func=lambda args: cmd_search(args, load, store))

@@ -23,6 +23,7 @@ from registry.core.search import (
     MAX_FILTER,
     N_DEFAULT,
     N_MAX,
+    SEVERITIES,
     BadSearch,
     MayPull,
     SearchQuery,
@@ -33,7 +34,7 @@ from registry.core.search import (
 from registry.spack.specs import NAME_RE
 
 PARAMETERS = frozenset({"q", "kind", "os", "arch", "target", "fits", "label", "spack", "signed",
-                        "n", "last"})
+                        "severity", "scanned", "n", "last"})
 MAX_LABELS = 8
 OS_RE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 ARCH_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -132,11 +133,16 @@ def query_of(request: web.BaseRequest) -> SearchQuery:
     if not 1 <= n <= N_MAX:
         raise BadSearch(f"n must be between 1 and {N_MAX}", {"parameter": "n"})
     last = _one(request, "last")
+    severity = _one(request, "severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise BadSearch(f"severity must be one of {', '.join(SEVERITIES)}",
+                        {"parameter": "severity", "value": severity[:100]})
     return SearchQuery(
         terms=terms(_one(request, "q") or ""), kind=kind, os=_one(request, "os", OS_RE),
         arch=arch, arch_targets=arch_targets(arch) if arch else None,
         targets=_targets(request), labels=_labels(request), spack_name=name,
-        spack_version=version, signed=_flag(request, "signed"),
+        spack_version=version, signed=_flag(request, "signed"), severity=severity,
+        scanned=_flag(request, "scanned"),
         after=parse_cursor(last) if last else None, limit=n)
 
 

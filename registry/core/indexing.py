@@ -11,6 +11,10 @@ index and applies the difference:
   writes this process's hooks never see;
 - `registry reindex`: clear, then the same pass over an empty index.
 
+Rooms whose rows the index derives from their own areas of the store (the scan room's
+summaries of `_scan/`, registry/scan/summary.py) give the pass a `RoomPass`: run after
+the repositories', it brings those rows in step the same way.
+
 A pass costs, per repository, a few listings plus the tag targets; manifests are
 read only when new to the index. The protocol answers never depend on it: they
 come from the store.
@@ -23,6 +27,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from registry.core.errors import ManifestUnknown
@@ -48,6 +53,10 @@ log = logging.getLogger("registry.indexing")
 
 APPLY_CHUNK = 500  # events per transaction: hook batches interleave between chunks
 
+# A room's pass over the rows it derives from its own area: applies what differs, and
+# returns how many rows it changed.
+RoomPass = Callable[[Index], Awaitable[int]]
+
 
 @dataclass
 class IndexStats:
@@ -62,11 +71,12 @@ class IndexStats:
     removed: int = 0
     described: int = 0
     skipped: int = 0
+    rooms: int = 0  # rows the rooms' passes changed
 
     @property
     def changed(self) -> bool:
         return bool(self.manifests or self.tags or self.blobs or self.removed
-                    or self.described)
+                    or self.described or self.rooms)
 
 
 async def read_manifest(reg: Registry, repo: str, digest: Digest) -> ManifestPut | None:
@@ -175,10 +185,11 @@ async def _repo_diff(reg: Registry, index: Index, repo: str, stats: IndexStats) 
     return events
 
 
-async def catch_up(reg: Registry, index: Index, hooks: IndexHooks | None = None) -> IndexStats:
-    """One pass: make the index agree with the store for every repository. `hooks`:
-    this process's, whose writes the pass must not undo. A repository pushed to
-    throughout the pass is left dirty for the next one."""
+async def catch_up(reg: Registry, index: Index, hooks: IndexHooks | None = None,
+                   rooms: Sequence[RoomPass] = ()) -> IndexStats:
+    """One pass: make the index agree with the store for every repository, then each
+    of `rooms` its rows. `hooks`: this process's, whose writes the pass must not undo.
+    A repository pushed to throughout the pass is left dirty for the next one."""
     stats = IndexStats()
     repos = await reg.catalog.repositories()
     for repo in repos:
@@ -193,20 +204,22 @@ async def catch_up(reg: Registry, index: Index, hooks: IndexHooks | None = None)
         events += [BlobUnlinked(gone, b.digest) for b in await index.blobs(gone)]
         await _apply(index, events)
         stats.removed += 1
+    for room in rooms:
+        stats.rooms += await room(index)
     return stats
 
 
-async def rebuild(reg: Registry, index: Index) -> IndexStats:
+async def rebuild(reg: Registry, index: Index, rooms: Sequence[RoomPass] = ()) -> IndexStats:
     """`registry reindex`: forget everything derived from storage, then read it all."""
     generation = index.dirty_generation
     await index.clear()
-    stats = await catch_up(reg, index)
+    stats = await catch_up(reg, index, rooms=rooms)
     index.mark_clean(generation)
     return stats
 
 
 async def keep_current(reg: Registry, index: Index, hooks: IndexHooks | None,
-                       interval: float) -> None:
+                       interval: float, rooms: Sequence[RoomPass] = ()) -> None:
     """Run until cancelled: a catch-up pass whenever the index is dirty (at startup
     after a crash, after a dropped event) and, if `interval` > 0, every `interval`
     seconds (replicas on a shared store). A failed pass is retried later."""
@@ -221,7 +234,7 @@ async def keep_current(reg: Registry, index: Index, hooks: IndexHooks | None,
             try:
                 if hooks is not None:
                     await hooks.flush()  # so the diff sees this process's own writes
-                stats = await catch_up(reg, index, hooks)
+                stats = await catch_up(reg, index, hooks, rooms)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -11,10 +11,11 @@ from typing import Any
 
 from registry.core.errors import RegistryError
 from registry.index.db import Index, json_or
+from registry.index.scans import SEVERITIES
 from registry.index.search import BUILD_FIELDS, Hit, SearchQuery, phrase
 
-__all__ = ["BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor", "parse_cursor",
-           "result_json", "terms"]
+__all__ = ["SEVERITIES", "BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor",
+           "parse_cursor", "result_json", "terms"]
 
 MAX_QUERY = 256  # characters of q
 MAX_TERMS = 16  # words of q
@@ -103,6 +104,25 @@ class Search:
         return Page([result_json(h, d) for h, d in zip(hits, details, strict=True)],
                     hits[-1] if more and hits else None)
 
+    async def summary(self, repo: str, digest: str) -> dict[str, Any] | None:
+        """The scan summary of manifest `digest` in `repo`, from the index (the dashboard's
+        read; the caller checks the right to pull `repo`):
+
+            {"max_severity": "high", "scanned_at": 1796000000.0,
+             "counts": {"critical": 0, "high": 2, "medium": 1, "low": 0, "unknown": 4}}
+
+        `max_severity` is the worst level among its vulnerabilities: "critical", "high",
+        "medium", "low", "unknown" (vulnerabilities whose advisories give no severity) or
+        "none" (scanned and matched against the imported advisories, nothing found); None
+        when scanned but not yet matched. `counts`: vulnerabilities per level. For an
+        index of images, its children's together (worst level, counts added, the latest
+        scan). None while the manifest (or a child) has no result: not scanned yet, or
+        not a manifest the index knows in `repo`."""
+        found = await self.index.scan_summary(repo, digest)
+        if found is None:
+            return None
+        return {"max_severity": found.max_severity, "counts": found.counts,
+                "scanned_at": found.scanned_at}
 
 
 
@@ -130,7 +150,8 @@ def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
         "platforms": [{k: v for k, v in zip(BUILD_FIELDS, b, strict=True) if v is not None}
                       for b in d["builds"]],
         "annotations": json_or(d["annotations"], {}), "labels": json_or(d["labels"], {}),
-        "size": d["size"], "signed": d["signed"]})
+        "size": d["size"], "signed": d["signed"], "max_severity": d["max_severity"],
+        "scanned": d["scanned"]})
     if hit.kind == "artifact":
         out["artifactType"] = d["artifact_type"]
         if d["subject"]:

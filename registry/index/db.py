@@ -25,6 +25,8 @@ Tables (schema.py has the DDL and its versions):
     signatures (repo, digest, signature, position) format, identity, key, valid, reason:
                each manifest's signatures as the trust room last verified them
                (registry/trust/feed.py; one "unsigned" row for none)
+    scans      (digest) severity, counts, packages, scanned_at, synced_at: the summary of
+               each manifest's scan result (index/scans.py; registry/scan sends it)
     meta       schema_version, catchup ("1": contents unknown, fill from storage)
     writers    one row per process that has the file open for writing
 
@@ -49,7 +51,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from registry.index import artifacts, blob_report, builds, schema, search
+from registry.index import artifacts, blob_report, builds, scans, schema, search
 from registry.index.builds import Describer
 from registry.index.records import (
     ArtifactRow,
@@ -63,6 +65,7 @@ from registry.index.records import (
     ManifestRow,
     Platform,
     PullStat,
+    ScanSummary,
     SignatureRow,
     SpecRow,
     TagRow,
@@ -241,7 +244,7 @@ class Index:
         self._applied += 1
         conn.execute("BEGIN IMMEDIATE")
         for table in ("manifests", "tags", "platforms", "builds", "artifacts", "blob_refs",
-                      "blobs", "signatures"):
+                      "blobs", "signatures", "scans"):
             conn.execute(f"DELETE FROM {table}")
         search.clear_manifests(conn)
         conn.execute("COMMIT")
@@ -463,6 +466,20 @@ class Index:
         return [r["digest"] for r in await self._query(
             "SELECT DISTINCT digest FROM signatures WHERE repo = ? AND signature = ?"
             " ORDER BY digest", [repo, signature])]
+
+    async def scan_summary(self, repo: str, digest: str) -> ScanSummary | None:
+        """The scan summary of manifest `digest` in `repo` (index/scans.py): its own, or for
+        an index of images its children's together; None while it (or a child) has no
+        result."""
+        return await self._run(lambda: scans.summary(self._connection(), repo, digest))
+
+    async def scan_stamps(self) -> dict[str, float]:
+        """Every digest with a scan summary, and when that row was synced."""
+        return await self._run(lambda: scans.stamps(self._connection()))
+
+    async def manifest_holders(self, digest: str) -> list[str]:
+        """The repositories the index says hold manifest `digest`."""
+        return await self._run(lambda: scans.holders(self._connection(), digest))
 
     async def schema_version(self) -> int:
         """The version of the open file's schema (schema.SCHEMA_VERSION once open)."""

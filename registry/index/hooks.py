@@ -35,6 +35,7 @@ from registry.index.records import (
     ManifestPut,
     PullCount,
     PullsSeen,
+    ScanEvent,
     SignaturesSeen,
     SpecDeleted,
     SpecPut,
@@ -109,6 +110,13 @@ class IndexHooks:
     def signature_event(self, event: SignaturesSeen) -> None:
         """Queue the signatures a manifest was found to have, like any write event;
         a dropped one marks the index dirty."""
+        self._put(event)
+
+    # -- scan summaries (registry.scan.worker) -------------------------------------
+
+    def scan_event(self, event: ScanEvent) -> None:
+        """Queue a scan result's summary written or removed, like any write event; a
+        dropped one marks the index dirty (the catch-up re-reads the results)."""
         self._put(event)
 
     # -- core.hooks.Hooks: reads (called, not awaited, on every GET) -------------

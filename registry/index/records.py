@@ -211,9 +211,51 @@ class SignaturesSeen:
     rows: tuple[SignatureRow, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    """The summary of one manifest's scan result (registry/scan/summary.py makes it): its
+    worst vulnerability (`max_severity`: one of index/scans.py SEVERITIES, or None when
+    the result was not matched against advisories), how many vulnerabilities of each
+    level (`counts`), and `synced_at`: a time at or after the result file was written,
+    which the catch-up compares with the file's mtime to know what changed since."""
+
+    digest: str
+    max_severity: str | None
+    counts: dict[str, int]
+    packages: int
+    scanned_at: float
+    synced_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSeen:
+    """A manifest's scan result was written: its summary is `row` (unless the index holds
+    one synced later: an older read loses to a newer write)."""
+
+    row: ScanRow
+
+    @property
+    def repo(self) -> str:  # a result is per digest, in no one repository
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanForgotten:
+    """The scan result of `digest` was removed: its summary goes, unless it was synced
+    at or after `before` (a newer result written meanwhile)."""
+
+    digest: str
+    before: float
+
+    @property
+    def repo(self) -> str:
+        return ""
+
+
 SpecEvent = SpecPut | SpecDeleted | SpecsReset
+ScanEvent = ScanSeen | ScanForgotten
 WriteEvent = (ManifestPut | ManifestDescribe | ManifestDeleted | TagSet | TagDeleted
-              | BlobLinked | BlobUnlinked | SpecEvent | SignaturesSeen)
+              | BlobLinked | BlobUnlinked | SpecEvent | SignaturesSeen | ScanEvent)
 Event = WriteEvent | PullsSeen
 
 
@@ -306,6 +348,17 @@ class BuildRow:
     memory: int | None = None
     sources: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """What the index says of the scan of a manifest in a repository: its ScanRow, or
+    for an index of images its children's together (worst level, counts added, the
+    latest scanned_at); see Index.scan_summary."""
+
+    max_severity: str | None
+    counts: dict[str, int]
+    scanned_at: float
 
 
 @dataclass(frozen=True, slots=True)

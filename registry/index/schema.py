@@ -135,8 +135,23 @@ V7 = [
     """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
 ]
 
+# Version 8: each scanned manifest's summary (index/scans.py): its worst vulnerability,
+# counts per level, when scanned and when the row was synced with its result in `_scan/`;
+# and each search document's severity (its own, or its children's for an index). The
+# catch-up this asks for fills them from the stored results (registry/scan/summary.py).
+V8 = [
+    """CREATE TABLE "scans" (
+   "digest" TEXT PRIMARY KEY, "severity" INTEGER, "counts" TEXT, "packages" INTEGER,
+   "scanned_at" REAL, "synced_at" REAL)""",
+    'ALTER TABLE "search_docs" ADD COLUMN "severity" INTEGER',
+    'CREATE INDEX "idx_search_docs_key" ON "search_docs" ("key")',
+    'CREATE INDEX "idx_manifests_digest" ON "manifests" ("digest")',
+    'CREATE INDEX "idx_platforms_digest" ON "platforms" ("digest")',
+    """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
+]
+
 # MIGRATIONS[n - 1] brings a file to version n
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7]
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7, V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -12,6 +12,9 @@ columns, which `search_fts`, an external-content FTS5 table, indexes:
     meta      artifact and media type, annotations and config labels as `key=value`;
               a spec's compiler, variants (`+mpi ~shared api=default`) and dependencies
 
+and, beside the text, `severity`: a manifest's worst vulnerability as a number, NULL
+while not scanned (index/scans.py keeps it), for the `severity` and `scanned` filters.
+
 The documents are written on the index thread in the transaction of the event that
 changes them (`before` and `after`, called by Index.apply around each event), so
 they are exactly as current as the rows they mirror, and `registry reindex` and the
@@ -34,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.index import scans
 from registry.index.builds import IMAGE_CONFIGS, image_config
 from registry.index.records import (
     Event,
@@ -158,6 +162,17 @@ def refresh_manifest(conn: sqlite3.Connection, repo: str, digest: str) -> None:
     _delete(conn, "artifact" if kind == "image" else "image", repo, digest)
     _upsert(conn, kind, repo, digest, (_text(tags), _text(dict.fromkeys(platform)),
                                        _text(dict.fromkeys(meta))))
+    _severities(conn, repo, digest)
+
+
+def _severities(conn: sqlite3.Connection, repo: str, digest: str) -> None:
+    """The scan severity of `repo@digest`'s document and of the indexes of `repo` that
+    list it (theirs is their children's, index/scans.py)."""
+    scans.set_document(conn, repo, digest)
+    for (parent,) in conn.execute("SELECT DISTINCT declared_by FROM platforms WHERE repo = ?"
+                                  " AND digest = ? AND declared_by != ?",
+                                  [repo, digest, digest]).fetchall():
+        scans.set_document(conn, repo, parent)
 
 
 BUILD_FIELDS = ("os", "architecture", "variant", "target", "cuda", "rocm", "mpi")
@@ -239,6 +254,7 @@ def after(conn: sqlite3.Connection, event: Event, previous: str | None) -> None:
         refresh_manifest(conn, event.repo, event.digest)
     elif isinstance(event, ManifestDeleted):
         _delete(conn, None, event.repo, event.digest)
+        _severities(conn, event.repo, event.digest)  # an index that listed it
     elif isinstance(event, SpecPut):
         _spec_put(conn, event.row)
     elif isinstance(event, SpecDeleted):
@@ -266,7 +282,10 @@ class SearchQuery:
     """A search, every part optional, all combined (AND). `terms`: the user's words;
     `targets`: builds for any of these archspec targets (exact, or every target a host
     runs, computed above the index); `signed`: manifests with (True) or without (False)
-    a valid signature as the trust room last verified them; `arch_targets`: for specs,
+    a valid signature as the trust room last verified them; `severity`: manifests whose
+worst vulnerability is at least this level of index/scans.py SEVERITIES ("none": every
+manifest scanned and matched); `scanned`: manifests with (True) or without (False) a
+scan result (index/scans.py: for an index, of all its children); `arch_targets`: for specs,
     the targets of the architecture asked for; `visible`: (oci repositories, spack
     caches) the caller may pull, None for everything; `after`: the (rank, kind, repo,
     key) of the last row of the previous page."""
@@ -281,6 +300,8 @@ class SearchQuery:
     spack_name: str | None = None
     spack_version: str | None = None
     signed: bool | None = None
+    severity: str | None = None
+    scanned: bool | None = None
     visible: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     after: tuple[float, str, str, str] | None = None
     limit: int = 100
@@ -362,6 +383,10 @@ def _filters(q: SearchQuery, sql: _Sql) -> None:
                     escaped + ".%")
     if q.signed is not None:  # specs have no signature state: neither signed nor not
         sql.add(f"d.kind != 'spack' AND {'' if q.signed else 'NOT '}{_SIGNED}")
+    if q.severity is not None:  # specs are not scanned: the manifests they are in are
+        sql.add("d.kind != 'spack' AND d.severity >= ?", scans.RANKS[q.severity])
+    if q.scanned is not None:
+        sql.add(f"d.kind != 'spack' AND d.severity IS {'NOT ' if q.scanned else ''}NULL")
     sql.add(f"NOT ({_CHILD})")
 
 
@@ -443,7 +468,11 @@ def details(conn: sqlite3.Connection, hits: Sequence[Hit]) -> list[dict[str, Any
         builds = build_rows(conn, h.repo, h.key)
         signed = conn.execute("SELECT 1 FROM signatures WHERE repo = ? AND digest = ?"
                               " AND valid = 1 LIMIT 1", [h.repo, h.key]).fetchone()
+        severity = conn.execute("SELECT severity FROM search_docs WHERE kind = ? AND repo = ?"
+                                " AND key = ?", [h.kind, h.repo, h.key]).fetchone()
         out.append({"media_type": m[0], "artifact_type": m[1], "annotations": m[2],
                     "labels": m[3], "size": m[4], "subject": m[5], "tags": tags,
-                    "builds": builds, "signed": signed is not None})
+                    "builds": builds, "signed": signed is not None,
+                    "max_severity": scans.level_of(severity[0] if severity else None),
+                    "scanned": severity is not None and severity[0] is not None})
     return out

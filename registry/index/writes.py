@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from registry.index import scans
 from registry.index.builds import image_config
 from registry.index.records import (
     BlobLinked,
@@ -17,6 +18,8 @@ from registry.index.records import (
     ManifestDescribe,
     ManifestPut,
     PullsSeen,
+    ScanForgotten,
+    ScanSeen,
     SignaturesSeen,
     SpecDeleted,
     SpecPut,
@@ -146,4 +149,5 @@ APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     PullsSeen: _pulls_seen, SpecPut: _spec_put, SpecDeleted: _spec_deleted,
     SpecsReset: _specs_reset,
     SignaturesSeen: _signatures_seen,
+    ScanSeen: scans.seen, ScanForgotten: scans.forgotten,
 }

@@ -59,12 +59,21 @@ class ScanResults:
         await self.write(digest, doc)
         return doc
 
+    async def delete(self, digest: Digest) -> bool:
+        """Remove the result of `digest`; False when there was none."""
+        return await self.area.delete(self._name(digest))
+
     async def digests(self) -> AsyncIterator[Digest]:
         """Every manifest with a stored result."""
+        async for digest, _ in self.files():
+            yield digest
+
+    async def files(self) -> AsyncIterator[tuple[Digest, float]]:
+        """Every manifest with a stored result, and when the result was last written."""
         async for file in self.area.walk():
             alg, _, name = file.name.partition("/")
             if name.endswith(".json"):
                 try:
-                    yield Digest.parse(f"{alg}:{name[:-5]}")
+                    yield Digest.parse(f"{alg}:{name[:-5]}"), file.mtime
                 except ValueError:
                     continue  # not a result of ours

@@ -12,15 +12,19 @@ SQLite is blocking, so matching runs in a worker thread, on a connection of its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from registry.core.grammar import Digest
 from registry.scan.advisories import AdvisoryDB, ImportReport
 from registry.scan.match import LANGUAGES, OS_ECOSYSTEMS, Matcher, PackageRef, max_severity
 from registry.scan.results import ScanResults
 from registry.scan.spack_map import SpackMap
 from registry.scan.versions import base_ecosystem, package_key, repo_key
+
+# Told of each result a re-match stored.
+Written = Callable[[Digest, dict[str, Any]], Awaitable[None]]
 
 
 def _packages(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -125,13 +129,18 @@ class Vulnerabilities:
         return False
 
 
-async def rematch(results: ScanResults, vulns: Vulnerabilities, report: ImportReport) -> int:
+async def rematch(results: ScanResults, vulns: Vulnerabilities, report: ImportReport,
+                  written: Written | None = None) -> int:
     """Match again, and store, every result with a package whose advisories the import
-    `report` changed; how many. (The others are re-matched when next read.)"""
+    `report` changed; how many. (The others are re-matched when next read.) `written` is
+    told of each result stored (its summary goes to the index)."""
     count = 0
     async for digest in results.digests():
         doc = await results.get(digest)
         if doc is not None and vulns.touched(doc, report):
-            await results.write(digest, await vulns.annotate(doc))
+            doc = await vulns.annotate(doc)
+            await results.write(digest, doc)
+            if written is not None:
+                await written(digest, doc)
             count += 1
     return count

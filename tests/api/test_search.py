@@ -225,7 +225,8 @@ def test_the_cli_searches_the_store_s_index(registry, driver, tmp_path):
     table = cli("numpy-cli")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["KIND", "REPOSITORY", "TAG/SPEC", "DIGEST", "PLATFORMS"]
+    assert lines[0].split() == ["KIND", "REPOSITORY", "TAG/SPEC", "DIGEST", "SEVERITY",
+                                 "PLATFORMS"]
     assert len(lines) == 2 and lines[1].split()[:3] == ["image", repo, "v9"]
     assert "linux/amd64/v3 (x86_64_v3)" in lines[1]
     got = cli("--spack", "hdf5@1.14.9", "--target", "zen3", "--fits", "--json")
