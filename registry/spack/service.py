@@ -8,9 +8,10 @@ the journal's newest entries, at most every REFRESH_S per cache, when the
 cache is next read. The state is on local disk (state.py, statedb.py), so a
 process's memory does not grow with the number of specs. Indexes are rendered
 when asked for and the state changed since the last rendering (or a garbage
-collection freed the blob), streamed to a scratch file and stored as blobs:
-content-addressed, so replicas that render the same state serve the same
-digest.
+collection freed the blob): the chunks the changes touched are rendered again
+(chunks.py), the document hashed from the chunks, and stored as a blob,
+streamed from them, unless the store has it already: content-addressed, so
+replicas that render the same state serve the same digest.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import Protocol
 
 from registry.core.areas import SpackArea
 from registry.core.grammar import Digest
@@ -272,35 +273,27 @@ class SpackCaches:
             if done is not None and done.version == version \
                     and await self._kept(cache, done.digest):
                 return done
-            out = await asyncio.to_thread(statedb.spool)
-            try:
-                hexdigest, size = await state.render(fmt, out)
-                digest = Digest("sha256", hexdigest)
-                await self._store_spooled(cache, out, digest, size)
-            finally:
-                await asyncio.to_thread(out.close)
+            # The chunks are rendered, hashed and read back under this lock,
+            # so the bytes stored are the bytes hashed.
+            hexdigest, size = await state.digest(fmt)
+            digest = Digest("sha256", hexdigest)
+            if not await self._kept(cache, digest):
+                await self._store_document(cache, state.document(fmt), digest, size)
             done = self._rendered[key] = Rendered(fmt, digest, size, version)
             return done
 
-    async def _store_spooled(self, cache: str, out: IO[bytes], digest: Digest,
-                             size: int) -> None:
-        """Store the document written to `out` as a blob of the cache, streamed."""
-        await asyncio.to_thread(out.seek, 0)
-        if self.uploads is None or size <= SMALL_DOCUMENT:
-            await self.store_blob(cache, await asyncio.to_thread(out.read), digest)
-            return
+    async def _store_document(self, cache: str, parts: AsyncIterator[bytes],
+                              digest: Digest, size: int) -> None:
+        """Store a rendered document as a blob of the cache: streamed unless small."""
         assert self.blobs is not None
-        if await self.blobs.size(digest) is not None:
-            if not await self.blobs.linked(cache, digest):
-                assert self.mounts is not None
-                await self.mounts.arrived(cache, digest, size)  # the server made it
+        if self.uploads is None or size <= SMALL_DOCUMENT:
+            await self.store_blob(cache, b"".join([p async for p in parts]), digest)
             return
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while chunk := await asyncio.to_thread(out.read, 1 << 20):
-                yield chunk
-
-        await self.uploads.upload_whole(cache, digest, chunks(), size)
+        if await self.blobs.size(digest) is not None:
+            assert self.mounts is not None
+            await self.mounts.arrived(cache, digest, size)  # the server made it
+            return
+        await self.uploads.upload_whole(cache, digest, parts, size)
 
     async def oci_index(self, cache: str) -> bytes | None:
         """The `index.spack` manifest, its blobs stored and linked into the repository."""

@@ -5,10 +5,11 @@ process's state database (statedb.py: SQLite on local disk), which keeps, per
 spec format, the union of the DAG nodes of every live record, with each node's
 JSON written once and its dependents counted as they come and go. The database
 spack reads (`index.json`, format v7 for spack 0.2x specs, v8 for spack 1.x
-ones) is then a join of ready fragments streamed to a file: rendering it costs
-one pass over rows, not a reparse of every spec, and a push only touches the
-nodes of its own DAG. What a CacheState holds in memory is a few counters and
-the names of the recent entries, whatever the number of specs.
+ones) is kept rendered in chunks by hash prefix (chunks.py): a push touches
+the nodes of its own DAG and renders again the few chunks they fall in, and
+the document is the chunks read back in order. What a CacheState holds in
+memory is a few counters and the names of the recent entries, whatever the
+number of specs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from registry.spack import statedb
+from registry.spack import chunks, statedb
 from registry.spack.journal import WINDOW_NS, name_ns
 from registry.spack.specs import SpecRecord
 
@@ -156,9 +157,21 @@ class CacheState:
             self._count(old_fmt, new_fmt)
         batch.clear()
 
-    async def render(self, fmt: int, out: IO[bytes]) -> tuple[str, int]:
-        """Stream the database of format `fmt` to `out`; its sha256 and size."""
-        return await self.db.run(statedb.render, self.cache, fmt, DB_VERSION[fmt], out)
+    async def digest(self, fmt: int) -> tuple[str, int]:
+        """Render what changed of the database of format `fmt`; its sha256 and size."""
+        return await self.db.run(chunks.digest, self.cache, fmt, DB_VERSION[fmt])
+
+    async def document(self, fmt: int) -> AsyncIterator[bytes]:
+        """The database of format `fmt` as `digest` last rendered it, a page at a time
+        (no `digest` may run meanwhile: service.SpackCaches.index sees to it)."""
+        after: str | None = None
+        while True:
+            parts, after = await self.db.run(chunks.page, self.cache, fmt, DB_VERSION[fmt],
+                                              after)
+            for part in parts:
+                yield part
+            if after is None:
+                return
 
     def db_format(self, layout: str) -> int | None:
         """Which spec format a layout's index holds: v2 (spack 0.2x) reads format

@@ -15,21 +15,22 @@ process, off the event loop.
 - `edges`: (child, parent) for every node in the union depending on another:
   a node's ref_count in spack's database is the number of its edges.
 
-The database spack reads is a concatenation of ready fragments in hash order,
-streamed to a file: one pass over rows, never a reparse, never whole in memory.
+Every change marks the chunks of the database spack reads that it touched
+(chunks.py keeps that document rendered by hash prefix): the nodes that came
+or went, the nodes whose dependents did, the spec whose record did.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
+from registry.spack import chunks
+from registry.spack.chunks import Dirty
 from registry.spack.specs import SpecRecord
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ _SCHEMA = [
        PRIMARY KEY (cache, fmt, hash))""",
     """CREATE TABLE edges (cache TEXT NOT NULL, fmt INTEGER NOT NULL, child TEXT NOT NULL,
        parent TEXT NOT NULL, PRIMARY KEY (cache, fmt, child, parent))""",
+    *chunks.SCHEMA,
 ]
 
 
@@ -87,10 +89,12 @@ def apply_many(conn: sqlite3.Connection, cache: str,
     transaction; for each, whether it changed the state and the formats of the
     record it replaced and of the one it brought."""
     out = []
+    dirty: Dirty = set()
     conn.execute("BEGIN")
     try:
         for name, h, record in entries:
-            out.append(_apply(conn, cache, name, h, record))
+            out.append(_apply(conn, cache, name, h, record, dirty))
+        chunks.mark(conn, cache, dirty)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -99,20 +103,22 @@ def apply_many(conn: sqlite3.Connection, cache: str,
 
 
 def _apply(conn: sqlite3.Connection, cache: str, name: str, h: str,
-           record: SpecRecord | None) -> Change:
+           record: SpecRecord | None, dirty: Dirty) -> Change:
     row = conn.execute("SELECT name, fmt, members FROM records WHERE cache = ? AND hash = ?",
                        (cache, h)).fetchone()
     if row is not None and row[0] >= name:
         return False, None, None  # a later entry already decided this spec
     old_fmt = row[1] if row is not None and row[2] is not None else None
     if old_fmt is not None:
+        dirty.add((old_fmt, chunks.key(h)))  # its in_buildcache
         for member in row[2].split(","):
-            _release(conn, cache, old_fmt, member)
+            _release(conn, cache, old_fmt, member, dirty)
     new_fmt = None
     if record is not None:
         new_fmt = record.spec.format
+        dirty.add((new_fmt, chunks.key(h)))
         for node in record.spec.nodes:
-            _hold(conn, cache, new_fmt, node.hash, node.raw, node.deps)
+            _hold(conn, cache, new_fmt, node.hash, node.raw, node.deps, dirty)
         conn.execute(
             "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
             (cache, h, name, new_fmt, str(record.oci) if record.oci else None,
@@ -124,18 +130,21 @@ def _apply(conn: sqlite3.Connection, cache: str, name: str, h: str,
 
 
 def _hold(conn: sqlite3.Connection, cache: str, fmt: int, h: str, raw: dict,
-          deps: tuple[str, ...]) -> None:
+          deps: tuple[str, ...], dirty: Dirty) -> None:
     cur = conn.execute("UPDATE nodes SET holders = holders + 1 "
                        "WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
     if cur.rowcount:
         return
+    # A new node, and a new dependent of each of its dependencies (their ref_count).
+    dirty.update((fmt, chunks.key(x)) for x in (h, *deps))
     conn.execute("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, 1)",
                  (cache, fmt, h, _dumps(raw), ",".join(sorted(set(deps)))))
     conn.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?)",
                      [(cache, fmt, dep, h) for dep in set(deps)])
 
 
-def _release(conn: sqlite3.Connection, cache: str, fmt: int, h: str) -> None:
+def _release(conn: sqlite3.Connection, cache: str, fmt: int, h: str,
+             dirty: Dirty) -> None:
     row = conn.execute("SELECT holders, deps FROM nodes WHERE cache = ? AND fmt = ? AND hash = ?",
                        (cache, fmt, h)).fetchone()
     if row is None:
@@ -145,7 +154,9 @@ def _release(conn: sqlite3.Connection, cache: str, fmt: int, h: str) -> None:
                      "WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
         return
     conn.execute("DELETE FROM nodes WHERE cache = ? AND fmt = ? AND hash = ?", (cache, fmt, h))
+    dirty.add((fmt, chunks.key(h)))
     if row[1]:
+        dirty.update((fmt, chunks.key(dep)) for dep in row[1].split(","))
         conn.executemany("DELETE FROM edges WHERE cache = ? AND fmt = ? AND child = ? "
                          "AND parent = ?", [(cache, fmt, dep, h) for dep in row[1].split(",")])
 
@@ -185,46 +196,4 @@ def live_formats(conn: sqlite3.Connection, cache: str) -> dict[int, int]:
 def drop(conn: sqlite3.Connection, cache: str) -> None:
     for table in ("records", "nodes", "edges"):
         conn.execute(f"DELETE FROM {table} WHERE cache = ?", (cache,))
-
-
-def render(conn: sqlite3.Connection, cache: str, fmt: int, version: str,
-           out: IO[bytes]) -> tuple[str, int]:
-    """Write spack's database document (`Database._write_to_file` with the build
-    cache's fields: spec, ref_count, in_buildcache) to `out`; its sha256 and size."""
-    hasher = hashlib.sha256()
-    size = 0
-    buf: list[str] = [f'{{"database":{{"version":"{version}","installs":{{']
-    pending = len(buf[0])
-    first = True
-    rows = conn.execute(
-        "SELECT n.hash, n.fragment,"
-        " (SELECT count(*) FROM edges e WHERE e.cache = n.cache AND e.fmt = n.fmt"
-        "  AND e.child = n.hash),"
-        " EXISTS (SELECT 1 FROM records r WHERE r.cache = n.cache AND r.hash = n.hash"
-        "  AND r.fmt = n.fmt AND r.doc IS NOT NULL)"
-        " FROM nodes n WHERE n.cache = ? AND n.fmt = ? ORDER BY n.hash", (cache, fmt))
-    for h, fragment, refs, in_cache in rows:
-        part = (f'{"" if first else ","}"{h}":{{"spec":{fragment},"ref_count":{refs},'
-                f'"in_buildcache":{"true" if in_cache else "false"}}}')
-        first = False
-        buf.append(part)
-        pending += len(part)
-        if pending >= 1 << 20:
-            size += _flush(buf, hasher, out)
-            pending = 0
-    buf.append("}}}")
-    size += _flush(buf, hasher, out)
-    return hasher.hexdigest(), size
-
-
-def _flush(buf: list[str], hasher: Any, out: IO[bytes]) -> int:
-    data = "".join(buf).encode()
-    buf.clear()
-    hasher.update(data)
-    out.write(data)
-    return len(data)
-
-
-def spool() -> IO[bytes]:
-    """A local scratch file for a rendered document (deleted when closed)."""
-    return tempfile.TemporaryFile()
+    chunks.drop(conn, cache)

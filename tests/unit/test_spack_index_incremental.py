@@ -1,6 +1,8 @@
 """The server-kept spack index, kept incrementally (registry.spack.state over
-statedb), equals a full rebuild from the journal and spack's database model,
-after any sequence of pushes and removals (hypothesis)."""
+statedb, rendered in chunks by hash prefix: chunks.py), equals a full rebuild
+from the journal and, byte for byte, spack's database model serialised at
+once, after any sequence of pushes and removals, renderings along the way
+and either chunk width (hypothesis)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from loadtest.spackgen import FakeSpec, make_spec
 from registry.core.areas import SpackArea
 from registry.core.factory import build_registry
 from registry.core.grammar import Digest
+from registry.spack import chunks
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecDoc, SpecRecord
+from registry.spack.state import DB_VERSION
 from registry.storage.base import CheckedDriver
 from registry.storage.memory import MemoryDriver, MemoryStore
 
@@ -61,11 +65,24 @@ def _model(live: set[str], fmt: int) -> dict:
             for h, n in nodes.items()}
 
 
-async def _db(caches: SpackCaches, layout: str) -> tuple[Digest, dict]:
+def _full(installs: dict, fmt: int) -> bytes:
+    """The database made at once: what spack's own writer would produce."""
+    doc = {"database": {"version": DB_VERSION[fmt], "installs": dict(sorted(installs.items()))}}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+async def _db(caches: SpackCaches, layout: str) -> tuple[Digest, bytes]:
     rendered = await caches.index("c", layout)
     assert rendered is not None and caches.blobs is not None
-    doc = json.loads(await caches.blobs.read(rendered.digest))
-    return rendered.digest, doc["database"]["installs"]
+    data = await caches.blobs.read(rendered.digest)
+    assert rendered.size == len(data)
+    return rendered.digest, data
+
+
+def _layouts(live: set[str]) -> list[tuple[str, int]]:
+    """The layouts and the format each one's index holds."""
+    v3 = 5 if any(f.fmt == 5 and f.hash in live for f in POOL) else 4
+    return [("v2", 4), ("v3", v3)]  # no spack 1.x spec: spack 1.x reads the v7 database
 
 
 ops = st.lists(st.tuples(st.booleans(), st.integers(0, len(POOL) - 1)), min_size=1,
@@ -73,13 +90,14 @@ ops = st.lists(st.tuples(st.booleans(), st.integers(0, len(POOL) - 1)), min_size
 
 
 @settings(max_examples=25, deadline=None)
-@given(ops)
-def test_incremental_index_equals_a_full_rebuild(steps: list[tuple[bool, int]]) -> None:
+@given(ops, st.sampled_from([1, 2]))
+def test_incremental_index_equals_a_full_rebuild(steps: list[tuple[bool, int]],
+                                                 width: int) -> None:
     async def run() -> None:
         store = MemoryStore()
         kept = _replica(store)
         live: set[str] = set()
-        for i, (add, k) in enumerate(steps):
+        for add, k in steps:
             fake = POOL[k]
             if add:
                 await kept.add("c", _record(fake))
@@ -87,17 +105,21 @@ def test_incremental_index_equals_a_full_rebuild(steps: list[tuple[bool, int]]) 
             else:
                 await kept.remove("c", fake.hash)
                 live.discard(fake.hash)
-            if i % 5 == 4:  # rendered along the way: later changes update it
-                await kept.index("c", "v2")
+            if await kept.state("c") is not None:  # rendered after every change
+                for layout, fmt in _layouts(live):
+                    assert (await _db(kept, layout))[1] == _full(_model(live, fmt), fmt)
         if not live and await kept.state("c") is None:
             return
         rebuilt = _replica(store)  # a new process: everything from the journal
-        for layout, fmt in (("v2", 4), ("v3", 5)):
-            if layout == "v3" and not any(f.fmt == 5 and f.hash in live for f in POOL):
-                fmt = 4  # no spack 1.x spec: spack 1.x reads the v7 database
-            digest, installs = await _db(kept, layout)
-            again, installs_again = await _db(rebuilt, layout)
-            assert installs == _model(live, fmt)
-            assert installs_again == installs and again == digest  # the same bytes
+        for layout, fmt in _layouts(live):
+            digest, data = await _db(kept, layout)
+            again, data_again = await _db(rebuilt, layout)
+            assert data == _full(_model(live, fmt), fmt)  # byte for byte
+            assert data_again == data and again == digest
 
-    asyncio.run(run())
+    # Width 1: few chunks of several nodes each; 2 (the server's): mostly one each.
+    saved, chunks.CHUNK_CHARS = chunks.CHUNK_CHARS, width
+    try:
+        asyncio.run(run())
+    finally:
+        chunks.CHUNK_CHARS = saved
