@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
                    "(python -m loadtest spack-seed -h)")
     sub.add_parser("spack-rss", help="a worker's memory over a seeded build cache "
                    "(python -m loadtest spack-rss -h)")
+    sub.add_parser("tls-rss", help="a worker's memory serving a large blob over TLS "
+                   "(python -m loadtest tls-rss -h)", add_help=False)
     sub.add_parser("hotpath", help="one manifest GET's CPU in process "
                                    "(python -m loadtest hotpath -h)", add_help=False)
     sub.add_parser("search", help="search latency over a 100,000-document index "
@@ -426,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_rss
 
         return spack_rss.main(argv[1:])
+    if argv[:1] == ["tls-rss"]:  # its own options: see loadtest/tls_rss.py
+        from loadtest import tls_rss
+
+        return tls_rss.main(argv[1:])
     if argv[:1] == ["hotpath"]:  # its own options: see loadtest/hotpath.py
         from loadtest import hotpath
 

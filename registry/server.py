@@ -23,6 +23,7 @@ import uvloop
 from aiohttp import web
 
 from registry import __version__
+from registry.allocator import pin_mmap_threshold
 from registry.api import protocol
 from registry.api.access_log import LINES, AccessLog
 from registry.api.dispatch import Dispatcher
@@ -162,6 +163,7 @@ def run_worker(config: Config, reuse_port: bool = False,
     # What the imports built lives as long as the process: out of the collector's sight,
     # neither a full collection while serving nor the one at exit walks it again.
     gc.freeze()
+    pin_mmap_threshold()  # large transient buffers go back to the system when freed
     uvloop.run(_serve(config, reuse_port, generations, reload))
 
 

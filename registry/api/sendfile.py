@@ -26,6 +26,13 @@ from registry.api.common import prepare
 from registry.core.serving import Progress
 
 CHUNK = 1 << 20
+# Over TLS: a read from the file is one hop to a thread; each write hands the TLS
+# layer one slice, which it encrypts into its outgoing buffer at once, so the
+# slice bounds that buffer (OpenSSL keeps a buffer grown to its largest write for
+# the connection's life) and the high-water mark bounds what waits for the socket.
+TLS_READ = 1 << 18
+TLS_SLICE = 1 << 16
+TLS_HIGH_WATER = 1 << 17
 # How long a stalled client may keep a sendfile thread waiting.
 IDLE_TIMEOUT_S = 120.0
 
@@ -80,15 +87,33 @@ async def _stream_fallback(response: web.StreamResponse, fd: int, offset: int,
                            count: int, progress: Progress | None) -> None:
     loop = asyncio.get_running_loop()
     while count > 0:
-        chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, count), offset)
+        chunk = await loop.run_in_executor(None, os.pread, fd, min(TLS_READ, count), offset)
         if not chunk:
             if progress is None:
                 raise ConnectionResetError("file shrank while being served")
             await loop.run_in_executor(None, progress.wait_beyond, offset, IDLE_TIMEOUT_S)
             continue
-        await response.write(chunk)
+        await write_sliced(response, chunk)
         count -= len(chunk)
         offset += len(chunk)
+
+
+async def write_sliced(response: web.StreamResponse, data: bytes) -> None:
+    """Write `data` a TLS_SLICE at a time, waiting for the transport between slices
+    (aiohttp drains after each write beyond 64 KiB)."""
+    if len(data) <= TLS_SLICE:
+        await response.write(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), TLS_SLICE):
+        await response.write(view[start:start + TLS_SLICE])
+
+
+def bound_tls_buffer(transport: asyncio.BaseTransport | None) -> None:
+    """Lower a TLS transport's write high-water mark (uvloop's is 512 KiB of
+    encrypted bytes per connection) so a large body waits for the socket sooner."""
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.set_write_buffer_limits(high=TLS_HIGH_WATER)
 
 
 def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int,
@@ -120,6 +145,7 @@ async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: 
         if count and request.method != "HEAD":
             try:
                 if not plain or transport is None or sock is None:  # plain: neither is None
+                    bound_tls_buffer(transport)
                     await _stream_fallback(response, fd, offset, count, progress)
                 else:
                     await _wait_flushed(transport)
