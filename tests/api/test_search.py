@@ -180,7 +180,9 @@ HOSTILE = ["q=%22", "q=a%00b", "q=" + "x" * 300, "q=" + "+w" * 20, "q=%40%40", "
            "n=100000", "n=-1", "last=garbage", "last=1/image/%00@k", "target=zen3&fits=2",
            "fits=1", "target=nonsuch&fits=1", "target=%3Cscript%3E", "spack=hdf5@", "spack=@1",
            "label=novalue", "label==v", "kind=thing", "os=a%20b", "signed=maybe",
-           "nope=1", "q=a&q=b", "arch=" + "a" * 40, "q=%28", "q=%E2%80%AE", "q=%2A"]
+           "nope=1", "q=a&q=b", "arch=" + "a" * 40, "q=%28", "q=%E2%80%AE", "q=%2A",
+           "severity=severe", "severity=HIGH", "severity=", "severity=high&severity=low",
+           "severity=%00", "severity=" + "h" * 300, "scanned=2", "scanned=maybe"]
 
 
 def test_hostile_parameters_are_refused_with_a_problem(registry, driver):

@@ -34,6 +34,14 @@ def result(reg, repo: str, digest: str) -> dict:
     return got.json()
 
 
+def severity(reg, repo: str, **filters: str) -> list[str | None]:
+    """The max_severity of each search result of `repo`'s manifests (the index's)."""
+    got = requests.get(f"{reg.url}/api/v1/search", params={"q": repo, "kind": "image", **filters},
+                       timeout=10)
+    assert got.status_code == 200, got.text
+    return [r["max_severity"] for r in got.json()["results"] if r["repository"] == repo]
+
+
 def imported(tmp, name: str, docs: list[dict], capsys) -> dict:
     capsys.readouterr()
     assert main(["advisories", "import", write_dir(str(tmp / name), docs), "--json",
@@ -67,6 +75,13 @@ def test_findings_and_rematch_after_import(world, capsys):
     assert v["severity"]["level"] == "critical" and v["severity"]["score"] == 9.8
     assert v["purl"].startswith("pkg:deb/debian/libc6@")
     assert doc["max_severity"] == "critical"
+    # The worker's result reaches the index through its queued hooks: search shows it.
+    assert wait_for(lambda: severity(reg, "vulns/debian"), lambda got: got == ["critical"]) \
+        == ["critical"]
+    assert severity(reg, "vulns/debian", severity="high") == ["critical"]
+    assert wait_for(lambda: severity(reg, "vulns/spack"), lambda got: got == ["none"]) == [
+        "none"]
+    assert severity(reg, "vulns/spack", severity="low") == []
 
     # An import naming six and zlib's repository re-matches the stored results at once
     # (the CLI writes them through the store), and the withdrawn DSA drops out.
@@ -80,6 +95,9 @@ def test_findings_and_rematch_after_import(world, capsys):
         glibc | {"modified": "2024-06-01T00:00:00Z", "withdrawn": "2024-06-01T00:00:00Z"},
     ], capsys)
     assert (report["imported"], report["updated"], report["rematched"]) == (2, 1, 2)
+    # The import wrote the re-matched summaries to the index itself: no read needed.
+    assert severity(reg, "vulns/debian") == ["low"]
+    assert severity(reg, "vulns/spack") == ["medium"]
     doc = result(reg, "vulns/debian", image.digest)
     assert [(v["id"], v["package"], v["fixed"], v["severity"]["level"])
             for v in doc["vulnerabilities"]] == [("PYSEC-2099-6", "six", "1.17.0", "low")]
