@@ -124,6 +124,13 @@ class Search:
         return {"max_severity": found.max_severity, "counts": found.counts,
                 "scanned_at": found.scanned_at}
 
+    async def pulls(self, repo: str, digest: str) -> int:
+        """How often manifest `digest` was pulled from `repo`, by the index's `pulls`
+        rows (the dashboard's read; counted off the request path and flushed every
+        `[index] pull_flush_seconds`, so a pull shows up a few seconds later)."""
+        return sum(p.count for p in await self.index.pull_stats(repo, digest)
+                   if p.kind == "manifest")
+
 
 
 def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:
