@@ -22,12 +22,15 @@ from pushing import (
     image_config,
     push_blob,
     push_image,
+    push_spack_oci,
     put_manifest,
 )
 from selenium.webdriver.common.by import By
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "auth"))
 from authutil import add_user, auth_config, token
+
+from loadtest.spackgen import make_spec
 
 ADMIN = ("admin", "admin-pw-1")
 RULES = ["public/* anonymous pull", "* group:admins admin"]
@@ -76,7 +79,9 @@ def site(tmp_path_factory):
     bearer = token(reg, None, f"repository:{app}:pull")
     assert requests.get(f"{reg.url}/v2/{app}/manifests/v1", timeout=30, headers={
         "Accept": OCI_MANIFEST, "Authorization": f"Bearer {bearer}"}).status_code == 200
-    yield {"reg": reg, "app": app, "image": image.digest, "index": index,
+    spec = make_spec("zlib-ng", "2.2.1")
+    push_spack_oci(reg, "public/cache", spec, auth=ADMIN)
+    yield {"reg": reg, "spec": spec, "app": app, "image": image.digest, "index": index,
            "children": [c["digest"] for c in children], "sbom": referrer}
     reg.stop()
 
@@ -125,7 +130,8 @@ def test_manifest_page_escapes_and_shows_what_the_image_is(site, web):
     annotations = driver.find_element(By.ID, "annotations").text
     assert IMG in annotations and SCRIPT in annotations and JS_URL in annotations
     assert not driver.find_elements(By.CSS_SELECTOR, "main a[href^='javascript']")
-    assert not driver.find_elements(By.CSS_SELECTOR, "main img, main script:not([src='/ui/static/copy.js'])")
+    ours = "[src='/ui/static/copy.js']"
+    assert not driver.find_elements(By.CSS_SELECTOR, f"main img, main script:not({ours})")
     labels = driver.find_element(By.ID, "labels").text
     assert IMG in labels and SCRIPT in labels
     config = driver.find_element(By.ID, "config").text
@@ -193,6 +199,12 @@ def test_hidden_repositories_and_bad_addresses_are_html_errors(site, web):
     assert r.status_code in (200, 400), r.status_code
     if r.status_code == 200:
         assert "evil.example" not in r.text and "REGISTRY-HOST/public/app@" in r.text
+    # A Spack build pushed over oci:// gets spack's commands too.
+    spec = site["spec"]
+    r = requests.get(f"{reg.url}/ui/r/public/cache/-/tag/{spec.tag}", timeout=30)
+    host = reg.url.split("://", 1)[1]
+    assert f"spack mirror add public-cache oci://{host}/public/cache" in r.text
+    assert f"spack install --cache-only zlib-ng/{spec.hash}" in r.text
     driver = web.open(f"{reg.url}/ui/r/secret/hidden")
     assert driver.find_element(By.CSS_SELECTOR, "main h1").text.startswith("401")
     assert driver.find_element(By.LINK_TEXT, "Log in")
