@@ -18,6 +18,7 @@ from registry.scan.limits import LayerError, Limits
 BLOCK = 512
 STEP = 1 << 20
 REGULAR, HARDLINK, SYMLINK, DIRECTORY = "0", "1", "2", "5"
+_LOW = bytes(range(128))
 
 
 @dataclass(slots=True)
@@ -137,8 +138,10 @@ class TarReader:
             return None  # end of archive (what follows is padding)
         stored = _number(block[148:156], "checksum")
         unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-        signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b > 127)
-        if stored not in (unsigned, signed):
+        # Old tars summed signed bytes: each byte above 127 counts 256 less. Only
+        # when the usual sum fails (summing bytes in Python cost a tenth of a scan).
+        if stored != unsigned and stored != unsigned - 256 * (
+                len(block[:148].translate(None, _LOW)) + len(block[156:].translate(None, _LOW))):
             raise LayerError("corrupt tar header (checksum mismatch)")
         return block
 

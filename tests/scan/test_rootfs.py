@@ -151,6 +151,26 @@ def test_bombs_and_entry_counts_are_capped():
     assert "more than 100 tar entries" in errors
 
 
+def test_headers_with_signed_checksums_are_read():
+    """Old tars summed the header as signed bytes; a name with high bytes tells the
+    two sums apart, and both are accepted."""
+    def signed(block: bytes) -> bytes:
+        b = bytearray(block)
+        b[148:156] = b" " * 8
+        total = sum(x - 256 if x > 127 else x for x in b)
+        b[148:156] = b"%06o\0 " % total
+        return bytes(b)
+
+    data = L.DPKG_STATUS
+    name = "var/lib/dpkg/status.d/caf\u00e9".encode()
+    unsigned = L.header(name, size=len(data))
+    assert signed(unsigned) != unsigned
+    pad = bytes(-len(data) % 512)
+    for block in (unsigned, signed(unsigned)):
+        fs = walk(block + data + pad + bytes(1024))
+        assert fs.errors == [] and "libc6" in names(fs), fs.errors
+
+
 class Zeros:
     """A plain layer of one 256 MiB file of zeros, made as it is read."""
 
