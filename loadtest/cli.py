@@ -440,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import search_bench
 
         return search_bench.main(argv[1:])
+    if argv[:1] == ["scan"]:  # its own options: see loadtest/scan_bench.py
+        from loadtest import scan_bench
+
+        return scan_bench.main(argv[1:])
     if argv[:1] == ["fanout"]:  # its own options: see loadtest/fanout.py
         from loadtest import fanout
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import tracemalloc
+import zlib
 
 import pytest
+import zstandard
 
 from registry.scan.decompress import Inflated
 from registry.scan.limits import Limits
@@ -198,6 +200,42 @@ def test_a_large_layer_passes_in_bounded_memory():
         tracemalloc.stop()
     assert fs.errors == [] and inflated.size >= size
     assert peak < 8 << 20, f"peak {peak} bytes for a {size}-byte layer"
+
+
+class Packed:
+    """`Zeros` compressed as it is read (gzip or zstd): the compressed stream is never
+    whole either."""
+
+    def __init__(self, plain: Zeros, how: str) -> None:
+        self.plain = plain
+        self.z = zlib.compressobj(1, zlib.DEFLATED, 31) if how == "gzip" \
+            else zstandard.ZstdCompressor(level=1).compressobj()
+        self.out = b""
+        self.done = False
+
+    def read(self, n: int) -> bytes:
+        while not self.out and not self.done:
+            chunk = self.plain.read(1 << 20)
+            self.out = self.z.compress(chunk) if chunk else self.z.flush()
+            self.done = not chunk
+        out, self.out = self.out[:n], self.out[n:]
+        return out
+
+
+@pytest.mark.parametrize("how", ["gzip", "zstd"])
+def test_a_large_compressed_layer_passes_in_bounded_memory(how):
+    """64 MiB inflated from a few hundred KB: the decompressors give a step at a time."""
+    size = 64 << 20
+    tracemalloc.start()
+    try:
+        fs = Rootfs(Limits())
+        inflated = Inflated(Packed(Zeros(size), how), Limits().inflated(size))
+        fs.layer(TarReader(inflated, Limits()), "big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fs.errors == [] and inflated.size >= size and inflated.compression == how
+    assert peak < 8 << 20, f"peak {peak} bytes for a {size}-byte {how} layer"
 
 
 async def test_a_blob_that_fails_midway_is_a_layer_error():
