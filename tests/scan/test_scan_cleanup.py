@@ -1,6 +1,7 @@
 """Scan results of deleted manifests go, with their summaries in the index: at once when
 the last repository holding the manifest deletes it (through the hooks), and at the
-next start's catch-up when the process stopped between the deletion and the cleanup."""
+next start's catch-up when the process stopped between the deletion and the cleanup.
+`registry reindex` restores the summaries of the results that stay."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import requests
 from harness import wait_for
 from pushing import OCI_LAYER, push_image
 
+from registry.cli import main
 from tests.scan import layers as L
 from tests.scan.apps import filesystem_app
 
@@ -76,6 +78,15 @@ def test_results_of_deleted_manifests_go(tmp_path):
     try:
         assert wait_for(lambda: result_files(tmp_path, kept.digest), lambda f: not f) == []
         assert wait_for(lambda: summarised(tmp_path), lambda got: not got) == set()
+        last = push_image(reg, "clean/last", "1", [b"last"], layer_type=OCI_LAYER)
+        scanned(reg, "clean/last", last.digest)
         assert "Traceback" not in reg.log()
     finally:
         reg.stop()
+    # The index is derived: a reindex reads the summaries back from the results.
+    conn = sqlite3.connect(tmp_path / "index.sqlite")
+    conn.execute("DELETE FROM scans")
+    conn.commit()
+    conn.close()
+    assert main(["reindex", "--config", str(tmp_path / "registry.toml")]) == 0
+    assert summarised(tmp_path) == {last.digest}
