@@ -24,8 +24,11 @@ if TYPE_CHECKING:  # imported where used: `registry config check` stays light
     from registry.core.service import Registry
     from registry.index.db import Index
     from registry.index.hooks import IndexHooks
+    from registry.index.records import SpecRow
     from registry.spack.wiring import Spack
     from registry.storage.driver import Driver
+
+LIST_PAGE = 1000  # spec rows `registry spack list` reads at a time
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -218,26 +221,45 @@ def cmd_spack_list(args: argparse.Namespace) -> int:
     from registry.spack.service import SpackCaches
 
     config = _load(args)
+    shown, caches = 0, set()
 
-    async def run() -> list:
+    def show(row: SpecRow) -> None:
+        nonlocal shown
+        if args.json:  # as json.dumps(rows, indent=1) would print them, a row at a time
+            item = "\n".join(" " + line
+                             for line in json.dumps(spec_json(row), indent=1).split("\n"))
+            print(("[\n" if not shown else ",\n") + item, end="")
+        else:
+            compiler = f" %{row.compiler}" if row.compiler else ""
+            print(f"{row.hash[:7]} {row.name}@{row.version}{compiler} "
+                  f"arch={row.platform}-{row.os}-{row.target}  {row.cache}  "
+                  f"{human_size(row.size)}")
+        shown += 1
+        caches.add(row.cache)
+
+    async def run() -> None:
         async with _store(config) as (driver, index):
             # The store is the truth: bring the index's rows up to it first, so the
             # list is right with the server stopped, or another replica's pushes.
             specs = catalog.SpecCatalog(index)
-            await catalog.sync(SpackCaches(SpackArea(driver), sink=specs), specs)
-            return await specs.specs(args.cache, name=args.name, target=args.target)
+            await catalog.current(SpackCaches(SpackArea(driver), sink=specs), specs)
+            after: tuple[str, ...] | None = None
+            while True:  # a page at a time: memory does not grow with the specs
+                rows = await specs.specs(args.cache, name=args.name, target=args.target,
+                                         after=after, limit=LIST_PAGE)
+                for row in rows:
+                    show(row)
+                if len(rows) < LIST_PAGE:
+                    return
+                last = rows[-1]
+                after = (last.name, last.hash, last.cache)
 
-    rows = asyncio.run(run())
+    asyncio.run(run())
     if args.json:
-        print(json.dumps([spec_json(r) for r in rows], indent=1))
+        print("[]" if not shown else "\n]")
         return 0
-    for r in rows:
-        compiler = f" %{r.compiler}" if r.compiler else ""
-        print(f"{r.hash[:7]} {r.name}@{r.version}{compiler} "
-              f"arch={r.platform}-{r.os}-{r.target}  {r.cache}  {human_size(r.size)}")
-    caches = len({r.cache for r in rows})
-    print(f"{len(rows)} spec{'s' * (len(rows) != 1)} in {caches} "
-          f"cache{'s' * (caches != 1)}", file=sys.stderr)
+    print(f"{shown} spec{'s' * (shown != 1)} in {len(caches)} "
+          f"cache{'s' * (len(caches) != 1)}", file=sys.stderr)
     return 0
 
 

@@ -398,10 +398,11 @@ class Index:
                                                           params)]
 
     async def spack_specs(self, cache: str | None = None, *, name: str | None = None,
-                          target: str | None = None, after: tuple[str, str] | None = None,
+                          target: str | None = None, after: tuple[str, ...] | None = None,
                           limit: int | None = None) -> list[SpecRow]:
-        """Specs of one cache (or all), by name then hash, optionally only those
-        named `name` or built for target `target`, starting after (name, hash)."""
+        """Specs of one cache (or all), by name, hash then cache, optionally only
+        those named `name` or built for target `target`, starting after `after`:
+        (name, hash) in one cache, (name, hash, cache) across caches."""
         where: list[str] = []
         params: list[str | int] = []
         for col, value in (("cache", cache), ("name", name), ("target", target)):
@@ -409,7 +410,8 @@ class Index:
                 where.append(f"{col} = ?")
                 params.append(value)
         if after is not None:
-            where.append("(name, hash) > (?, ?)")
+            where.append("(name, hash) > (?, ?)" if len(after) == 2
+                         else "(name, hash, cache) > (?, ?, ?)")
             params.extend(after)
         sql = "SELECT * FROM spack_specs"
         if where:
@@ -419,6 +421,17 @@ class Index:
             sql += " LIMIT ?"
             params.append(limit)
         return [_spec_row(r) for r in await self._query(sql, params)]
+
+    async def spack_has_cache(self, cache: str) -> bool:
+        """Whether `cache` has a spec (one probe of the primary key, not a count)."""
+        return bool(await self._query(
+            "SELECT 1 FROM spack_specs WHERE cache = ? LIMIT 1", [cache]))
+
+    async def spack_through(self, cache: str) -> str | None:
+        """The journal entry `cache`'s rows were last brought up to (SpecsThrough)."""
+        rows = await self._query("SELECT value FROM meta WHERE key = ?",
+                                 [f"spack-through:{cache}"])
+        return rows[0]["value"] if rows else None
 
     async def spack_caches(self) -> dict[str, int]:
         """Every cache with a spec, and how many it holds."""

@@ -37,9 +37,7 @@ from registry.index.records import (
     PullsSeen,
     ScanEvent,
     SignaturesSeen,
-    SpecDeleted,
-    SpecPut,
-    SpecsReset,
+    SpecEvent,
     TagDeleted,
     WriteEvent,
 )
@@ -100,7 +98,7 @@ class IndexHooks:
 
     # -- Spack build caches (registry.spack.catalog) -----------------------------
 
-    def spec_event(self, event: SpecPut | SpecDeleted | SpecsReset) -> None:
+    def spec_event(self, event: SpecEvent) -> None:
         """Queue a change to the specs of a cache, like any write event. A dropped
         one marks the index dirty; the catalog's refresh resets the cache's rows."""
         self._put(event)

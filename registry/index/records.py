@@ -186,6 +186,15 @@ class SpecsReset:
 
 
 @dataclass(frozen=True, slots=True)
+class SpecsThrough:
+    """A cache's rows reflect every journal entry up to `entry` (registry.spack.
+    journal), but for the late ones a replay of the window before it brings."""
+
+    repo: str  # the cache
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
 class SignatureRow:
     """One signature of a manifest as last verified (registry.trust: SignatureCheck):
     `signature` is the digest of the manifest carrying it, `position` its place there;
@@ -252,7 +261,7 @@ class ScanForgotten:
         return ""
 
 
-SpecEvent = SpecPut | SpecDeleted | SpecsReset
+SpecEvent = SpecPut | SpecDeleted | SpecsReset | SpecsThrough
 ScanEvent = ScanSeen | ScanForgotten
 WriteEvent = (ManifestPut | ManifestDescribe | ManifestDeleted | TagSet | TagDeleted
               | BlobLinked | BlobUnlinked | SpecEvent | SignaturesSeen | ScanEvent)

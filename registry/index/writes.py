@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from registry.index import scans
+from registry.index import scans, schema
 from registry.index.builds import image_config
 from registry.index.records import (
     BlobLinked,
@@ -25,6 +25,7 @@ from registry.index.records import (
     SpecPut,
     SpecRow,
     SpecsReset,
+    SpecsThrough,
     TagDeleted,
     TagSet,
 )
@@ -130,6 +131,10 @@ def _specs_reset(conn: sqlite3.Connection, e: SpecsReset) -> None:
     conn.executemany(_SPEC_INSERT, [_spec_values(r) for r in e.rows])
 
 
+def _specs_through(conn: sqlite3.Connection, e: SpecsThrough) -> None:
+    schema.set_meta(conn, f"spack-through:{e.repo}", e.entry)
+
+
 def _signatures_seen(conn: sqlite3.Connection, e: SignaturesSeen) -> None:
     conn.execute("DELETE FROM signatures WHERE repo = ? AND digest = ?", [e.repo, e.digest])
     conn.executemany(
@@ -147,7 +152,7 @@ APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
     ManifestDeleted: _manifest_deleted, TagSet: _tag_set,
     TagDeleted: _tag_deleted, BlobLinked: _blob_linked, BlobUnlinked: _blob_unlinked,
     PullsSeen: _pulls_seen, SpecPut: _spec_put, SpecDeleted: _spec_deleted,
-    SpecsReset: _specs_reset,
+    SpecsReset: _specs_reset, SpecsThrough: _specs_through,
     SignaturesSeen: _signatures_seen,
     ScanSeen: scans.seen, ScanForgotten: scans.forgotten,
 }

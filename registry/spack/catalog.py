@@ -9,6 +9,9 @@ neither its records nor its rows are ever all in memory.
 `keep_current` makes the rows follow the store, whoever wrote it: it finds the
 caches (other replicas' and `registry spack import`'s included), catches each
 up with its journal, and rewrites a cache's rows whenever an event was lost.
+The rows of a cache note the journal entry they reflect (SpecsThrough), so
+that `current` (for `registry spack list`) replays only the entries since then,
+not a load of the whole cache.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from collections.abc import AsyncIterable, Iterable
 
 from registry.index.db import Index
 from registry.index.hooks import IndexHooks
-from registry.index.records import SpecDeleted, SpecPut, SpecRow, SpecsReset
+from registry.index.records import (
+    SpecDeleted,
+    SpecEvent,
+    SpecPut,
+    SpecRow,
+    SpecsReset,
+    SpecsThrough,
+)
+from registry.spack.journal import WINDOW_NS, Journal, name_ns
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecRecord
 
@@ -49,7 +60,7 @@ class SpecCatalog:
         self.index = index
         self.hooks = hooks
 
-    async def _emit(self, event: SpecPut | SpecDeleted | SpecsReset) -> None:
+    async def _emit(self, event: SpecEvent) -> None:
         if self.hooks is not None:
             self.hooks.spec_event(event)
         else:
@@ -62,6 +73,9 @@ class SpecCatalog:
 
     async def spec_removed(self, cache: str, dag_hash: str) -> None:
         await self._emit(SpecDeleted(cache, dag_hash))
+
+    async def caught_up(self, cache: str, through: str) -> None:
+        await self._emit(SpecsThrough(cache, through))
 
     async def cache_loaded(self, cache: str,
                            records: AsyncIterable[SpecRecord] | Iterable[SpecRecord]) -> None:
@@ -95,7 +109,7 @@ class SpecCatalog:
     # -- reads ------------------------------------------------------------------
 
     async def specs(self, cache: str | None = None, *, name: str | None = None,
-                    target: str | None = None, after: tuple[str, str] | None = None,
+                    target: str | None = None, after: tuple[str, ...] | None = None,
                     limit: int | None = None) -> list[SpecRow]:
         """The specs of `cache` (or of all caches) by name then hash; see
         Index.spack_specs. Everything queued before the call is applied first."""
@@ -103,6 +117,12 @@ class SpecCatalog:
             await self.hooks.flush()
         return await self.index.spack_specs(cache, name=name, target=target, after=after,
                                             limit=limit)
+
+    async def has_cache(self, cache: str) -> bool:
+        """Whether `cache` has a spec."""
+        if self.hooks is not None and self.hooks.queued:
+            await self.hooks.flush()
+        return await self.index.spack_has_cache(cache)
 
     async def caches(self) -> dict[str, int]:
         """Every cache with a spec, and how many."""
@@ -120,6 +140,50 @@ async def sync(caches: SpackCaches, catalog: SpecCatalog) -> list[str]:
     for gone in set(await catalog.caches()) - set(names):
         await catalog.cache_loaded(gone, ())
     return names
+
+
+async def current(caches: SpackCaches, catalog: SpecCatalog) -> None:
+    """Bring the catalog's rows up to the store, as `sync` does, but replaying only
+    the journal entries since those a cache's rows reflect when the journal still
+    holds them all: a cache of any size costs what was pushed since, not a load."""
+    names = await caches.area.caches()
+    for name in names:
+        if not await _replay(caches, catalog, name):
+            await caches.state(name)  # a load: every row rewritten
+    for gone in set(await catalog.caches()) - set(names):
+        await catalog.cache_loaded(gone, ())
+
+
+async def _replay(caches: SpackCaches, catalog: SpecCatalog, cache: str) -> bool:
+    """Replay the entries of `cache` from a window before the entry its rows
+    reflect (a late entry lands in that window: journal.py), in name order, so each
+    spec ends as its last entry says; False when the rows reflect no entry, or a
+    snapshot since may have pruned entries the replay needs."""
+    through = await catalog.index.spack_through(cache)
+    if through is None:
+        return False
+    journal = Journal(caches.area, cache)
+    newest = await journal.newest_snapshot()
+    if newest is not None and name_ns(newest) > name_ns(through) + WINDOW_NS:
+        return False  # entries after `through` may be pruned (2 * WINDOW_NS behind)
+    batch: list[SpecEvent] = []
+    async for name, op in journal.entries(name_ns(through) - WINDOW_NS):
+        h = op.get("hash")
+        if not isinstance(h, str):
+            continue
+        if op.get("op") == "add":
+            try:
+                batch.append(SpecPut(row_of(cache, SpecRecord.from_json(op["record"]))))
+            except (KeyError, TypeError, ValueError):
+                continue
+        else:
+            batch.append(SpecDeleted(cache, h))
+        through = max(through, name)
+        if len(batch) >= RESET_BATCH:
+            await catalog.index.apply(batch)
+            batch = []
+    await catalog.index.apply([*batch, SpecsThrough(cache, through)])
+    return True
 
 
 async def keep_current(caches: SpackCaches, catalog: SpecCatalog,

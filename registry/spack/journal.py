@@ -88,6 +88,11 @@ class Journal:
             except ValueError:
                 continue  # not one of ours; never fatal to the index
 
+    async def newest_snapshot(self) -> str | None:
+        """The entry the newest snapshot was taken at (by name only, unread)."""
+        names = [n for n in await self._snapshots.list() if SNAPSHOT_RE.fullmatch(n)]
+        return max(names) if names else None
+
     async def latest_snapshot(self) -> tuple[str, AsyncIterator[Any]] | None:
         """The newest readable snapshot: the entry it was taken at, and its records
         ([hash, entry, record or None]) as they are read, one line at a time."""

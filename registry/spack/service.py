@@ -52,6 +52,9 @@ class SpecSink(Protocol):
     async def cache_loaded(self, cache: str, records: AsyncIterable[SpecRecord]) -> None:
         """The cache holds exactly `records` (a process loaded it from the store)."""
 
+    async def caught_up(self, cache: str, through: str) -> None:
+        """What was told of the cache so far reflects its journal up to entry `through`."""
+
 
 class Signer(Protocol):
     """Clearsigns documents with the site key (spack.signing)."""
@@ -147,15 +150,20 @@ class SpackCaches:
         if snap is not None:
             await state.load_lines(snap[1], snap[0])
         await self._catch_up(cache, journal, state, tell=False)
-        if self.sink is not None:
-            await self.sink.cache_loaded(cache, state.live())
+        await self._tell_all(state)
         return state
 
     async def resend(self, cache: str) -> None:
         """Tell the sink again everything `cache` holds (it lost an event)."""
         state = self._states.get(cache)
-        if state is not None and self.sink is not None:
-            await self.sink.cache_loaded(cache, state.live())
+        if state is not None:
+            await self._tell_all(state)
+
+    async def _tell_all(self, state: CacheState) -> None:
+        if self.sink is not None:
+            await self.sink.cache_loaded(state.cache, state.live())
+            if state.last_entry:
+                await self.sink.caught_up(state.cache, state.last_entry)
 
     async def _catch_up(self, cache: str, journal: Journal, state: CacheState,
                         tell: bool = True) -> None:
@@ -195,6 +203,8 @@ class SpackCaches:
                 await self.sink.spec_added(cache, record)
             else:
                 await self.sink.spec_removed(cache, h)
+        if state.last_entry:
+            await self.sink.caught_up(cache, state.last_entry)
 
     async def _maybe_snapshot(self, journal: Journal, state: CacheState) -> None:
         if state.since_snapshot < SNAPSHOT_EVERY or not state.last_entry:
