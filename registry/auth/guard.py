@@ -4,7 +4,8 @@
 is identified once, from its Authorization header: a Bearer token (an ES256 JWT
 from /token, whose claims are the grants), Basic credentials (a user's password
 or a robot's token, the rules deciding), SigV4 (an S3 access key of a user), or
-none (anonymous). A token's robot or user is looked up again on every request
+none (anonymous; on the dashboard's family alone, its session cookie:
+auth/sessions.py). A token's robot or user is looked up again on every request
 (through the store's short cache), so a revocation holds within a second, and so
 does a password change (a token names the credentials it was issued for) or a
 lost group or rule (a token grants only what its holder may still do).
@@ -46,6 +47,8 @@ from registry.auth.rules import (
     Rules,
     requested_scopes,
 )
+from registry.auth.sessions import TYPE as SESSION_TYPE
+from registry.auth.sessions import Sessions
 from registry.auth.sigv4 import SignedRequest, access_key_of, is_sigv4, verify
 from registry.auth.tokens import TokenError, TokenKeys
 from registry.core.access import (
@@ -93,6 +96,7 @@ class Guard:
         # Tokens whose signature verified (TokenKeys.verify), by their exact text:
         # what the fast path needs of their claims. Bounded; expiry checked on use.
         self._tokens: dict[str, _Known] = {}
+        self.sessions = Sessions(keys, logins, service, self.issuer)
 
     # -- the access step -----------------------------------------------------
 
@@ -194,6 +198,8 @@ class Guard:
         if header is None:
             if s3 and "X-Amz-Algorithm" in request.query:
                 return await self._sigv4(request), None
+            if scope is not None and scope.family == "ui":
+                return await self.sessions.of_request(request), None
             return NOBODY, None
         if len(header) > MAX_AUTHORIZATION:
             raise Unauthorized("Authorization header too long")
@@ -225,13 +231,15 @@ class Guard:
                                                         f'error_description="{why}"')
             return Unauthorized(why, headers={"WWW-Authenticate": challenge})
 
-        claims = self.keys.known(token)
+        claims = self.keys.known(token, self.service)
         if claims is None:
             try:
                 claims = await self.keys.verify(token, self.service, self.issuer)
             except TokenError as exc:
                 raise invalid(str(exc)) from None
         kind, sub = claims.get("kind"), claims.get("sub")
+        if claims.get("typ") == SESSION_TYPE:  # its audience differs too: belt and braces
+            raise invalid("a dashboard session is not a token")
         if kind == ANONYMOUS:
             who: Identity | None = NOBODY
         elif kind in (USER, ROBOT) and isinstance(sub, str):
@@ -251,6 +259,17 @@ class Guard:
                 float(claims["exp"]), str(kind), sub if isinstance(sub, str) else "",
                 claims.get("cred"), _granted(claims.get("access")))
         return who, known.granted
+
+    async def login(self, request: web.BaseRequest, name: str, password: str) -> Identity:
+        """The identity a login form's name and password prove, counted as any failed
+        login is (Unauthorized, or TooManyRequests while refused), and audited."""
+        try:
+            who = await self.logins.login(name, password, self._client(request))
+        except Unauthorized:
+            self._audit(request, "login_failed", NOBODY, None, attempted=name[:64])
+            raise
+        self._audit(request, "session", who, None)
+        return who
 
     async def _sigv4(self, request: web.BaseRequest) -> Identity:
         raw = request.raw_path if request.raw_path.startswith("/") \

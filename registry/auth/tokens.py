@@ -91,11 +91,13 @@ class TokenKeys:
         return Issued(jwt.encode(body, key, algorithm=ALGORITHM, headers={"kid": kid}),
                       now, ttl)
 
-    def known(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token `verify` accepted lately and still valid, else None:
-        the Bearer hot path asks this first, without a coroutine."""
+    def known(self, token: str, audience: str) -> dict[str, Any] | None:
+        """The claims of a token `verify` accepted lately for `audience` and still
+        valid, else None: the Bearer hot path asks this first, without a coroutine."""
         seen = self._verified.get(token)
-        return seen[1] if seen is not None and time.time() < seen[0] else None
+        if seen is None or time.time() >= seen[0] or seen[1].get("aud") != audience:
+            return None
+        return seen[1]
 
     async def verify(self, token: str, audience: str, issuer: str) -> dict[str, Any]:
         """The claims of a valid token; TokenError otherwise. A token seen lately
@@ -106,8 +108,12 @@ class TokenKeys:
             # A JWT is base64url and dots; anything else (a header byte that was not
             # UTF-8 arrives as a surrogate) would make PyJWT raise UnicodeEncodeError.
             raise TokenError("malformed token")
+        # One cache for every audience (API tokens, dashboard sessions): a hit counts
+        # only for the audience and issuer it was verified for, or a session would
+        # pass as a Bearer token once verified as a session.
         seen = self._verified.get(token)
-        if seen is not None and time.time() < seen[0]:
+        if seen is not None and time.time() < seen[0] and seen[1].get("aud") == audience \
+                and seen[1].get("iss") == issuer:
             return seen[1]
         claims = await self._verify(token, audience, issuer)
         if len(self._verified) >= 4096:

@@ -15,7 +15,7 @@ from registry.api.common import Context
 from registry.api.families import PatternFamily
 from registry.core.access import BROWSE
 from registry.core.errors import RegistryError
-from registry.ui import pages_home, pages_repo
+from registry.ui import pages_home, pages_login, pages_repo
 from registry.ui.render import page
 from registry.ui.static import static_file
 
@@ -35,6 +35,7 @@ class UiFamily(PatternFamily):
         self.add("GET", r"static/(?P<file>[A-Za-z0-9_.-]{1,64})", static_file, BROWSE)
         pages_home.register(self)
         pages_repo.register(self)
+        pages_login.register(self)
 
     def error_body(self, err: RegistryError, request: web.BaseRequest,
                    headers: dict[str, str]) -> web.StreamResponse:

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from registry.api.common import Context
+from registry.auth.sessions import COOKIE as SESSION_COOKIE
+from registry.auth.sessions import STALE
 from registry.core.access import IDENTITY
 from registry.ui.csrf import COOKIE, csrf_token, new_token
 from registry.ui.templating import render
@@ -48,13 +50,21 @@ def set_cookie(response: web.StreamResponse, request: web.BaseRequest, name: str
                         samesite="Strict", secure=secure(request))
 
 
+def clear_cookie(response: web.StreamResponse, request: web.BaseRequest, name: str) -> None:
+    """Tell the browser to forget a dashboard cookie (with the flags it was set with)."""
+    set_cookie(response, request, name, "", max_age=0)
+
+
 def finish(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
-    """The security headers, and the CSRF cookie when this request made the token."""
+    """The security headers, the CSRF cookie when this request made the token, and the
+    session cookie cleared when it proved nobody (expired, its user gone)."""
     for key, value in SECURITY_HEADERS.items():
         response.headers.setdefault(key, value)
     made = new_token(request)
     if made is not None:
         set_cookie(response, request, COOKIE, made)
+    if request.get(STALE) and SESSION_COOKIE not in response.cookies:
+        clear_cookie(response, request, SESSION_COOKIE)
     return response
 
 

@@ -8,14 +8,21 @@ temporary directory (pages are looked at, not only parsed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from harness import RunningRegistry, launch, wait_for
+from pushing import image_config, push_image, push_spack_oci
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from loadtest.spackgen import make_spec
+from registry.auth.passwords import hash_password
 
 
 def _binary(*names: str) -> str:
@@ -74,3 +81,49 @@ def web(browser: webdriver.Chrome, tmp_path: Path) -> Iterator[Web]:
 
 
 Shot = Callable[[str], Path]
+
+
+# -- a registry with token auth, shared by the login and search tests ------------------
+
+PASSWORDS = {"writer": "writer-pw-1", "alice": "alice-pw-2"}
+WRITER = ("writer", PASSWORDS["writer"])
+# Anonymous callers may pull pub/*; alice team/* too; the writer everything.
+RULES = ["* user:writer pull,push,delete,admin", "pub/* anonymous pull",
+         "pub/* user:alice pull", "team/* user:alice pull"]
+HOSTILE = ['<img src=x onerror=window.__pwned=1>', '"><script>window.__pwned=1</script>']
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A token-auth registry holding public images (with hostile annotations and
+    labels), a Spack cache, and team/* content anonymous callers may not see; every
+    push indexed before it is handed out."""
+    users = ", ".join(json.dumps(f"{name}:{hash_password(pw)}")
+                      for name, pw in PASSWORDS.items())
+    rules = ", ".join(json.dumps(r) for r in RULES)
+    reg = launch(tmp_path_factory.mktemp("ui-auth"), config=(
+        f'[auth]\nmode = "token"\naudit_log = ""\nlogin_attempts = 3\n'
+        f'users = [{users}]\nrules = [{rules}]\n'))
+    try:
+        hostile = {"org.opencontainers.image.description": HOSTILE[0],
+                   "org.opencontainers.image.title": HOSTILE[1]}
+        push_image(reg, "pub/hello", "v1", [b"hello layer"], auth=WRITER,
+                   annotations=hostile, config=image_config(
+                       "amd64", config={"Labels": {"evil": HOSTILE[1], "team": "hpc"}}))
+        push_image(reg, "pub/tool", "2.0", [b"tool layer"], auth=WRITER,
+                   config=image_config("arm64"))
+        push_image(reg, "team/secret", "v1", [b"secret layer"], auth=WRITER,
+                   annotations={"org.opencontainers.image.title": "hello secret"})
+        push_spack_oci(reg, "pub/cache", make_spec("zlib", "1.3.1", target="zen2"),
+                       auth=WRITER)
+        push_spack_oci(reg, "team/cache", make_spec("zlib", "1.2.13", target="zen3"),
+                       auth=WRITER)
+
+        def indexed() -> int:
+            r = requests.get(f"{reg.url}/api/v1/search", auth=WRITER, timeout=30)
+            return len(r.json()["results"]) if r.status_code == 200 else -1
+
+        assert wait_for(indexed, lambda n: n >= 5) >= 5
+        yield reg
+    finally:
+        reg.stop()
