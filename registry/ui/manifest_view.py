@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.api.common import Context
+from registry.arch.needs import ManifestNeed
 from registry.core.errors import RegistryError
 from registry.core.grammar import Digest
 from registry.core.manifest_format import Manifest, parse_manifest
@@ -51,6 +52,9 @@ class Summary:
     scan: dict[str, Any] | None = None  # Search.summary's answer
     referrers: list[dict[str, Any]] = field(default_factory=list)
     more_children: int = 0  # children not described (over MAX_CHILDREN)
+    # What each build needs of a host (registry.arch.needs' JSON), for the manifest page.
+    needs: list[dict[str, Any]] = field(default_factory=list)
+    manifest: Manifest | None = None  # the parsed body
 
 
 def kind_of(manifest: Manifest) -> str:
@@ -84,35 +88,32 @@ def platform_text(platform: dict[str, Any] | None) -> str:
     return "/".join(str(p) for p in parts if isinstance(p, str) and p)
 
 
-async def targets(ctx: Context, repo: str, digest: Digest) -> dict[str, tuple[str, str, str]]:
-    """Per manifest digest (the image, or each child of an index): its platform, the
-    archspec target it needs, or why that cannot be told (registry.arch.needs)."""
+async def needs(ctx: Context, repo: str, digest: Digest) -> list[ManifestNeed]:
+    """What the image, or each child of an index, needs of a host: platform, archspec
+    target, CUDA, MPI..., or why that cannot be told (registry.arch.needs)."""
     if ctx.requirements is None:
-        return {}
+        return []
     try:
         answer = await ctx.requirements.of(repo, str(digest))
     except RegistryError:  # e.g. an index naming children that are not here
-        return {}
-    out = {}
-    for m in answer.manifests:
-        target = m.need.target if m.need is not None else ""
-        out[m.digest] = (platform_text(m.platform), target or "", m.error or "")
-    return out
+        return []
+    return list(answer.manifests)
 
 
-async def builds(ctx: Context, repo: str, digest: Digest,
-                 manifest: Manifest) -> tuple[list[Build], int]:
+async def builds(ctx: Context, repo: str, digest: Digest, manifest: Manifest,
+                 found: list[ManifestNeed]) -> tuple[list[Build], int]:
     """The builds of an image (one) or an index (each child, up to MAX_CHILDREN),
-    with sizes, platforms and targets; and how many children were left out."""
-    if kind_of(manifest) == "artifact":
-        return [], 0
-    found = await targets(ctx, repo, digest)
+    with sizes, platforms and targets (from `found`); and how many children were
+    left out."""
+    by_digest = {m.digest: (platform_text(m.platform),
+                            (m.need.target if m.need is not None else "") or "",
+                            m.error or "") for m in found}
     if not manifest.is_index:
-        platform, target, error = found.get(str(digest), ("", "", ""))
+        platform, target, error = by_digest.get(str(digest), ("", "", ""))
         return [Build(str(digest), platform, target, image_size(manifest), error)], 0
     out = []
     for child in manifest.manifests[:MAX_CHILDREN]:
-        platform, target, error = found.get(str(child.digest), ("", "", ""))
+        platform, target, error = by_digest.get(str(child.digest), ("", "", ""))
         out.append(Build(str(child.digest), platform or platform_text(child.platform),
                          target, await child_size(ctx, repo, child.digest), error))
     return out, max(0, len(manifest.manifests) - MAX_CHILDREN)
@@ -161,12 +162,15 @@ async def summarize(ctx: Context, repo: str, digest: Digest) -> Summary:
     """Everything the repository page shows of `repo@digest`."""
     media_type, manifest = await load(ctx, repo, digest)
     kind = kind_of(manifest)
-    built, more = await builds(ctx, repo, digest, manifest)
+    found = await needs(ctx, repo, digest) if kind != "artifact" else []
+    built, more = (await builds(ctx, repo, digest, manifest, found) if kind != "artifact"
+                   else ([], 0))
     size = (sum(b.size or 0 for b in built) if manifest.is_index
             else image_size(manifest))
     out = Summary(str(digest), media_type, kind,
                   manifest.effective_artifact_type or "" if kind == "artifact" else "",
-                  size, built, more_children=more)
+                  size, built, more_children=more, manifest=manifest,
+                  needs=[m.to_json() for m in found])
     if ctx.search is not None:
         out.pulls = await ctx.search.pulls(repo, str(digest))
         out.scan = await ctx.search.summary(repo, str(digest))

@@ -20,12 +20,14 @@ from registry.core.grammar import Digest, is_valid_tag, validate_name
 from registry.core.manifest_format import Descriptor, Manifest
 from registry.spack.specs import InvalidSpec, SpecDoc
 from registry.ui.commands import host_of, pull_commands, spack_commands
-from registry.ui.manifest_view import load, summarize
+from registry.ui.manifest_view import summarize
 from registry.ui.render import page, redirect
 
 MAX_LAYERS = 128  # layers whose other holders are looked up
 MAX_ALSO = 20  # other repositories named per layer
 MAX_ENV = 200  # config entries shown per list
+MAX_TAGS = 100  # tags shown of one manifest
+MAX_TAG_MAP = 10_000  # repositories with more tags show none on a manifest's page
 
 
 class TagInvalid(RegistryError):
@@ -49,7 +51,8 @@ async def manifest(request: web.BaseRequest, route: dict[str, str],
     if not await ctx.registry.manifests.exists(name, digest):
         raise ManifestUnknown(detail={"name": name, "digest": str(digest)})
     summary = await summarize(ctx, name, digest)
-    _, body = await load(ctx, name, digest)
+    body = summary.manifest
+    assert body is not None  # summarize always parses it
     config = await config_of(ctx, name, body) if summary.kind != "index" else {}
     host = host_of(request)
     spec = spack_spec(config)
@@ -58,11 +61,11 @@ async def manifest(request: web.BaseRequest, route: dict[str, str],
         commands += spack_commands(host, name, *spec)
     return page(
         request, ctx, "manifest.html", name=name, m=summary,
-        tags=(await ctx.registry.tags.pointing_at(name, digest))[:100],
+        tags=await tags_of(ctx, name, digest),
         annotations=sorted(body.annotations.items()),
         subject=str(body.subject.digest) if body.subject is not None else "",
         layers=await layers(request, ctx, name, body),
-        config=shown_config(config), needs=await needs(ctx, name, digest),
+        config=shown_config(config), needs=summary.needs,
         commands=commands, spack=spec)
 
 
@@ -135,13 +138,10 @@ def spack_spec(doc: dict[str, Any]) -> tuple[str, str] | None:
     return root.name, root.hash
 
 
-async def needs(ctx: Context, repo: str, digest: Digest) -> list[dict[str, Any]]:
-    """What each build needs of a host (registry.arch.needs): target, CUDA, MPI, the
-    node labels (NFD's names) and Slurm constraint; [] for artifacts."""
-    if ctx.requirements is None:
+async def tags_of(ctx: Context, repo: str, digest: Digest) -> list[str]:
+    """The tags pointing at `digest` (at most MAX_TAGS), when the repository has few
+    enough tags to map them all (a build cache of 100,000 is not read whole for one
+    page: its tag is in the manifest's spack spec, and the repository page lists it)."""
+    if len(await ctx.registry.tags.list(repo)) > MAX_TAG_MAP:
         return []
-    try:
-        answer = await ctx.requirements.of(repo, str(digest))
-    except RegistryError:
-        return []
-    return [m.to_json() for m in answer.manifests]
+    return (await ctx.registry.tags.pointing_at(repo, digest))[:MAX_TAGS]
