@@ -14,7 +14,7 @@ import aiohttp
 
 NGINX = """\
 daemon off;
-worker_processes auto;
+worker_processes {workers};
 {user}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log error;
@@ -65,15 +65,17 @@ class Proc:
 
 
 def nginx(binary: str, tmp: Path, port: int, www: Path, cert: Path | None = None,
-          key: Path | None = None) -> Proc:
-    """nginx serving `www` as static files (over TLS with `cert` and `key`)."""
+          key: Path | None = None, workers: int | None = None) -> Proc:
+    """nginx serving `www` as static files (over TLS with `cert` and `key`), with
+    `workers` processes (default: one per core)."""
     for d in ("cb", "px", "fc", "uw", "sc"):
         (tmp / d).mkdir(exist_ok=True)
     user = "user root root;" if os.geteuid() == 0 else ""
     tls = f"ssl_certificate {cert};\n        ssl_certificate_key {key};" if cert else ""
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX.format(tmp=tmp, port=port, user=user, www=www,
-                                 ssl=" ssl" if cert else "", tls=tls))
+                                 ssl=" ssl" if cert else "", tls=tls,
+                                 workers=workers or "auto"))
     return Proc([binary, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(conf)], port,
                 tmp / "nginx.log", "https" if cert else "http")
 

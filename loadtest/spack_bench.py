@@ -21,6 +21,13 @@ alternating targets, REPEAT times each (medians):
   a 64 MiB tarball (wrk, 16 connections, SECONDS each), and a random mix of
   spec manifests and tarballs as installs read them (32 aiohttp clients; nginx
   serves the directory `spack buildcache push file://` wrote for the specs).
+- small documents (wrk, 16 connections): a spec manifest, and with `--sign`
+  (a throwaway gpg key as our `[spack] signing_key`) a `.spec.json.sig`, from
+  ours and from nginx serving ours' bytes at the same path.
+
+nginx runs as many worker processes as ours (`--nginx-workers` to change).
+`--classic-only` skips docker-registry, push-to-index and the index fetches:
+only the classic reads and small documents, for profiling the hot path.
 
 Writes results.json in --out (default loadtest/results/spack-<time>/) and
 prints a table. Touches only 127.0.0.1; stops every process it started.
@@ -33,10 +40,12 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import random
 import shutil
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +54,7 @@ from pathlib import Path
 import aiohttp
 
 from loadtest import procs, sysinfo, wrk
-from loadtest.spackdir import write_v3
+from loadtest.spackdir import v2_names, write_v3
 from loadtest.spackgen import FakeSpec, make_spec
 from loadtest.targets import free_port
 
@@ -192,6 +201,17 @@ async def classic_reads(ctx: ssl.SSLContext, paths: list[str], seconds: float,
         return done / (time.perf_counter() - start)
 
 
+def site_key(home: Path) -> str:
+    """A throwaway ed25519 signing key in gpg home `home`; its fingerprint."""
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--no-tty", "--homedir", str(home)]
+    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "Bench <b@bench.example>",
+                    "ed25519", "sign", "never"], check=True, capture_output=True, timeout=60)
+    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], check=True,
+                             capture_output=True, timeout=60).stdout.decode()
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -203,9 +223,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
              for i in range(args.specs + args.repeat * 4)]
     base, extra = specs[:args.specs], specs[args.specs:]
 
+    signing = ""
+    if args.gnupg is not None:
+        signing = f'[spack]\nsigning_key = "{args.fpr}"\ngnupg_home = "{args.gnupg}"\n'
     ours = launch(tmp / "ours", scheme="https", verify=str(cert), config=(
         f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\nworkers = {args.workers}\n'
-        f'[storage]\nfsync = {"true" if args.fsync else "false"}\n'))
+        f'[storage]\nfsync = {"true" if args.fsync else "false"}\n' + signing))
     rss_phases: dict[str, list[float]] = {}
 
     def phase(name: str) -> None:
@@ -223,9 +246,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                         tmp / "docker-registry.log", "https")
     www = tmp / "www"
     write_v3(www / "cache", base)
-    nginx = procs.nginx(args.nginx_bin, tmp, free_port(), www, cert, key)
+    nginx_workers = args.nginx_workers or args.workers
+    nginx = procs.nginx(args.nginx_bin, tmp, free_port(), www, cert, key, nginx_workers)
     out: dict = {"specs": args.specs, "repeat": args.repeat, "tar_size": args.tar_size,
-                 "workers": args.workers, "fsync": args.fsync,
+                 "workers": args.workers, "fsync": args.fsync, "sign": args.sign,
+                 "nginx_workers": nginx_workers, "classic_only": args.classic_only,
                  "machine": sysinfo.machine()}
     try:
         await asyncio.gather(procs.wait_ready(theirs.url, ctx),
@@ -233,6 +258,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         targets = {"ours": ours.url, "docker-registry": theirs.url}
         conn = aiohttp.TCPConnector(ssl=ctx, limit=64)
         timeout = aiohttp.ClientTimeout(total=600)
+        if args.classic_only:
+            targets = {"ours": ours.url}
         async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
             for name, url in targets.items():
                 start = time.perf_counter()
@@ -241,37 +268,34 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
                 out[f"push_specs_per_s.{name}"] = args.specs / secs
                 print(f"{name}: pushed {args.specs} specs in {secs:.1f} s", flush=True)
             phase("pushed")
-            # docker-registry has no index until a client makes one.
-            start = time.perf_counter()
-            assert await update_index(s, theirs.url) == args.specs
-            out["first_update_index_s.docker-registry"] = time.perf_counter() - start
-            phase("docker-registry indexed")
-
             rows: dict[str, list[float]] = {}
-            spare = iter(extra)
-            for _ in range(args.repeat):
-                for label, url, client_update in (
-                        ("ours (server-kept)", ours.url, False),
-                        ("docker-registry + update-index", theirs.url, True),
-                        ("ours + update-index", ours.url, True)):
-                    took = await push_to_index(s, url, next(spare), client_update)
-                    rows.setdefault(f"push_to_index_s.{label}", []).append(took)
-            index_url = {"ours": ours.url, "docker-registry": theirs.url}
-            installs = await fetch_index(s, ours.url)
-            db = json.dumps({"database": {"version": "8", "installs": installs}}).encode()
-            (www / "index.json").write_bytes(db)
-            out["index_bytes"] = len(db)
-            phase("push-to-index runs (with update-index against ours)")
-            for _ in range(args.repeat):
-                for name, url in index_url.items():
-                    start = time.perf_counter()
-                    await fetch_index(s, url)
-                    rows.setdefault(f"index_fetch_s.{name}", []).append(
-                        time.perf_counter() - start)
+            if not args.classic_only:
+                # docker-registry has no index until a client makes one.
                 start = time.perf_counter()
-                async with s.get(f"{nginx.url}/index.json") as r:
-                    json.loads(await r.read())
-                rows.setdefault("index_fetch_s.nginx", []).append(time.perf_counter() - start)
+                assert await update_index(s, theirs.url) == args.specs
+                out["first_update_index_s.docker-registry"] = time.perf_counter() - start
+                phase("docker-registry indexed")
+
+                spare = iter(extra)
+                for _ in range(args.repeat):
+                    for label, url, client_update in (
+                            ("ours (server-kept)", ours.url, False),
+                            ("docker-registry + update-index", theirs.url, True),
+                            ("ours + update-index", ours.url, True)):
+                        took = await push_to_index(s, url, next(spare), client_update)
+                        rows.setdefault(f"push_to_index_s.{label}", []).append(took)
+                index_url = {"ours": ours.url, "docker-registry": theirs.url}
+                phase("push-to-index runs (with update-index against ours)")
+                for _ in range(args.repeat):
+                    for name, url in index_url.items():
+                        start = time.perf_counter()
+                        await fetch_index(s, url)
+                        rows.setdefault(f"index_fetch_s.{name}", []).append(
+                            time.perf_counter() - start)
+                    start = time.perf_counter()
+                    async with s.get(f"{nginx.url}/index.json") as r:
+                        json.loads(await r.read())
+                    rows.setdefault("index_fetch_s.nginx", []).append(time.perf_counter() - start)
 
         # Classic reads, ours against nginx serving the very same bytes at the same
         # paths: the v3 index manifest and database, a large tarball (wrk, one
@@ -280,6 +304,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         big = make_spec("bigpkg", "1.0", seed=1, tar_size=args.big_mib << 20)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
                                          timeout=timeout) as s:
+            installs = await fetch_index(s, ours.url)
+            db = json.dumps({"database": {"version": "8", "installs": installs}}).encode()
+            (www / "index.json").write_bytes(db)
+            out["index_bytes"] = len(db)
             await push_spec(s, ours.url, big)
             index_manifest = "v3/manifests/index/index.manifest.json"
             manifest, raw = await get_json(s, f"{ours.url}/spack/{CACHE}/{index_manifest}")
@@ -287,6 +315,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
             index_blob = f"blobs/sha256/{h[:2]}/{h}"
             async with s.get(f"{ours.url}/spack/{CACHE}/{index_blob}") as r:
                 db_bytes = await r.read()
+            # Small documents: ours' bytes, served by nginx at the same paths.
+            one = base[len(base) // 2]
+            small = {"spec_manifest": f"v3/manifests/spec/{one.name}/{one.name}-"
+                                      f"{one.version}-{one.hash}.spec.manifest.json"}
+            if args.sign:
+                small["spec_sig"] = f"build_cache/{v2_names(one)[0]}.sig"
+            for rel in small.values():
+                async with s.get(f"{ours.url}/spack/{CACHE}/{rel}") as r:
+                    assert r.status == 200, (rel, r.status)
+                    (www / "cache" / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (www / "cache" / rel).write_bytes(await r.read())
         (www / "cache" / index_manifest).write_bytes(raw)
         (www / "cache" / index_blob).parent.mkdir(parents=True, exist_ok=True)
         (www / "cache" / index_blob).write_bytes(db_bytes)
@@ -297,11 +336,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         lua = wrk.script("get", tmp)
         prefixes = {"ours": f"{ours.url}/spack/{CACHE}", "nginx": f"{nginx.url}/cache"}
         for _ in range(args.repeat):
-            for what, rel, unit in (("index_manifest", index_manifest, "rps"),
-                                    ("index_db", index_blob, "bytes_per_s"),
-                                    ("tarball", tarball, "bytes_per_s")):
+            reads = [("index_manifest", index_manifest, "rps"),
+                     *((what, rel, "rps") for what, rel in small.items())]
+            if not args.small_only:
+                reads += [("index_db", index_blob, "bytes_per_s"),
+                          ("tarball", tarball, "bytes_per_s")]
+            for what, rel, unit in reads:
                 for name, prefix in prefixes.items():
-                    res = await wrk.run(f"{prefix}/{rel}", lua, connections=16,
+                    res = await wrk.run(f"{prefix}/{rel}", lua, connections=args.connections,
                                         duration=args.seconds, threads=1, timeout_s=30)
                     wrk.check(res)
                     value = res[unit] / (1 << 20) if unit == "bytes_per_s" else res[unit]
@@ -331,6 +373,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         phase("install mix")
         out["rss_mb.ours"] = procs.peak_rss_mb(ours.process.pid)
         out["rss_phases_mb.ours"] = rss_phases
+        out["load_average"] = list(os.getloadavg())
     finally:
         ours.stop()
         theirs.stop()
@@ -356,7 +399,8 @@ def table(res: dict) -> str:
     if ours_idx and theirs_idx and nginx_idx:
         lines.append(f"index fetch: ours {ours_idx * 1000:.0f} ms, docker-registry "
                      f"{theirs_idx * 1000:.0f} ms, nginx {nginx_idx * 1000:.0f} ms")
-    for what in ("classic_index_manifest_rps", "classic_index_db_mib_s",
+    for what in ("classic_index_manifest_rps", "classic_spec_manifest_rps",
+                 "classic_spec_sig_rps", "classic_index_db_mib_s",
                  "classic_tarball_mib_s", "classic_mix_per_s"):
         ours_r, nginx_r = res.get(f"{what}.ours"), res.get(f"{what}.nginx")
         if ours_r and nginx_r:
@@ -373,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tar-size", type=int, default=4096, help="bytes of each tarball's content")
     ap.add_argument("--big-mib", type=int, default=64, help="MiB of the large tarball read")
     ap.add_argument("--workers", type=int, default=1, help="our [server] workers (1)")
+    ap.add_argument("--nginx-workers", type=int, help="nginx worker processes (as ours)")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    ap.add_argument("--sign", action="store_true",
+                    help="ours signs with a throwaway gpg key: adds `.spec.json.sig` reads")
+    ap.add_argument("--classic-only", action="store_true",
+                    help="skip docker-registry, push-to-index and index fetches")
+    ap.add_argument("--small-only", action="store_true",
+                    help="classic reads of small documents only (no index db, no tarball)")
     ap.add_argument("--no-fsync", dest="fsync", action="store_false",
                     help="our [storage] fsync = false (docker-registry never fsyncs)")
     ap.add_argument("--out", type=Path)
@@ -385,8 +437,18 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (apt-get install docker-registry nginx-light)")
     out_dir = args.out or RESULTS / f"spack-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    with tempfile.TemporaryDirectory(prefix="bench-spack-") as tmp:
-        res = asyncio.run(run(args, Path(tmp)))
+    args.gnupg = None
+    with tempfile.TemporaryDirectory(prefix="bench-spack-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="g", dir="/tmp") as short:
+        try:
+            if args.sign:  # gpg-agent's socket path must be short: the home is in /tmp
+                args.gnupg = Path(short) / "h"
+                args.fpr = site_key(args.gnupg)
+            res = asyncio.run(run(args, Path(tmp)))
+        finally:
+            if args.gnupg is not None:
+                subprocess.run(["gpgconf", "--homedir", str(args.gnupg), "--kill", "all"],
+                               capture_output=True, timeout=30)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(res, indent=1))
     text = table(res)

@@ -12,6 +12,8 @@ that maps to a bucket is the S3 object of that key.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from registry.core.errors import ObjectError
 from registry.core.grammar import Digest
 from registry.core.protocols import Objects
@@ -24,13 +26,48 @@ from registry.spack.layout import (
     classify,
     classify_key,
 )
-from registry.spack.service import SpackCaches
+from registry.spack.service import Rendered, SpackCaches
 from registry.spack.specs import SpecRecord
+from registry.spack.state import CacheState
 from registry.spack.views import Answer, BlobRef, Document, ObjectRef, check_cache, missing
 
 JSON = "application/json"
 # Keys a client published that the key index lists (spack lists a few at most).
 PUSHED_KEYS_MAX = 1000
+# Answers kept per worker (a few hundred bytes each): an install reads one spec
+# manifest per spec, a build farm the same ones again and again.
+MEMO_MAX = 8192
+# Kinds whose answer follows from the cache's records alone (and the site key, fixed
+# for the process's life): kept while the cache's state is at the same version.
+# Indexes are not (a collection may free a rendered index: `SpackCaches.index`
+# checks and renders it again), nor keys (the pushed ones are S3 objects).
+MEMO_KINDS = frozenset({"layout", "spec3", "specjson", "specsig", "tarball2"})
+
+
+class Memo:
+    """Answers by (cache, path), each valid for one version of one cache state:
+    a spec manifest or signature read again costs no database read, no JSON
+    encoding and no store read of its signature."""
+
+    def __init__(self, size: int = MEMO_MAX) -> None:
+        self.size = size
+        self._answers: OrderedDict[tuple[str, str], tuple[CacheState, int, Answer]] = \
+            OrderedDict()
+
+    def get(self, cache: str, path: str, state: CacheState) -> Answer | None:
+        entry = self._answers.get((cache, path))
+        if entry is None or entry[0] is not state or entry[1] != state.version:
+            return None
+        return entry[2]
+
+    def put(self, cache: str, path: str, state: CacheState, version: int,
+            answer: Answer) -> None:
+        """Keep `answer`, made from `state` at `version` (read before the answer was
+        made: a change meanwhile makes the entry stale at once)."""
+        answers = self._answers
+        answers[(cache, path)] = (state, version, answer)
+        if len(answers) > self.size:
+            answers.popitem(last=False)  # the oldest put (not an LRU: a hit costs nothing)
 
 
 class SpackViews:
@@ -39,10 +76,26 @@ class SpackViews:
     def __init__(self, caches: SpackCaches, objects: Objects) -> None:
         self.caches = caches
         self.objects = objects
+        self.memo = Memo()
+        # The v3 index manifest of the last index rendered per (cache, format).
+        self._index_manifests: dict[tuple[str, int], tuple[Rendered, Document]] = {}
 
     async def answer(self, cache: str, path: str) -> Answer:
-        found = await self._answer(check_cache(cache), classify(path))
+        check_cache(cache)
+        where = classify(path)
+        state: CacheState | None = None
+        version = 0
+        if where.kind in MEMO_KINDS:
+            state = await self.caches.state(cache)
+            if state is not None:
+                kept = self.memo.get(cache, path, state)
+                if kept is not None:
+                    return kept
+                version = state.version
+        found = await self._answer(cache, where)
         if found is not None:
+            if state is not None:
+                self.memo.put(cache, path, state, version, found)
             return found
         stored = _stored(cache, path)  # maybe an object spack wrote that no record holds
         if stored is None:
@@ -65,8 +118,7 @@ class SpackViews:
             if rendered is None:
                 raise missing(path.path)
             if kind == "index3":
-                return Document(synth.index_manifest_v3(rendered.fmt, rendered.digest,
-                                                        rendered.size), JSON)
+                return self._index_manifest(cache, rendered)
             if kind == "hash2":
                 return Document(rendered.digest.hex.encode(), "text/plain")
             return self._blob(cache, rendered.digest)
@@ -92,6 +144,17 @@ class SpackViews:
                 raise missing(path.path)
             return await self._maybe_signed(cache, synth.spec_json_v2(record), "text/plain")
         return None
+
+    def _index_manifest(self, cache: str, rendered: Rendered) -> Document:
+        """The v3 index manifest of `rendered`, made once per rendering."""
+        key = (cache, rendered.fmt)
+        kept = self._index_manifests.get(key)
+        if kept is not None and kept[0] is rendered:
+            return kept[1]
+        doc = Document(synth.index_manifest_v3(rendered.fmt, rendered.digest, rendered.size),
+                       JSON)
+        self._index_manifests[key] = (rendered, doc)
+        return doc
 
     @staticmethod
     def _blob(cache: str, digest: Digest) -> BlobRef:

@@ -176,3 +176,27 @@ async def test_hostile_view_paths_are_refused_never_500(client):
         for method in ("GET", "HEAD"):
             r = await client.request(method, f"/spack/{path}")
             assert 400 <= r.status < 500, (method, path, r.status, await r.text())
+
+
+async def test_classic_spec_views_follow_removal_and_push_again(client):
+    """Spec documents are kept per worker (spack.classic.Memo) only while the
+    cache's state is unchanged: a removed spec is 404 at once, a pushed one 200."""
+    a = make_spec("memo-pkg", "1.0")
+    v3 = f"/spack/c9/v3/manifests/spec/memo-pkg/memo-pkg-1.0-{a.hash}.spec.manifest.json"
+    v2 = (f"/spack/c9/build_cache/linux-debian12-x86_64_v3-gcc-12.2.0-memo-pkg-1.0-"
+          f"{a.hash}.spec.json")
+    assert (await push_spack_oci_async(client, "c9", a))[0] == 201
+    first = {}
+    for _ in range(2):  # the second from the memo, the same bytes
+        for path in (v3, v2):
+            r = await client.get(path)
+            assert r.status == 200, path
+            assert first.setdefault(path, await r.read()) == await r.read()
+    r = await client.delete(f"/v2/c9/manifests/{a.tag}")
+    assert r.status == 202
+    for path in (v3, v2):
+        assert (await client.get(path)).status == 404, path
+    assert (await push_spack_oci_async(client, "c9", a))[0] == 201
+    for path in (v3, v2):
+        r = await client.get(path)
+        assert r.status == 200 and await r.read() == first[path], path
