@@ -33,6 +33,9 @@ CHUNK = 1 << 20
 TLS_READ = 1 << 18
 TLS_SLICE = 1 << 16
 TLS_HIGH_WATER = 1 << 17
+# Over TLS a body up to this size is read (and its file closed) in one hop to a
+# thread and goes out with the headers in one write: one TLS record, one send.
+TLS_SMALL = 1 << 16
 # How long a stalled client may keep a sendfile thread waiting.
 IDLE_TIMEOUT_S = 120.0
 
@@ -116,6 +119,13 @@ def bound_tls_buffer(transport: asyncio.BaseTransport | None) -> None:
         transport.set_write_buffer_limits(high=TLS_HIGH_WATER)
 
 
+def _pread_and_close(fd: int, offset: int, count: int) -> bytes:
+    try:
+        return os.pread(fd, count, offset)
+    finally:
+        os.close(fd)
+
+
 def _sendfile_and_close(sock_fd: int, fd: int, offset: int, count: int,
                         progress: Progress | None) -> None:
     """Send, then close both descriptors (the socket's is our own duplicate)."""
@@ -137,11 +147,23 @@ async def send_file(request: web.BaseRequest, response: web.StreamResponse, fd: 
     client never takes a short body for a whole one."""
     handed = False  # once the sendfile thread has the descriptor, it closes it
     try:
-        await prepare(request, response)
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         plain = (transport is not None and sock is not None
                  and transport.get_extra_info("sslcontext") is None)
+        if not plain and 0 < count <= TLS_SMALL and progress is None \
+                and request.method != "HEAD":
+            handed = True
+            data = await asyncio.get_running_loop().run_in_executor(
+                None, _pread_and_close, fd, offset, count)
+            if len(data) != count:
+                if transport is not None:
+                    transport.close()
+                raise ConnectionResetError("file shrank while being served")
+            await prepare(request, response)
+            await response.write_eof(data)  # with the headers, in one write
+            return response
+        await prepare(request, response)
         if count and request.method != "HEAD":
             try:
                 if not plain or transport is None or sock is None:  # plain: neither is None
