@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("spack-seed", help="seed a build cache with N specs, no HTTP "
                    "(python -m loadtest spack-seed -h)")
+    sub.add_parser("spack-pipelines", help="concurrent spack pipelines through replicas "
+                   "on SeaweedFS (python -m loadtest spack-pipelines -h)", add_help=False)
     sub.add_parser("spack-rss", help="a worker's memory over a seeded build cache "
                    "(python -m loadtest spack-rss -h)")
     sub.add_parser("tls-rss", help="a worker's memory serving a large blob over TLS "
@@ -424,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_seed
 
         return spack_seed.main(argv[1:])
+    if argv[:1] == ["spack-pipelines"]:  # its own options: see loadtest/spack_pipelines.py
+        from loadtest import spack_pipelines
+
+        return spack_pipelines.main(argv[1:])
     if argv[:1] == ["spack-rss"]:  # its own options: see loadtest/spack_rss.py
         from loadtest import spack_rss
 
