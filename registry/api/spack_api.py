@@ -102,6 +102,8 @@ async def list_specs(request: web.BaseRequest, route: dict[str, str],
     n = _n(request)
     last = _param(request, "last", LAST_RE)
     after = tuple(last.split("/", 1)) if last else None
+    if ctx.specs is not None:
+        await ctx.specs.catch_up(cache)
     if ctx.specs is None or not await ctx.specs.has_cache(cache):
         raise NameUnknown("no build cache of that name", {"name": cache})
     rows = await ctx.specs.specs(cache, name=name, target=target, after=after, limit=n + 1)
@@ -151,6 +153,8 @@ async def resolve_spec(request: web.BaseRequest, route: dict[str, str],
         host = Host(os=os_name or "", target=known_target(target).name)
     except PlatformError as exc:
         raise BadQuery(str(exc), {"parameter": "target", "value": target[:100]}) from None
+    if ctx.specs is not None:
+        await ctx.specs.catch_up(cache)
     if ctx.specs is None or not await ctx.specs.has_cache(cache):
         raise NameUnknown("no build cache of that name", {"name": cache})
     rows = [r for r in await ctx.specs.specs(cache, name=query.name, limit=RESOLVE_MAX)

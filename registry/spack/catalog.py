@@ -59,6 +59,17 @@ class SpecCatalog:
     def __init__(self, index: Index, hooks: IndexHooks | None = None) -> None:
         self.index = index
         self.hooks = hooks
+        # The caches whose state feeds the rows (set by the wiring): a read of one
+        # cache's rows first catches that cache up with its journal, so the rows
+        # hold other replicas' pushes as soon as the index views do, not a
+        # `keep_current` round (REFRESH_S, or DISCOVER_S for a new cache) later.
+        self.states: SpackCaches | None = None
+
+    async def catch_up(self, cache: str) -> None:
+        """Catch `cache` up with its journal (at most every SpackCaches.refresh_s):
+        what it gained or lost is queued for the rows, which a read flushes first."""
+        if self.states is not None:
+            await self.states.state(cache)
 
     async def _emit(self, event: SpecEvent) -> None:
         if self.hooks is not None:

@@ -29,6 +29,8 @@ class Spack:
         self.catalog = catalog
         self.object_keys: KeyClassifier = key_class
         self.caches = SpackCaches(area, sink=catalog, signer=signer)
+        if catalog is not None:
+            catalog.states = self.caches
         self._objects: list[SpackObjects] = []
         self.views: SpackViews | None = None
 
