@@ -38,6 +38,11 @@ REFRESH_S = 0.5
 SNAPSHOT_EVERY = 1000
 # How long "this cache has no journal" is believed before looking again.
 ABSENT_S = 1.0
+# A cache's journal not listed for this long (wall clock) may have lost entries
+# this process never saw to pruning (journal.py: an entry is pruned only behind
+# a snapshot taken 2 * WINDOW_NS after it): catching up then merges the newest
+# snapshot first. Half a window leaves the other half for clock skew.
+STALE_S = WINDOW_NS / 2e9
 # A rendered index up to this size is stored in one write; larger ones are streamed.
 SMALL_DOCUMENT = 1 << 20
 
@@ -95,6 +100,8 @@ class SpackCaches:
         self.refresh_s = refresh_s
         self._states: dict[str, CacheState] = {}
         self._checked: dict[str, float] = {}
+        # Wall-clock time each cache's journal was last listed from (see _catch_up).
+        self._listed: dict[str, float] = {}
         self._absent: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # The last index rendered per (cache, format). Garbage collection
@@ -144,6 +151,7 @@ class SpackCaches:
 
     async def _load(self, journal: Journal) -> CacheState:
         cache = journal.cache
+        self._listed[cache] = time.time()
         await self.db.run(statedb.drop, cache)  # rows a failed load left
         state = CacheState(cache, self.db)
         snap = await journal.latest_snapshot()
@@ -167,6 +175,20 @@ class SpackCaches:
 
     async def _catch_up(self, cache: str, journal: Journal, state: CacheState,
                         tell: bool = True) -> None:
+        merged = False
+        now = time.time()
+        if state.cursor_ns and now - self._listed.get(cache, now) > STALE_S:
+            # Not listed for a while (an idle worker): entries this process never
+            # saw may have been pruned behind a newer snapshot meanwhile (journal.py),
+            # so that snapshot is merged in first: last entry wins per spec, as
+            # for entries.
+            newest = await journal.newest_snapshot()
+            snap = await journal.latest_snapshot() \
+                if newest is not None and newest > state.last_entry else None
+            if snap is not None and snap[0] > state.last_entry:
+                await state.load_lines(snap[1], snap[0])
+                merged = True
+        self._listed[cache] = now
         after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
         batch: list[tuple[str, dict]] = []
         async for name, op in journal.entries(after, state.seen):
@@ -176,6 +198,8 @@ class SpackCaches:
                 batch = []
         if batch:
             await self._apply(cache, state, batch, tell)
+        if merged and tell:
+            await self._tell_all(state)
         await self._maybe_snapshot(journal, state)
 
     async def _apply(self, cache: str, state: CacheState, ops: list[tuple[str, dict]],

@@ -151,6 +151,49 @@ async def test_prune_keeps_entries_a_reader_may_still_need(monkeypatch):
     assert names == [recent]
 
 
+class Clock:
+    """The wall clock of the journal and the caches, moved forward at will."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    def __init__(self) -> None:
+        self.ahead_ns = 0
+
+    def time_ns(self) -> int:
+        return time.time_ns() + self.ahead_ns
+
+    def time(self) -> float:
+        return self.time_ns() / 1e9
+
+
+async def test_idle_process_catches_up_across_pruned_entries(monkeypatch):
+    """A process that did not look at a cache while others pushed enough for a
+    snapshot to prune the entries it never saw still ends up with every spec.
+    (Before the fix it listed only the entries left and lost the pruned ones.)"""
+    clock = Clock()
+    monkeypatch.setattr(journal_mod, "time", clock)
+    monkeypatch.setattr("registry.spack.service.time", clock)
+    monkeypatch.setattr("registry.spack.service.SNAPSHOT_EVERY", 10)
+    store = MemoryStore()
+    a, idle = replica(store), replica(store)
+    first = make_spec("first")
+    await a.add("c", record(first))
+    assert set(await installs(idle, "c")) == {first.hash}
+    window = journal_mod.WINDOW_NS
+    clock.ahead_ns += 10 * window
+    unseen = [make_spec(f"unseen{i}", seed=i) for i in range(5)]
+    for s in unseen:
+        await a.add("c", record(s))
+    clock.ahead_ns += 10 * window
+    later = [make_spec(f"later{i}", seed=100 + i) for i in range(10)]
+    for s in later:  # a snapshot on the way prunes the unseen specs' entries
+        await a.add("c", record(s))
+    assert not [n async for n, op in Journal(a.area, "c").entries(0)
+                if op["hash"] in {s.hash for s in unseen}]
+    want = {s.hash for s in [first, *unseen, *later]}
+    assert set(await installs(idle, "c")) == want
+
+
 async def test_unknown_cache_has_no_state():
     caches = replica(MemoryStore())
     assert await caches.state("nothing") is None
