@@ -49,6 +49,12 @@ def _request(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise BodyInvalid("the body is not JSON") from None
+    return checked(body)
+
+
+def checked(body: Any) -> dict[str, Any]:
+    """`body` if it is a request the composer reads (specs, target, base, tag), else
+    BodyInvalid saying what is wrong."""
     if not isinstance(body, dict):
         raise BodyInvalid("the body is not a JSON object")
     unknown = sorted(set(body) - _KEYS)
@@ -95,8 +101,21 @@ def _base(text: str | None) -> tuple[str, str] | None:
 async def compose_image(request: web.BaseRequest, route: dict[str, str],
                         ctx: Context) -> web.StreamResponse:
     repo = validate_name(route["name"])
-    cache = validate_name(repo.removesuffix("/images"))
     body = _request(await read_bounded(request, BODY_MAX, TooLarge("the body is too large")))
+    answer = await compose(request, ctx, repo, body)
+    return web.Response(status=201, body=json.dumps(answer, separators=(",", ":")).encode(),
+                        headers={"Content-Type": "application/json",
+                                 "Location": f"/v2/{answer['repository']}/manifests/"
+                                             f"{answer['digest']}"})
+
+
+async def compose(request: web.BaseRequest, ctx: Context, repo: str,
+                  body: dict[str, Any]) -> dict[str, Any]:
+    """Compose the image `body` (as `checked` reads it) asks for into `repo`
+    (`<cache>/images`, which the access step let the caller push): the answer's
+    reference, digest, repository, tag and specs. The dashboard's composer calls this
+    too, so both answer the same, with the same errors."""
+    cache = validate_name(repo.removesuffix("/images"))
     wanted, target, base_ref = _wanted(body["specs"]), _target(body.get("target")), \
         _base(body.get("base"))
     tag = body.get("tag")
@@ -119,11 +138,7 @@ async def compose_image(request: web.BaseRequest, route: dict[str, str],
     image = closure(roots, held, target)
     base = None if base_ref is None else await composer.base(*base_ref, goarch(image))
     made = await composer.compose(cache, image, base, tag, caller)
-    reference = f"{made.repo}:{made.tag}"
-    answer = {"reference": reference, "digest": str(made.digest), "repository": made.repo,
-              "tag": made.tag,
-              "specs": [{"name": r.root.name, "version": r.root.version, "hash": r.hash,
-                         "target": r.root.target} for r in image.records]}
-    return web.Response(status=201, body=json.dumps(answer, separators=(",", ":")).encode(),
-                        headers={"Content-Type": "application/json",
-                                 "Location": f"/v2/{made.repo}/manifests/{made.digest}"})
+    return {"reference": f"{made.repo}:{made.tag}", "digest": str(made.digest),
+            "repository": made.repo, "tag": made.tag,
+            "specs": [{"name": r.root.name, "version": r.root.version, "hash": r.hash,
+                       "target": r.root.target} for r in image.records]}

@@ -66,7 +66,9 @@ def spec_json(row: SpecRow) -> dict[str, Any]:
             "pushed_at": row.pushed_at}
 
 
-def _param(request: web.BaseRequest, key: str, pattern: re.Pattern[str]) -> str | None:
+def query_param(request: web.BaseRequest, key: str, pattern: re.Pattern[str]) -> str | None:
+    """The query parameter `key` if given once and matching `pattern`, None if absent;
+    BadQuery (400) otherwise (the dashboard's Spack pages read theirs the same way)."""
     values = request.query.getall(key, [])
     if len(values) > 1:
         raise BadQuery(f"{key} given more than once", {"parameter": key})
@@ -78,7 +80,7 @@ def _param(request: web.BaseRequest, key: str, pattern: re.Pattern[str]) -> str 
 
 
 def _n(request: web.BaseRequest) -> int:
-    raw = _param(request, "n", re.compile(r"[0-9]{1,7}"))
+    raw = query_param(request, "n", re.compile(r"[0-9]{1,7}"))
     if raw is None:
         return N_DEFAULT
     n = int(raw)
@@ -97,10 +99,10 @@ async def list_caches(request: web.BaseRequest, route: dict[str, str],
 async def list_specs(request: web.BaseRequest, route: dict[str, str],
                      ctx: Context) -> web.StreamResponse:
     cache = validate_name(route["name"])
-    name = _param(request, "name", NAME_RE)
-    target = _param(request, "target", TARGET_RE)
+    name = query_param(request, "name", NAME_RE)
+    target = query_param(request, "target", TARGET_RE)
     n = _n(request)
-    last = _param(request, "last", LAST_RE)
+    last = query_param(request, "last", LAST_RE)
     after = tuple(last.split("/", 1)) if last else None
     if ctx.specs is not None:
         await ctx.specs.catch_up(cache)
@@ -140,8 +142,8 @@ def candidate_json(row: SpecRow, verdict: Verdict) -> dict[str, Any]:
 async def resolve_spec(request: web.BaseRequest, route: dict[str, str],
                        ctx: Context) -> web.StreamResponse:
     cache = validate_name(route["name"])
-    spec, target = _param(request, "spec", SPEC_RE), _param(request, "target", TARGET_RE)
-    os_name = _param(request, "os", OS_RE)
+    spec, target = query_param(request, "spec", SPEC_RE), query_param(request, "target", TARGET_RE)
+    os_name = query_param(request, "os", OS_RE)
     if spec is None or target is None:
         raise BadQuery("spec and target are required",
                        {"parameter": "spec" if spec is None else "target"})

@@ -89,3 +89,9 @@ def platform_target(architecture: str, variant: str = "",
     if family(explicit) != family(generic):
         raise PlatformError(f"target {explicit!r} is not a {architecture} target")
     return explicit
+
+
+def known_targets() -> list[str]:
+    """Every target archspec knows, by family then name (the composer's choices)."""
+    return sorted(archspec.cpu.TARGETS, key=lambda n: (
+        str(archspec.cpu.TARGETS[n].family), n))

@@ -399,16 +399,37 @@ class Index:
 
     async def spack_specs(self, cache: str | None = None, *, name: str | None = None,
                           target: str | None = None, after: tuple[str, ...] | None = None,
-                          limit: int | None = None) -> list[SpecRow]:
+                          limit: int | None = None, name_prefix: str | None = None,
+                          version: str | None = None, compiler: str | None = None,
+                          hash_prefix: str | None = None) -> list[SpecRow]:
         """Specs of one cache (or all), by name, hash then cache, optionally only
-        those named `name` or built for target `target`, starting after `after`:
-        (name, hash) in one cache, (name, hash, cache) across caches."""
+        those named `name` (or whose name starts with `name_prefix`), of `version`
+        (as spack's `@1.14` reads: 1.14 itself or 1.14.x), built by `compiler`
+        (`gcc`: any version of it, `gcc@12` 12 or 12.x), for target `target`, whose
+        hash starts with `hash_prefix`, starting after `after`: (name, hash) in one
+        cache, (name, hash, cache) across caches. Prefixes are ranges over the
+        indexes, never a scan of every row."""
         where: list[str] = []
         params: list[str | int] = []
         for col, value in (("cache", cache), ("name", name), ("target", target)):
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
+        if name_prefix:
+            # Names are [a-z0-9_-]: "~" sorts after every character one may hold.
+            where.append("name >= ? AND name < ?")
+            params.extend((name_prefix, name_prefix + "~"))
+        if compiler is not None:  # spack 1.x writes `gcc@=12.2.0`, spack 0.2x `gcc@12.2.0`
+            compiler = compiler.replace("@=", "@")
+        compiler_sep = "." if "@" in (compiler or "") else "@"
+        for col, value, sep in (("version", version, "."),
+                                ("replace(compiler, '@=', '@')", compiler, compiler_sep)):
+            if value is not None:
+                where.append(f"({col} = ? OR substr({col}, 1, ?) = ?)")
+                params.extend((value, len(value) + 1, value + sep))
+        if hash_prefix:  # hashes are base32, lower case: "~" sorts after them all
+            where.append("hash >= ? AND hash < ?")
+            params.extend((hash_prefix, hash_prefix + "~"))
         if after is not None:
             where.append("(name, hash) > (?, ?)" if len(after) == 2
                          else "(name, hash, cache) > (?, ?, ?)")
@@ -432,6 +453,21 @@ class Index:
         rows = await self._query("SELECT value FROM meta WHERE key = ?",
                                  [f"spack-through:{cache}"])
         return rows[0]["value"] if rows else None
+
+    async def spack_spec(self, cache: str, dag_hash: str) -> SpecRow | None:
+        """One spec of `cache` by its full hash, None if the cache has no such spec."""
+        rows = await self._query("SELECT * FROM spack_specs WHERE cache = ? AND hash = ?",
+                                 [cache, dag_hash])
+        return _spec_row(rows[0]) if rows else None
+
+    async def spack_dependents(self, cache: str, dag_hash: str,
+                               limit: int) -> list[SpecRow]:
+        """Up to `limit` specs of `cache` that depend directly on `dag_hash`, by name
+        then hash: a scan of the cache's rows (instr over their dependency lists), so
+        bounded by the cache's size, not by `limit`."""
+        return [_spec_row(r) for r in await self._query(
+            "SELECT * FROM spack_specs WHERE cache = ? AND instr(dependencies, ?) > 0"
+            " ORDER BY name, hash LIMIT ?", [cache, f'"{dag_hash}"', limit])]
 
     async def spack_caches(self) -> dict[str, int]:
         """Every cache with a spec, and how many it holds."""

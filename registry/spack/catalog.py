@@ -121,24 +121,39 @@ class SpecCatalog:
 
     async def specs(self, cache: str | None = None, *, name: str | None = None,
                     target: str | None = None, after: tuple[str, ...] | None = None,
-                    limit: int | None = None) -> list[SpecRow]:
+                    limit: int | None = None, name_prefix: str | None = None,
+                    version: str | None = None, compiler: str | None = None,
+                    hash_prefix: str | None = None) -> list[SpecRow]:
         """The specs of `cache` (or of all caches) by name then hash; see
         Index.spack_specs. Everything queued before the call is applied first."""
+        await self._flushed()
+        return await self.index.spack_specs(cache, name=name, target=target, after=after,
+                                            limit=limit, name_prefix=name_prefix,
+                                            version=version, compiler=compiler,
+                                            hash_prefix=hash_prefix)
+
+    async def spec(self, cache: str, dag_hash: str) -> SpecRow | None:
+        """The row of one spec of `cache`, None if it holds no spec of that hash."""
+        await self._flushed()
+        return await self.index.spack_spec(cache, dag_hash)
+
+    async def dependents(self, cache: str, dag_hash: str, limit: int) -> list[SpecRow]:
+        """Up to `limit` specs of `cache` that depend directly on `dag_hash`."""
+        await self._flushed()
+        return await self.index.spack_dependents(cache, dag_hash, limit)
+
+    async def _flushed(self) -> None:
         if self.hooks is not None and self.hooks.queued:
             await self.hooks.flush()
-        return await self.index.spack_specs(cache, name=name, target=target, after=after,
-                                            limit=limit)
 
     async def has_cache(self, cache: str) -> bool:
         """Whether `cache` has a spec."""
-        if self.hooks is not None and self.hooks.queued:
-            await self.hooks.flush()
+        await self._flushed()
         return await self.index.spack_has_cache(cache)
 
     async def caches(self) -> dict[str, int]:
         """Every cache with a spec, and how many."""
-        if self.hooks is not None and self.hooks.queued:
-            await self.hooks.flush()
+        await self._flushed()
         return await self.index.spack_caches()
 
 

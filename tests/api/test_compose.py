@@ -14,17 +14,16 @@ import io
 import json
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 from pushing import digest_of, image_config, push_image, push_spack_oci
+from spackreal import real_specs
 
 from loadtest.spackgen import FakeSpec, make_spec
 from registry.auth.passwords import hash_password
 
 from .helpers import call
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "spack" / "v1.1.0-signed"
 PASSWORDS = {"writer": "writer-pw-1", "alice": "alice-pw-2", "bob": "bob-pw-3",
              "carol": "carol-pw-4"}
 
@@ -33,26 +32,6 @@ PASSWORDS = {"writer": "writer-pw-1", "alice": "alice-pw-2", "bob": "bob-pw-3",
 def memory_only(driver: str) -> None:
     if driver not in ("memory", "external"):
         pytest.skip("the cache's state and the mount rule answer the same on every driver")
-
-
-def _blob(hexdigest: str) -> bytes:
-    return (FIXTURE / "blobs" / "sha256" / hexdigest[:2] / hexdigest).read_bytes()
-
-
-def real_specs() -> dict[str, FakeSpec]:
-    """trivial-dep and trivial-root as spack v1.1.0 pushed them: their spec documents
-    and tarballs, to be pushed as spack's OCI push would."""
-    out = {}
-    for name in ("trivial-dep", "trivial-root"):
-        text = next((FIXTURE / "v3" / "manifests" / "spec" / name).glob("*.json")).read_text()
-        body = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----")[0]
-        tar_entry, spec_entry = json.loads(body)["data"]
-        doc = json.loads(gzip.decompress(_blob(spec_entry["checksum"])))["spec"]
-        root = doc["nodes"][0]
-        out[name] = FakeSpec(root["name"], root["version"], root["hash"], doc["nodes"],
-                             _blob(tar_entry["checksum"]), doc["_meta"]["version"])
-    out["trivial-root"].deps = [out["trivial-dep"]]
-    return out
 
 
 def prefix_of(spec: FakeSpec) -> str:
