@@ -20,6 +20,8 @@ from harness import RunningRegistry, launch, wait_for
 from pushing import image_config, push_image, push_spack_oci
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from loadtest.spackgen import make_spec
 from registry.auth.passwords import hash_password
@@ -68,6 +70,15 @@ class Web:
 
     def size(self, width: int, height: int) -> None:
         self.driver.set_window_size(width, height)
+
+    def submit(self, element_id: str) -> None:
+        """Click a form's button (or a link) and wait for the page it leads to: a click
+        returns before the browser has navigated."""
+        self.driver.execute_script("window.__before_submit = true")
+        self.driver.find_element(By.ID, element_id).click()
+        WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
+            "return window.__before_submit === undefined"
+            " && document.readyState === 'complete'"))
 
 
 @pytest.fixture

@@ -20,11 +20,12 @@ def _repos(driver) -> set[str]:
     return {a.text for a in driver.find_elements(By.CSS_SELECTOR, "ul.repos a")}
 
 
-def _form_login(driver, name: str, password: str) -> None:
+def _form_login(web, name: str, password: str) -> None:
+    driver = web.driver
     driver.find_element(By.ID, "name").clear()
     driver.find_element(By.ID, "name").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login-submit").click()
+    web.submit("login-submit")
 
 
 def _csrf(http: requests.Session, url: str) -> str:
@@ -39,16 +40,16 @@ def test_login_session_and_logout_in_chromium(auth_registry, web):
     assert {"pub/hello", "pub/tool"} <= _repos(driver) and "team/secret" not in _repos(driver)
     web.shot("home-anonymous")
 
-    driver.find_element(By.ID, "login").click()
+    web.submit("login")
     assert driver.current_url.startswith(f"{url}/ui/login")
     driver.get(f"{url}/ui/login?next=%2Fui%2F%3Fafter%3Dlogin")
-    _form_login(driver, "alice", "not her password")
+    _form_login(web, "alice", "not her password")
     # The form again, the name kept, no word on which of the two was wrong.
     assert driver.find_element(By.ID, "login-error").text == "Wrong user name or password."
     assert driver.find_element(By.ID, "name").get_attribute("value") == "alice"
     web.shot("login-failed")
 
-    _form_login(driver, "alice", PASSWORDS["alice"])
+    _form_login(web, "alice", PASSWORDS["alice"])
     assert driver.current_url == f"{url}/ui/?after=login"
     assert driver.find_element(By.ID, "who").text == "alice"
     assert "team/secret" in _repos(driver)
@@ -86,7 +87,7 @@ def test_login_session_and_logout_in_chromium(auth_registry, web):
     driver.get(f"{url}/ui/")
     assert driver.find_element(By.ID, "who").text == "alice"  # still logged in
 
-    driver.find_element(By.ID, "logout").click()
+    web.submit("logout")
     assert driver.current_url == f"{url}/ui/"
     assert driver.get_cookie("registry_session") is None
     assert driver.find_elements(By.ID, "who") == []
