@@ -234,7 +234,14 @@ class SpackCaches:
         if state.since_snapshot < SNAPSHOT_EVERY or not state.last_entry:
             return
         state.since_snapshot = 0
+        mark, state.snapshot_mark = state.snapshot_mark, state.last_entry
         try:
+            # Every process counts every entry: one snapshot per SNAPSHOT_EVERY
+            # entries is enough for them all, not one per process (each is the
+            # whole cache: at 200,000 specs, hundreds of MB).
+            newest = await journal.newest_snapshot()
+            if newest is not None and newest > mark:
+                return
             await journal.write_snapshot(state.last_entry, state.snapshot_lines())
         except Exception:  # the journal still holds everything
             log.warning("spack: could not write a snapshot of %s", journal.cache,

@@ -50,6 +50,9 @@ class CacheState:
     version: int = 0  # bumped by every change
     since_snapshot: int = 0
     last_entry: str = ""
+    # The newest entry when since_snapshot last started from 0 (or the snapshot
+    # loaded): a snapshot named after it was taken by some process since.
+    snapshot_mark: str = ""
     _pruned_at: int = 0
 
     async def get(self, h: str) -> SpecRecord | None:
@@ -149,6 +152,7 @@ class CacheState:
         if batch:
             await self._load_batch(batch)
         self.last_entry = through
+        self.snapshot_mark = max(self.snapshot_mark, through)
         self.cursor_ns = name_ns(through)
         self.version += 1
 

@@ -132,6 +132,28 @@ async def test_snapshot_lets_a_new_process_start_and_prunes_old_entries(monkeypa
     assert set(await installs(fresh, "c")) == {s.hash for s in specs}
 
 
+async def test_one_snapshot_per_interval_whatever_the_number_of_processes(monkeypatch):
+    """Three processes apply every entry; one of them, not each, writes a snapshot
+    every SNAPSHOT_EVERY entries (before: three per interval, each the whole cache)."""
+    monkeypatch.setattr("registry.spack.service.SNAPSHOT_EVERY", 10)
+    written: list[str] = []
+    write = Journal.write_snapshot
+
+    async def counted(self, through, lines):
+        written.append(through)
+        await write(self, through, lines)
+
+    monkeypatch.setattr(Journal, "write_snapshot", counted)
+    store = MemoryStore()
+    processes = [replica(store) for _ in range(3)]
+    specs = [make_spec(f"s{i}", seed=i) for i in range(30)]
+    for i, s in enumerate(specs):
+        await processes[i % 3].add("c", record(s))
+    for p in processes:
+        assert set(await installs(p, "c")) == {s.hash for s in specs}
+    assert 1 <= len(written) <= 3, written
+
+
 async def test_prune_keeps_entries_a_reader_may_still_need(monkeypatch):
     store = MemoryStore()
     driver = CheckedDriver(MemoryDriver(store))
