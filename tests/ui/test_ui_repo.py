@@ -120,6 +120,11 @@ def test_repository_page_lists_tags_builds_and_referrers(site, web):
             driver.find_elements(By.CSS_SELECTOR, "tr.tag-row")] == ["sbom"]
     assert "last=sbom" in driver.find_element(By.ID, "next").get_attribute("href")
     assert not pwned(driver)
+    web.size(390, 844)  # a phone: the table scrolls in its box, the page does not
+    driver.get(f"{reg.url}/ui/r/{app}")
+    assert driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    web.shot("repository-phone")
 
 
 def test_manifest_page_escapes_and_shows_what_the_image_is(site, web):
