@@ -151,6 +151,11 @@ class SpecCatalog:
         await self._flushed()
         return await self.index.spack_has_cache(cache)
 
+    async def cache_names(self) -> list[str]:
+        """Every cache with a spec, sorted (no row counts: see Index.spack_cache_names)."""
+        await self._flushed()
+        return await self.index.spack_cache_names()
+
     async def caches(self) -> dict[str, int]:
         """Every cache with a spec, and how many."""
         await self._flushed()

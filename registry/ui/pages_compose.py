@@ -47,7 +47,7 @@ def register(family: PatternFamily) -> None:
 
 
 async def _caches(request: web.BaseRequest, ctx: Context) -> list[str]:
-    names = list(await ctx.specs.caches()) if ctx.specs is not None else []
+    names = await ctx.specs.cache_names() if ctx.specs is not None else []
     return visible(request, ctx, "spack", names)
 
 
