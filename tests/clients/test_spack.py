@@ -853,3 +853,92 @@ def test_composed_image_has_spacks_own_layers(pushed: Setup):
         config(pushed.repo, spacks)["rootfs"]["diff_ids"])
     path = mine["config"]["Env"][0]
     assert str(pushed.producer.prefix("trivial-root") / "bin") in path, path
+
+
+# -- [trust] block= over oci:// -------------------------------------------------------------
+# A TLS registry whose scanner maps trivial-dep to an upstream repository (a site's own
+# `[scan] spack_map` file, as docs/security.md says to extend the table) and holds an
+# OSV GIT record, rated critical, listing that repository's tag v1.0. The producer
+# pushes trivial-root (no update-index: the server keeps the index, and its pulls
+# would be judged too); once the scan finds trivial-dep 1.0 in both images, a
+# consumer's `install --cache-only` fails on the registry's 403 DENIED naming the
+# advisory; after `allow=` and a SIGHUP, it installs.
+
+BLOCKED_ADVISORY = "REGTEST-2026-0001"
+
+
+def test_scan_policy_blocks_then_allows_install(pushed: Setup):
+    import json as json_module
+    import signal
+
+    from harness import wait_for
+
+    from tests.scan.osvdocs import CVSS_CRITICAL, git_advisory, write_dir
+
+    tmp = pushed.tmp / "blocking"
+    tmp.mkdir()
+    upstream = "https://example.invalid/registrytest/trivial-dep"
+    table = tmp / "spack_map.toml"
+    table.write_text(f'[packages.trivial-dep]\nrepos = ["{upstream}"]\ntags = ["v{{version}}"]\n')
+    osv = write_dir(str(tmp / "osv"), [git_advisory(
+        BLOCKED_ADVISORY, upstream, ["v0.9", "v1.0"],
+        severity=[{"type": "CVSS_V3", "score": CVSS_CRITICAL}])])
+    imported = subprocess.run(
+        [sys.executable, "-m", "registry", "advisories", "import", osv, "--data",
+         str(tmp / "data")], capture_output=True, text=True, env=pushed.registry.env,
+        timeout=300)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    cert, key = pushed.cert, pushed.cert.with_name("key.pem")
+
+    def config(policy: str) -> str:
+        return (REGISTRY_CONFIG.format(cert=cert, key=key) +
+                f'[scan]\nspack_map = ["{table}"]\n[trust]\npolicies = ["{policy}"]\n')
+
+    registry = launch(tmp, config=config("spack/* block=high"), scheme="https",
+                      verify=str(cert))
+    producer = pushed.producer
+    repo = "spack/blocked"
+    mirror = f"oci://{registry.host}/{repo}"
+    try:
+        producer("mirror", "add", "--unsigned", "blocked", mirror)
+        producer("buildcache", "push", "--unsigned", "blocked", "trivial-root")
+
+        def manifest(name: str) -> requests.Response:
+            tag = f"{name}-1.0-{pushed.hashes[name]}.spack"
+            return requests.get(f"{registry.url}/v2/{repo}/manifests/{tag}", timeout=30,
+                                verify=str(cert),
+                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+
+        # Served until scanned (no scan=required); refused once the scan found trivial-dep.
+        for name in ("trivial-dep", "trivial-root"):
+            got = wait_for(lambda name=name: manifest(name), lambda r: r.status_code == 403,
+                           deadline=120)
+            assert got.status_code == 403, (name, got.status_code, got.text)
+            error = json_module.loads(got.text)["errors"][0]
+            assert error["code"] == "DENIED" and BLOCKED_ADVISORY in error["message"], error
+
+        node = pushed.client("consumer-blocked")
+        node.registry = registry  # its errors carry this registry's log
+        node("mirror", "add", "--unsigned", "blocked", mirror)
+        seen = len(registry.log())
+        with pytest.raises(SpackError) as refused:
+            node("install", "--cache-only", "trivial-root")
+        # spack passes over a manifest it cannot fetch (its OCI fetch drops the error)
+        # and says no binary was found; the registry's log has the 403s it got.
+        assert "trivial-root" in str(refused.value), refused.value
+        assert re.search(rf'"GET /v2/{repo}/manifests/\S+\.spack HTTP/1.1" 403 ',
+                         registry.log()[seen:]), registry.log()[seen:][-3000:]
+
+        (tmp / "registry.toml").write_text(
+            config(f"spack/* block=high allow={BLOCKED_ADVISORY}"))
+        assert registry.process is not None
+        registry.process.send_signal(signal.SIGHUP)
+        got = wait_for(lambda: manifest("trivial-root"), lambda r: r.status_code == 200)
+        assert got.status_code == 200, got.text
+        out = node("install", "--cache-only", "trivial-root")
+        assert "from binary cache" in out, out
+        _check_installed(node)
+    finally:
+        producer("mirror", "remove", "blocked")
+        registry.stop()
