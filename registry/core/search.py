@@ -12,7 +12,7 @@ from typing import Any
 from registry.core.errors import RegistryError
 from registry.index.db import Index, json_or
 from registry.index.scans import SEVERITIES
-from registry.index.search import BUILD_FIELDS, Hit, SearchQuery, phrase
+from registry.index.search import BUILD_FIELDS, Hit, SearchQuery, kind_of, phrase
 
 __all__ = ["SEVERITIES", "BadSearch", "Hit", "Page", "Search", "SearchQuery", "cursor",
            "parse_cursor", "result_json", "terms"]
@@ -103,6 +103,24 @@ class Search:
         hits, details = hits[:query.limit], details[:query.limit]
         return Page([result_json(h, d) for h, d in zip(hits, details, strict=True)],
                     hits[-1] if more and hits else None)
+
+    async def recent(self, limit: int, may_pull: MayPull | None) -> list[dict[str, Any]]:
+        """The `limit` tags pushed last in the repositories `may_pull` admits (None:
+        all), newest first (the dashboard's home page): `repository`, `tag`, `digest`,
+        `pushed_at`, and the manifest's `kind` (image or artifact, as search says),
+        `mediaType`, `size` and, for an artifact, `artifactType`."""
+        repos = None
+        if may_pull is not None:
+            oci, _ = await self.index.search_names()
+            repos = [n for n in oci if may_pull("oci", n)]
+        out = []
+        for r in await self.index.recent_tags(limit, repos):
+            kind = kind_of(r["media_type"] or "", r["artifact_type"] or "")
+            out.append({"repository": r["repo"], "tag": r["tag"], "digest": r["digest"],
+                        "pushed_at": r["updated_at"], "kind": kind,
+                        "mediaType": r["media_type"], "size": r["size"],
+                        "artifactType": r["artifact_type"] if kind == "artifact" else None})
+        return out
 
     async def summary(self, repo: str, digest: str) -> dict[str, Any] | None:
         """The scan summary of manifest `digest` in `repo`, from the index (the dashboard's

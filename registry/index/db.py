@@ -287,6 +287,20 @@ class Index:
             "SELECT repo, tag, digest, updated_at FROM tags WHERE repo = ? ORDER BY tag",
             [repo])]
 
+    async def recent_tags(self, limit: int, repos: Sequence[str] | None = None
+                          ) -> list[dict[str, Any]]:
+        """The `limit` tags set last (newest first), only in `repos` when given: repo,
+        tag, digest, updated_at and the manifest's media_type, artifact_type, size."""
+        where, params = "", []
+        if repos is not None:
+            where = "WHERE t.repo IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(repos)))
+        return await self._query(
+            "SELECT t.repo, t.tag, t.digest, t.updated_at, m.media_type, m.artifact_type, "
+            "m.size FROM tags t LEFT JOIN manifests m ON m.repo = t.repo "
+            f"AND m.digest = t.digest {where} ORDER BY t.updated_at DESC, t.repo, t.tag "
+            "LIMIT ?", [*params, limit])
+
     async def blobs(self, repo: str) -> list[BlobRow]:
         """The blobs linked into `repo`, by digest."""
         return [BlobRow(**r) for r in await self._query(

@@ -15,7 +15,14 @@ from registry.api.common import Context
 from registry.api.families import PatternFamily
 from registry.core.access import BROWSE
 from registry.core.errors import RegistryError
-from registry.ui import pages_compose, pages_home, pages_login, pages_repo, pages_spack
+from registry.ui import (
+    pages_compose,
+    pages_home,
+    pages_login,
+    pages_repo,
+    pages_search,
+    pages_spack,
+)
 from registry.ui.render import page
 from registry.ui.static import static_file
 
@@ -36,6 +43,7 @@ class UiFamily(PatternFamily):
         pages_home.register(self)
         pages_repo.register(self)
         pages_login.register(self)
+        pages_search.register(self)
         pages_spack.register(self)
         pages_compose.register(self)
 

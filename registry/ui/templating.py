@@ -5,6 +5,7 @@ the tests, not silently prints nothing)."""
 
 from __future__ import annotations
 
+import datetime
 from importlib import resources
 from typing import Any
 
@@ -28,6 +29,16 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ENV.filters["bytes"] = human_size
+
+
+def when(stamp: float | None) -> str:
+    """A time the index recorded (seconds since the epoch) as UTC, to the minute."""
+    if stamp is None:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+ENV.filters["when"] = when
 
 
 def render(template: str, values: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -74,8 +75,12 @@ class Web:
     def submit(self, element_id: str) -> None:
         """Click a form's button (or a link) and wait for the page it leads to: a click
         returns before the browser has navigated."""
+        self.follow(self.driver.find_element(By.ID, element_id))
+
+    def follow(self, element: Any) -> None:
+        """Click `element` (a link, a button) and wait for the page it leads to."""
         self.driver.execute_script("window.__before_submit = true")
-        self.driver.find_element(By.ID, element_id).click()
+        element.click()
         WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
             "return window.__before_submit === undefined"
             " && document.readyState === 'complete'"))
