@@ -214,10 +214,11 @@ def test_hidden_repositories_and_bad_addresses_are_html_errors(site, web):
     web.shot("hidden-401")
     # Logged in as someone who may pull it: the page, and the layer it shares is
     # listed as in it (the list follows the caller's rights, not a fixed filter).
-    driver.find_element(By.CSS_SELECTOR, "main a[href^='/ui/login?next=']").click()
+    driver.get(driver.find_element(By.CSS_SELECTOR, "main a[href^='/ui/login?next=']")
+               .get_attribute("href"))
     driver.find_element(By.ID, "name").send_keys(ADMIN[0])
     driver.find_element(By.ID, "password").send_keys(ADMIN[1])
-    driver.find_element(By.ID, "login-submit").click()
+    web.submit("login-submit")
     assert driver.find_element(By.ID, "repo-name").text == "secret/hidden"
     driver.get(f"{reg.url}/ui/r/{app}/-/{digest}")
     also = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#layers .also a")]
