@@ -10,6 +10,7 @@ answer depends on who asks (the catalog, mounts, listings) ask `allowed`.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Protocol
 
 from aiohttp import web
@@ -31,6 +32,12 @@ class AccessControl(Protocol):
         repository's pull, for a mount or a listing)."""
         ...
 
+    def rights_key(self, request: web.BaseRequest) -> Hashable | None:
+        """A value equal for two requests only when `allowed` answers them alike for
+        every scope (who the caller is and the rules' generation), so what was worked
+        out from those answers can be kept under it; None: nothing may be kept."""
+        ...
+
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
         """The request was answered with `status` (for the audit log)."""
         ...
@@ -49,6 +56,9 @@ class AllowAll:
 
     def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
         return True
+
+    def rights_key(self, request: web.BaseRequest) -> Hashable | None:
+        return None
 
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
         return None

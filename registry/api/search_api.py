@@ -159,7 +159,9 @@ async def search(request: web.BaseRequest, route: dict[str, str],
     if ctx.search is None:
         raise NotFound("no search here (a node cache keeps no index of its upstream)")
     query = query_of(request)
-    page = await ctx.search.page(query, may_pull(request, ctx))
+    rights = may_pull(request, ctx)
+    key = ctx.access.rights_key(request) if rights is not None and ctx.access else None
+    page = await ctx.search.page(query, rights, key)
     headers = {"Content-Type": "application/json"}
     body: dict = {"results": page.results}
     if page.next_after is not None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,11 @@ class Guard:
         # asked for this request; a listing or the source of a mount is another
         # resource, which the caller may or may not read, whatever it asked.
         return self._permitted(request.get(IDENTITY, NOBODY), None, scope)
+
+    def rights_key(self, request: web.BaseRequest) -> Hashable:
+        # `allowed` reads the identity and the rules, nothing else: a new Rules (SIGHUP)
+        # or a changed identity (groups, a robot's scopes, credentials) is a new key.
+        return request.get(IDENTITY, NOBODY), self.rules.generation
 
     def done(self, request: web.BaseRequest, scope: Scope, status: int) -> None:
         if self.audit is None or scope.action in (PULL, BROWSE) or status >= 400:

@@ -13,6 +13,7 @@ key) and admin (all of them), separated by `,` or `+`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -128,6 +129,7 @@ class Identity:
 
 
 NOBODY = Identity(ANONYMOUS)
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass
@@ -136,6 +138,10 @@ class Rules:
     never changed once made (SIGHUP makes a new Rules), so answers are remembered."""
 
     rules: list[Rule] = field(default_factory=list)
+    # Which Rules this is, never reused in the process: with an identity, it names that
+    # identity's rights (Guard.rights_key), so a SIGHUP retires what was kept under them.
+    generation: int = field(default_factory=lambda: next(_GENERATIONS), init=False,
+                            compare=False)
     # Every request asks (a token's grants are checked against the rules too): a
     # dict hit instead of a glob match per rule. Names are hostile: bounded.
     _memo: dict[tuple[Identity, str], frozenset[str]] = field(

@@ -4,9 +4,11 @@ checked and split, only what the caller may pull, one page at a time, rendered a
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from registry.core.errors import RegistryError
@@ -81,6 +83,18 @@ class Page:
 
 # May the caller pull (family, name)? family is "oci" for repositories, "spack" for caches.
 MayPull = Callable[[str, str], bool]
+RIGHTS_KEPT = 8  # callers whose visible names Search keeps (the least recently used go)
+
+
+@dataclass
+class _Rights:
+    """What one caller (one rights key) may pull among the names search has: each name's
+    answer, asked once, and the visible names of the last names list seen."""
+
+    answers: dict[tuple[str, str], bool] = field(default_factory=dict)
+    names: tuple[list[str], list[str]] | None = None  # the list `visible` was made of
+    visible: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    version: int = 0  # new when `visible` changes (never reused): names the index's table
 
 
 class Search:
@@ -88,16 +102,30 @@ class Search:
 
     def __init__(self, index: Index) -> None:
         self.index = index
+        self._rights: OrderedDict[Hashable, _Rights] = OrderedDict()
+        self._versions = itertools.count(1)
 
-    async def page(self, query: SearchQuery, may_pull: MayPull | None) -> Page:
+    async def page(self, query: SearchQuery, may_pull: MayPull | None,
+                   rights_key: Hashable | None = None) -> Page:
         """The results of `query` that `may_pull` admits (None: all), a full page of
         them however few repositories the caller may see: the admitted names are
-        part of the SQL query, not a filter over its answer."""
+        part of the SQL query, not a filter over its answer.
+
+        `rights_key`: equal for two calls only when their `may_pull` answer alike for
+        every name (the caller's identity and the rules' generation, api/search_api.py).
+        With it, each name is asked once per key, not once per search, and the index
+        keeps the admitted names as a table: a caller who may pull thousands of the
+        repositories pays for them when they change, not on every search."""
         if may_pull is not None:
-            oci, spack = await self.index.search_names()
-            query = replace(query, visible=(
-                tuple(n for n in oci if may_pull("oci", n)),
-                tuple(n for n in spack if may_pull("spack", n))))
+            names = await self.index.search_names()
+            if rights_key is None:
+                visible = (_admitted(may_pull, "oci", names[0], {}),
+                           _admitted(may_pull, "spack", names[1], {}))
+                query = replace(query, visible=visible)
+            else:
+                rights = self._kept(rights_key, may_pull, names)
+                query = replace(query, visible=rights.visible,
+                                visible_key=(rights_key, rights.version))
         hits, details = await self.index.search(replace(query, limit=query.limit + 1))
         more = len(hits) > query.limit
         hits, details = hits[:query.limit], details[:query.limit]
@@ -149,6 +177,38 @@ class Search:
         return sum(p.count for p in await self.index.pull_stats(repo, digest)
                    if p.kind == "manifest")
 
+    def _kept(self, key: Hashable, may_pull: MayPull, names: tuple[list[str], list[str]]
+              ) -> _Rights:
+        """The rights kept under `key`, brought up to `names` (the index hands out the
+        same lists while nothing was written): only names not asked before are asked."""
+        rights = self._rights.get(key)
+        if rights is None:
+            if len(self._rights) >= RIGHTS_KEPT:
+                self._rights.popitem(last=False)
+            rights = self._rights[key] = _Rights()
+        self._rights.move_to_end(key)
+        if rights.names is not names:
+            visible = (_admitted(may_pull, "oci", names[0], rights.answers),
+                       _admitted(may_pull, "spack", names[1], rights.answers))
+            if visible != rights.visible:
+                rights.visible, rights.version = visible, next(self._versions)
+            rights.names = names
+        return rights
+
+
+def _admitted(may_pull: MayPull, family: str, names: Sequence[str],
+              answers: dict[tuple[str, str], bool]) -> tuple[str, ...]:
+    """The `names` of `family` that `may_pull` admits, asking only what `answers`
+    (updated) does not know."""
+    out = []
+    for name in names:
+        key = (family, name)
+        ok = answers.get(key)
+        if ok is None:
+            ok = answers[key] = may_pull(family, name)
+        if ok:
+            out.append(name)
+    return tuple(out)
 
 
 def result_json(hit: Hit, d: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,8 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,8 @@ from registry.index.records import (
 )
 from registry.index.writes import APPLY
 from registry.lifecycle import pid_alive
+
+VISIBLE_TABLES = 8  # callers' visible names kept as temporary tables (Index.search)
 
 T = TypeVar("T")
 
@@ -112,6 +115,9 @@ class Index:
         self.dirtied = asyncio.Event()  # set by mark_dirty, for the catch-up task
         self._applied = 0  # batches this process applied (search_names' cache key)
         self._names: tuple[tuple[int, int], tuple[list[str], list[str]]] | None = None
+        # Callers' visible names as temporary tables (search.fill_visible): key -> table,
+        # the least recently used first; at most VISIBLE_TABLES of them.
+        self._visible: OrderedDict[Hashable, str] = OrderedDict()
 
     # -- thread plumbing -----------------------------------------------------
 
@@ -136,6 +142,7 @@ class Index:
     def _open(self) -> str | None:
         conn, self.opened = schema.connect(self.path)
         self._conn, self._db = conn, sqlite_utils.Database(conn)
+        self._visible.clear()  # temporary tables die with their connection
         # Claim the repair of whatever crashed writers left, in one transaction
         # so that exactly one of several workers opening together gets it.
         conn.execute("BEGIN IMMEDIATE")
@@ -511,10 +518,34 @@ class Index:
         """What `query` finds (index/search.py), best first, with each hit's details."""
         def _q() -> tuple[list[search.Hit], list[dict[str, Any]]]:
             conn = self._connection()
-            hits = search.query(conn, query)
+            table = None
+            if query.visible is not None and query.visible_key is not None:
+                table = self._visible_table(conn, query.visible_key, query.visible)
+            hits = search.query(conn, query, table)
             return hits, search.details(conn, hits)
 
         return await self._run(_q)
+
+    def _visible_table(self, conn: sqlite3.Connection, key: Hashable,
+                       visible: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+        """The temporary table holding `visible`, filled on the first search with `key`
+        (a caller's rights at one state of the names, core/search.py): thousands of
+        names are not parsed and indexed again by every search of that caller."""
+        table = self._visible.get(key)
+        if table is not None:
+            self._visible.move_to_end(key)
+            return table
+        if len(self._visible) >= VISIBLE_TABLES:
+            _, table = self._visible.popitem(last=False)  # its table is filled anew
+        else:
+            table = f"search_visible_{len(self._visible)}"
+        try:
+            search.fill_visible(conn, table, visible)
+        except BaseException:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            raise
+        self._visible[key] = table
+        return table
 
     async def search_names(self) -> tuple[list[str], list[str]]:
         """The repositories and the caches search has documents of (kept between calls

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,9 @@ from registry.index.records import (
 # The tokenizer schema.py's version 6 gives search_fts (see the module docstring).
 TOKENIZE = "unicode61 remove_diacritics 2"
 WEIGHTS = (4.0, 8.0, 2.0, 1.0)  # bm25 weights of repo, names, platform, meta
-RANK_MAX = 10_000  # documents a query's words may match and still be ranked (_ranked)
+RANK_MAX = 10_000  # documents a query's words may match and still be ranked (query)
+TOP_K = 4  # a ranked page first joins only its size times this of the best matches
+DENSE = 2  # unranked words found in 1/DENSE of the documents are tested per document
 MAX_TEXT = 20_000  # characters of one column kept: annotations may be huge and hostile
 
 
@@ -287,8 +289,10 @@ worst vulnerability is at least this level of index/scans.py SEVERITIES ("none":
 manifest scanned and matched); `scanned`: manifests with (True) or without (False) a
 scan result (index/scans.py: for an index, of all its children); `arch_targets`: for specs,
     the targets of the architecture asked for; `visible`: (oci repositories, spack
-    caches) the caller may pull, None for everything; `after`: the (rank, kind, repo,
-    key) of the last row of the previous page."""
+    caches) the caller may pull, None for everything; `visible_key`: a name for exactly
+    these `visible` names (the same key, the same names), under which the index keeps
+    them in a temporary table between searches (None: read from the list each time);
+    `after`: the (rank, kind, repo, key) of the last row of the previous page."""
 
     terms: tuple[str, ...] = ()
     kind: str | None = None
@@ -303,6 +307,7 @@ scan result (index/scans.py: for an index, of all its children); `arch_targets`:
     severity: str | None = None
     scanned: bool | None = None
     visible: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    visible_key: Hashable | None = None
     after: tuple[float, str, str, str] | None = None
     limit: int = 100
 
@@ -353,10 +358,13 @@ def _in(values: Sequence[str]) -> tuple[str, str]:
     return "(SELECT value FROM json_each(?))", json.dumps(list(values))
 
 
-def _filters(q: SearchQuery, sql: _Sql) -> None:
+def _filters(q: SearchQuery, sql: _Sql, visible_table: str | None = None) -> None:
     if q.kind is not None:
         sql.add("d.kind = ?", q.kind)
-    if q.visible is not None:
+    if visible_table is not None:  # (spack, name) rows: VISIBLE_TABLE
+        sql.add(f"EXISTS (SELECT 1 FROM {visible_table} v WHERE v.spack = (d.kind = 'spack')"
+                " AND v.name = d.repo)")
+    elif q.visible is not None:
         oci, oci_p = _in(q.visible[0])
         spack, spack_p = _in(q.visible[1])
         sql.add(f"((d.kind != 'spack' AND d.repo IN {oci}) OR "
@@ -390,42 +398,106 @@ def _filters(q: SearchQuery, sql: _Sql) -> None:
     sql.add(f"NOT ({_CHILD})")
 
 
-def _ranked(conn: sqlite3.Connection, match: str, q: SearchQuery) -> bool:
-    """Whether to rank the documents `match` finds by relevance: bm25 reads every match's
-    sizes (~3 us each), so words found in more than RANK_MAX documents (`linux`) are
-    not ranked: they filter, and the results come in key order, rank 0. A page after an
-    unranked one (rank 0 in its cursor) stays unranked, so the pages agree."""
-    if q.after is not None:
-        return q.after[0] != 0.0
+def _count(conn: sqlite3.Connection, match: str, most: int) -> int:
+    """How many documents `match` finds, counted up to `most` (reading rowids only)."""
     row = conn.execute("SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts"
-                       " MATCH ? LIMIT ?)", [match, RANK_MAX + 1]).fetchone()
-    return bool(row[0] <= RANK_MAX)
+                       " MATCH ? LIMIT ?)", [match, most]).fetchone()
+    return int(row[0])
 
 
-def query(conn: sqlite3.Connection, q: SearchQuery) -> list[Hit]:
+def _dense(conn: sqlite3.Connection, match: str) -> bool:
+    """Whether `match` finds at least half of all documents (`linux`): then testing each
+    document in key order finds a page after a few dozen tests, where listing every
+    match first (100,000 rowids) is what costs."""
+    top = conn.execute("SELECT max(id) FROM search_docs").fetchone()[0] or 0
+    return _count(conn, match, top // DENSE) >= top // DENSE > 0
+
+
+def query(conn: sqlite3.Connection, q: SearchQuery, visible_table: str | None = None
+          ) -> list[Hit]:
     """The documents `q` finds, best first (rank, then kind, repository, key), after
-    `q.after`, at most `q.limit` of them."""
-    sql = _Sql()
+    `q.after`, at most `q.limit` of them. `visible_table`: a temporary table holding
+    `q.visible` (Index keeps one per caller's rights), read instead of the list.
+
+    Ranking: bm25 reads every match's sizes (~3 us each), so words found in more than
+    RANK_MAX documents (`linux`) are not ranked: they filter, and the results come in
+    key order, rank 0 (a page after an unranked one, rank 0 in its cursor, stays
+    unranked, so the pages agree). Words found in more than `limit` x TOP_K documents
+    are ranked in two steps: the TOP_K x `limit` best matches are joined with their
+    documents and filtered first, and only when they do not settle the page (too few
+    passed the filters, or the page's last rank ties the last one ranked) are all the
+    matches joined: the same answer, without reading thousands of documents."""
     match = match_expression(q.terms)
+    if match is None:
+        return _select(conn, q, visible_table, None)
+    count = _count(conn, match, RANK_MAX + 1)
+    ranked = q.after[0] != 0.0 if q.after is not None else count <= RANK_MAX
+    if not ranked:
+        return _select(conn, q, visible_table, match, dense=_dense(conn, match))
+    top = q.limit * TOP_K
+    if count > top:
+        hits, settled = _top(conn, q, visible_table, match, top)
+        if settled:
+            return hits
+    return _select(conn, q, visible_table, match, ranked=True)
+
+
+def _top(conn: sqlite3.Connection, q: SearchQuery, visible_table: str | None, match: str,
+         top: int) -> tuple[list[Hit], bool]:
+    """The page from the `top` best matches and those tied with the last of them (at
+    or after the cursor's rank), and whether it is the page all matches give: full (all
+    others rank after every one joined), or nothing was left out."""
+    rows = _rows(conn, q, visible_table, match, ranked=True, top=top)
+    hits = [Hit(float(r[0]), r[1], r[2], r[3]) for r in rows]
+    return hits, len(hits) == q.limit or bool(rows and rows[0][4])
+
+
+def _select(conn: sqlite3.Connection, q: SearchQuery, visible_table: str | None,
+            match: str | None, *, ranked: bool = False, dense: bool = False) -> list[Hit]:
+    rows = _rows(conn, q, visible_table, match, ranked=ranked, dense=dense)
+    return [Hit(float(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def _rows(conn: sqlite3.Connection, q: SearchQuery, visible_table: str | None,
+          match: str | None, *, ranked: bool, dense: bool = False, top: int | None = None
+          ) -> list[Any]:
+    sql = _Sql()
     head: list[Any] = []
     ctes = ""
+    extra = ""
     # A package asked for: its specs (by idx_spack_specs_name) are the candidates, not
     # every document.
     source = ("spack_specs s CROSS JOIN search_docs d ON d.kind = 'spack'"
               " AND d.repo = s.cache AND d.key = s.hash") if q.spack_name else "search_docs d"
     rank = "0.0"
-    if match is not None and _ranked(conn, match, q):
+    if match is not None and ranked:
         weights = ", ".join(str(w) for w in WEIGHTS)
+        bm25 = f"bm25(search_fts, {weights})"
         # Materialized: the matches once, never a full-text scan per candidate row.
-        ctes = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, bm25(search_fts, {weights})"
-                " AS rank FROM search_fts WHERE search_fts MATCH ?) ")
-        source += " JOIN f ON d.id = f.id"
+        inner = f"SELECT rowid AS id, {bm25} AS rank FROM search_fts WHERE search_fts MATCH ?"
         head.append(match)
+        if q.after is not None:  # nothing ranked before the cursor can follow it
+            inner += f" AND {bm25} >= ?"
+            head.append(q.after[0])
+        if top is None:
+            ctes = f"WITH f AS MATERIALIZED ({inner}) "
+        else:  # the best `top` and their ties: only these are joined with documents
+            ctes = (f"WITH a AS MATERIALIZED ({inner}), f AS MATERIALIZED (SELECT id, rank"
+                    " FROM a WHERE rank <= coalesce((SELECT rank FROM a ORDER BY rank"
+                    " LIMIT 1 OFFSET ?), 9e999)) ")
+            head.append(top - 1)
+            extra = ", (SELECT count(*) FROM f) = (SELECT count(*) FROM a)"
+        source += " JOIN f ON d.id = f.id"
         rank = "f.rank"
-    elif match is not None:  # too many to rank: the words filter, the keys order
+    _filters(q, sql, visible_table)
+    if match is not None and not ranked and dense:
+        # Most documents match: test each in key order (a seek in the words' lists),
+        # after the cheaper filters.
+        sql.add("EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ?"
+                " AND rowid = d.id)", match)
+    elif match is not None and not ranked:  # too many to rank: the words filter
         # `+d.id`: scan in key order, testing each; not the matches' rowids, then a sort.
         sql.add("+d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", match)
-    _filters(q, sql)
     order = "d.kind, d.repo, d.key"
     if q.after is not None and rank != "0.0":
         sql.add("(f.rank, d.kind, d.repo, d.key) > (?, ?, ?, ?)", *q.after)
@@ -433,10 +505,26 @@ def query(conn: sqlite3.Connection, q: SearchQuery) -> list[Hit]:
         sql.add("(d.kind, d.repo, d.key) > (?, ?, ?)", *q.after[1:])
     if rank != "0.0":
         order = "f.rank, " + order
-    text = (f"{ctes}SELECT {rank} AS rank, d.kind, d.repo, d.key FROM {source}"
+    text = (f"{ctes}SELECT {rank} AS rank, d.kind, d.repo, d.key{extra} FROM {source}"
             f" WHERE {' AND '.join(sql.where)} ORDER BY {order} LIMIT ?")
-    rows = conn.execute(text, [*head, *sql.params, q.limit]).fetchall()
-    return [Hit(float(r[0]), r[1], r[2], r[3]) for r in rows]
+    return conn.execute(text, [*head, *sql.params, q.limit]).fetchall()
+
+
+def fill_visible(conn: sqlite3.Connection, table: str,
+                 visible: tuple[Sequence[str], Sequence[str]]) -> None:
+    """(Re)create temporary `table` holding `visible` as (spack, name) rows: 0 for the
+    repositories, 1 for the caches (how `query` reads a `visible_table`)."""
+    conn.execute("BEGIN")  # temp only: the file is neither read nor locked here
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        conn.execute(f"CREATE TEMP TABLE {table} (spack INTEGER, name TEXT,"
+                     " PRIMARY KEY (spack, name)) WITHOUT ROWID")
+        conn.executemany(f"INSERT OR IGNORE INTO temp.{table} VALUES (?, ?)",
+                         [*((0, n) for n in visible[0]), *((1, n) for n in visible[1])])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def names(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:

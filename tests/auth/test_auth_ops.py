@@ -231,6 +231,19 @@ def test_sighup_reloads_the_rules(tmp_path):
     try:
         url = f"{reg.url}/v2/public/app/manifests/v1"
         assert requests.get(url, timeout=10).status_code == 401
+        # What search shows anonymous callers (kept per caller and rules: core/search.py)
+        # follows the new rules, and a repository that appears, in every worker.
+        add_user(reg, "admin", PASSWORDS["admin"], "admins")
+        push_image(reg, auth=ADMIN, repo="public/tool", tag="v1")
+
+        def searched() -> list[set[str]]:
+            return [{x["repository"] for x in requests.get(
+                f"{reg.url}/api/v1/search?kind=image", timeout=10).json()["results"]}
+                for _ in range(10)]
+
+        assert wait_for(lambda: requests.get(f"{reg.url}/api/v1/search", auth=ADMIN,
+                                             timeout=10).json()["results"], bool, 10)
+        assert searched() == [set()] * 10
         cfg = tmp_path / "registry.toml"
         cfg.write_text(auth_config("", ["* group:admins admin", "public/* anonymous pull"]) +
                        "[server]\nworkers = 2\n")
@@ -238,6 +251,11 @@ def test_sighup_reloads_the_rules(tmp_path):
         # Every worker: anonymous pulls of public/* are allowed now (404: nothing there).
         wait_for(lambda: [requests.get(url, timeout=10).status_code for _ in range(10)],
                  lambda got: set(got) == {404}, 10)
+        assert wait_for(searched, lambda got: got == [{"public/tool"}] * 10, 10) == \
+            [{"public/tool"}] * 10
+        push_image(reg, auth=ADMIN, repo="public/new", tag="v1")
+        assert wait_for(searched, lambda got: got == [{"public/tool", "public/new"}] * 10,
+                        10) == [{"public/tool", "public/new"}] * 10
         cfg.write_text('[auth]\nmode = "token"\nrules = ["broken rule here"]\n'
                        "[server]\nworkers = 2\n")
         reg.process.send_signal(signal.SIGHUP)
