@@ -137,10 +137,12 @@ class SpecCatalog:
         await self._flushed()
         return await self.index.spack_spec(cache, dag_hash)
 
-    async def dependents(self, cache: str, dag_hash: str, limit: int) -> list[SpecRow]:
-        """Up to `limit` specs of `cache` that depend directly on `dag_hash`."""
+    async def dependents(self, cache: str, dag_hash: str, limit: int,
+                         scan_max: int = 5000) -> list[SpecRow] | None:
+        """Up to `limit` specs of `cache` that depend directly on `dag_hash`; None for
+        a cache of more than `scan_max` specs (see Index.spack_dependents)."""
         await self._flushed()
-        return await self.index.spack_dependents(cache, dag_hash, limit)
+        return await self.index.spack_dependents(cache, dag_hash, limit, scan_max)
 
     async def _flushed(self) -> None:
         if self.hooks is not None and self.hooks.queued:

@@ -1,7 +1,8 @@
 """What the spec page shows of one spec beyond its catalog row: its variants as text,
 its direct dependencies with their types (from the spec document the cache keeps)
-and whether this cache holds each, the specs of the cache that depend on it, and for
-a spec pushed over OCI its manifest's signature state and scan summary."""
+and whether this cache holds each, the specs of the cache that depend on it (in a
+cache small enough to look), and for a spec pushed over OCI its manifest's signature
+state and scan summary."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from registry.ui.manifest_view import signature_state
 
 DEPS_MAX = 200  # dependencies shown (a spec document is hostile input)
 DEPENDENTS_MAX = 50
+DEPENDENTS_SCAN = 5000  # a larger cache's dependents are not looked for (a scan)
 VALUE_MAX = 200  # characters of a variant's value shown
 
 
@@ -89,8 +91,9 @@ async def spec_details(ctx: Context, specs: SpecCatalog, cache: str,
     return {
         "variants": sorted((str(k)[:64], variant_text(v)) for k, v in row.variants.items()),
         "dependencies": await dependencies(specs, cache, row, record),
-        "dependents": await specs.dependents(cache, row.hash, DEPENDENTS_MAX),
-        "dependents_max": DEPENDENTS_MAX,
+        "dependents": await specs.dependents(cache, row.hash, DEPENDENTS_MAX,
+                                             DEPENDENTS_SCAN),
+        "dependents_max": DEPENDENTS_MAX, "dependents_scan": DEPENDENTS_SCAN,
         "tarball": str(record.tarball) if record is not None else "",
         "oci": str(oci) if oci is not None else "",
         "signature": signature,

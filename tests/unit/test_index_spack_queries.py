@@ -53,4 +53,7 @@ async def test_prefixes_versions_compilers_and_dependents(index):
     assert [r.hash[0] for r in await index.spack_dependents("spack/cache", "a" * 32, 5)] \
         == ["d"]
     assert await index.spack_dependents("spack/cache", "z" * 32, 0) == []
+    # Not looked for in a cache too large for the scan to be cheap.
+    assert await index.spack_dependents("spack/cache", "a" * 32, 5, scan_max=3) is None
+    assert await index.spack_dependents("spack/cache", "a" * 32, 5, scan_max=4) is not None
     assert await index.spack_cache_names() == ["other/cache", "spack/cache"]
