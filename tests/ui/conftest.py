@@ -64,9 +64,16 @@ class Web:
         self.driver.get(url)
         return self.driver
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, docs: str | None = None) -> Path:
+        """A screenshot under the test's temporary directory; one named `docs` is also
+        copied to $REGISTRY_UI_SHOTS/<docs>.png when that is set (the docs' pictures:
+        `REGISTRY_UI_SHOTS=docs/img python -m pytest tests/ui`)."""
         path = self.shots / f"{name}.png"
         assert self.driver.save_screenshot(str(path)), path
+        target = os.environ.get("REGISTRY_UI_SHOTS")
+        if docs and target:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(target) / f"{docs}.png")
         return path
 
     def size(self, width: int, height: int) -> None:

@@ -47,7 +47,7 @@ def test_login_session_and_logout_in_chromium(auth_registry, web):
     # The form again, the name kept, no word on which of the two was wrong.
     assert driver.find_element(By.ID, "login-error").text == "Wrong user name or password."
     assert driver.find_element(By.ID, "name").get_attribute("value") == "alice"
-    web.shot("login-failed")
+    web.shot("login-failed", docs="dashboard-login")
 
     _form_login(web, "alice", PASSWORDS["alice"])
     assert driver.current_url == f"{url}/ui/?after=login"

@@ -30,7 +30,7 @@ def test_home_and_search_follow_the_caller(auth_registry, web):
     assert not [r for r in recent if r.startswith("team/")]
     usage = _texts(driver, "#usage tr.usage-row td:first-child")
     assert usage == ["pub"]  # team/* is hidden from anonymous callers: its bytes too
-    web.shot("home")
+    web.shot("home", docs="dashboard-home")
 
     driver.get(f"{url}/ui/search?q=hello")
     titles = _texts(driver, "li.result a.title")
@@ -43,7 +43,7 @@ def test_home_and_search_follow_the_caller(auth_registry, web):
     assert titles[repos.index("pub/hello")] == "v1"
     assert driver.find_element(By.CSS_SELECTOR, "li.result a.title").get_attribute(
         "href").startswith(f"{url}/ui/r/pub/hello/-/sha256:")
-    web.shot("search-hostile")
+    web.shot("search-hostile", docs="dashboard-search")
 
     # A facet adds its filter; the chip removes it again.
     driver.get(f"{url}/ui/search")
@@ -53,7 +53,7 @@ def test_home_and_search_follow_the_caller(auth_registry, web):
     hrefs = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR,
                                                                     "li.result a.title")]
     assert hrefs and all(h.startswith(f"{url}/ui/spack/pub/cache/-/") for h in hrefs), hrefs
-    web.shot("search-facet")
+    web.shot("search-facet", docs="dashboard-search-spack")
     web.follow(driver.find_element(By.CSS_SELECTOR, "#chips a.chip"))
     assert ("kind", "spack") not in _query(driver)
 
@@ -73,7 +73,7 @@ def test_home_and_search_follow_the_caller(auth_registry, web):
     driver.get(f"{url}/ui/search?q=hello")
     assert driver.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth + 1")
-    web.shot("search-phone")
+    web.shot("search-phone", docs="dashboard-search-phone")
     web.size(1280, 900)
 
     # Logged in, alice sees team/* in search, recent pushes and usage.
