@@ -6,6 +6,10 @@ batch writes the rows and their full-text documents in one transaction, as a ser
 does), then runs each query shape `--rounds` times through `core.search.Search`, the
 service `GET /api/v1/search` calls, and prints the median and p99 latency of each, and
 the seeding rate, as JSON. HTTP is left out: what is measured is what the index answers.
+`--index PATH` keeps the file; given again, it is measured as it is, without seeding
+(to compare two checkouts on the same data, alternating, PYTHONPATH naming each).
+A restricted caller's rights are the auth room's rules (`rights`), with the rights key
+the API passes, so what a caller's later searches keep is measured as a server keeps it.
 
 The data: repositories named from a vocabulary of package-like words, each manifest a
 real OCI manifest (parsed by core, described by registry.arch) for amd64 (generic, v2,
@@ -24,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,7 +111,10 @@ async def seed(index: Any, manifests: int, specs: int, seed_: int = 1) -> dict[s
 
 
 def shapes() -> dict[str, dict[str, Any]]:
-    """The queries measured: name -> SearchQuery fields (as the API would parse them)."""
+    """The queries measured: name -> SearchQuery fields (as the API would parse them);
+    `half`: a caller who may pull half the repositories (by rules, see `rights`), the
+    same caller every round, or (`half: "new"`) a caller never seen before each round."""
+    from registry.api.search_api import arch_targets
     from registry.arch.platforms import known_target
 
     zen3 = known_target("zen3")
@@ -120,12 +126,31 @@ def shapes() -> dict[str, dict[str, Any]]:
         "broad word (q=linux, every doc)": {"terms": ("linux",)},
         "prefix (q=net*)": {"terms": ("net*",)},
         "filters only (target=zen3&fits=1)": {"targets": fits},
-        "word + arch (q=openmpi&arch=amd64)": {"terms": ("openmpi",), "arch": "amd64"},
+        "word + arch (q=openmpi&arch=amd64)": {"terms": ("openmpi",), "arch": "amd64",
+                                               "arch_targets": arch_targets("amd64")},
         "spack=hdf5@2.1 + fits zen3": {"spack_name": "hdf5", "spack_version": "2.1",
                                        "targets": fits},
         "label (org.example.team=bio)": {"labels": (("org.example.team", "bio"),)},
         "word, half the repositories visible": {"terms": ("hdf5",), "half": True},
+        "word, half visible, a new caller each time": {"terms": ("hdf5",), "half": "new"},
     }
+
+
+def rights() -> tuple[Any, Any]:
+    """(may_pull, rights key) of a user whose group may pull two of the four namespaces
+    and half the caches, by the auth room's own rules (a glob match per rule and name,
+    as `Guard.allowed` asks them)."""
+    from registry.auth.rules import USER, Identity, Rule, Rules
+
+    rules = Rules([Rule.parse(r) for r in ("hpc/* group:bench pull", "site/* group:bench pull",
+                                           "spack/cache1* group:bench pull",
+                                           "* group:admins admin")])
+    who = Identity(USER, "reader", frozenset({"bench"}))
+
+    def may_pull(family: str, name: str) -> bool:
+        return "pull" in rules.actions(who, name)
+
+    return may_pull, (who, rules.generation)
 
 
 async def measure(index: Any, rounds: int, n: int) -> dict[str, dict[str, float]]:
@@ -133,20 +158,24 @@ async def measure(index: Any, rounds: int, n: int) -> dict[str, dict[str, float]
 
     search = Search(index)
     out: dict[str, dict[str, float]] = {}
+    may_pull, key = rights()
     for name, fields in shapes().items():
         half = fields.pop("half", False)
-        may_pull = (lambda family, repo: zlib.crc32(repo.encode()) % 2 == 0) if half else None
         query = SearchQuery(limit=n, **fields)
         times, results, second = [], 0, 0.0
-        for _ in range(rounds):
+        for i in range(rounds):
+            # A new caller: a key never used, so nothing of theirs is kept yet.
+            kept = (key, i) if half == "new" else key
             start = time.perf_counter()
-            page = await search.page(query, may_pull)
+            page = await search.page(query, may_pull if half else None,
+                                     kept if half else None)
             times.append(time.perf_counter() - start)
             results = len(page.results)
         if page.next_after is not None:  # the next page, by its cursor
             h = page.next_after
             start = time.perf_counter()
-            await search.page(replace(query, after=(h.rank, h.kind, h.repo, h.key)), may_pull)
+            await search.page(replace(query, after=(h.rank, h.kind, h.repo, h.key)),
+                              may_pull if half else None, key if half else None)
             second = time.perf_counter() - start
         times.sort()
         out[name] = {"median_ms": round(statistics.median(times) * 1000, 2),
@@ -162,20 +191,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="loadtest-search-") as tmp:
         path = Path(args.index) if args.index else Path(tmp) / "index.sqlite"
+        seeded = not path.exists()
         index = Index(path, describer)
         await index.open()
         try:
-            took = await seed(index, args.manifests, args.specs)
+            took = await seed(index, args.manifests, args.specs) if seeded else {}
             docs = (await index._query("SELECT count(*) AS n FROM search_docs"))[0]["n"]
             latencies = await measure(index, args.rounds, args.n)
         finally:
             await index.close()
         size = path.stat().st_size if path.exists() else 0
-    return {"manifests": args.manifests, "specs": args.specs, "documents": docs,
+    return {"manifests": args.manifests if seeded else None,
+            "specs": args.specs if seeded else None, "documents": docs,
             "index_bytes": size, "page_size": args.n, "rounds": args.rounds,
             "seed_s": {k: round(v, 1) for k, v in took.items()},
             "seed_per_s": round((args.manifests + args.specs)
-                                / max(sum(took.values()), 1e-9)),
+                                / max(sum(took.values()), 1e-9)) if seeded else None,
             "queries": latencies}
 
 
@@ -186,12 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--specs", type=int, default=50_000, help="Spack specs (50000)")
     p.add_argument("--rounds", type=int, default=50, help="runs of each query (50)")
     p.add_argument("-n", type=int, default=50, help="results per page (50, the API's default)")
-    p.add_argument("--index", help="index file to create (default: a temporary one)")
+    p.add_argument("--index", help="index file to create and keep (default: a temporary "
+                   "one); an existing one is measured as it is, not seeded again")
     args = p.parse_args(argv)
     if args.manifests < 0 or args.specs < 0 or not 1 <= args.rounds <= 10_000:
         p.error("--manifests and --specs >= 0, --rounds in [1, 10000]")
-    if args.index and Path(args.index).exists():
-        p.error(f"{args.index} exists: give a new path")
     print(json.dumps(asyncio.run(run(args)), indent=1))
     return 0
 

@@ -284,15 +284,21 @@ async def test_wrk_tag_listing_follows_links_and_counts_tags(registry, tmp_path,
     assert out["listings"] == 0 and out["bad_listings"] > 0
 
 
-def test_search_bench_seeds_and_measures_every_shape(capsys) -> None:
-    """`python -m loadtest search` at a toy size: every shape answers, the counts add up."""
+def test_search_bench_seeds_and_measures_every_shape(capsys, tmp_path) -> None:
+    """`python -m loadtest search` at a toy size: every shape answers, the counts add up;
+    an index file given again is measured as it is (an A/B of two checkouts on one
+    seeded file), not seeded twice."""
     import json
 
     from loadtest import search_bench
 
-    assert search_bench.main(["--manifests", "40", "--specs", "40", "--rounds", "1",
-                              "-n", "5"]) == 0
+    args = ["--manifests", "40", "--specs", "40", "--rounds", "1", "-n", "5",
+            "--index", str(tmp_path / "index.sqlite")]
+    assert search_bench.main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["documents"] == 80 and set(out["queries"]) == set(search_bench.shapes())
     assert out["queries"]["word (q=hdf5)"]["results"] >= 1
     assert all(q["median_ms"] >= 0 for q in out["queries"].values())
+    assert search_bench.main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["documents"] == 80 and again["seed_s"] == {} and again["specs"] is None
