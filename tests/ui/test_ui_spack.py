@@ -193,6 +193,14 @@ def test_compose_through_the_form(registry, web, cache):
     assert "mylib@1.1:1.1.0" in driver.find_element(By.ID, "error").text
     assert "x86_64_v3" in driver.find_element(By.CSS_SELECTOR, "#problem table").text
     no_script_ran(driver)
+    # Phone width: the error page and the cache's list lay out without a wide body.
+    web.size(390, 844)
+    for url in (driver.current_url, f"{registry.url}/ui/spack/{name}"):
+        if url != driver.current_url:
+            driver.get(url)
+        assert driver.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1"), url
+    web.shot("cache-phone")
 
 
 def test_compose_statuses_and_csrf(registry, cache):
