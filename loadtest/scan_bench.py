@@ -116,6 +116,7 @@ async def scan_once(image: scanimage.Image, tmp_root: Path | None, poll: float =
     """One fresh server: push `image`, time its scan; the measures."""
     spec = targets.ours_spec(None)
     server = await targets.start(spec, tmp_root)
+    sampler = Sampler(server.pid)
     try:
         start = time.perf_counter()
         _, manifest = await _push(server, image)
@@ -124,7 +125,6 @@ async def scan_once(image: scanimage.Image, tmp_root: Path | None, poll: float =
         before = status_kb(server.pid)
         reset = reset_peak(server.pid)
         cpu0 = cpu_seconds(server.pid)
-        sampler = Sampler(server.pid)
         sampler.start()
         url = f"{server.url}/api/v1/scan/{REPO}@{digest}"
         async with RegistryClient(server.url) as client:
@@ -147,6 +147,8 @@ async def scan_once(image: scanimage.Image, tmp_root: Path | None, poll: float =
         cpu = cpu_seconds(server.pid) - cpu0
         after = status_kb(server.pid)
     finally:
+        if sampler.is_alive():
+            sampler.stop()
         server.stop()
     doc = json.loads(body)
     found: dict[str, int] = {}
