@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
                    "(python -m loadtest spack-seed -h)")
     sub.add_parser("spack-pipelines", help="concurrent spack pipelines through replicas "
                    "on SeaweedFS (python -m loadtest spack-pipelines -h)", add_help=False)
+    sub.add_parser("spack-latency", help="push-to-index latency and spec queries in a "
+                   "seeded build cache (python -m loadtest spack-latency -h)", add_help=False)
     sub.add_parser("spack-rss", help="a worker's memory over a seeded build cache "
                    "(python -m loadtest spack-rss -h)")
     sub.add_parser("tls-rss", help="a worker's memory serving a large blob over TLS "
@@ -430,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_pipelines
 
         return spack_pipelines.main(argv[1:])
+    if argv[:1] == ["spack-latency"]:  # its own options: see loadtest/spack_latency.py
+        from loadtest import spack_latency
+
+        return spack_latency.main(argv[1:])
     if argv[:1] == ["spack-rss"]:  # its own options: see loadtest/spack_rss.py
         from loadtest import spack_rss
 

@@ -170,7 +170,7 @@ async def sync(caches: SpackCaches, catalog: SpecCatalog) -> list[str]:
     names = await caches.area.caches()
     for name in names:
         await caches.state(name)
-    for gone in set(await catalog.caches()) - set(names):
+    for gone in set(await catalog.index.spack_cache_names()) - set(names):
         await catalog.cache_loaded(gone, ())
     return names
 
@@ -183,7 +183,7 @@ async def current(caches: SpackCaches, catalog: SpecCatalog) -> None:
     for name in names:
         if not await _replay(caches, catalog, name):
             await caches.state(name)  # a load: every row rewritten
-    for gone in set(await catalog.caches()) - set(names):
+    for gone in set(await catalog.index.spack_cache_names()) - set(names):
         await catalog.cache_loaded(gone, ())
 
 
