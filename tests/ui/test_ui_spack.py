@@ -14,7 +14,6 @@ from auth.authutil import add_user, auth_config
 from harness import wait_for
 from pushing import push_spack_oci
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 from spackreal import real_specs
 
@@ -56,13 +55,6 @@ def cache(registry) -> tuple[str, dict[str, FakeSpec]]:
     return name, specs
 
 
-def follow(driver, element) -> None:
-    """Click `element` and wait for the page it leads to (not the old one's elements)."""
-    old = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
-
-
 def texts(driver, css: str) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
 
@@ -71,9 +63,9 @@ def test_caches_specs_filters_a_spec_and_its_dependency(registry, web, cache):
     name, specs = cache
     root, dep = specs["trivial-root"], specs["trivial-dep"]
     driver = web.open(f"{registry.url}/ui/spack/")
-    follow(driver, driver.find_element(By.LINK_TEXT, name))
+    web.follow(driver.find_element(By.LINK_TEXT, name))
     assert sorted(texts(driver, "a.spec")) == sorted(s.name for s in specs.values())
-    web.shot("cache")
+    web.shot("cache", docs="dashboard-spack-cache")
     no_script_ran(driver)  # the hostile compiler is in the list
     # The filters: a name prefix, a version as spack reads `@1.1` (1.1 and 1.1.x), a
     # target, a compiler by name; a page of one with a link to the next.
@@ -84,18 +76,18 @@ def test_caches_specs_filters_a_spec_and_its_dependency(registry, web, cache):
         assert len(texts(driver, "a.spec")) == want, query
     driver.get(f"{registry.url}/ui/spack/{name}?name=mylib&n=2")
     first = texts(driver, "a.spec")
-    follow(driver, driver.find_element(By.ID, "next"))
+    web.follow(driver.find_element(By.ID, "next"))
     assert len(first) == 2 and texts(driver, "a.spec") == ["mylib"]
     # The real spack's root: its dependency linked with its types, followed.
     driver.get(f"{registry.url}/ui/spack/{name}?name=trivial-root")
-    follow(driver, driver.find_element(By.CSS_SELECTOR, "a.spec"))
+    web.follow(driver.find_element(By.CSS_SELECTOR, "a.spec"))
     commands = driver.find_element(By.ID, "install-commands").text
     assert f"spack install --cache-only trivial-root/{root.hash}" in commands
     assert f"oci://{registry.host}/{name}" in commands
     row = driver.find_element(By.CSS_SELECTOR, "table.deps tbody tr")
     assert "build" in row.text and "link" in row.text and "run" in row.text
-    web.shot("spec")
-    follow(driver, row.find_element(By.CSS_SELECTOR, "a.dep"))
+    web.shot("spec", docs="dashboard-spack-spec")
+    web.follow(row.find_element(By.CSS_SELECTOR, "a.dep"))
     assert driver.current_url.endswith(f"/ui/spack/{name}/-/{dep.hash}")
     assert driver.find_element(By.ID, "spec-name").text == "trivial-dep"
     assert texts(driver, "ul.dependents a") == ["trivial-root@1.0"]
@@ -150,11 +142,12 @@ def test_compose_through_the_form(registry, web, cache):
     pick = WebDriverWait(driver, 20).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions button.suggestion"))
     assert len(pick) == 1
+    web.shot("compose-suggest", docs="dashboard-compose-suggest")
     pick[0].click()
     assert box.get_attribute("value") == f"trivial-root@1.0 /{root.hash}"
     driver.find_element(By.ID, "target").send_keys("zen4")
     web.shot("compose-form")
-    follow(driver, driver.find_element(By.ID, "submit"))
+    web.follow(driver.find_element(By.ID, "submit"))
     digest = driver.find_element(By.ID, "digest").text
     reference = driver.find_element(By.ID, "reference").text
     commands = driver.find_element(By.ID, "pull-commands").text
@@ -162,7 +155,7 @@ def test_compose_through_the_form(registry, web, cache):
     assert f"apptainer pull docker://{registry.host}/{name}/images@{digest}" in commands
     link = driver.find_element(By.ID, "manifest-link").get_attribute("href")
     assert link.endswith(f"/ui/r/{name}/images/-/{digest}")
-    web.shot("composed")
+    web.shot("composed", docs="dashboard-compose")
     no_script_ran(driver)
     # The API answers the same image for the same request, and it is there.
     api = requests.post(f"{registry.url}/api/v1/spack/{name}/images", timeout=60,
@@ -180,7 +173,7 @@ def test_compose_through_the_form(registry, web, cache):
     box.clear()
     box.send_keys("nosuchpkg@2")
     driver.find_element(By.ID, "target").clear()
-    follow(driver, driver.find_element(By.ID, "submit"))
+    web.follow(driver.find_element(By.ID, "submit"))
     assert "nosuchpkg@2" in driver.find_element(By.ID, "error").text
     assert driver.find_element(By.ID, "specs").get_attribute("value") == "nosuchpkg@2"
     web.shot("compose-404")
@@ -189,7 +182,7 @@ def test_compose_through_the_form(registry, web, cache):
     box.clear()
     box.send_keys("mylib@1.1:1.1.0")
     driver.find_element(By.ID, "target").send_keys("x86_64_v2")
-    follow(driver, driver.find_element(By.ID, "submit"))
+    web.follow(driver.find_element(By.ID, "submit"))
     assert "mylib@1.1:1.1.0" in driver.find_element(By.ID, "error").text
     assert "x86_64_v3" in driver.find_element(By.CSS_SELECTOR, "#problem table").text
     no_script_ran(driver)
