@@ -10,7 +10,7 @@ answer depends on who asks (the catalog, mounts, listings) ask `allowed`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from aiohttp import web
@@ -30,6 +30,11 @@ class AccessControl(Protocol):
     def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
         """Whether the caller `check` let through may also do `scope` (another
         repository's pull, for a mount or a listing)."""
+        ...
+
+    def puller(self, request: web.BaseRequest) -> Callable[[str], bool]:
+        """Whether the caller may pull a repository or cache, by name: what `allowed`
+        answers for `Scope(family, name, PULL)`, for the many names of a listing."""
         ...
 
     def rights_key(self, request: web.BaseRequest) -> Hashable | None:
@@ -56,6 +61,9 @@ class AllowAll:
 
     def allowed(self, request: web.BaseRequest, scope: Scope) -> bool:
         return True
+
+    def puller(self, request: web.BaseRequest) -> Callable[[str], bool]:
+        return lambda name: True
 
     def rights_key(self, request: web.BaseRequest) -> Hashable | None:
         return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,10 @@ class Guard:
         # asked for this request; a listing or the source of a mount is another
         # resource, which the caller may or may not read, whatever it asked.
         return self._permitted(request.get(IDENTITY, NOBODY), None, scope)
+
+    def puller(self, request: web.BaseRequest) -> Callable[[str], bool]:
+        # `allowed`'s answer for pulls (the rules, not a token's claims), for many names.
+        return self.rules.puller(request.get(IDENTITY, NOBODY))
 
     def rights_key(self, request: web.BaseRequest) -> Hashable:
         # `allowed` reads the identity and the rules, nothing else: a new Rules (SIGHUP)

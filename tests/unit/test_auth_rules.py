@@ -51,6 +51,23 @@ def test_actions(who, resource, want):
     assert set(RULES.actions(who, resource)) == want
 
 
+def test_the_puller_answers_as_the_rules_do():
+    """Rules.puller (a search's test of thousands of names) says pull exactly where
+    actions() does, for every kind of caller and the glob's every operator."""
+    rules = Rules([*RULES.rules, *(Rule.parse(r) for r in [
+        "img?/x user:alice pull", "lab/[ab]* group:team pull", "lab/[b-d]x user:bob pull",
+        "ro/* user:alice push", "wide/*/end anonymous pull"])])
+    names = ["public/base", "publicity", "team/app", "team/deep/er/app", "docs", "shared/x",
+             "anything/at/all", "ci/app", "img1/x", "img12/x", "lab/a1", "lab/c1", "lab/dx",
+             "lab/cx", "ro/app", "wide/a/b/end", "wide/end", "a.b/c-d_e"]
+    bob = Identity(USER, "bob")
+    for who in (NOBODY, ALICE, ADMIN, ROBOT_CI, Identity(ROBOT, "alice"), bob):
+        test = rules.puller(who)
+        for name in names:
+            assert test(name) == ("pull" in rules.actions(who, name)), (who.name, name)
+    assert not Rules([]).puller(ALICE)("team/app")
+
+
 @pytest.mark.parametrize("text", [
     "", "a b", "a b c d", "team/* group: pull", "team/* someone pull", "team/* user:Alice pull",
     "team/* anonymous fly", "TEAM anonymous pull", "team/{a,b} anonymous pull",
