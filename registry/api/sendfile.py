@@ -25,7 +25,6 @@ from aiohttp import web
 from registry.api.common import prepare
 from registry.core.serving import Progress
 
-CHUNK = 1 << 20
 # Over TLS: a read from the file is one hop to a thread; each write hands the TLS
 # layer one slice, which it encrypts into its outgoing buffer at once, so the
 # slice bounds that buffer (OpenSSL keeps a buffer grown to its largest write for
@@ -33,6 +32,10 @@ CHUNK = 1 << 20
 TLS_READ = 1 << 18
 TLS_SLICE = 1 << 16
 TLS_HIGH_WATER = 1 << 17
+# Read buffers are reused (a connection's is back here once its body is sent) so
+# reading a large file allocates nothing but the slices: idle ones kept, at most.
+POOL = 4
+_buffers: list[bytearray] = []
 # Over TLS a body up to this size is read (and its file closed) in one hop to a
 # thread and goes out with the headers in one write: one TLS record, one send.
 TLS_SMALL = 1 << 16
@@ -89,27 +92,30 @@ async def _wait_flushed(transport: asyncio.Transport) -> None:
 async def _stream_fallback(response: web.StreamResponse, fd: int, offset: int,
                            count: int, progress: Progress | None) -> None:
     loop = asyncio.get_running_loop()
-    while count > 0:
-        chunk = await loop.run_in_executor(None, os.pread, fd, min(TLS_READ, count), offset)
-        if not chunk:
-            if progress is None:
-                raise ConnectionResetError("file shrank while being served")
-            await loop.run_in_executor(None, progress.wait_beyond, offset, IDLE_TIMEOUT_S)
-            continue
-        await write_sliced(response, chunk)
-        count -= len(chunk)
-        offset += len(chunk)
+    buf = _buffers.pop() if _buffers else bytearray(TLS_READ)
+    try:
+        while count > 0:
+            n = await loop.run_in_executor(None, _pread_into, fd, buf, min(TLS_READ, count),
+                                           offset)
+            if not n:
+                if progress is None:
+                    raise ConnectionResetError("file shrank while being served")
+                await loop.run_in_executor(None, progress.wait_beyond, offset, IDLE_TIMEOUT_S)
+                continue
+            with memoryview(buf) as view:
+                for start in range(0, n, TLS_SLICE):
+                    # A copy: the transport may keep what it is given past this write.
+                    await response.write(bytes(view[start:min(n, start + TLS_SLICE)]))
+            count -= n
+            offset += n
+    finally:
+        if len(_buffers) < POOL:
+            _buffers.append(buf)
 
 
-async def write_sliced(response: web.StreamResponse, data: bytes) -> None:
-    """Write `data` a TLS_SLICE at a time, waiting for the transport between slices
-    (aiohttp drains after each write beyond 64 KiB)."""
-    if len(data) <= TLS_SLICE:
-        await response.write(data)
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), TLS_SLICE):
-        await response.write(view[start:start + TLS_SLICE])
+def _pread_into(fd: int, buf: bytearray, count: int, offset: int) -> int:
+    with memoryview(buf) as view:
+        return os.preadv(fd, [view[:count]], offset)
 
 
 def bound_tls_buffer(transport: asyncio.BaseTransport | None) -> None:
