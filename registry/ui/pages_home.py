@@ -9,6 +9,7 @@ administer everything (what `GET /api/v1/usage` answers)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,10 @@ from registry.ui.render import page
 
 MAX_LISTED = 1000
 RECENT = 15
+# The usage report sums every blob reference of the store: anyone may open the home
+# page, so one report serves every view for this long (figures up to 30 s old).
+USAGE_TTL_S = 30.0
+_reports: dict[int, tuple[float, dict[str, Any]]] = {}
 
 
 def register(family: PatternFamily) -> None:
@@ -36,12 +41,23 @@ def is_admin(request: web.BaseRequest, ctx: Context) -> bool:
     return ctx.access is None or bool(ctx.access.allowed(request, Scope("api", "*", ADMIN)))
 
 
+async def _report(ctx: Context) -> dict[str, Any]:
+    key, now = id(ctx.usage), time.monotonic()
+    known = _reports.get(key)
+    if known is not None and now - known[0] < USAGE_TTL_S:
+        return known[1]
+    report: dict[str, Any] = await ctx.usage.report()
+    _reports.clear()  # one registry per process (tests start more, one at a time)
+    _reports[key] = (now, report)
+    return report
+
+
 async def usage_view(request: web.BaseRequest, ctx: Context, every: list[str],
                      shown: list[str]) -> dict[str, Any] | None:
     """The usage box: {"admin", "total", "namespaces"}; None without an index."""
     if ctx.usage is None:
         return None
-    report = await ctx.usage.report()
+    report = await _report(ctx)
     rows = report["namespaces"]
     if is_admin(request, ctx):
         return {"admin": True, "total": report["total"]["unique"],
