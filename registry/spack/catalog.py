@@ -31,7 +31,6 @@ from registry.index.records import (
     SpecsReset,
     SpecsThrough,
 )
-from registry.spack.journal import WINDOW_NS, Journal, name_ns
 from registry.spack.service import SpackCaches
 from registry.spack.specs import SpecRecord
 
@@ -87,6 +86,11 @@ class SpecCatalog:
 
     async def caught_up(self, cache: str, through: str) -> None:
         await self._emit(SpecsThrough(cache, through))
+
+    async def through(self, cache: str) -> str | None:
+        if self.hooks is not None and self.hooks.queued:
+            await self.hooks.flush()
+        return await self.index.spack_through(cache)
 
     async def cache_loaded(self, cache: str,
                            records: AsyncIterable[SpecRecord] | Iterable[SpecRecord]) -> None:
@@ -176,47 +180,17 @@ async def sync(caches: SpackCaches, catalog: SpecCatalog) -> list[str]:
 
 
 async def current(caches: SpackCaches, catalog: SpecCatalog) -> None:
-    """Bring the catalog's rows up to the store, as `sync` does, but replaying only
+    """Bring the catalog's rows up to the store, as `sync` does, but telling only
     the journal entries since those a cache's rows reflect when the journal still
-    holds them all: a cache of any size costs what was pushed since, not a load."""
+    holds them all (SpackCaches.tell_since): a cache of any size costs what was
+    pushed since, not a load."""
     names = await caches.area.caches()
     for name in names:
-        if not await _replay(caches, catalog, name):
+        through = await catalog.through(name)
+        if through is None or not await caches.tell_since(name, through):
             await caches.state(name)  # a load: every row rewritten
     for gone in set(await catalog.index.spack_cache_names()) - set(names):
         await catalog.cache_loaded(gone, ())
-
-
-async def _replay(caches: SpackCaches, catalog: SpecCatalog, cache: str) -> bool:
-    """Replay the entries of `cache` from a window before the entry its rows
-    reflect (a late entry lands in that window: journal.py), in name order, so each
-    spec ends as its last entry says; False when the rows reflect no entry, or a
-    snapshot since may have pruned entries the replay needs."""
-    through = await catalog.index.spack_through(cache)
-    if through is None:
-        return False
-    journal = Journal(caches.area, cache)
-    newest = await journal.newest_snapshot()
-    if newest is not None and name_ns(newest) > name_ns(through) + WINDOW_NS:
-        return False  # entries after `through` may be pruned (2 * WINDOW_NS behind)
-    batch: list[SpecEvent] = []
-    async for name, op in journal.entries(name_ns(through) - WINDOW_NS):
-        h = op.get("hash")
-        if not isinstance(h, str):
-            continue
-        if op.get("op") == "add":
-            try:
-                batch.append(SpecPut(row_of(cache, SpecRecord.from_json(op["record"]))))
-            except (KeyError, TypeError, ValueError):
-                continue
-        else:
-            batch.append(SpecDeleted(cache, h))
-        through = max(through, name)
-        if len(batch) >= RESET_BATCH:
-            await catalog.index.apply(batch)
-            batch = []
-    await catalog.index.apply([*batch, SpecsThrough(cache, through)])
-    return True
 
 
 async def keep_current(caches: SpackCaches, catalog: SpecCatalog,

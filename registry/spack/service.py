@@ -28,7 +28,7 @@ from registry.core.grammar import Digest
 from registry.core.mounts import Mounts
 from registry.core.protocols import Blobs, Uploads
 from registry.spack import statedb, synth
-from registry.spack.journal import WINDOW_NS, Journal
+from registry.spack.journal import WINDOW_NS, Journal, name_ns
 from registry.spack.specs import SpecRecord
 from registry.spack.state import CacheState
 
@@ -59,6 +59,9 @@ class SpecSink(Protocol):
 
     async def caught_up(self, cache: str, through: str) -> None:
         """What was told of the cache so far reflects its journal up to entry `through`."""
+
+    async def through(self, cache: str) -> str | None:
+        """The entry the sink last heard `caught_up` for the cache, if it keeps one."""
 
 
 class Signer(Protocol):
@@ -158,8 +161,38 @@ class SpackCaches:
         if snap is not None:
             await state.load_lines(snap[1], snap[0])
         await self._catch_up(cache, journal, state, tell=False)
-        await self._tell_all(state)
+        # The sink's rows are rewritten only when the entries since it last caught
+        # up cannot be told instead: rewriting 200,000 rows (and their search
+        # documents) costs the worker over 100 MB at once, to change nothing.
+        through = await self.sink.through(cache) if self.sink is not None else None
+        if through is None or not await self.tell_since(cache, through):
+            await self._tell_all(state)
         return state
+
+    async def tell_since(self, cache: str, through: str) -> bool:
+        """Tell the sink the journal entries of `cache` from a window before entry
+        `through` on, in name order: each spec ends as its last entry says, even
+        one that arrived late (journal.py). False, telling nothing, when a snapshot
+        since may have pruned entries that needs."""
+        journal = Journal(self.area, cache)
+        newest = await journal.newest_snapshot()
+        if self.sink is None or (newest is not None
+                                 and name_ns(newest) > name_ns(through) + WINDOW_NS):
+            return False
+        async for name, op in journal.entries(name_ns(through) - WINDOW_NS):
+            h = op.get("hash")
+            if not isinstance(h, str):
+                continue
+            through = max(through, name)
+            if op.get("op") != "add":
+                await self.sink.spec_removed(cache, h)
+                continue
+            try:
+                await self.sink.spec_added(cache, SpecRecord.from_json(op["record"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        await self.sink.caught_up(cache, through)
+        return True
 
     async def resend(self, cache: str) -> None:
         """Tell the sink again everything `cache` holds (it lost an event)."""
