@@ -22,9 +22,8 @@ from registry.arch.platforms import PlatformError, known_target
 from registry.core.access import PUSH
 from registry.core.errors import Denied, NameUnknown, RegistryError, TooLarge
 from registry.core.grammar import is_valid_tag, validate_name
-from registry.spack.compose import choose, closure
+from registry.spack.compose import resolve
 from registry.spack.images import goarch
-from registry.spack.specs import SpecRecord
 from registry.spack.wanted import InvalidWanted, Wanted
 
 BODY_MAX = 64 << 10
@@ -128,14 +127,11 @@ async def compose(request: web.BaseRequest, ctx: Context, repo: str,
         raise Denied("the caller may not pull the base image", {"name": base_ref[0]})
     composer = ctx.composer
     caches = composer.caches if composer is not None else None
-    if composer is None or caches is None or await caches.state(cache) is None:
+    if composer is None or caches is None or ctx.specs is None \
+            or await caches.state(cache) is None:
         raise NameUnknown("no build cache of that name", {"name": cache})
-    held = {r.hash: r async for r in caches.records(cache)}
-    by_name: dict[str, list[SpecRecord]] = {}
-    for record in held.values():  # once: a request names up to SPECS_MAX packages
-        by_name.setdefault(record.root.name, []).append(record)
-    roots = [choose(w, by_name.get(w.name, ()), target) for w in wanted]
-    image = closure(roots, held, target)
+    # Only the named packages' builds and the closure are read, never the whole cache.
+    image = await resolve(wanted, target, cache, caches, ctx.specs)
     base = None if base_ref is None else await composer.base(*base_ref, goarch(image))
     made = await composer.compose(cache, image, base, tag, caller)
     return {"reference": f"{made.repo}:{made.tag}", "digest": str(made.digest),

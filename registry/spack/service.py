@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -312,6 +312,14 @@ class SpackCaches:
     async def record(self, cache: str, dag_hash: str) -> SpecRecord | None:
         state = await self.state(cache)
         return await state.get(dag_hash) if state is not None else None
+
+    async def records_of(self, cache: str, hashes: Iterable[str]) -> AsyncIterator[SpecRecord]:
+        """The live records of `cache` among `hashes`, looked up a page at a time
+        (not a walk of the cache)."""
+        state = await self.state(cache)
+        if state is not None:
+            async for record in state.get_many(hashes):
+                yield record
 
     async def records(self, cache: str) -> AsyncIterator[SpecRecord]:
         """Every live record of the cache, by hash, read a page at a time."""

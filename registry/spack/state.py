@@ -15,7 +15,7 @@ number of specs.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,16 @@ class CacheState:
 
     async def get(self, h: str) -> SpecRecord | None:
         return _parse(await self.db.run(statedb.record, self.cache, h))
+
+    async def get_many(self, hashes: Iterable[str]) -> AsyncIterator[SpecRecord]:
+        """The live records among `hashes`, a page of lookups per round trip."""
+        wanted = sorted(set(hashes))
+        for i in range(0, len(wanted), statedb.PAGE):
+            for _, doc in await self.db.run(statedb.records_of, self.cache,
+                                            wanted[i:i + statedb.PAGE]):
+                record = _parse(doc)
+                if record is not None:
+                    yield record
 
     async def live(self) -> AsyncIterator[SpecRecord]:
         """Every live record, by hash, read a page at a time."""

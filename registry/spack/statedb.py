@@ -167,6 +167,14 @@ def record(conn: sqlite3.Connection, cache: str, h: str) -> bytes | None:
     return row[0] if row is not None else None
 
 
+def records_of(conn: sqlite3.Connection, cache: str,
+               hashes: list[str]) -> list[tuple[str, bytes]]:
+    """The live records of `cache` among `hashes` (at most PAGE): (hash, JSON)."""
+    marks = ",".join("?" * len(hashes))
+    return conn.execute(f"SELECT hash, doc FROM records WHERE cache = ? AND hash IN ({marks}) "
+                        "AND doc IS NOT NULL", (cache, *hashes)).fetchall()
+
+
 def live_page(conn: sqlite3.Connection, cache: str, after: str,
               limit: int = PAGE) -> list[tuple[str, bytes]]:
     """Live records after hash `after`, by hash: (hash, JSON)."""
