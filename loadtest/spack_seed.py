@@ -24,6 +24,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loadtest.spackgen import FakeSpec, make_spec
@@ -125,11 +126,13 @@ async def seed(data: Path, cache: str, n: int, jobs: int = 32, seed_no: int = 0,
     return time.perf_counter() - start
 
 
-async def seed_records(data: Path, cache: str, n: int, seed_no: int = 0) -> float:
+async def seed_records(data: Path, cache: str, n: int, seed_no: int = 0,
+                       on_spec: Callable[[FakeSpec], None] | None = None) -> float:
     """Only the cache's records, as one snapshot written by the journal's own
     writer: what a server loads at start-up for `n` specs, in seconds, for tests
     of the state alone (no blob, tag or manifest is stored: the index views
-    work, the specs' own files do not). Seconds taken."""
+    work, the specs' own files do not; `on_spec` sees each spec, tarball
+    included, for a test that stores a few). Seconds taken."""
     from registry.config import load
     from registry.core.areas import SpackArea
     from registry.core.grammar import Digest
@@ -143,6 +146,8 @@ async def seed_records(data: Path, cache: str, n: int, seed_no: int = 0) -> floa
 
     async def lines():
         for i, spec in enumerate(specs(n, seed_no)):
+            if on_spec is not None:
+                on_spec(spec)
             record = {"spec": spec.doc, "tarball": str(Digest.of(spec.tarball)),
                       "tarball_size": len(spec.tarball), "source": "oci", "pushed": 0.0}
             yield (json.dumps([spec.hash, f"{last[:20]}-{i:012x}", record],
