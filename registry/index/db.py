@@ -89,6 +89,9 @@ def _alive(pid: int, session: str) -> bool:
     return pid_alive(pid)
 
 
+# Up to this many repositories, recent_tags reads their tags by name rather than walking
+# every tag by time.
+FEW_REPOSITORIES = 64
 # Every blob and manifest each repository lists, with its size: what usage counts.
 _STORED = ("SELECT repo, digest, size FROM blobs UNION ALL "
            "SELECT repo, digest, size FROM manifests")
@@ -297,16 +300,21 @@ class Index:
     async def recent_tags(self, limit: int, repos: Sequence[str] | None = None
                           ) -> list[dict[str, Any]]:
         """The `limit` tags set last (newest first), only in `repos` when given: repo,
-        tag, digest, updated_at and the manifest's media_type, artifact_type, size."""
+        tag, digest, updated_at and the manifest's media_type, artifact_type, size.
+        A few repositories: their tags by the primary key, sorted; many (or all): the
+        tags newest first by `idx_tags_updated`, until `limit` of them are in `repos`
+        (`+repo` keeps SQLite from the primary key there)."""
         where, params = "", []
         if repos is not None:
-            where = "WHERE t.repo IN (SELECT value FROM json_each(?))"
+            column = "repo" if len(repos) <= FEW_REPOSITORIES else "+repo"
+            where = f"WHERE {column} IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(repos)))
         return await self._query(
             "SELECT t.repo, t.tag, t.digest, t.updated_at, m.media_type, m.artifact_type, "
-            "m.size FROM tags t LEFT JOIN manifests m ON m.repo = t.repo "
-            f"AND m.digest = t.digest {where} ORDER BY t.updated_at DESC, t.repo, t.tag "
-            "LIMIT ?", [*params, limit])
+            f"m.size FROM (SELECT repo, tag, digest, updated_at FROM tags {where} "
+            "ORDER BY updated_at DESC LIMIT ?) t LEFT JOIN manifests m ON m.repo = t.repo "
+            "AND m.digest = t.digest ORDER BY t.updated_at DESC, t.repo, t.tag",
+            [*params, limit])
 
     async def blobs(self, repo: str) -> list[BlobRow]:
         """The blobs linked into `repo`, by digest."""

@@ -150,8 +150,14 @@ V8 = [
     """INSERT OR REPLACE INTO "meta" ("key", "value") VALUES ('catchup', '1')""",
 ]
 
+# Version 9: tags by the time they were set, for the dashboard's recent pushes
+# (Index.recent_tags walks it newest first and stops once it has enough).
+V9 = [
+    'CREATE INDEX "idx_tags_updated" ON "tags" ("updated_at")',
+]
+
 # MIGRATIONS[n - 1] brings a file to version n
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7, V8]
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5, V6, V7, V8, V9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -356,3 +356,17 @@ async def test_a_batch_is_one_transaction_in_order(index):
     with pytest.raises(AttributeError):
         await index.apply([TagSet("app", "u", M1, 1.0), bad])
     assert [t.tag for t in await index.tags("app")] == ["t"]  # rolled back as a whole
+
+
+async def test_recent_tags_newest_first_only_in_the_repositories_given(index):
+    # Tags set at times 1..100 over ten repositories (0 would mean "now").
+    await index.apply([TagSet(f"app{i % 10}", f"t{i}", M1, float(i + 1)) for i in range(100)])
+    newest = await index.recent_tags(3)
+    assert [(r["repo"], r["tag"]) for r in newest] == [("app9", "t99"), ("app8", "t98"),
+                                                        ("app7", "t97")]
+    # By name for a few repositories, by time for many: the same answer.
+    few = [(r["repo"], r["tag"]) for r in await index.recent_tags(3, ["app0", "app1"])]
+    assert few == [("app1", "t91"), ("app0", "t90"), ("app1", "t81")]
+    many = [f"zz{i}" for i in range(100)] + ["app0", "app1"]
+    assert [(r["repo"], r["tag"]) for r in await index.recent_tags(3, many)] == few
+    assert await index.recent_tags(5, []) == []
