@@ -163,7 +163,8 @@ async def test_a_version_4_index_gets_its_artifacts_from_the_catch_up(tmp_path: 
     for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs",  # and version 7's
                 "ALTER TABLE manifests DROP COLUMN labels",
                 "DROP TABLE scans", "DROP INDEX idx_manifests_digest",  # and version 8's
-                "DROP INDEX idx_platforms_digest"):
+                "DROP INDEX idx_platforms_digest",
+                "DROP INDEX idx_tags_updated"):  # and version 9's
         conn.execute(sql)
     conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.execute("UPDATE meta SET value = '0' WHERE key = 'catchup'")

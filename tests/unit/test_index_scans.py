@@ -155,6 +155,7 @@ async def test_catch_up_reindex_and_a_schema_7_file_restore_them_from_the_store(
     conn = sqlite3.connect(path)  # what schema version 7 left
     for sql in ("DROP TABLE scans", "DROP INDEX idx_search_docs_key",
                 "DROP INDEX idx_manifests_digest", "DROP INDEX idx_platforms_digest",
+                "DROP INDEX idx_tags_updated",  # version 9's
                 "ALTER TABLE search_docs DROP COLUMN severity",
                 "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
                 "UPDATE meta SET value = '0' WHERE key = 'catchup'"):

@@ -233,6 +233,7 @@ async def test_a_version_6_index_gets_its_documents_from_the_catch_up(tmp_path):
     conn = sqlite3.connect(path)  # what version 6 left
     for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs", "DROP TABLE scans",
                 "DROP INDEX idx_manifests_digest", "DROP INDEX idx_platforms_digest",
+                "DROP INDEX idx_tags_updated",  # version 9's
                 "ALTER TABLE manifests DROP COLUMN labels",
                 "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
                 "UPDATE meta SET value = '0' WHERE key = 'catchup'"):
