@@ -1,7 +1,8 @@
 """Concurrent Spack pipelines through replicas on one SeaweedFS bucket.
 
     python -m loadtest spack-pipelines [--pipelines 16] [--specs 1000] [--replicas 2]
-                                       [--workers 1] [--timeout 120] [--out DIR]
+                                       [--workers 1] [--read-every 1] [--timeout 120]
+                                       [--out DIR]
 
 Starts a SeaweedFS on 127.0.0.1 (as tests/seaweed.py does) and REPLICAS registries
 on the S3 driver sharing one prefix of its bucket. PIPELINES pipelines push SPECS
@@ -11,7 +12,9 @@ and config blobs, the manifest under the spec's tag) or as spack 0.2x pushes to 
 `s3://` mirror (the `.spack` tarball, then the `.spec.json`, through the S3
 endpoint). The specs are format 4 (spack 0.2x), so every index view holds every
 spec: the v2 `build_cache/index.json`, the v3 index manifest's database, the
-`index.spack` database of `oci://`, and `GET /api/v1/spack/<cache>/specs`.
+`index.spack` database of `oci://`, and `GET /api/v1/spack/<cache>/specs`. While
+they push, every view of every replica is read every READ_EVERY seconds, as the
+installs of a busy site read the index (0: not at all).
 
 After the last push returned, every view of every replica is polled until it
 holds every spec whose push succeeded (or TIMEOUT passes: what is missing then is
@@ -277,6 +280,26 @@ async def poll_views(urls: list[str], pushed: Pushed, limit_s: float = 120.0
         return list(await asyncio.gather(*tasks))
 
 
+async def read_while(urls: list[str], every_s: float, done: asyncio.Event) -> int:
+    """Until `done`: every `every_s` seconds, read every view of every replica once
+    (installs reading the index while pipelines push); how many view reads."""
+    reads = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
+        views = [read for url in urls for read in Views(s, url).all().values()]
+        while not done.is_set():
+            for read in views:
+                try:
+                    await read()
+                except (TimeoutError, aiohttp.ClientError, ValueError, KeyError):
+                    pass
+                reads += 1
+            try:
+                await asyncio.wait_for(done.wait(), every_s)
+            except TimeoutError:
+                pass
+    return reads
+
+
 # -- the scenario --------------------------------------------------------------------
 
 
@@ -295,7 +318,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         urls = [reg.url for reg in replicas]
         print(f"SeaweedFS and {len(urls)} replicas up; {args.pipelines} pipelines x "
               f"{args.specs} specs", flush=True)
-        pushed = await run_pipelines(urls, args.pipelines, args.specs, progress=True)
+        done = asyncio.Event()
+        reader = asyncio.create_task(read_while(urls, args.read_every, done)) \
+            if args.read_every > 0 else None
+        try:
+            pushed = await run_pipelines(urls, args.pipelines, args.specs, progress=True)
+        finally:
+            done.set()
+        reads = await reader if reader is not None else 0
         print(f"pushed {len(pushed.hashes)} specs in {pushed.seconds:.0f} s "
               f"({len(pushed.failed)} failed); polling every view", flush=True)
         views = await poll_views(urls, pushed, args.timeout)
@@ -303,10 +333,15 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         for reg in replicas:
             reg.stop()
         weed.stop()
+        if args.out is not None:  # the access logs say what each poll waited for
+            args.out.mkdir(parents=True, exist_ok=True)
+            for r, reg in enumerate(replicas):
+                (args.out / f"replica{r}.log").write_text(reg.log())
     done = [v.after_s for v in views if v.after_s is not None]
     return {
         "pipelines": args.pipelines, "specs_each": args.specs, "replicas": args.replicas,
         "workers": args.workers, "machine": sysinfo.machine(),
+        "read_every_s": args.read_every, "reads_while_pushing": reads,
         "pushed": len(pushed.hashes), "failed": len(pushed.failed),
         "failures": pushed.failed[:20], "push_s": pushed.seconds,
         "specs_per_s": len(pushed.hashes) / pushed.seconds if pushed.seconds else 0.0,
@@ -319,7 +354,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
 
 def table(res: dict) -> str:
     lines = [f"{res['pipelines']} pipelines x {res['specs_each']} specs through "
-             f"{res['replicas']} replicas (workers {res['workers']}) on SeaweedFS",
+             f"{res['replicas']} replicas (workers {res['workers']}) on SeaweedFS; "
+             f"{res['reads_while_pushing']} view reads while pushing "
+             f"(every {res['read_every_s']:g} s)",
              f"pushed {res['pushed']} specs in {res['push_s']:.0f} s "
              f"({res['specs_per_s']:.1f} specs/s), {res['failed']} pushes failed"]
     for v in res["views"]:
@@ -341,15 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--specs", type=int, default=1000, help="specs each pipeline pushes")
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="[server] workers per replica")
+    ap.add_argument("--read-every", type=float, default=1.0, metavar="S",
+                    help="while pushing, read every view of every replica every S s, as "
+                    "installs would (0: no reads until the last push)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds after the last push before a missing spec counts as lost")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help="results.json, summary.txt and the replicas' "
+                    "logs (default loadtest/results/spack-pipelines-<time>/)")
     args = ap.parse_args(argv)
     if not 1 <= args.pipelines <= 256 or not 1 <= args.specs <= 100_000 \
             or not 1 <= args.replicas <= 8 or not 1 <= args.workers <= 8:
         raise SystemExit("--pipelines 1..256, --specs 1..100000, --replicas 1..8, "
                          "--workers 1..8")
-    out_dir = args.out or RESULTS / f"spack-pipelines-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    out_dir = args.out = args.out or RESULTS / f"spack-pipelines-{dt.datetime.now():%Y%m%d-%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="bench-pipelines-") as tmp:
         res = asyncio.run(run(args, Path(tmp)))
     out_dir.mkdir(parents=True, exist_ok=True)
