@@ -210,7 +210,8 @@ class SpackCaches:
                         tell: bool = True) -> None:
         merged = False
         now = time.time()
-        if state.cursor_ns and now - self._listed.get(cache, now) > STALE_S:
+        started_ns = time.time_ns()
+        if state.listed_ns and now - self._listed.get(cache, now) > STALE_S:
             # Not listed for a while (an idle worker): entries this process never
             # saw may have been pruned behind a newer snapshot meanwhile (journal.py),
             # so that snapshot is merged in first: last entry wins per spec, as
@@ -222,7 +223,7 @@ class SpackCaches:
                 await state.load_lines(snap[1], snap[0])
                 merged = True
         self._listed[cache] = now
-        after = state.cursor_ns - WINDOW_NS if state.cursor_ns else 0
+        after = state.listed_ns - WINDOW_NS if state.listed_ns else 0
         batch: list[tuple[str, dict]] = []
         async for name, op in journal.entries(after, state.seen):
             batch.append((name, op))
@@ -231,6 +232,7 @@ class SpackCaches:
                 batch = []
         if batch:
             await self._apply(cache, state, batch, tell)
+        state.listed_ns = max(state.listed_ns, started_ns)  # only once listed whole
         if merged and tell:
             await self._tell_all(state)
         await self._maybe_snapshot(journal, state)

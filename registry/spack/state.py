@@ -47,6 +47,11 @@ class CacheState:
     live_by_fmt: dict[int, int] = field(default_factory=lambda: {4: 0, 5: 0})
     seen: dict[str, int] = field(default_factory=dict)  # entry name -> its time, recent only
     cursor_ns: int = 0  # time of the newest entry applied
+    # Wall-clock time the last complete listing of the journal began (or the entry a
+    # merged snapshot was taken at): every entry visible then was applied. The next
+    # listing starts a window before it, not before cursor_ns: a process applies its
+    # own entries without listing, so cursor_ns can run ahead of what it has listed.
+    listed_ns: int = 0
     version: int = 0  # bumped by every change
     since_snapshot: int = 0
     last_entry: str = ""
@@ -163,7 +168,8 @@ class CacheState:
             await self._load_batch(batch)
         self.last_entry = through
         self.snapshot_mark = max(self.snapshot_mark, through)
-        self.cursor_ns = name_ns(through)
+        self.cursor_ns = max(self.cursor_ns, name_ns(through))
+        self.listed_ns = max(self.listed_ns, name_ns(through))
         self.version += 1
 
     async def _load_batch(self, batch: list[tuple[str, str, SpecRecord | None]]) -> None:

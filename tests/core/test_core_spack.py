@@ -132,6 +132,30 @@ async def test_snapshot_lets_a_new_process_start_and_prunes_old_entries(monkeypa
     assert set(await installs(fresh, "c")) == {s.hash for s in specs}
 
 
+async def test_own_push_does_not_move_the_listing_past_unseen_entries(monkeypatch):
+    """A process applies its own entry without listing the journal. When its last
+    listing was long before (a slow catch-up under load), that entry's time must not
+    become where the next listing starts: the other replicas' entries written in
+    between would never be listed. (Before the fix the other replica's spec was lost.)"""
+    clock = Clock()
+    monkeypatch.setattr(journal_mod, "time", clock)
+    monkeypatch.setattr("registry.spack.service.time", clock)
+    store = MemoryStore()
+    other, busy = replica(store), replica(store)
+    busy.refresh_s = 3600.0  # it listed just now (by its monotonic clock), not again
+    first = make_spec("first")
+    await other.add("c", record(first))
+    assert set(await installs(busy, "c")) == {first.hash}
+    clock.ahead_ns += 10 * 10**9
+    unseen = make_spec("unseen")
+    await other.add("c", record(unseen))
+    clock.ahead_ns += 2 * journal_mod.WINDOW_NS
+    own = make_spec("own")
+    await busy.add("c", record(own))  # applied without a listing
+    busy.refresh_s = 0.0
+    assert set(await installs(busy, "c")) == {first.hash, unseen.hash, own.hash}
+
+
 async def test_one_snapshot_per_interval_whatever_the_number_of_processes(monkeypatch):
     """Three processes apply every entry; one of them, not each, writes a snapshot
     every SNAPSHOT_EVERY entries (before: three per interval, each the whole cache)."""
