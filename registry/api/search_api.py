@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Hashable
 from urllib.parse import urlencode
 
 import archspec.cpu
@@ -155,14 +156,21 @@ def may_pull(request: web.BaseRequest, ctx: Context) -> MayPull | None:
     return lambda family, name: test(name)
 
 
+def rights_of(request: web.BaseRequest, ctx: Context,
+              ) -> tuple[MayPull | None, Hashable | None]:
+    """The caller's pull rights and the key their answers are kept under between
+    searches (`Search.page`): what every search, the API's and the dashboard's, asks."""
+    rights = may_pull(request, ctx)
+    key = ctx.access.rights_key(request) if rights is not None and ctx.access else None
+    return rights, key
+
+
 async def search(request: web.BaseRequest, route: dict[str, str],
                  ctx: Context) -> web.StreamResponse:
     if ctx.search is None:
         raise NotFound("no search here (a node cache keeps no index of its upstream)")
     query = query_of(request)
-    rights = may_pull(request, ctx)
-    key = ctx.access.rights_key(request) if rights is not None and ctx.access else None
-    page = await ctx.search.page(query, rights, key)
+    page = await ctx.search.page(query, *rights_of(request, ctx))
     headers = {"Content-Type": "application/json"}
     body: dict = {"results": page.results}
     if page.next_after is not None:

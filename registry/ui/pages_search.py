@@ -14,7 +14,7 @@ from aiohttp import web
 
 from registry.api.common import Context
 from registry.api.families import PatternFamily
-from registry.api.search_api import may_pull, query_of
+from registry.api.search_api import query_of, rights_of
 from registry.core.access import BROWSE
 from registry.core.errors import NotFound
 from registry.core.search import KINDS, SEVERITIES, BadSearch, cursor
@@ -137,7 +137,7 @@ async def search_page(request: web.BaseRequest, route: dict[str, str],
     except BadSearch as exc:
         return page(request, ctx, "search.html", status=400, error=exc.message, results=[],
                     facets=[], chips=chips(pairs), next=None, **values)
-    found = await ctx.search.page(query, may_pull(request, ctx))
+    found = await ctx.search.page(query, *rights_of(request, ctx))
     next_href = None
     if found.next_after is not None:
         kept = [(k, v) for k, v in pairs if k not in ("n", "last")]
