@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
                    "seeded build cache (python -m loadtest spack-latency -h)", add_help=False)
     sub.add_parser("spack-rss", help="a worker's memory over a seeded build cache "
                    "(python -m loadtest spack-rss -h)")
+    sub.add_parser("spack-compose", help="one compose request's memory and latency over "
+                   "a seeded build cache (python -m loadtest spack-compose -h)",
+                   add_help=False)
     sub.add_parser("tls-rss", help="a worker's memory serving a large blob over TLS "
                    "(python -m loadtest tls-rss -h)", add_help=False)
     sub.add_parser("hotpath", help="one manifest GET's CPU in process "
@@ -440,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import spack_rss
 
         return spack_rss.main(argv[1:])
+    if argv[:1] == ["spack-compose"]:  # its own options: see loadtest/spack_compose.py
+        from loadtest import spack_compose
+
+        return spack_compose.main(argv[1:])
     if argv[:1] == ["tls-rss"]:  # its own options: see loadtest/tls_rss.py
         from loadtest import tls_rss
 
