@@ -31,6 +31,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -303,6 +305,22 @@ async def read_while(urls: list[str], every_s: float, done: asyncio.Event) -> in
 # -- the scenario --------------------------------------------------------------------
 
 
+def stop(reg) -> None:
+    """Stop a replica and its workers: the harness kills the parent after 10 s, and a
+    worker still finishing its requests then would outlive it."""
+    pid = reg.pid
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    reg.stop()
+    for kid in kids:
+        try:
+            os.kill(int(kid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 async def run(args: argparse.Namespace, tmp: Path) -> dict:
     from loadtest.replicas import LocalSeaweed
 
@@ -331,7 +349,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         views = await poll_views(urls, pushed, args.timeout)
     finally:
         for reg in replicas:
-            reg.stop()
+            stop(reg)
         weed.stop()
         if args.out is not None:  # the access logs say what each poll waited for
             args.out.mkdir(parents=True, exist_ok=True)
