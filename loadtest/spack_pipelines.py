@@ -282,24 +282,19 @@ async def poll_views(urls: list[str], pushed: Pushed, limit_s: float = 120.0
         return list(await asyncio.gather(*tasks))
 
 
-async def read_while(urls: list[str], every_s: float, done: asyncio.Event) -> int:
-    """Until `done`: every `every_s` seconds, read every view of every replica once
-    (installs reading the index while pipelines push); how many view reads."""
-    reads = 0
+async def read_while(urls: list[str], every_s: float, reads: list[int]) -> None:
+    """Until cancelled: every `every_s` seconds, read every view of every replica once
+    (installs reading the index while pipelines push), counting in reads[0]."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
         views = [read for url in urls for read in Views(s, url).all().values()]
-        while not done.is_set():
+        while True:
             for read in views:
                 try:
                     await read()
                 except (TimeoutError, aiohttp.ClientError, ValueError, KeyError):
                     pass
-                reads += 1
-            try:
-                await asyncio.wait_for(done.wait(), every_s)
-            except TimeoutError:
-                pass
-    return reads
+                reads[0] += 1
+            await asyncio.sleep(every_s)
 
 
 # -- the scenario --------------------------------------------------------------------
@@ -336,14 +331,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict:
         urls = [reg.url for reg in replicas]
         print(f"SeaweedFS and {len(urls)} replicas up; {args.pipelines} pipelines x "
               f"{args.specs} specs", flush=True)
-        done = asyncio.Event()
-        reader = asyncio.create_task(read_while(urls, args.read_every, done)) \
+        counted = [0]
+        reader = asyncio.create_task(read_while(urls, args.read_every, counted)) \
             if args.read_every > 0 else None
         try:
             pushed = await run_pipelines(urls, args.pipelines, args.specs, progress=True)
         finally:
-            done.set()
-        reads = await reader if reader is not None else 0
+            if reader is not None:  # at once: polling must not wait for its round
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+        reads = counted[0]
         print(f"pushed {len(pushed.hashes)} specs in {pushed.seconds:.0f} s "
               f"({len(pushed.failed)} failed); polling every view", flush=True)
         views = await poll_views(urls, pushed, args.timeout)
