@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
                    "(python -m loadtest tls-rss -h)", add_help=False)
     sub.add_parser("hotpath", help="one manifest GET's CPU in process "
                                    "(python -m loadtest hotpath -h)", add_help=False)
+    sub.add_parser("search-fresh", help="how soon a push is searchable on a real server "
+                                        "(python -m loadtest search-fresh -h)", add_help=False)
     sub.add_parser("search", help="search latency over a 100,000-document index "
                                   "(python -m loadtest search -h)", add_help=False)
     sub.add_parser("fanout", help="many clients through node caches "
@@ -459,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtest import search_bench
 
         return search_bench.main(argv[1:])
+    if argv[:1] == ["search-fresh"]:  # its own options: see loadtest/search_fresh.py
+        from loadtest import search_fresh
+
+        return search_fresh.main(argv[1:])
     if argv[:1] == ["scan"]:  # its own options: see loadtest/scan_bench.py
         from loadtest import scan_bench
 

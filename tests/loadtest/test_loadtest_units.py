@@ -302,3 +302,16 @@ def test_search_bench_seeds_and_measures_every_shape(capsys, tmp_path) -> None:
     assert search_bench.main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["documents"] == 80 and again["seed_s"] == {} and again["specs"] is None
+
+
+def test_search_fresh_measures_push_to_searchable(capsys, tmp_path) -> None:
+    """`python -m loadtest search-fresh` at a toy size: a real server, each push found
+    by its fresh word (the scenario raises when a push never becomes searchable)."""
+    import json
+
+    from loadtest import search_fresh
+
+    assert search_fresh.main(["--pushes", "2", "--data", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["push_to_searchable_s"]["n"] == 2
+    assert 0 <= out["push_to_searchable_s"]["median"] <= out["push_to_searchable_s"]["max"]
