@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -133,3 +134,10 @@ def peak_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return max(peaks) if peaks else float("nan")
+
+
+def stop(proc: subprocess.Popen, log: IO[bytes]) -> None:
+    """Stop a server a harness started (SIGTERM, then wait for it) and close its log."""
+    proc.terminate()
+    proc.wait(120)
+    log.close()

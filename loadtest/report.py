@@ -198,3 +198,12 @@ def write_chart(path: Path, rows: list[dict], title: str) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def write_results(out_dir: Path, res: dict, text: str) -> None:
+    """A harness's results.json and summary.txt in `out_dir`; the summary printed too."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(res, indent=1))
+    (out_dir / "summary.txt").write_text(text + "\n")
+    print(text)
+    print(f"results: {out_dir}")

@@ -44,21 +44,12 @@ import zstandard
 from loadtest import scanimage, sysinfo, targets
 from loadtest.client import RegistryClient, push_file_monolithic
 from loadtest.data import BlobFile, sha256_digest
+from loadtest.spack_rss import rss_kb
 
 REPO = "loadtest/scan"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "registry-loadtest"
 RESULTS = Path(__file__).resolve().parent / "results"
 CLK = 100  # clock ticks per second of /proc/PID/stat (os.sysconf("SC_CLK_TCK"))
-
-
-def status_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of `pid`, KiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -89,7 +80,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.done.is_set():
             try:
-                self.peak_kb = max(self.peak_kb, status_kb(self.pid)["VmRSS"])
+                self.peak_kb = max(self.peak_kb, rss_kb(self.pid)["VmRSS"])
                 self.samples += 1
             except (OSError, KeyError):
                 return
@@ -122,7 +113,7 @@ async def scan_once(image: scanimage.Image, tmp_root: Path | None, poll: float =
         _, manifest = await _push(server, image)
         pushed_s = time.perf_counter() - start
         digest = sha256_digest(manifest)
-        before = status_kb(server.pid)
+        before = rss_kb(server.pid)
         reset = reset_peak(server.pid)
         cpu0 = cpu_seconds(server.pid)
         sampler.start()
@@ -145,7 +136,7 @@ async def scan_once(image: scanimage.Image, tmp_root: Path | None, poll: float =
             wall = time.perf_counter() - start
         peak = sampler.stop()
         cpu = cpu_seconds(server.pid) - cpu0
-        after = status_kb(server.pid)
+        after = rss_kb(server.pid)
     finally:
         if sampler.is_alive():
             sampler.stop()

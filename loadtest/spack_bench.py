@@ -54,6 +54,7 @@ from pathlib import Path
 import aiohttp
 
 from loadtest import procs, sysinfo, wrk
+from loadtest.report import write_results
 from loadtest.spackdir import v2_names, write_v3
 from loadtest.spackgen import FakeSpec, make_spec
 from loadtest.targets import free_port
@@ -83,12 +84,14 @@ http:
 # -- spack's side -----------------------------------------------------------------
 
 
-async def push_blob(s: aiohttp.ClientSession, url: str, data: bytes) -> str:
+async def push_blob(s: aiohttp.ClientSession, url: str, data: bytes,
+                    repo: str = CACHE) -> str:
+    """Upload `data` into `repo` (POST then PUT) unless it is there already; its digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    async with s.head(f"{url}/v2/{CACHE}/blobs/{digest}") as r:
+    async with s.head(f"{url}/v2/{repo}/blobs/{digest}") as r:
         if r.status == 200:
             return digest
-    async with s.post(f"{url}/v2/{CACHE}/blobs/uploads/") as r:
+    async with s.post(f"{url}/v2/{repo}/blobs/uploads/") as r:
         assert r.status == 202, await r.text()
         loc = r.headers["Location"]
     loc = loc if loc.startswith("http") else url + loc
@@ -462,10 +465,5 @@ def main(argv: list[str] | None = None) -> int:
             if args.gnupg is not None:
                 subprocess.run(["gpgconf", "--homedir", str(args.gnupg), "--kill", "all"],
                                capture_output=True, timeout=30)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(res, indent=1))
-    text = table(res)
-    (out_dir / "summary.txt").write_text(text + "\n")
-    print(text)
-    print(f"results: {out_dir}")
+    write_results(out_dir, res, table(res))
     return 0

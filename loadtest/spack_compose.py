@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from loadtest import procs
 from loadtest.spack_rss import rss_kb
 from loadtest.spack_seed import seed_records
 from loadtest.spackgen import FakeSpec
@@ -35,11 +36,13 @@ from loadtest.spackgen import FakeSpec
 CACHE = "bench/cache"
 
 
-def _post(url: str, data: bytes, content_type: str) -> tuple[int, bytes]:
+def post(url: str, data: bytes, content_type: str,
+         timeout: float = 3600) -> tuple[int, bytes]:
+    """POST `data`; the status and body, also of an HTTP error."""
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(req, timeout=3600) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -85,7 +88,7 @@ def measure(data: Path, tarballs: Path, code: str | None, rounds: int) -> dict:
         out["load_s"] = round(time.perf_counter() - start, 1)
         out["after_load"] = rss_kb(proc.pid)
         for f in tarballs.glob("sha256:*"):
-            status, body = _post(f"{base}/v2/{CACHE}/blobs/uploads/?digest={f.name}",
+            status, body = post(f"{base}/v2/{CACHE}/blobs/uploads/?digest={f.name}",
                                  f.read_bytes(), "application/octet-stream")
             assert status == 201, body
         version = json.loads((tarballs / "pkg0.json").read_text())["version"]
@@ -94,7 +97,7 @@ def measure(data: Path, tarballs: Path, code: str | None, rounds: int) -> dict:
             before = rss_kb(proc.pid)["VmRSS"]
             Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
             start = time.perf_counter()
-            status, body = _post(f"{base}/api/v1/spack/{CACHE}/images", request,
+            status, body = post(f"{base}/api/v1/spack/{CACHE}/images", request,
                                  "application/json")
             took = time.perf_counter() - start
             assert status == 201, body
@@ -103,9 +106,7 @@ def measure(data: Path, tarballs: Path, code: str | None, rounds: int) -> dict:
                                     "peak_kb": after["VmHWM"], "rss_after_kb": after["VmRSS"],
                                     "digest": json.loads(body)["digest"]})
     finally:
-        proc.terminate()
-        proc.wait(120)
-        log.close()
+        procs.stop(proc, log)
     return out
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 import aiohttp
 
 from loadtest import sysinfo
+from loadtest.report import write_results
 from loadtest.spackdir import v2_names
 from loadtest.spackgen import FakeSpec, make_spec
 
@@ -408,10 +409,5 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out = args.out or RESULTS / f"spack-pipelines-{dt.datetime.now():%Y%m%d-%H%M%S}"
     with tempfile.TemporaryDirectory(prefix="bench-pipelines-") as tmp:
         res = asyncio.run(run(args, Path(tmp)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(res, indent=1))
-    text = table(res)
-    (out_dir / "summary.txt").write_text(text + "\n")
-    print(text)
-    print(f"results: {out_dir}")
+    write_results(out_dir, res, table(res))
     return 0 if res["lost"] == 0 and res["complete_after_s.max"] is not None else 1

@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest import spack_seed
+from loadtest import procs, spack_seed
 
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
@@ -87,9 +87,7 @@ def measure(data: Path, cache: str, env: dict[str, str] | None = None) -> dict:
             before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         out["after_spack_list"] = rss_kb(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(120)
-        log.close()
+        procs.stop(proc, log)
     return out
 
 

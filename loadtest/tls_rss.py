@@ -28,6 +28,8 @@ from pathlib import Path
 
 import aiohttp
 
+from loadtest.spack_bench import push_blob
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness import launch
 from tlsutil import make_cert
@@ -65,19 +67,6 @@ class Peak:
         self._thread.join()
 
 
-async def push_blob(s: aiohttp.ClientSession, url: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    async with s.post(f"{url}/v2/{REPO}/blobs/uploads/") as r:
-        assert r.status == 202, await r.text()
-        loc = r.headers["Location"]
-    loc = loc if loc.startswith("http") else url + loc
-    sep = "&" if "?" in loc else "?"
-    async with s.put(f"{loc}{sep}digest={digest}", data=data,
-                     headers={"Content-Type": "application/octet-stream"}) as r:
-        assert r.status == 201, await r.text()
-    return digest
-
-
 async def read_all(ctx: ssl.SSLContext, url: str, clients: int, size: int,
                    digest: str = "") -> None:
     """`clients` TLS connections at once, each reading the whole body of `url`
@@ -113,7 +102,7 @@ async def measure(url: str, pid: int, ctx: ssl.SSLContext, clients: int, mib: in
     """Push a blob, warm up, then the RSS before, at peak and after the rounds."""
     data = os.urandom(1 << 20) * mib
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-        digest = await push_blob(s, url, data)
+        digest = await push_blob(s, url, data, REPO)
     size = len(data)
     del data
     blob = f"{url}/v2/{REPO}/blobs/{digest}"

@@ -13,13 +13,13 @@ per request peaked 28 MB above its resident set here (5,000 specs; 76 MB at
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from harness import launch
 
+from loadtest import spack_compose
 from loadtest.spack_rss import rss_kb
 from loadtest.spack_seed import seed_records
 from loadtest.spackgen import FakeSpec
@@ -32,14 +32,7 @@ CACHE = "bench/cache"
 BOUND_KB = 12 * 1024
 
 
-def post(url: str, data: bytes, content_type: str) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+post = functools.partial(spack_compose.post, timeout=120)
 
 
 def reset_peak(pid: int) -> bool:

@@ -19,7 +19,8 @@ import requests
 from harness import launch
 from tlsutil import make_cert
 
-from loadtest.tls_rss import REPO, measure, push_blob
+from loadtest.spack_bench import push_blob
+from loadtest.tls_rss import REPO, measure
 
 CLIENTS = 8
 MIB = 64
@@ -52,7 +53,7 @@ def test_small_blobs_over_tls_whole_ranged_and_head(tls_registry, size):
 
     async def push() -> str:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-            return await push_blob(s, reg.url, data)
+            return await push_blob(s, reg.url, data, REPO)
 
     digest = asyncio.run(push())
     assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
