@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from pushing import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, manifest_doc
 
-from registry.arch.indexed import describer
 from registry.core.manifest_format import parse_manifest
 from registry.index.db import Index
 from registry.index.records import ManifestDeleted, ManifestPut, TagSet
@@ -43,14 +41,6 @@ def index_of(*children: tuple[bytes, dict, dict | None]) -> bytes:
         descriptor(OCI_MANIFEST, body, platform=platform,
                    **({"annotations": notes} if notes else {}))
         for body, platform, notes in children]}).encode()
-
-
-@pytest.fixture
-async def index(tmp_path):
-    idx = Index(tmp_path / "index.sqlite", describer)
-    await idx.open()
-    yield idx
-    await idx.close()
 
 
 async def test_an_image_and_an_index_are_described(index):

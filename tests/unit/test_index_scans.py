@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from test_index_builds import image, index_of, put
 from test_index_catchup_builds import store
 
@@ -43,14 +42,6 @@ def result(digest: str, *levels: str, matched: bool = True) -> dict:
 def seen(digest: str, *levels: str, at: float = 1.0, matched: bool = True) -> ScanSeen:
     return ScanSeen(summary.row_of(Digest.parse(digest), result(digest, *levels,
                                                                 matched=matched), at))
-
-
-@pytest.fixture
-async def index(tmp_path):
-    idx = Index(tmp_path / "index.sqlite", describer)
-    await idx.open()
-    yield idx
-    await idx.close()
 
 
 async def severities(index: Index, **filters) -> dict[str, str | None]:

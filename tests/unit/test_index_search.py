@@ -44,14 +44,6 @@ def spec(name: str, version: str, target: str = "x86_64_v3", cache: str = "spack
                    "oci", 1.0)
 
 
-@pytest.fixture
-async def index(tmp_path):
-    idx = Index(tmp_path / "index.sqlite", describer)
-    await idx.open()
-    yield idx
-    await idx.close()
-
-
 async def found(index: Index, *words: str, **filters) -> list[tuple[str, str, str]]:
     hits, _ = await index.search(SearchQuery(terms=words, **filters))
     return [(h.kind, h.repo, h.key) for h in hits]

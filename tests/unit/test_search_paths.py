@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from test_index_builds import image, put
-from test_index_search import index, spec  # noqa: F401 - the fixture
+from test_index_search import spec
 
 from registry.core.search import Search
 from registry.index import db, search
@@ -17,7 +17,7 @@ from registry.index.search import SearchQuery
 NOTES = "org.opencontainers.image.title"
 
 
-async def store(index):  # noqa: F811 - the fixture
+async def store(index):
     """Images and specs with `hdf5` in different columns and amounts: ranks spread,
     with ties (same-shaped specs), in repositories of three namespaces."""
     events = []
@@ -33,7 +33,7 @@ async def store(index):  # noqa: F811 - the fixture
                        for i in range(12)])
 
 
-async def pages(index, limit: int = 3, **fields) -> list[tuple[float, str, str, str]]:  # noqa: F811
+async def pages(index, limit: int = 3, **fields) -> list[tuple[float, str, str, str]]:
     """Every page of a search, by its cursor, together."""
     out: list[tuple[float, str, str, str]] = []
     after = None
@@ -56,7 +56,7 @@ QUERIES = [
 
 
 @pytest.mark.parametrize("fields", QUERIES)
-async def test_ranking_the_best_matches_first_gives_the_same_pages(index, monkeypatch,  # noqa: F811
+async def test_ranking_the_best_matches_first_gives_the_same_pages(index, monkeypatch,
                                                                    fields):
     await store(index)
     monkeypatch.setattr(search, "TOP_K", 10**6)  # never: every match joined
@@ -77,7 +77,7 @@ async def test_ranking_the_best_matches_first_gives_the_same_pages(index, monkey
     assert used  # the best matches were tried first
 
 
-async def test_the_best_matches_settle_a_page_when_enough_pass(index, monkeypatch):  # noqa: F811
+async def test_the_best_matches_settle_a_page_when_enough_pass(index, monkeypatch):
     await store(index)
     monkeypatch.setattr(search, "TOP_K", 2)
     settled = []
@@ -88,7 +88,7 @@ async def test_the_best_matches_settle_a_page_when_enough_pass(index, monkeypatc
     assert len(hits) == 3 and settled == [True]
 
 
-async def test_words_most_documents_hold_are_tested_per_document(index, monkeypatch):  # noqa: F811
+async def test_words_most_documents_hold_are_tested_per_document(index, monkeypatch):
     """Unranked words (more than RANK_MAX matches) found in half the documents or more:
     each document is tested in key order; the pages are those of the match list."""
     await store(index)
@@ -104,7 +104,7 @@ async def test_words_most_documents_hold_are_tested_per_document(index, monkeypa
     assert not await index._run(search._dense, index._conn, '"arm64"')  # 3 of 24
 
 
-async def test_visible_names_kept_as_a_table_answer_as_the_list(index, monkeypatch):  # noqa: F811
+async def test_visible_names_kept_as_a_table_answer_as_the_list(index, monkeypatch):
     await store(index)
     monkeypatch.setattr(db, "VISIBLE_TABLES", 2)
     some = (("pub/img00", "team/img01"), ("team/c",))
@@ -120,7 +120,7 @@ async def test_visible_names_kept_as_a_table_answer_as_the_list(index, monkeypat
     assert len(index._visible) == 2  # the least recently used went
 
 
-async def test_rights_are_asked_once_per_key_and_name(index):  # noqa: F811
+async def test_rights_are_asked_once_per_key_and_name(index):
     """A caller's answers are kept under its rights key: a second search asks nothing,
     a repository that appears is asked about alone, and another key (new rules: a
     SIGHUP) asks again."""
