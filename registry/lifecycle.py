@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+# Seconds a cancelled background task gets before it is cancelled again.
+RECANCEL_S = 1.0
 
 
 @contextlib.asynccontextmanager
@@ -20,7 +22,12 @@ async def background(coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
+        # Again until it ends: a task can lose a cancel (asyncio.wait_for on Python
+        # 3.11 drops one landing as its inner await completes) and run on, and then
+        # this block, the server's shutdown with it, would never end.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait((task,), timeout=RECANCEL_S)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -162,7 +162,11 @@ class ScanFeed(HooksDecorator):
             if not self._missed:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops
+                    # a cancel that lands as the wake-up comes, and this loop would
+                    # then outlive the server's shutdown.
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
                 except TimeoutError:
                     self._missed = True
 

@@ -178,7 +178,9 @@ class S3Driver:
             while body is not None and (end is None or pos < end):
                 n = chunk_size if end is None else min(chunk_size, end - pos)
                 try:
-                    chunk = await asyncio.wait_for(body.read(n), self.client.transfer_timeout)
+                    # asyncio.timeout, not wait_for: see S3Client._attempts.
+                    async with asyncio.timeout(self.client.transfer_timeout):
+                        chunk = await body.read(n)
                 except TRANSIENT as exc:
                     body.close()
                     body = None

@@ -194,7 +194,11 @@ class S3Client:
         delay = self.backoff
         for attempt in range(self.attempts):
             try:
-                return await asyncio.wait_for(make(), deadline)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+                # cancel that lands as the call completes, and a background loop
+                # making calls would then never stop (the server's shutdown hangs).
+                async with asyncio.timeout(deadline):
+                    return await make()
             except ClientError as exc:
                 code, status = error_code(exc)
                 if code in NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
