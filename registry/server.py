@@ -9,6 +9,7 @@ workers need no coordination (the SQLite index copes with several writers).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -193,6 +194,25 @@ def serve(config: Config, reload: Callable[[], Config] | None = None) -> int:
             os.close(fd)
 
 
+# prctl(2): the signal the kernel sends this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """In a forked worker: SIGTERM (a drain, then exit) when the parent dies, even by
+    SIGKILL, which it cannot pass on. Otherwise the orphan would serve on, holding
+    the port and the store's state, with nobody left to stop it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("worker %d: prctl(PR_SET_PDEATHSIG): %s", os.getpid(),
+                        os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError):  # not Linux: no parent-death signal
+        log.warning("worker %d will not notice its parent's death", os.getpid())
+    if os.getppid() != parent:  # it died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _serve_workers(config: Config, reload: Callable[[], Config] | None) -> int:
     workers = config.server.workers
     if workers <= 1:
@@ -204,11 +224,13 @@ def _serve_workers(config: Config, reload: Callable[[], Config] | None) -> int:
     generations = Generations(shared=True)  # before the fork, so every worker maps it
     multiprocess_dir(config.index.path + ".metrics")  # /metrics adds up every worker
     children: list[int] = []
+    parent = os.getpid()
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # child: never return into the parent's code
             code = 0
             try:
+                _die_with(parent)
                 run_worker(config, reuse_port=True, generations=generations, reload=reload)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
