@@ -7,11 +7,11 @@ host does not fit, and says why."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
 from pushing import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, manifest_doc, store_blob
+from test_index_builds import rewound
 
 from registry.arch import platforms
 from registry.arch.compat import ARTIFACT_NFD, ARTIFACT_OCI, SPEC_NFD, SPEC_OCI
@@ -157,21 +157,14 @@ async def test_a_version_4_index_gets_its_artifacts_from_the_catch_up(tmp_path: 
     artifact = await attach(reg, "hpc/old", subject, ARTIFACT_NFD, NFD_KERNEL)
     await hooks.close()
     await index.close()
-    conn = sqlite3.connect(path)  # what schema version 4 left
-    conn.execute("DROP TABLE artifacts")
-    conn.execute("DROP TABLE signatures")  # version 6's, which version 4 did not have
-    for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs",  # and version 7's
-                "ALTER TABLE manifests DROP COLUMN labels",
-                "DROP TABLE scans", "DROP INDEX idx_manifests_digest",  # and version 8's
-                "DROP INDEX idx_platforms_digest",
-                "DROP INDEX idx_tags_updated"):  # and version 9's
-        conn.execute(sql)
-    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
-    conn.execute("UPDATE meta SET value = '0' WHERE key = 'catchup'")
-    conn.commit()
-    conn.close()
-    index = Index(str(path), describer)
-    await index.open()
+    index = await rewound(  # what schema version 4 left
+        path, 4, "DROP TABLE artifacts",
+        "DROP TABLE signatures",  # version 6's, which version 4 did not have
+        "DROP TABLE search_fts", "DROP TABLE search_docs",  # and version 7's
+        "ALTER TABLE manifests DROP COLUMN labels",
+        "DROP TABLE scans", "DROP INDEX idx_manifests_digest",  # and version 8's
+        "DROP INDEX idx_platforms_digest",
+        "DROP INDEX idx_tags_updated")  # and version 9's
     try:
         assert index.opened is schema.Opened.MIGRATED and index.dirty
         # Version 5 asks for the artifact to be described again (version 7 for every

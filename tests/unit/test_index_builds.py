@@ -4,9 +4,12 @@ the index is handed (registry.arch.indexed), from real manifests as core parses 
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 
 from pushing import OCI_INDEX, OCI_MANIFEST, descriptor, digest_of, manifest_doc
 
+from registry.arch.indexed import describer
 from registry.core.manifest_format import parse_manifest
 from registry.index.db import Index
 from registry.index.records import ManifestDeleted, ManifestPut, TagSet
@@ -33,6 +36,21 @@ def put(repo: str, body: bytes, config: bytes | None, media_type: str = OCI_MANI
         tag: str | None = None) -> ManifestPut:
     return ManifestPut(repo, digest_of(body), parse_manifest(body, media_type), len(body),
                        tag, config, 1.0)
+
+
+async def rewound(path: Path, version: int, *sql: str) -> Index:
+    """The index file at `path` taken back to schema `version` by `sql` (dropping what
+    that version did not have), marked as never caught up, then opened (so migrated)
+    with the arch describer."""
+    conn = sqlite3.connect(path)
+    for statement in (*sql, f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'",
+                      "UPDATE meta SET value = '0' WHERE key = 'catchup'"):
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    index = Index(path, describer)
+    await index.open()
+    return index
 
 
 def index_of(*children: tuple[bytes, dict, dict | None]) -> bytes:

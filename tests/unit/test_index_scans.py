@@ -7,9 +7,8 @@ schema 7 restoring them from the results stored in `_scan/`."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from test_index_builds import image, index_of, put
+from test_index_builds import image, index_of, put, rewound
 from test_index_catchup_builds import store
 
 from registry.arch.indexed import describer
@@ -143,18 +142,10 @@ async def test_catch_up_reindex_and_a_schema_7_file_restore_them_from_the_store(
     finally:
         await index.close()
 
-    conn = sqlite3.connect(path)  # what schema version 7 left
-    for sql in ("DROP TABLE scans", "DROP INDEX idx_search_docs_key",
-                "DROP INDEX idx_manifests_digest", "DROP INDEX idx_platforms_digest",
-                "DROP INDEX idx_tags_updated",  # version 9's
-                "ALTER TABLE search_docs DROP COLUMN severity",
-                "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
-                "UPDATE meta SET value = '0' WHERE key = 'catchup'"):
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
-    index = Index(path, describer)
-    await index.open()
+    index = await rewound(path, 7, "DROP TABLE scans", "DROP INDEX idx_search_docs_key",
+                          "DROP INDEX idx_manifests_digest", "DROP INDEX idx_platforms_digest",
+                          "DROP INDEX idx_tags_updated",  # version 9's
+                          "ALTER TABLE search_docs DROP COLUMN severity")
     try:
         assert index.opened is schema.Opened.MIGRATED and index.dirty
         assert await severities(index) == {"hpc/app:v3": None}

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 from pushing import OCI_MANIFEST, descriptor, digest_of, manifest_doc
-from test_index_builds import image, index_of, put
+from test_index_builds import image, index_of, put, rewound
 from test_index_catchup_builds import store
 
 from registry.arch.indexed import describer
@@ -222,18 +222,11 @@ async def test_a_version_6_index_gets_its_documents_from_the_catch_up(tmp_path):
     await old.open()
     await catch_up(reg, old)
     await old.close()
-    conn = sqlite3.connect(path)  # what version 6 left
-    for sql in ("DROP TABLE search_fts", "DROP TABLE search_docs", "DROP TABLE scans",
-                "DROP INDEX idx_manifests_digest", "DROP INDEX idx_platforms_digest",
-                "DROP INDEX idx_tags_updated",  # version 9's
-                "ALTER TABLE manifests DROP COLUMN labels",
-                "UPDATE meta SET value = '6' WHERE key = 'schema_version'",
-                "UPDATE meta SET value = '0' WHERE key = 'catchup'"):
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
-    index = Index(path, describer)
-    await index.open()
+    index = await rewound(path, 6, "DROP TABLE search_fts", "DROP TABLE search_docs",
+                          "DROP TABLE scans", "DROP INDEX idx_manifests_digest",
+                          "DROP INDEX idx_platforms_digest",
+                          "DROP INDEX idx_tags_updated",  # version 9's
+                          "ALTER TABLE manifests DROP COLUMN labels")
     try:
         assert index.opened is schema.Opened.MIGRATED and index.dirty
         assert await found(index, "zen3") == []
