@@ -317,6 +317,13 @@ def _check_installed(spack: Spack) -> None:
         assert str(spack.root / "store") in str(installed)
 
 
+def _install_from_cache(spack: Spack) -> None:
+    """`spack install --cache-only trivial-root` takes both from the binary cache."""
+    out = spack("install", "--cache-only", "trivial-root")
+    assert "from binary cache" in out, out
+    _check_installed(spack)
+
+
 def test_buildcache_install(pushed: Setup):
     """A fresh client installs the root and its dependency from the cache, no solver."""
     spack = pushed.client("consumer-buildcache-install")
@@ -648,9 +655,7 @@ def test_push_and_install_with_robot_tokens(pushed: Setup):
         node.env.update(REG_USER="node", REG_PASS=add_robot(
             registry, "node", "repository:spack/*:pull"))
         node("mirror", "add", "--unsigned", *creds, "secure", mirror)
-        out = node("install", "--cache-only", "trivial-root")
-        assert "from binary cache" in out, out
-        _check_installed(node)
+        _install_from_cache(node)
         with pytest.raises(SpackError):
             node("buildcache", "push", "--unsigned", "--force", "secure", "trivial-root")
         anonymous = pushed.client("consumer-without-credentials")
@@ -813,9 +818,7 @@ def test_policy_refuses_then_allows_install(pushed: Setup):
             signed = http.post(f"{registry.url}/api/v1/sign/{repo}@"
                                f"{head.headers['Docker-Content-Digest']}?key=site", **tls)
             assert signed.status_code == 201, signed.text
-        out = node("install", "--cache-only", "trivial-root")
-        assert "from binary cache" in out, out
-        _check_installed(node)
+        _install_from_cache(node)
     finally:
         producer("mirror", "remove", "policed")
         registry.stop()
@@ -936,9 +939,7 @@ def test_scan_policy_blocks_then_allows_install(pushed: Setup):
         registry.process.send_signal(signal.SIGHUP)
         got = wait_for(lambda: manifest("trivial-root"), lambda r: r.status_code == 200)
         assert got.status_code == 200, got.text
-        out = node("install", "--cache-only", "trivial-root")
-        assert "from binary cache" in out, out
-        _check_installed(node)
+        _install_from_cache(node)
     finally:
         producer("mirror", "remove", "blocked")
         registry.stop()
