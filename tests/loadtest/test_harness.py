@@ -217,7 +217,10 @@ def test_big_repo_scenarios(tmp_path: Path) -> None:
     assert page["page"] == 20 and page["last"] == "t000050"
     assert ours["scenarios"]["big-repo-delete"]["details"]["tags_removed"] > 0
     sync = ours["scenarios"]["big-repo-sync"]
-    assert {m["key"] for m in sync["metrics"]} == {"per_s", "ttv_s", "pass_s", "catch_up_pass_s"}
+    # An idle pass (nothing new) is timed when one ran between rounds; a loaded machine
+    # may see every pass of B's catch up with new tags.
+    idle = ({"pass_s"} if sync["details"]["idle_pass_s"] else set())
+    assert {m["key"] for m in sync["metrics"]} == {"per_s", "ttv_s", "catch_up_pass_s"} | idle
     rounds = sync["details"]["rounds"]
     assert len(rounds) == 2 and all(r["time_to_visible_s"] > 0 for r in rounds)
     # Tags set by a pass: "tags" in core/indexing.IndexStats ("retagged" before it).
