@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,23 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from harness import free_port, wait_ready
 
+from loadtest.data import descriptor
+from loadtest.spack_bench import OCI_CONFIG, OCI_MANIFEST, push_blob
 from loadtest.spack_latency import summary
 
 POLL_S = 0.005
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def _desc(media_type: str, data: bytes) -> dict:
-    return {"mediaType": media_type, "size": len(data),
-            "digest": "sha256:" + hashlib.sha256(data).hexdigest()}
-
-
-async def _blob(session: aiohttp.ClientSession, url: str, repo: str, data: bytes) -> None:
-    digest = _desc("", data)["digest"]
-    async with session.post(f"{url}/v2/{repo}/blobs/uploads/?digest={digest}",
-                            data=data) as r:
-        if r.status != 201:
-            raise RuntimeError(f"blob push: {r.status} {await r.text()}")
 
 
 async def _one(session: aiohttp.ClientSession, url: str, i: int) -> float:
@@ -54,11 +41,11 @@ async def _one(session: aiohttp.ClientSession, url: str, i: int) -> float:
                          "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     layer = f"layer {word}".encode()
     for data in (config, layer):
-        await _blob(session, url, repo, data)
+        await push_blob(session, url, data, repo)
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": _desc("application/vnd.oci.image.config.v1+json", config),
-        "layers": [_desc("application/vnd.oci.image.layer.v1.tar", layer)],
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
         "annotations": {"org.opencontainers.image.title": word}}).encode()
     async with session.put(f"{url}/v2/{repo}/manifests/{word}", data=manifest,
                            headers={"Content-Type": OCI_MANIFEST}) as r:
