@@ -38,16 +38,11 @@ def user_of(request: web.BaseRequest) -> str | None:
     return name
 
 
-def secure(request: web.BaseRequest) -> bool:
-    """Whether the browser reached us over TLS (cookies then get Secure)."""
-    return request.secure
-
-
 def set_cookie(response: web.StreamResponse, request: web.BaseRequest, name: str,
                value: str, max_age: int | None = None) -> None:
     """A dashboard cookie: HttpOnly, SameSite=Strict, Path=/ui/, Secure under TLS."""
     response.set_cookie(name, value, max_age=max_age, path="/ui/", httponly=True,
-                        samesite="Strict", secure=secure(request))
+                        samesite="Strict", secure=request.secure)
 
 
 def clear_cookie(response: web.StreamResponse, request: web.BaseRequest, name: str) -> None:
@@ -84,7 +79,7 @@ def page(request: web.BaseRequest, ctx: Context, template: str, status: int = 20
 
 def redirect(request: web.BaseRequest, location: str) -> web.Response:
     """303 See Other to a path of the dashboard (after a form)."""
-    if not location.startswith("/ui/") or location.startswith("//"):
+    if not location.startswith("/ui/"):  # never another site, nor "//host"
         location = "/ui/"
     response = web.Response(status=303, headers={"Location": location})
     finish(request, response)
